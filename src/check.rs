@@ -1,0 +1,249 @@
+//! Compare a document with a template's spec: which required sections are found,
+//! missing, empty, duplicated or out of order, plus the structural checks the spec
+//! declares (see `structure`). The result is a report with one finding per problem,
+//! each naming its section and line.
+
+use serde::Serialize;
+
+use crate::markdown::{self, Matcher, Outline};
+use crate::spec::{Severity, Spec};
+use crate::structure;
+use crate::template::Template;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SectionState {
+    Found,
+    Missing,
+    /// A heading with nothing under it: counts as missing.
+    Empty,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SectionReport {
+    pub id: String,
+    pub number: usize,
+    pub title: String,
+    pub state: SectionState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// How many headings name this section (more than one is a duplicate).
+    pub occurrences: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// missing, empty, duplicate, out_of_order, or a structural check's kind.
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub message: String,
+    /// For stage coverage: the stage that is not covered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub sections: Vec<SectionReport>,
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    /// Indices of required sections that are missing or empty.
+    pub fn missing(&self) -> Vec<usize> {
+        (0..self.sections.len())
+            .filter(|&i| self.sections[i].state != SectionState::Found)
+            .collect()
+    }
+
+    pub fn missing_ids(&self) -> Vec<String> {
+        self.missing()
+            .into_iter()
+            .map(|i| self.sections[i].id.clone())
+            .collect()
+    }
+
+    /// Every required section is present with content.
+    pub fn complete(&self) -> bool {
+        self.sections.iter().all(|s| s.state == SectionState::Found)
+    }
+
+    pub fn found_count(&self) -> usize {
+        self.sections.iter().filter(|s| s.state == SectionState::Found).count()
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+
+    /// Structural problems (not missing/empty) of present sections, grouped by section index.
+    pub fn problems_by_section(&self, spec: &Spec) -> Vec<(usize, Vec<String>)> {
+        let mut out: Vec<(usize, Vec<String>)> = Vec::new();
+        for f in &self.findings {
+            if matches!(f.code.as_str(), "missing" | "empty" | "duplicate" | "out_of_order")
+                || f.severity != Severity::Error
+            {
+                continue;
+            }
+            let Some(idx) = f.section.as_deref().and_then(|id| spec.index_of(id)) else {
+                continue;
+            };
+            if self.sections[idx].state != SectionState::Found {
+                continue;
+            }
+            match out.iter_mut().find(|(i, _)| *i == idx) {
+                Some((_, v)) => v.push(f.message.clone()),
+                None => out.push((idx, vec![f.message.clone()])),
+            }
+        }
+        out
+    }
+}
+
+/// A spec with its heading matcher, built once and reused for every document.
+pub struct Checker {
+    pub spec: Spec,
+    pub matcher: Matcher,
+}
+
+impl Checker {
+    pub fn new(template: &Template) -> Checker {
+        Checker {
+            spec: template.spec.clone(),
+            matcher: Matcher::new(&template.spec),
+        }
+    }
+
+    pub fn outline(&self, text: &str) -> Outline {
+        markdown::outline(&markdown::parse(text), &self.matcher)
+    }
+
+    /// Check `text`. `stages`, when known, are the risky stages each plan must cover.
+    pub fn check(&self, text: &str, stages: Option<&[String]>) -> (Outline, CheckReport) {
+        let doc = markdown::parse(text);
+        let outline = markdown::outline(&doc, &self.matcher);
+        let mut sections = Vec::with_capacity(self.spec.sections.len());
+        let mut findings = Vec::new();
+        for (i, s) in self.spec.sections.iter().enumerate() {
+            let occurrences = outline.found.iter().filter(|l| l.section == i).count();
+            let primary = outline.primary(i);
+            let state = match primary {
+                None => SectionState::Missing,
+                Some(l) if l.empty => SectionState::Empty,
+                Some(_) => SectionState::Found,
+            };
+            let heading = self.spec.heading(i);
+            match state {
+                SectionState::Missing => findings.push(Finding {
+                    severity: Severity::Error,
+                    code: "missing".into(),
+                    section: Some(s.id.clone()),
+                    line: None,
+                    message: format!("section \"{heading}\" is missing"),
+                    stage: None,
+                }),
+                SectionState::Empty => findings.push(Finding {
+                    severity: Severity::Error,
+                    code: "empty".into(),
+                    section: Some(s.id.clone()),
+                    line: primary.map(|l| l.line),
+                    message: format!("section \"{heading}\" has a heading but nothing under it"),
+                    stage: None,
+                }),
+                SectionState::Found => {}
+            }
+            if occurrences > 1 {
+                let lines: Vec<String> = outline
+                    .found
+                    .iter()
+                    .filter(|l| l.section == i)
+                    .map(|l| l.line.to_string())
+                    .collect();
+                findings.push(Finding {
+                    severity: Severity::Warning,
+                    code: "duplicate".into(),
+                    section: Some(s.id.clone()),
+                    line: primary.map(|l| l.line),
+                    message: format!(
+                        "section \"{heading}\" appears {occurrences} times (lines {})",
+                        lines.join(", ")
+                    ),
+                    stage: None,
+                });
+            }
+            sections.push(SectionReport {
+                id: s.id.clone(),
+                number: i + 1,
+                title: s.title.clone(),
+                state,
+                line: primary.map(|l| l.line),
+                occurrences,
+            });
+        }
+        findings.extend(order_findings(&self.spec, &outline));
+        findings.extend(structure::run(&self.spec, &doc, &outline, stages));
+        (outline, CheckReport { sections, findings })
+    }
+}
+
+/// A section that comes after one with a higher number is out of order.
+fn order_findings(spec: &Spec, outline: &Outline) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut prev: Option<(usize, usize)> = None; // (highest section index so far, its line)
+    let primaries = outline
+        .found
+        .iter()
+        .filter(|l| outline.primary(l.section).is_some_and(|p| p.start == l.start));
+    for l in primaries {
+        match prev {
+            Some((hi, hi_line)) if l.section < hi => out.push(Finding {
+                severity: Severity::Warning,
+                code: "out_of_order".into(),
+                section: Some(spec.sections[l.section].id.clone()),
+                line: Some(l.line),
+                message: format!(
+                    "section \"{}\" comes after \"{}\" (line {hi_line}); the template puts it before",
+                    spec.heading(l.section),
+                    spec.heading(hi)
+                ),
+                stage: None,
+            }),
+            _ => prev = Some((l.section, l.line)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checker() -> Checker {
+        Checker::new(&Template::builtin())
+    }
+
+    #[test]
+    fn missing_empty_duplicate_and_order() {
+        let md = "## 1. Rollback philosophy\n\ntext\n\n## 3. Rollback by stage\n\nsteps\n\n## 2. Rollback decision matrix\n\nrows\n\n## 4. Specific rollback procedures by component\n\n## 1. Rollback philosophy\n\nagain\n";
+        let (_, r) = checker().check(md, None);
+        let state = |id: &str| r.sections.iter().find(|s| s.id == id).unwrap().state;
+        assert_eq!(state("philosophy"), SectionState::Found);
+        assert_eq!(state("by-component"), SectionState::Empty);
+        assert_eq!(state("rehearsal"), SectionState::Missing);
+        assert_eq!(r.missing().len(), 7);
+        let codes: Vec<(&str, Option<&str>)> = r
+            .findings
+            .iter()
+            .map(|f| (f.code.as_str(), f.section.as_deref()))
+            .collect();
+        assert!(codes.contains(&("duplicate", Some("philosophy"))));
+        assert!(codes.contains(&("out_of_order", Some("decision-matrix"))));
+        assert!(codes.contains(&("empty", Some("by-component"))));
+        let empty = r.findings.iter().find(|f| f.code == "empty").unwrap();
+        assert_eq!(empty.line, Some(13));
+    }
+}

@@ -1,0 +1,265 @@
+//! Commands and flags as typed. Nothing here is resolved: `config` does that.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rbplan",
+    version,
+    about = "Write migration rollback plans with an LLM, and check them.",
+    long_about = "Write migration rollback plans with any OpenAI-compatible model, check that every \
+required section is there, and re-ask the model for only what is missing.\n\n\
+Try it offline, with no key:\n  rbplan ask --example --replay fixtures/quickstart\n\n\
+Configuration comes from flags, then the environment, then a .env file in the working \
+directory (which never overrides the real environment). See .env.example.",
+    after_help = "Exit codes: 0 complete, 1 local I/O error, 2 usage or input error, 3 plan incomplete \
+(or check found problems), 4 API or network failure, 130 interrupted."
+)]
+pub struct Cli {
+    /// More diagnostics on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    /// No verbosity ever shows the API key.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Print nothing on stderr but errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write one rollback plan: render the prompt, ask the model, check, repair, write.
+    #[command(after_help = "Examples:\n  rbplan ask --example --replay fixtures/quickstart\n  \
+rbplan ask --summary 'Move orders DB from MySQL to Postgres' --stages 'backfill; cutover' --out plan.md\n  \
+rbplan ask --summary-file summary.txt --stages-file - --json < stages.txt")]
+    Ask(AskArgs),
+    /// Write plans for many services from a JSONL, CSV or YAML file (resumable).
+    Batch(Box<BatchArgs>),
+    /// Check plan files (or folders of them) against the template's required sections.
+    #[command(after_help = "Exit code 3 when a required section is missing or empty (with --strict: on any finding).")]
+    Check(CheckArgs),
+    /// Print the messages that would be sent to the model, without sending them.
+    Render(RenderArgs),
+    /// Check the configuration and that the server, key and model work.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct InputArgs {
+    /// The migration, in a sentence or a paragraph.
+    #[arg(long, value_name = "TEXT", conflicts_with = "summary_file")]
+    pub summary: Option<String>,
+    /// Read the summary from a file ("-" for stdin).
+    #[arg(long, value_name = "PATH")]
+    pub summary_file: Option<PathBuf>,
+    /// The risky stages: one per line, or separated by ";" (a risk note in parentheses is fine).
+    #[arg(long, value_name = "TEXT", conflicts_with = "stages_file")]
+    pub stages: Option<String>,
+    /// Read the stages from a file ("-" for stdin).
+    #[arg(long, value_name = "PATH")]
+    pub stages_file: Option<PathBuf>,
+    /// Use the template's built-in example migration instead of your own input.
+    #[arg(long, conflicts_with_all = ["summary", "summary_file", "stages", "stages_file"])]
+    pub example: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct TemplateArgs {
+    /// A template folder (template.toml + prompt files). Default: the built-in rollback plan.
+    #[arg(long, value_name = "PATH")]
+    pub template: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderArg {
+    /// OpenAI and compatible servers (vLLM, llama-server, Ollama, gateways).
+    Openai,
+    /// Azure OpenAI: api-key header, deployments path, api-version.
+    Azure,
+}
+
+/// Where to send requests and how. Each flag has an environment variable (in brackets).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConnArgs {
+    /// API base URL [OPENAI_BASE_URL; default https://api.openai.com/v1].
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Model name (the deployment name on Azure) [RBPLAN_MODEL; default gpt-4o-mini].
+    #[arg(long, short = 'm', value_name = "NAME")]
+    pub model: Option<String>,
+    /// Sampling temperature [RBPLAN_TEMPERATURE; default: the server's].
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f32>,
+    /// Completion token limit per request [RBPLAN_MAX_TOKENS; default 4096; 0 sends none].
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u32>,
+    /// Field that carries the limit: max_tokens, or max_completion_tokens for OpenAI
+    /// reasoning models [RBPLAN_MAX_TOKENS_FIELD].
+    #[arg(long, value_name = "FIELD")]
+    pub max_tokens_field: Option<String>,
+    /// Seconds for a whole non-streamed request, or to the first byte of a stream
+    /// [RBPLAN_TIMEOUT; default 600].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Seconds to open a connection [RBPLAN_CONNECT_TIMEOUT; default 10].
+    #[arg(long, value_name = "SECS")]
+    pub connect_timeout: Option<f64>,
+    /// Longest silence between stream chunks, in seconds [RBPLAN_IDLE_TIMEOUT; default 120].
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout: Option<f64>,
+    /// Retries of connection errors, timeouts, 408/409/429/5xx; 0 turns them off
+    /// [RBPLAN_MAX_RETRIES; default 3].
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<u32>,
+    /// API flavour [RBPLAN_PROVIDER; default openai].
+    #[arg(long, value_enum)]
+    pub provider: Option<ProviderArg>,
+    /// Azure api-version [OPENAI_API_VERSION].
+    #[arg(long, value_name = "VERSION")]
+    pub api_version: Option<String>,
+    /// Extra request header for gateways, "Name: value"; repeatable [RBPLAN_HEADERS, ";"-separated].
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Save every exchange (request body, response status, headers, body) into DIR as
+    /// fixtures. The key and Authorization header are never saved.
+    #[arg(long, value_name = "DIR", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
+    /// Answer from fixtures in DIR, with no network. With no --model, the model the
+    /// fixtures were recorded with is used.
+    #[arg(long, value_name = "DIR")]
+    pub replay: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RepairArgs {
+    /// Repair rounds when sections are missing or malformed; 0 disables repair.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub max_repairs: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(flatten)]
+    pub repair: RepairArgs,
+    /// Write the plan to FILE (atomically, with provenance front matter) instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object (plan, sections, repairs, usage, model, request ids) on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Show the plan as it arrives (default when stdout is a terminal).
+    #[arg(long, overrides_with = "no_stream")]
+    pub stream: bool,
+    /// Do not stream.
+    #[arg(long)]
+    pub no_stream: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Services to plan: .jsonl, .csv (with a header) or .yaml/.yml (a list). Each item has
+    /// name, summary, stages and optionally model.
+    pub input: PathBuf,
+    /// Folder for the plans and report.json / report.md. It is also the resume state.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Requests in flight at once.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 4)]
+    pub concurrency: usize,
+    /// Client-side limit on requests per minute.
+    #[arg(long, value_name = "N")]
+    pub rpm: Option<u32>,
+    /// Client-side limit on tokens per minute (prompt estimate + max tokens per request).
+    #[arg(long, value_name = "N")]
+    pub tpm: Option<u32>,
+    /// Redo every service, even those with a current, complete plan.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the report as JSON on stdout when done.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the Batch API request file(s) instead of calling the model.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["import", "via"])]
+    pub export: Option<PathBuf>,
+    /// Read a Batch API or vLLM run-batch output file instead of calling the model.
+    #[arg(long, value_name = "FILE", conflicts_with = "via")]
+    pub import: Option<PathBuf>,
+    /// With --import: write repair requests to this file instead of repairing live.
+    #[arg(long, value_name = "FILE", requires = "import")]
+    pub export_repairs: Option<PathBuf>,
+    /// Engine: live (default), or batch-api to submit through /v1/files and /v1/batches.
+    #[arg(long, value_enum, default_value_t = Via::Live)]
+    pub via: Via,
+    /// With --via batch-api: cancel the batch recorded in --out-dir.
+    #[arg(long)]
+    pub cancel: bool,
+    /// With --via batch-api: seconds between status polls.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub poll_interval: f64,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(flatten)]
+    pub repair: RepairArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    Live,
+    BatchApi,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Plan files, or folders (every .md file in them is checked).
+    #[arg(required = true, value_name = "PLAN")]
+    pub paths: Vec<PathBuf>,
+    /// The risky stages the plans must cover in "Rollback by stage".
+    #[arg(long, value_name = "TEXT", conflicts_with = "stages_file")]
+    pub stages: Option<String>,
+    /// Read the stages from a file.
+    #[arg(long, value_name = "PATH")]
+    pub stages_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    /// Fail (exit 3) on any finding, warnings included.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the findings per file as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Print the exact request body as JSON instead of the messages as text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Also send a one-token chat request to prove the model answers.
+    #[arg(long)]
+    pub ping: bool,
+}

@@ -1,0 +1,142 @@
+//! Everything that can go wrong talking to a model, with enough detail to act on:
+//! the HTTP status, the provider's own message and the request id.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The server answered with an error status (or an error object in a 200).
+    #[error("HTTP {status}{}: {message}{}", kind.as_ref().map(|k| format!(" ({k})")).unwrap_or_default(), rid(request_id))]
+    Status {
+        status: u16,
+        message: String,
+        /// The error `type` or `code` the provider sent, e.g. `insufficient_quota`.
+        kind: Option<String>,
+        request_id: Option<String>,
+        /// Parsed from `retry-after-ms` / `retry-after`.
+        retry_after: Option<Duration>,
+        /// `x-should-retry`, which overrides the status-based rule.
+        should_retry: Option<bool>,
+    },
+    #[error("cannot connect to {url}: {detail}")]
+    Connect { url: String, detail: String },
+    #[error("timed out {phase} after {}s", after.as_secs_f32())]
+    Timeout { phase: &'static str, after: Duration },
+    #[error("the connection failed mid-response: {0}")]
+    Transport(String),
+    /// A stream that ended without `data: [DONE]` is cut, never a finished answer.
+    #[error("the stream ended without [DONE] after {} characters{}{}", partial.chars().count(), cause.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(), rid(request_id))]
+    StreamCut {
+        partial: String,
+        cause: Option<String>,
+        request_id: Option<String>,
+    },
+    #[error("the server sent an error inside the stream: {message}{}", rid(request_id))]
+    StreamError {
+        message: String,
+        partial: String,
+        request_id: Option<String>,
+    },
+    /// A 200 whose body is not a chat completion, e.g. an HTML page from a proxy.
+    #[error("HTTP {status} but the body is not a chat completion: {snippet}{}", rid(request_id))]
+    BadBody {
+        status: u16,
+        snippet: String,
+        request_id: Option<String>,
+    },
+    #[error("the reply has no content (finish_reason: {}){}", finish_reason.as_deref().unwrap_or("none"), rid(request_id))]
+    Empty {
+        finish_reason: Option<String>,
+        request_id: Option<String>,
+    },
+    #[error("the server asked to wait {}s, more than the {}s rbplan will wait: {source}", wait.as_secs(), crate::client::retry::MAX_HINT.as_secs())]
+    HintTooLong { wait: Duration, source: Box<ApiError> },
+    #[error("{last} (gave up after {attempts} attempts)")]
+    Exhausted { attempts: u32, last: Box<ApiError> },
+    #[error("{0}")]
+    Replay(String),
+    #[error("cannot record the exchange: {0}")]
+    Record(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn rid(id: &Option<String>) -> String {
+    id.as_ref().map(|i| format!(" [request id {i}]")).unwrap_or_default()
+}
+
+impl ApiError {
+    /// The innermost error (past `Exhausted` and `HintTooLong`).
+    pub fn root(&self) -> &ApiError {
+        match self {
+            ApiError::Exhausted { last, .. } => last.root(),
+            ApiError::HintTooLong { source, .. } => source.root(),
+            e => e,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self.root() {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// 401/403: the key is wrong or missing. A batch stops at once on this.
+    pub fn is_auth(&self) -> bool {
+        matches!(self.status(), Some(401))
+    }
+
+    pub fn is_rate_limit(&self) -> bool {
+        matches!(self.root(), ApiError::Status { status: 429, .. }) && !self.is_quota()
+    }
+
+    /// A 429 that no wait will fix: the account is out of credit.
+    pub fn is_quota(&self) -> bool {
+        match self.root() {
+            ApiError::Status {
+                status: 429,
+                kind,
+                message,
+                ..
+            } => {
+                kind.as_deref().is_some_and(|k| k.contains("insufficient_quota"))
+                    || message.contains("insufficient_quota")
+            }
+            _ => false,
+        }
+    }
+
+    /// The prompt plus the requested completion do not fit the model's context.
+    pub fn is_context_overflow(&self) -> bool {
+        match self.root() {
+            ApiError::Status {
+                status: 400,
+                kind,
+                message,
+                ..
+            } => {
+                let k = kind.as_deref().unwrap_or("");
+                let m = message.to_lowercase();
+                k.contains("context_length_exceeded")
+                    || k.contains("exceed_context_size")
+                    || m.contains("context length")
+                    || m.contains("context size")
+                    || m.contains("context window")
+            }
+            _ => false,
+        }
+    }
+
+    /// Text received before a stream broke, which may hold complete sections.
+    pub fn partial_text(&self) -> Option<&str> {
+        match self.root() {
+            ApiError::StreamCut { partial, .. } | ApiError::StreamError { partial, .. }
+                if !partial.trim().is_empty() =>
+            {
+                Some(partial)
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! Record and replay. `--record DIR` saves every exchange as one JSON file per distinct
+//! request: the request body, then each response (status, useful headers, body) in the
+//! order they came, so a 503-then-200 replays as it happened. The key and the
+//! Authorization header are never saved. `--replay DIR` answers from those files with no
+//! network, matching on the request body (ignoring only `stream` and `stream_options`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{ApiError, ChatResult, OnDelta, wire};
+use crate::util::{self, snippet};
+
+pub const FORMAT: u32 = 1;
+
+/// Response headers worth keeping; everything else (cookies, tracing ids of proxies) is dropped.
+fn keep_header(name: &str) -> bool {
+    matches!(
+        name,
+        "content-type"
+            | "x-request-id"
+            | "apim-request-id"
+            | "retry-after"
+            | "retry-after-ms"
+            | "x-should-retry"
+            | "openai-model"
+            | "openai-processing-ms"
+    ) || name.starts_with("x-ratelimit-")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fixture {
+    pub rbplan_fixture: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    pub request: RecordedRequest,
+    pub responses: Vec<RecordedResponse>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub endpoint: String,
+    pub body: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordedResponse {
+    pub status: u16,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The body when it is JSON, kept readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<Value>,
+    /// Any other body (an SSE stream, an HTML error page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl RecordedResponse {
+    pub fn body_bytes(&self) -> Vec<u8> {
+        match (&self.json, &self.text) {
+            (Some(v), _) => serde_json::to_vec(v).expect("JSON value"),
+            (None, Some(t)) => t.clone().into_bytes(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    pub fn header_map(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in &self.headers {
+            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                h.insert(k, v);
+            }
+        }
+        h
+    }
+}
+
+/// The part of a request body that identifies it: everything but the streaming switches.
+pub fn match_body(body: &Value) -> Value {
+    let mut b = body.clone();
+    if let Some(o) = b.as_object_mut() {
+        o.remove("stream");
+        o.remove("stream_options");
+    }
+    b
+}
+
+pub fn match_key(body: &Value) -> String {
+    let canonical = canonical(&match_body(body)).to_string();
+    util::short_hash(&[canonical.as_bytes()])
+        .trim_start_matches("sha256:")
+        .to_string()
+}
+
+/// Objects with sorted keys, so the key does not depend on field order.
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let sorted: BTreeMap<&String, Value> = m.iter().map(|(k, v)| (k, canonical(v))).collect();
+            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+pub struct Recorder {
+    dir: PathBuf,
+    key: Option<SecretString>,
+    /// match key → file name, for appending a retry's response to its request's file.
+    files: Mutex<HashMap<String, String>>,
+}
+
+impl Recorder {
+    pub fn new(dir: &Path, key: Option<SecretString>) -> Result<Recorder, ApiError> {
+        std::fs::create_dir_all(dir).map_err(|e| ApiError::Record(format!("{}: {e}", dir.display())))?;
+        let mut files = HashMap::new();
+        for (name, f) in read_dir_fixtures(dir).map_err(ApiError::Record)? {
+            files.insert(match_key(&f.request.body), name);
+        }
+        Ok(Recorder {
+            dir: dir.to_path_buf(),
+            key,
+            files: Mutex::new(files),
+        })
+    }
+
+    pub fn record(&self, body: &Value, status: u16, headers: &HeaderMap, raw: &[u8]) -> Result<(), ApiError> {
+        let key = match_key(body);
+        let mut files = self.files.lock().expect("recorder lock");
+        let next = files.len() + 1;
+        let name = files
+            .entry(key.clone())
+            .or_insert_with(|| format!("{next:03}-{key}.json"))
+            .clone();
+        let path = self.dir.join(&name);
+        let mut fixture = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Fixture>(&bytes)
+                .map_err(|e| ApiError::Record(format!("{}: {e}", path.display())))?,
+            Err(_) => Fixture {
+                rbplan_fixture: FORMAT,
+                note: String::new(),
+                request: RecordedRequest {
+                    method: "POST".into(),
+                    endpoint: "chat/completions".into(),
+                    body: body.clone(),
+                },
+                responses: Vec::new(),
+            },
+        };
+        let kept: BTreeMap<String, String> = headers
+            .iter()
+            .filter(|(k, _)| keep_header(k.as_str()))
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let (json, text) = match serde_json::from_slice::<Value>(raw) {
+            Ok(v) if !raw.is_empty() => (Some(v), None),
+            _ => (None, Some(String::from_utf8_lossy(raw).into_owned())),
+        };
+        fixture.responses.push(RecordedResponse {
+            status,
+            headers: kept,
+            json,
+            text,
+        });
+        let mut out = serde_json::to_string_pretty(&fixture).expect("fixture serializes");
+        // Belt and braces: a server that echoes the key must not put it in a fixture.
+        if let Some(k) = &self.key
+            && !k.expose_secret().is_empty()
+        {
+            out = out.replace(k.expose_secret(), "[REDACTED]");
+        }
+        out.push('\n');
+        crate::output::write_atomic(&path, out.as_bytes()).map_err(|e| ApiError::Record(e.to_string()))
+    }
+}
+
+struct Entry {
+    file: String,
+    fixture: Fixture,
+    next: AtomicUsize,
+}
+
+pub struct ReplaySet {
+    dir: PathBuf,
+    entries: HashMap<String, Entry>,
+}
+
+impl ReplaySet {
+    pub fn load(dir: &Path) -> Result<ReplaySet, ApiError> {
+        let list = read_dir_fixtures(dir).map_err(ApiError::Replay)?;
+        if list.is_empty() {
+            return Err(ApiError::Replay(format!(
+                "{}: no fixture files (*.json with \"rbplan_fixture\") to replay",
+                dir.display()
+            )));
+        }
+        let mut entries = HashMap::new();
+        for (file, fixture) in list {
+            if fixture.responses.is_empty() {
+                return Err(ApiError::Replay(format!(
+                    "{}: no responses recorded",
+                    dir.join(&file).display()
+                )));
+            }
+            entries.insert(
+                match_key(&fixture.request.body),
+                Entry {
+                    file,
+                    fixture,
+                    next: AtomicUsize::new(0),
+                },
+            );
+        }
+        Ok(ReplaySet {
+            dir: dir.to_path_buf(),
+            entries,
+        })
+    }
+
+    /// Distinct models the fixtures were recorded with.
+    pub fn models(&self) -> Vec<String> {
+        let mut m: Vec<String> = self
+            .entries
+            .values()
+            .filter_map(|e| {
+                e.fixture
+                    .request
+                    .body
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect();
+        m.sort();
+        m.dedup();
+        m
+    }
+
+    /// The recorded response for this request (the next one, if several were recorded).
+    pub fn lookup(&self, body: &Value) -> Result<(&str, RecordedResponse), ApiError> {
+        let key = match_key(body);
+        let entry = self
+            .entries
+            .get(&key)
+            .ok_or_else(|| ApiError::Replay(self.miss_message(body)))?;
+        let n = entry.fixture.responses.len();
+        let i = entry.next.fetch_add(1, Ordering::SeqCst).min(n - 1);
+        Ok((&entry.file, entry.fixture.responses[i].clone()))
+    }
+
+    pub async fn exchange(&self, body: &Value, on_delta: Option<OnDelta<'_>>) -> Result<ChatResult, ApiError> {
+        let (file, resp) = self.lookup(body)?;
+        tracing::debug!(fixture = file, status = resp.status, "replaying");
+        wire::interpret(resp.status, &resp.header_map(), &resp.body_bytes(), on_delta)
+    }
+
+    /// Says what was asked and how the nearest fixture differs.
+    fn miss_message(&self, body: &Value) -> String {
+        let asked = describe_request(body);
+        let nearest = self
+            .entries
+            .values()
+            .map(|e| {
+                (
+                    differences(&match_body(&e.fixture.request.body), &match_body(body)),
+                    &e.file,
+                )
+            })
+            .min_by_key(|(d, f)| (d.len(), (*f).clone()));
+        let mut msg = format!("no fixture in {} answers this request: {asked}", self.dir.display());
+        if let Some((diffs, file)) = nearest {
+            msg.push_str(&format!("\n  nearest fixture {file} differs in:"));
+            for d in diffs.iter().take(4) {
+                msg.push_str(&format!("\n    - {d}"));
+            }
+        }
+        msg.push_str("\n  (record one with --record DIR against a live server)");
+        msg
+    }
+}
+
+fn describe_request(body: &Value) -> String {
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("?");
+    let msgs = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let last = msgs
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .and_then(|m| m.get("content").and_then(Value::as_str))
+        .unwrap_or("");
+    format!(
+        "model {model:?}, {} messages, last user message {:?}",
+        msgs.len(),
+        snippet(last, 100)
+    )
+}
+
+/// Field-level differences between a recorded request body and the one asked.
+fn differences(recorded: &Value, asked: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let empty = serde_json::Map::new();
+    let r = recorded.as_object().unwrap_or(&empty);
+    let a = asked.as_object().unwrap_or(&empty);
+    let mut keys: Vec<&String> = r.keys().chain(a.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        match (r.get(k), a.get(k)) {
+            (x, y) if x == y => {}
+            (Some(Value::Array(x)), Some(Value::Array(y))) if k == "messages" => {
+                if x.len() != y.len() {
+                    out.push(format!("messages: {} recorded, {} asked", x.len(), y.len()));
+                }
+                if let Some(i) = (0..x.len().min(y.len())).find(|&i| x[i] != y[i]) {
+                    let c = |m: &Value| snippet(m.get("content").and_then(Value::as_str).unwrap_or(""), 60);
+                    out.push(format!("messages[{i}]: recorded {:?}, asked {:?}", c(&x[i]), c(&y[i])));
+                }
+            }
+            (x, y) => out.push(format!(
+                "{k}: recorded {}, asked {}",
+                x.map(|v| snippet(&v.to_string(), 40)).unwrap_or("nothing".into()),
+                y.map(|v| snippet(&v.to_string(), 40)).unwrap_or("nothing".into())
+            )),
+        }
+    }
+    out
+}
+
+/// Every fixture file in `dir`, sorted by name. Other JSON files are an error, naming the line.
+pub fn read_dir_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, String> {
+    let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let f: Fixture = serde_json::from_str(&text)
+            .map_err(|e| format!("{}:{}: not an rbplan fixture: {e}", path.display(), e.line()))?;
+        out.push((name, f));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn key_ignores_stream_switches_and_field_order() {
+        let a = json!({"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}});
+        let b = json!({"messages":[{"content":"x","role":"user"}],"model":"m"});
+        assert_eq!(match_key(&a), match_key(&b));
+        let c = json!({"messages":[{"content":"y","role":"user"}],"model":"m"});
+        assert_ne!(match_key(&a), match_key(&c));
+    }
+
+    #[test]
+    fn record_keeps_useful_headers_redacts_key_and_replays_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let key: SecretString = "sk-test-SECRET-123".into();
+        let rec = Recorder::new(dir.path(), Some(key)).unwrap();
+        let body = json!({"model":"m","messages":[{"role":"user","content":"hi"}]});
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_static("req_9"));
+        h.insert("set-cookie", HeaderValue::from_static("session=abc"));
+        h.insert("retry-after", HeaderValue::from_static("1"));
+        rec.record(&body, 503, &h, b"{\"error\":{\"message\":\"busy sk-test-SECRET-123\"}}")
+            .unwrap();
+        let ok = json!({"id":"c","choices":[{"message":{"content":"hello"},"finish_reason":"stop"}]});
+        rec.record(&body, 200, &HeaderMap::new(), ok.to_string().as_bytes())
+            .unwrap();
+
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1, "both attempts go in one file");
+        let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+        assert!(!text.contains("SECRET"));
+        assert!(!text.contains("set-cookie"));
+        assert!(text.contains("req_9"));
+
+        let replay = ReplaySet::load(dir.path()).unwrap();
+        assert_eq!(replay.lookup(&body).unwrap().1.status, 503);
+        assert_eq!(replay.lookup(&body).unwrap().1.status, 200);
+        assert_eq!(replay.lookup(&body).unwrap().1.status, 200, "the last response repeats");
+        assert_eq!(replay.models(), vec!["m".to_string()]);
+    }
+
+    #[test]
+    fn a_miss_says_what_was_asked_and_what_differs() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::new(dir.path(), None).unwrap();
+        let body = json!({"model":"m","messages":[{"role":"user","content":"orders db"}]});
+        rec.record(&body, 200, &HeaderMap::new(), b"{}").unwrap();
+        let replay = ReplaySet::load(dir.path()).unwrap();
+        let asked = json!({"model":"other","messages":[{"role":"user","content":"billing db"}]});
+        let msg = replay.lookup(&asked).unwrap_err().to_string();
+        assert!(msg.contains("model \"other\""), "{msg}");
+        assert!(msg.contains("billing db"), "{msg}");
+        assert!(msg.contains("model: recorded \"m\", asked \"other\""), "{msg}");
+        assert!(msg.contains("messages[0]"), "{msg}");
+    }
+
+    #[test]
+    fn malformed_fixture_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.json"), "{\n  \"rbplan_fixture\": 1,\n  oops\n}").unwrap();
+        let e = ReplaySet::load(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("bad.json:3"), "{e}");
+    }
+}

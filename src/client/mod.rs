@@ -1,0 +1,258 @@
+//! The one seam to the model: an OpenAI-compatible chat-completions client.
+//!
+//! `Client::chat` sends one request, retrying transient failures (see `retry`), and
+//! returns the reply text with its finish reason, usage and request id. The bytes come
+//! from HTTP (`http`) or from recorded fixtures (`fixture`); either way they are read by
+//! the same code (`wire`), so replay exercises the real parsing path.
+
+mod error;
+pub mod fixture;
+mod http;
+pub mod pacing;
+pub mod retry;
+pub mod sse;
+mod wire;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+pub use error::ApiError;
+use fixture::{Recorder, ReplaySet};
+use pacing::{Gate, Pacer};
+pub use wire::request_body;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn system(c: impl Into<String>) -> Self {
+        Message {
+            role: "system".into(),
+            content: c.into(),
+        }
+    }
+    pub fn user(c: impl Into<String>) -> Self {
+        Message {
+            role: "user".into(),
+            content: c.into(),
+        }
+    }
+    pub fn assistant(c: impl Into<String>) -> Self {
+        Message {
+            role: "assistant".into(),
+            content: c.into(),
+        }
+    }
+}
+
+/// What rbplan asks for; the wire body is built from it in `wire::request_body`.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<Message>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub stream: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, o: Usage) {
+        self.prompt_tokens += o.prompt_tokens;
+        self.completion_tokens += o.completion_tokens;
+        self.total_tokens += o.total_tokens;
+    }
+}
+
+/// One finished reply.
+#[derive(Debug, Clone)]
+pub struct ChatResult {
+    pub text: String,
+    /// As sent by the server; unknown values are kept, not rejected.
+    pub finish_reason: Option<String>,
+    /// None when the server sent no usage (unknown, not zero).
+    pub usage: Option<Usage>,
+    /// `x-request-id` (or Azure's `apim-request-id`), else the completion id.
+    pub request_id: Option<String>,
+    pub model: Option<String>,
+    /// Transport retries this call needed (0 when the first attempt succeeded).
+    pub retries: u32,
+}
+
+impl ChatResult {
+    /// Cut off by the token limit: the last section may be unfinished.
+    pub fn truncated(&self) -> bool {
+        self.finish_reason.as_deref() == Some("length")
+    }
+}
+
+/// Where requests go and how the key is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    /// OpenAI and everything compatible: `Authorization: Bearer`, `{base}/chat/completions`.
+    OpenAi,
+    /// Azure OpenAI: `api-key` header, `/openai/deployments/{model}/chat/completions?api-version=`.
+    Azure { api_version: String },
+}
+
+/// Everything the client needs, resolved by `config`.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub base_url: String,
+    pub api_key: Option<SecretString>,
+    pub provider: Provider,
+    /// Extra headers for gateways, e.g. `X-Team: sre`.
+    pub headers: Vec<(String, String)>,
+    pub connect_timeout: Duration,
+    /// Whole request when not streaming; time to first byte when streaming.
+    pub request_timeout: Duration,
+    /// Longest silence allowed between two chunks of a stream.
+    pub idle_timeout: Duration,
+    pub max_retries: u32,
+    /// `max_tokens` (most servers) or `max_completion_tokens` (OpenAI reasoning models).
+    pub max_tokens_field: String,
+    pub record: Option<PathBuf>,
+    pub replay: Option<PathBuf>,
+}
+
+enum Transport {
+    Http(http::HttpTransport),
+    Replay(ReplaySet),
+}
+
+/// Cheap to clone; clones share the connection pool, the 429 gate and the pacer.
+#[derive(Clone)]
+pub struct Client {
+    transport: Arc<Transport>,
+    cfg: Arc<ClientConfig>,
+    recorder: Option<Arc<Recorder>>,
+    gate: Arc<Gate>,
+    pacer: Option<Arc<Pacer>>,
+}
+
+/// Called with each piece of text as a stream arrives.
+pub type OnDelta<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+impl Client {
+    pub fn new(cfg: ClientConfig) -> Result<Client, ApiError> {
+        let transport = match &cfg.replay {
+            Some(dir) => Transport::Replay(ReplaySet::load(dir)?),
+            None => Transport::Http(http::HttpTransport::new(&cfg)?),
+        };
+        let recorder = match &cfg.record {
+            Some(dir) => Some(Arc::new(Recorder::new(dir, cfg.api_key.clone())?)),
+            None => None,
+        };
+        Ok(Client {
+            transport: Arc::new(transport),
+            cfg: Arc::new(cfg),
+            recorder,
+            gate: Arc::new(Gate::default()),
+            pacer: None,
+        })
+    }
+
+    /// Client-side pacing (requests and tokens per minute), shared by every clone.
+    pub fn with_pacer(mut self, pacer: Pacer) -> Client {
+        self.pacer = Some(Arc::new(pacer));
+        self
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.cfg
+    }
+
+    /// The models the recordings were made with, when replaying.
+    pub fn replay_models(&self) -> Option<Vec<String>> {
+        match &*self.transport {
+            Transport::Replay(r) => Some(r.models()),
+            Transport::Http(_) => None,
+        }
+    }
+
+    /// Send one chat request, retrying what the retry policy allows.
+    pub async fn chat(&self, req: &ChatRequest, on_delta: Option<OnDelta<'_>>) -> Result<ChatResult, ApiError> {
+        let body = wire::request_body(req, &self.cfg.max_tokens_field);
+        let bytes = bytes::Bytes::from(serde_json::to_vec(&body).expect("a JSON value serializes"));
+        let cost = pacing::estimate_tokens(&body, req.max_tokens);
+        let replaying = matches!(*self.transport, Transport::Replay(_));
+        let mut attempt = 0u32;
+        loop {
+            self.gate.wait().await;
+            if let Some(p) = &self.pacer {
+                p.acquire(cost).await;
+            }
+            let result = match &*self.transport {
+                Transport::Http(h) => {
+                    h.exchange(&self.cfg, &bytes, attempt, on_delta, self.recorder.as_deref(), &body)
+                        .await
+                }
+                Transport::Replay(r) => r.exchange(&body, on_delta).await,
+            };
+            match result {
+                Ok(mut res) => {
+                    res.retries = attempt;
+                    if let (Some(p), Some(u)) = (&self.pacer, res.usage) {
+                        p.settle(cost, u.total_tokens);
+                    }
+                    return Ok(res);
+                }
+                Err(err) => match retry::decide(&err, attempt, self.cfg.max_retries) {
+                    retry::Decision::Retry(delay) => {
+                        tracing::warn!(
+                            attempt = attempt + 1,
+                            delay_ms = delay.as_millis() as u64,
+                            "retrying: {err}"
+                        );
+                        if err.is_rate_limit() {
+                            // Pause every worker sharing this client, not just this one.
+                            self.gate.pause_for(delay);
+                        }
+                        if !replaying {
+                            tokio::time::sleep(delay).await;
+                        }
+                        attempt += 1;
+                    }
+                    retry::Decision::GiveUp => {
+                        let err = match retry::hint_too_long(&err) {
+                            Some(wait) => ApiError::HintTooLong {
+                                wait,
+                                source: Box::new(err),
+                            },
+                            None => err,
+                        };
+                        return Err(if attempt > 0 {
+                            ApiError::Exhausted {
+                                attempts: attempt + 1,
+                                last: Box::new(err),
+                            }
+                        } else {
+                            err
+                        });
+                    }
+                },
+            }
+        }
+    }
+
+    /// GET `{base}/models` (for `doctor`): status and body.
+    pub async fn list_models(&self) -> Result<(u16, serde_json::Value), ApiError> {
+        match &*self.transport {
+            Transport::Http(h) => h.get_models(&self.cfg).await,
+            Transport::Replay(_) => Err(ApiError::Usage("doctor checks a live server; drop --replay".into())),
+        }
+    }
+}

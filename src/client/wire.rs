@@ -1,0 +1,466 @@
+//! The wire format: the request body, and reading a reply (JSON or SSE) into a
+//! `ChatResult` or an `ApiError`. Shared by HTTP and replay.
+
+use std::time::SystemTime;
+
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+use super::sse;
+use super::{ApiError, ChatRequest, ChatResult, OnDelta, Usage, retry};
+use crate::util::snippet;
+
+pub fn request_body(req: &ChatRequest, max_tokens_field: &str) -> Value {
+    let mut body = json!({"model": req.model, "messages": req.messages});
+    if let Some(t) = req.temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(m) = req.max_tokens {
+        body[max_tokens_field] = json!(m);
+    }
+    if req.stream {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body
+}
+
+/// The id to quote in errors and reports.
+pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    ["x-request-id", "apim-request-id", "request-id"]
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(str::to_string))
+}
+
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"))
+}
+
+/// An error status: the provider's message from any of the known error shapes, else the
+/// raw body (an HTML page from a proxy becomes the message).
+pub fn status_error(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
+    let (message, kind) = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => error_fields(&v).unwrap_or_else(|| (snippet(&String::from_utf8_lossy(body), 300), None)),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let msg = if text.trim().is_empty() {
+                "(empty body)".to_string()
+            } else {
+                snippet(&strip_tags(&text), 300)
+            };
+            (msg, None)
+        }
+    };
+    ApiError::Status {
+        status,
+        message,
+        kind,
+        request_id: request_id(headers),
+        retry_after: retry::parse_hint(headers, SystemTime::now()),
+        should_retry: retry::parse_should_retry(headers),
+    }
+}
+
+/// `(message, type-or-code)` from OpenAI, vLLM (nested or flat), llama-server and Ollama shapes.
+fn error_fields(v: &Value) -> Option<(String, Option<String>)> {
+    let obj = match v.get("error") {
+        Some(Value::String(s)) => return Some((s.clone(), None)),
+        Some(e @ Value::Object(_)) => e,
+        _ if v.get("object").and_then(Value::as_str) == Some("error") => v,
+        _ if v.get("message").is_some() && v.get("choices").is_none() => v,
+        _ => return None,
+    };
+    let message = obj
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| snippet(&obj.to_string(), 300));
+    let mut kinds = Vec::new();
+    for k in ["type", "code"] {
+        match obj.get(k) {
+            Some(Value::String(s)) if !s.is_empty() => kinds.push(s.clone()),
+            Some(Value::Number(n)) => kinds.push(n.to_string()),
+            _ => {}
+        }
+    }
+    let kind = (!kinds.is_empty()).then(|| kinds.join("/"));
+    Some((message, kind))
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A complete non-streamed reply with a 2xx status.
+pub fn parse_completion(status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResult, ApiError> {
+    let rid = request_id(headers);
+    let v: Value = serde_json::from_slice(body).map_err(|_| ApiError::BadBody {
+        status,
+        snippet: body_snippet(body),
+        request_id: rid.clone(),
+    })?;
+    if v.get("error").is_some_and(|e| !e.is_null()) {
+        // Some gateways send errors with status 200.
+        let (message, kind) = error_fields(&v).unwrap_or_default();
+        return Err(ApiError::Status {
+            status,
+            message,
+            kind,
+            request_id: rid,
+            retry_after: None,
+            should_retry: None,
+        });
+    }
+    let choice = v
+        .get("choices")
+        .and_then(|c| c.get(0))
+        .ok_or_else(|| ApiError::BadBody {
+            status,
+            snippet: format!("no choices in {}", body_snippet(body)),
+            request_id: rid.clone(),
+        })?;
+    let text = choice
+        .pointer("/message/content")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let finish_reason = choice.get("finish_reason").and_then(Value::as_str).map(str::to_string);
+    let request_id = rid.or_else(|| v.get("id").and_then(Value::as_str).map(str::to_string));
+    if text.trim().is_empty() {
+        return Err(ApiError::Empty {
+            finish_reason,
+            request_id,
+        });
+    }
+    Ok(ChatResult {
+        text,
+        finish_reason,
+        usage: v.get("usage").and_then(parse_usage),
+        request_id,
+        model: v.get("model").and_then(Value::as_str).map(str::to_string),
+        retries: 0,
+    })
+}
+
+fn body_snippet(body: &[u8]) -> String {
+    let t = String::from_utf8_lossy(body);
+    if t.trim().is_empty() {
+        "(empty body)".into()
+    } else {
+        snippet(&strip_tags(&t), 200)
+    }
+}
+
+fn parse_usage(u: &Value) -> Option<Usage> {
+    let n = |k: &str| u.get(k).and_then(Value::as_u64);
+    let prompt = n("prompt_tokens")?;
+    let completion = n("completion_tokens").unwrap_or(0);
+    Some(Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: n("total_tokens").unwrap_or(prompt + completion),
+    })
+}
+
+/// Builds a reply from SSE chunks as they arrive, echoing text to `on_delta`.
+pub struct StreamAssembler<'a> {
+    parser: sse::Parser,
+    events: Vec<sse::Event>,
+    text: String,
+    finish_reason: Option<String>,
+    usage: Option<Usage>,
+    id: Option<String>,
+    header_id: Option<String>,
+    model: Option<String>,
+    done: bool,
+    error: Option<String>,
+    on_delta: Option<OnDelta<'a>>,
+}
+
+impl<'a> StreamAssembler<'a> {
+    pub fn new(headers: &HeaderMap, on_delta: Option<OnDelta<'a>>) -> Self {
+        StreamAssembler {
+            parser: sse::Parser::default(),
+            events: Vec::new(),
+            text: String::new(),
+            finish_reason: None,
+            usage: None,
+            id: None,
+            header_id: request_id(headers),
+            model: None,
+            done: false,
+            error: None,
+            on_delta,
+        }
+    }
+
+    /// Feed a chunk. Returns true once the stream is over ([DONE] or an error chunk).
+    pub fn feed(&mut self, chunk: &[u8]) -> bool {
+        let mut events = std::mem::take(&mut self.events);
+        self.parser.feed(chunk, &mut events);
+        for ev in events.drain(..) {
+            self.event(ev);
+        }
+        self.events = events;
+        self.done || self.error.is_some()
+    }
+
+    fn event(&mut self, ev: sse::Event) {
+        if self.done || self.error.is_some() {
+            return;
+        }
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            self.done = true;
+            return;
+        }
+        let v: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(_) => {
+                self.error = Some(format!("malformed stream chunk: {}", snippet(data, 120)));
+                return;
+            }
+        };
+        if ev.event.as_deref() == Some("error") || v.get("error").is_some_and(|e| !e.is_null()) {
+            let msg = error_fields(&v).map(|(m, k)| match k {
+                Some(k) => format!("{m} ({k})"),
+                None => m,
+            });
+            self.error = Some(msg.unwrap_or_else(|| snippet(data, 200)));
+            return;
+        }
+        if self.id.is_none() {
+            self.id = v.get("id").and_then(Value::as_str).map(str::to_string);
+        }
+        if self.model.is_none() {
+            self.model = v.get("model").and_then(Value::as_str).map(str::to_string);
+        }
+        // Keep the last non-null usage: some servers send it on every chunk.
+        if let Some(u) = v.get("usage").and_then(parse_usage) {
+            self.usage = Some(u);
+        }
+        // Azure's first chunk and the include_usage chunk have `choices: []`.
+        if let Some(choice) = v.get("choices").and_then(|c| c.get(0)) {
+            if let Some(piece) = choice.pointer("/delta/content").and_then(Value::as_str)
+                && !piece.is_empty()
+            {
+                self.text.push_str(piece);
+                if let Some(f) = self.on_delta {
+                    f(piece);
+                }
+            }
+            if let Some(fr) = choice.get("finish_reason").and_then(Value::as_str) {
+                self.finish_reason = Some(fr.to_string());
+            }
+        }
+    }
+
+    /// The stream has ended (EOF). Without [DONE] it is cut, whatever it held.
+    pub fn finish(mut self) -> Result<ChatResult, ApiError> {
+        let mut events = Vec::new();
+        self.parser.finish(&mut events);
+        for ev in events {
+            self.event(ev);
+        }
+        let request_id = self.header_id.clone().or(self.id.clone());
+        if let Some(message) = self.error {
+            return Err(ApiError::StreamError {
+                message,
+                partial: self.text,
+                request_id,
+            });
+        }
+        if !self.done {
+            return Err(ApiError::StreamCut {
+                partial: self.text,
+                cause: None,
+                request_id,
+            });
+        }
+        if self.text.trim().is_empty() {
+            return Err(ApiError::Empty {
+                finish_reason: self.finish_reason,
+                request_id,
+            });
+        }
+        Ok(ChatResult {
+            text: self.text,
+            finish_reason: self.finish_reason,
+            usage: self.usage,
+            request_id,
+            model: self.model,
+            retries: 0,
+        })
+    }
+
+    /// Text received so far, for an error raised mid-stream (e.g. an idle timeout).
+    pub fn partial(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Read a full response (status, headers, body) into a result. Used by replay and by
+/// HTTP for non-streamed bodies.
+pub fn interpret(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    on_delta: Option<OnDelta<'_>>,
+) -> Result<ChatResult, ApiError> {
+    if !(200..300).contains(&status) {
+        return Err(status_error(status, headers, body));
+    }
+    if is_event_stream(headers) {
+        let mut a = StreamAssembler::new(headers, on_delta);
+        a.feed(body);
+        a.finish()
+    } else {
+        parse_completion(status, headers, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn sse_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
+        h.insert("x-request-id", HeaderValue::from_static("req_1"));
+        h
+    }
+
+    fn chunk(content: &str) -> String {
+        format!(
+            "data: {}\n\n",
+            json!({"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":content},"finish_reason":null}]})
+        )
+    }
+
+    #[test]
+    fn stream_with_usage_and_empty_choices() {
+        let body = format!(
+            "data: {}\n\n{}{}data: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
+            json!({"id":"c1","choices":[]}),
+            chunk("Hello"),
+            chunk(" world"),
+            json!({"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}),
+            json!({"id":"c1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}})
+        );
+        let seen = std::sync::Mutex::new(String::new());
+        let cb = |s: &str| seen.lock().unwrap().push_str(s);
+        let r = interpret(200, &sse_headers(), body.as_bytes(), Some(&cb)).unwrap();
+        assert_eq!(r.text, "Hello world");
+        assert_eq!(*seen.lock().unwrap(), "Hello world");
+        assert_eq!(r.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(r.usage.unwrap().total_tokens, 7);
+        assert_eq!(r.request_id.as_deref(), Some("req_1"));
+    }
+
+    #[test]
+    fn cut_stream_is_an_error_with_partial_text() {
+        let body = format!("{}{}", chunk("## 1. Rollback"), chunk(" philosophy\n\ntext"));
+        match interpret(200, &sse_headers(), body.as_bytes(), None) {
+            Err(ApiError::StreamCut { partial, .. }) => assert!(partial.contains("philosophy")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_chunk_mid_stream() {
+        let body = format!(
+            "{}data: {}\n\n",
+            chunk("partial"),
+            json!({"error":{"message":"model overloaded","type":"server_error"}})
+        );
+        match interpret(200, &sse_headers(), body.as_bytes(), None) {
+            Err(ApiError::StreamError { message, partial, .. }) => {
+                assert!(message.contains("model overloaded"));
+                assert_eq!(partial, "partial");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_shapes() {
+        let h = HeaderMap::new();
+        let cases: [(&str, &str, Option<&str>); 6] = [
+            (
+                r#"{"error":{"message":"bad key","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#,
+                "bad key",
+                Some("invalid_request_error/invalid_api_key"),
+            ),
+            (
+                r#"{"error":{"message":"too long","type":"BadRequestError","code":400}}"#,
+                "too long",
+                Some("BadRequestError/400"),
+            ),
+            (
+                r#"{"object":"error","message":"flat vllm","type":"x","code":400}"#,
+                "flat vllm",
+                Some("x/400"),
+            ),
+            (
+                r#"{"error":{"code":400,"message":"ctx","type":"exceed_context_size_error"}}"#,
+                "ctx",
+                Some("exceed_context_size_error/400"),
+            ),
+            (
+                r#"{"error":{"message":"ollama","type":"api_error","code":null}}"#,
+                "ollama",
+                Some("api_error"),
+            ),
+            (
+                "<html><body><h1>502 Bad Gateway</h1></body></html>",
+                "502 Bad Gateway",
+                None,
+            ),
+        ];
+        for (body, msg, kind) in cases {
+            match status_error(400, &h, body.as_bytes()) {
+                ApiError::Status { message, kind: k, .. } => {
+                    assert!(message.contains(msg), "{body} -> {message}");
+                    assert_eq!(k.as_deref(), kind, "{body}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn broken_bodies() {
+        let h = HeaderMap::new();
+        assert!(matches!(
+            parse_completion(200, &h, b"<html>proxy</html>"),
+            Err(ApiError::BadBody { .. })
+        ));
+        let null = br#"{"choices":[{"message":{"role":"assistant","content":null},"finish_reason":"stop"}]}"#;
+        assert!(matches!(parse_completion(200, &h, null), Err(ApiError::Empty { .. })));
+        let odd = br#"{"id":"x","choices":[{"message":{"content":"text"},"finish_reason":"eos_token"}]}"#;
+        let r = parse_completion(200, &h, odd).unwrap();
+        assert_eq!(r.finish_reason.as_deref(), Some("eos_token"));
+        assert!(r.usage.is_none());
+        assert_eq!(r.request_id.as_deref(), Some("x"));
+    }
+}

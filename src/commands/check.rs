@@ -1,0 +1,154 @@
+//! `rbplan check`: lint plan files (hand-written or generated) against a template's spec.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::{Ui, print_stdout};
+use crate::check::{CheckReport, Checker, Finding};
+use crate::cli::CheckArgs;
+use crate::error::{Error, Outcome, Result};
+use crate::markdown;
+use crate::output::Provenance;
+use crate::spec::Severity;
+use crate::structure::parse_stages;
+use crate::template::Template;
+
+pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
+    let template = Template::resolve(args.template.template.as_deref())?;
+    let checker = Checker::new(&template);
+    let stages_text = match (&args.stages, &args.stages_file) {
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(p)) => {
+            Some(std::fs::read_to_string(p).map_err(|e| Error::input(p, None, format!("cannot read stages: {e}")))?)
+        }
+        (None, None) => None,
+    };
+    let stages = stages_text.as_deref().map(parse_stages);
+    let files = collect(&args.paths)?;
+    if files.is_empty() {
+        return Err(Error::usage("no .md files found in the given folders"));
+    }
+
+    let mut results = Vec::new();
+    let mut failed = false;
+    for path in &files {
+        let text = match std::fs::read(path) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => return Err(Error::input(path, None, format!("cannot read: {e}"))),
+        };
+        let (_, mut report) = checker.check(&text, stages.as_deref());
+        let prov = markdown::parse(&text)
+            .front_matter
+            .and_then(Provenance::from_front_matter);
+        if let Some(p) = &prov
+            && p.template_hash != template.hash
+        {
+            report.findings.push(Finding {
+                severity: Severity::Warning,
+                code: "stale_template".into(),
+                section: None,
+                line: Some(1),
+                message: format!(
+                    "made from another template version ({}); the current one is {} — regenerate it (rbplan batch redoes such plans)",
+                    p.template_hash, template.hash
+                ),
+                stage: None,
+            });
+        }
+        report
+            .findings
+            .sort_by_key(|f| (f.line.unwrap_or(0), f.severity != Severity::Error));
+        let bad = !report.complete() || (args.strict && !report.findings.is_empty());
+        failed |= bad;
+        results.push((path.clone(), report, prov, bad));
+    }
+
+    if args.json {
+        let files: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(p, r, prov, bad)| {
+                json!({
+                    "path": p.display().to_string(),
+                    "ok": !bad,
+                    "complete": r.complete(),
+                    "missing": r.missing_ids(),
+                    "sections": r.sections,
+                    "findings": r.findings,
+                    "provenance": prov,
+                })
+            })
+            .collect();
+        let v = json!({
+            "template": {"origin": template.origin, "hash": template.hash},
+            "files": files,
+            "ok": !failed,
+        });
+        print_stdout(&(serde_json::to_string_pretty(&v).expect("json") + "\n"))?;
+    } else {
+        let mut out = String::new();
+        for (p, r, _, bad) in &results {
+            out.push_str(&text_report(p, r, *bad));
+        }
+        let n_bad = results.iter().filter(|r| r.3).count();
+        out.push_str(&format!(
+            "{} file{} checked: {} ok, {} with problems\n",
+            results.len(),
+            if results.len() == 1 { "" } else { "s" },
+            results.len() - n_bad,
+            n_bad
+        ));
+        print_stdout(&out)?;
+        let _ = ui;
+    }
+    Ok(if failed { Outcome::Incomplete } else { Outcome::Complete })
+}
+
+fn text_report(path: &Path, r: &CheckReport, bad: bool) -> String {
+    let found = r.found_count();
+    let total = r.sections.len();
+    let mut s = format!(
+        "{}: {} ({found}/{total} sections, {} finding{})\n",
+        path.display(),
+        if bad { "FAIL" } else { "ok" },
+        r.findings.len(),
+        if r.findings.len() == 1 { "" } else { "s" }
+    );
+    for f in &r.findings {
+        let sev = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let loc = f.line.map(|l| format!(":{l}")).unwrap_or_default();
+        s.push_str(&format!(
+            "  {}{loc}: {sev}: {} [{}]\n",
+            path.display(),
+            f.message,
+            f.code
+        ));
+    }
+    s
+}
+
+/// Files as given; folders expand to their .md files (sorted), skipping a batch's report.md.
+fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let rd = std::fs::read_dir(p).map_err(|e| Error::input(p, None, format!("cannot list: {e}")))?;
+            let mut found: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "md") && f.is_file())
+                .filter(|f| !f.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+                .filter(|f| !(f.file_name().is_some_and(|n| n == "report.md") && p.join("report.json").is_file()))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(Error::input(p, None, "no such file or folder"));
+        }
+    }
+    Ok(out)
+}

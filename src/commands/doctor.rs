@@ -1,0 +1,142 @@
+//! `rbplan doctor`: is the configuration sane, does the server answer, is the key
+//! accepted, does the model exist? Plain words, and never the key.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::connect;
+use crate::cli::DoctorArgs;
+use crate::client::{ApiError, ChatRequest, Message, Provider};
+use crate::config::Env;
+use crate::error::{Error, Outcome, Result};
+
+pub async fn run(args: DoctorArgs) -> Result<Outcome> {
+    let env = Env::load()?;
+    if args.conn.replay.is_some() || args.conn.record.is_some() {
+        return Err(Error::usage("doctor checks a live server; drop --replay/--record"));
+    }
+    let (s, client) = connect(&args.conn, &env)?;
+    let mut ok = true;
+    let line = |label: &str, msg: &str| println!("{label:<8} {msg}");
+
+    line(
+        "base URL",
+        &format!("{} (from {})", s.client.base_url, s.base_url_source),
+    );
+    line("model", &format!("{} (from {})", s.model, s.model_source));
+    match (&s.client.api_key, s.key_source) {
+        (Some(_), Some(src)) => line("key", &format!("set (from {src}); not shown")),
+        _ => line(
+            "key",
+            "not set: no Authorization header is sent (fine for local servers; OpenAI and Azure need one)",
+        ),
+    }
+    if let Provider::Azure { api_version } = &s.client.provider {
+        line(
+            "azure",
+            &format!("api-version {api_version}; the model is used as the deployment name"),
+        );
+    }
+    line(
+        ".env",
+        &env.dotenv_path
+            .as_ref()
+            .map(|p| format!("{} loaded", p.display()))
+            .unwrap_or("none in this folder".into()),
+    );
+
+    let t0 = Instant::now();
+    match client.list_models().await {
+        Ok((status, body)) => {
+            line(
+                "server",
+                &format!(
+                    "answered GET /models with HTTP {status} in {} ms",
+                    t0.elapsed().as_millis()
+                ),
+            );
+            line(
+                "key",
+                if s.client.api_key.is_some() {
+                    "accepted"
+                } else {
+                    "not needed by this server"
+                },
+            );
+            let ids: Vec<&str> = body
+                .get("data")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|m| m.get("id").and_then(Value::as_str)).collect())
+                .unwrap_or_default();
+            if ids.is_empty() {
+                line(
+                    "model",
+                    "the server lists no models; cannot confirm the model exists (try --ping)",
+                );
+            } else if ids.contains(&s.model.as_str()) {
+                line("model", &format!("{:?} is listed", s.model));
+            } else {
+                ok = false;
+                let shown: Vec<&str> = ids.iter().take(12).copied().collect();
+                line(
+                    "model",
+                    &format!(
+                        "PROBLEM: {:?} is not among the {} models the server lists: {}{}",
+                        s.model,
+                        ids.len(),
+                        shown.join(", "),
+                        if ids.len() > shown.len() { ", …" } else { "" }
+                    ),
+                );
+            }
+        }
+        Err(e) => {
+            ok = false;
+            line("server", &format!("PROBLEM: {}", explain(&e)));
+        }
+    }
+    if args.ping {
+        let req = ChatRequest {
+            model: s.model.clone(),
+            messages: vec![Message::user("Reply with the single word: ok")],
+            temperature: None,
+            max_tokens: Some(16),
+            stream: false,
+        };
+        let t0 = Instant::now();
+        match client.chat(&req, None).await {
+            Ok(r) => line(
+                "ping",
+                &format!(
+                    "the model answered in {} ms ({:?})",
+                    t0.elapsed().as_millis(),
+                    crate::util::snippet(&r.text, 40)
+                ),
+            ),
+            Err(ApiError::Empty { .. }) => line("ping", "the model answered, with no text (fine for a ping)"),
+            Err(e) => {
+                ok = false;
+                line("ping", &format!("PROBLEM: {}", explain(&e)));
+            }
+        }
+    }
+    println!("{}", if ok { "all good" } else { "problems found (see above)" });
+    Ok(if ok { Outcome::Complete } else { Outcome::SomeFailed })
+}
+
+/// The error, plus what to do about it.
+fn explain(e: &ApiError) -> String {
+    let hint = match e.root() {
+        ApiError::Connect { .. } => " — is the server running, and is the base URL right (it usually ends in /v1)?",
+        ApiError::Timeout { .. } => " — the server did not answer in time; check the URL or raise --timeout",
+        ApiError::Status { status: 401, .. } => " — the key was rejected: check OPENAI_API_KEY",
+        ApiError::Status { status: 403, .. } => " — the key lacks access to this resource",
+        ApiError::Status { status: 404, .. } => {
+            " — wrong base URL or path (OpenAI-compatible servers serve /v1/models)"
+        }
+        _ if e.is_quota() => " — the account is out of quota",
+        _ => "",
+    };
+    format!("{e}{hint}")
+}

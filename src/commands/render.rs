@@ -1,0 +1,34 @@
+//! `rbplan render`: the messages that would be sent, with no call.
+
+use super::print_stdout;
+use crate::cli::RenderArgs;
+use crate::client::ChatRequest;
+use crate::config::{self, Env};
+use crate::error::{Outcome, Result};
+use crate::template::Template;
+
+pub fn run(args: RenderArgs) -> Result<Outcome> {
+    let env = Env::load()?;
+    let template = Template::resolve(args.template.template.as_deref())?;
+    let inputs = crate::input::resolve(&args.input, &template)?;
+    let messages = template.messages(&inputs)?;
+    if args.json {
+        let settings = config::resolve(&args.conn, &env)?;
+        let req = ChatRequest {
+            model: settings.model,
+            messages,
+            temperature: settings.temperature,
+            max_tokens: settings.max_tokens,
+            stream: false,
+        };
+        let body = crate::client::request_body(&req, &settings.client.max_tokens_field);
+        print_stdout(&(serde_json::to_string_pretty(&body).expect("json") + "\n"))?;
+    } else {
+        let mut out = String::new();
+        for m in &messages {
+            out.push_str(&format!("──── {} ────\n{}\n", m.role, m.content.trim_end()));
+        }
+        print_stdout(&out)?;
+    }
+    Ok(Outcome::Complete)
+}

@@ -1,0 +1,454 @@
+//! Resolve flags, the environment, `.env` and defaults into one configuration.
+//! Precedence: flag > real environment > `.env` in the working directory > default.
+//! A `.env` never overrides the real environment. The key is held as a secret.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::cli::{ConnArgs, ProviderArg};
+use crate::client::{ClientConfig, Provider};
+use crate::error::{Error, Result};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+const DEFAULT_TIMEOUT: f64 = 600.0;
+const DEFAULT_CONNECT_TIMEOUT: f64 = 10.0;
+const DEFAULT_IDLE_TIMEOUT: f64 = 120.0;
+
+/// Where a setting came from, for `doctor` and `-v`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env,
+    DotEnv,
+    Replay,
+    Default,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::Flag => "flag",
+            Source::Env => "environment",
+            Source::DotEnv => ".env",
+            Source::Replay => "fixtures",
+            Source::Default => "default",
+        })
+    }
+}
+
+/// The environment as rbplan sees it: real variables first, then `.env`.
+#[derive(Debug, Default, Clone)]
+pub struct Env {
+    real: HashMap<String, String>,
+    dotenv: HashMap<String, String>,
+    pub dotenv_path: Option<PathBuf>,
+}
+
+impl Env {
+    /// The process environment plus `./.env` if there is one. A malformed `.env` is an
+    /// error naming its line.
+    pub fn load() -> Result<Env> {
+        let real = std::env::vars().collect();
+        let path = Path::new(".env");
+        let (dotenv, dotenv_path) = if path.is_file() {
+            (read_dotenv(path)?, Some(path.to_path_buf()))
+        } else {
+            (HashMap::new(), None)
+        };
+        Ok(Env {
+            real,
+            dotenv,
+            dotenv_path,
+        })
+    }
+
+    pub fn from_maps(real: HashMap<String, String>, dotenv: HashMap<String, String>) -> Env {
+        Env {
+            real,
+            dotenv,
+            dotenv_path: None,
+        }
+    }
+
+    /// A non-empty value and where it came from.
+    pub fn get(&self, key: &str) -> Option<(String, Source)> {
+        let nonempty = |v: &String| !v.trim().is_empty();
+        if let Some(v) = self.real.get(key).filter(|v| nonempty(v)) {
+            return Some((v.clone(), Source::Env));
+        }
+        self.dotenv
+            .get(key)
+            .filter(|v| nonempty(v))
+            .map(|v| (v.clone(), Source::DotEnv))
+    }
+}
+
+fn read_dotenv(path: &Path) -> Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::input(path, None, format!("cannot read: {e}")))?;
+    let mut map = HashMap::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok((k, v)) => {
+                map.insert(k, v);
+            }
+            Err(dotenvy::Error::LineParse(line, _)) => {
+                let n = text
+                    .lines()
+                    .position(|l| l.trim() == line.trim() || l.contains(line.trim()))
+                    .map(|i| i + 1);
+                return Err(Error::input(path, n, "not a KEY=value line"));
+            }
+            Err(e) => return Err(Error::input(path, None, e.to_string())),
+        }
+    }
+    Ok(map)
+}
+
+/// Everything needed to call the model.
+pub struct Settings {
+    pub client: ClientConfig,
+    pub model: String,
+    pub model_source: Source,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub base_url_source: Source,
+    pub key_source: Option<Source>,
+}
+
+impl std::fmt::Debug for Settings {
+    // Never print the key, even in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("base_url", &self.client.base_url)
+            .field("model", &self.model)
+            .field("key", &self.client.api_key.as_ref().map(|_| "[set]"))
+            .finish_non_exhaustive()
+    }
+}
+
+fn pick<T>(flag: Option<T>, env: &Env, key: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Option<(T, Source)>> {
+    if let Some(v) = flag {
+        return Ok(Some((v, Source::Flag)));
+    }
+    match env.get(key) {
+        Some((raw, src)) => match parse(raw.trim()) {
+            Some(v) => Ok(Some((v, src))),
+            None => Err(Error::usage(format!("{key}={raw:?} (from {src}) is not a valid value"))),
+        },
+        None => Ok(None),
+    }
+}
+
+fn secs(name: &str, v: f64) -> Result<Duration> {
+    if v.is_finite() && v > 0.0 && v < 1e7 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(Error::usage(format!("{name} must be a positive number of seconds")))
+    }
+}
+
+pub fn resolve(a: &ConnArgs, env: &Env) -> Result<Settings> {
+    let provider_arg = pick(a.provider, env, "RBPLAN_PROVIDER", |s| {
+        match s.to_ascii_lowercase().as_str() {
+            "openai" => Some(ProviderArg::Openai),
+            "azure" => Some(ProviderArg::Azure),
+            _ => None,
+        }
+    })?
+    .map(|p| p.0)
+    .unwrap_or(ProviderArg::Openai);
+
+    let (base_url, base_url_source) = match pick(a.base_url.clone(), env, "OPENAI_BASE_URL", |s| Some(s.to_string()))? {
+        Some(v) => v,
+        None if provider_arg == ProviderArg::Azure => match env.get("AZURE_OPENAI_ENDPOINT") {
+            Some(v) => v,
+            None => {
+                return Err(Error::usage(
+                    "Azure needs --base-url or AZURE_OPENAI_ENDPOINT (https://RESOURCE.openai.azure.com)",
+                ));
+            }
+        },
+        None => (DEFAULT_BASE_URL.to_string(), Source::Default),
+    };
+    let base_url = base_url.trim().trim_end_matches('/').to_string();
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(Error::usage(format!(
+            "base URL {base_url:?} must start with http:// or https://"
+        )));
+    }
+
+    let provider = match provider_arg {
+        ProviderArg::Openai => Provider::OpenAi,
+        ProviderArg::Azure => {
+            let v = pick(a.api_version.clone(), env, "OPENAI_API_VERSION", |s| {
+                Some(s.to_string())
+            })?
+            .ok_or_else(|| Error::usage("Azure needs --api-version or OPENAI_API_VERSION (e.g. 2024-10-21)"))?;
+            Provider::Azure { api_version: v.0 }
+        }
+    };
+
+    // The key: trimmed (a trailing newline from `cat key.txt` breaks auth), never logged.
+    let mut key = env.get("OPENAI_API_KEY");
+    if key.is_none() && provider_arg == ProviderArg::Azure {
+        key = env.get("AZURE_OPENAI_API_KEY");
+    }
+    let key_source = key.as_ref().map(|(_, s)| *s);
+    let api_key = key.map(|(k, _)| SecretString::from(k.trim().to_string()));
+
+    let (model, model_source) = pick(a.model.clone(), env, "RBPLAN_MODEL", |s| Some(s.to_string()))?
+        .unwrap_or((DEFAULT_MODEL.to_string(), Source::Default));
+    let temperature = pick(a.temperature, env, "RBPLAN_TEMPERATURE", |s| s.parse().ok())?.map(|v| v.0);
+    if let Some(t) = temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        return Err(Error::usage("temperature must be between 0 and 2"));
+    }
+    let max_tokens = match pick(a.max_tokens, env, "RBPLAN_MAX_TOKENS", |s| s.parse().ok())? {
+        Some((0, _)) => None,
+        Some((n, _)) => Some(n),
+        None => Some(DEFAULT_MAX_TOKENS),
+    };
+    let max_tokens_field = pick(a.max_tokens_field.clone(), env, "RBPLAN_MAX_TOKENS_FIELD", |s| {
+        Some(s.to_string())
+    })?
+    .map(|v| v.0)
+    .unwrap_or_else(|| "max_tokens".into());
+    if !matches!(max_tokens_field.as_str(), "max_tokens" | "max_completion_tokens") {
+        return Err(Error::usage(
+            "--max-tokens-field must be max_tokens or max_completion_tokens",
+        ));
+    }
+    let f = |flag: Option<f64>, key: &str, default: f64| -> Result<Duration> {
+        let v = pick(flag, env, key, |s| s.parse().ok())?
+            .map(|v| v.0)
+            .unwrap_or(default);
+        secs(key, v)
+    };
+    let request_timeout = f(a.timeout, "RBPLAN_TIMEOUT", DEFAULT_TIMEOUT)?;
+    let connect_timeout = f(a.connect_timeout, "RBPLAN_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)?;
+    let idle_timeout = f(a.idle_timeout, "RBPLAN_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)?;
+    let max_retries = pick(a.max_retries, env, "RBPLAN_MAX_RETRIES", |s| s.parse().ok())?
+        .map(|v| v.0)
+        .unwrap_or(DEFAULT_MAX_RETRIES);
+
+    let mut header_specs: Vec<String> = match env.get("RBPLAN_HEADERS") {
+        Some((v, _)) => v
+            .split(';')
+            .map(str::to_string)
+            .filter(|s| !s.trim().is_empty())
+            .collect(),
+        None => Vec::new(),
+    };
+    header_specs.extend(a.headers.iter().cloned()); // flags after env: a flag wins on the same name
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for h in header_specs {
+        let (k, v) = h
+            .split_once(':')
+            .ok_or_else(|| Error::usage(format!("header {:?} must look like \"Name: value\"", redact_header(&h))))?;
+        let k = k.trim().to_string();
+        let lower = k.to_ascii_lowercase();
+        if matches!(lower.as_str(), "authorization" | "api-key") {
+            return Err(Error::usage(format!(
+                "set the key with OPENAI_API_KEY, not a {k} header"
+            )));
+        }
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
+        headers.push((k, v.trim().to_string()));
+    }
+
+    Ok(Settings {
+        client: ClientConfig {
+            base_url,
+            api_key,
+            provider,
+            headers,
+            connect_timeout,
+            request_timeout,
+            idle_timeout,
+            max_retries,
+            max_tokens_field,
+            record: a.record.clone(),
+            replay: a.replay.clone(),
+        },
+        model,
+        model_source,
+        temperature,
+        max_tokens,
+        base_url_source,
+        key_source,
+    })
+}
+
+fn redact_header(h: &str) -> String {
+    match h.split_once(':') {
+        Some((k, _)) => format!("{k}: …"),
+        None => "…".into(),
+    }
+}
+
+/// Replace every occurrence of the key in `text`. Used on everything rbplan prints, as a
+/// last line of defence behind never formatting the key in the first place.
+pub fn redact(text: &str, key: Option<&SecretString>) -> String {
+    match key.map(|k| k.expose_secret()).filter(|k| k.len() >= 4) {
+        Some(k) => text.replace(k, "[REDACTED]"),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(real: &[(&str, &str)], dot: &[(&str, &str)]) -> Env {
+        let m = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Env::from_maps(m(real), m(dot))
+    }
+
+    #[test]
+    fn precedence_flag_env_dotenv_default() {
+        let none = ConnArgs::default();
+        let s = resolve(&none, &env(&[], &[])).unwrap();
+        assert_eq!(s.model, DEFAULT_MODEL);
+        assert_eq!(s.model_source, Source::Default);
+        assert_eq!(s.client.base_url, DEFAULT_BASE_URL);
+        assert!(s.client.api_key.is_none());
+
+        let s = resolve(&none, &env(&[], &[("RBPLAN_MODEL", "from-dotenv")])).unwrap();
+        assert_eq!((s.model.as_str(), s.model_source), ("from-dotenv", Source::DotEnv));
+
+        let both = env(&[("RBPLAN_MODEL", "from-env")], &[("RBPLAN_MODEL", "from-dotenv")]);
+        let s = resolve(&none, &both).unwrap();
+        assert_eq!(
+            (s.model.as_str(), s.model_source),
+            ("from-env", Source::Env),
+            ".env never overrides the environment"
+        );
+
+        let flag = ConnArgs {
+            model: Some("from-flag".into()),
+            ..Default::default()
+        };
+        let s = resolve(&flag, &both).unwrap();
+        assert_eq!((s.model.as_str(), s.model_source), ("from-flag", Source::Flag));
+    }
+
+    #[test]
+    fn key_is_trimmed_and_optional() {
+        let s = resolve(&ConnArgs::default(), &env(&[], &[("OPENAI_API_KEY", "sk-test-abc\n")])).unwrap();
+        assert_eq!(s.client.api_key.unwrap().expose_secret(), "sk-test-abc");
+        assert_eq!(s.key_source, Some(Source::DotEnv));
+        // An empty variable counts as unset.
+        let s = resolve(&ConnArgs::default(), &env(&[("OPENAI_API_KEY", " ")], &[])).unwrap();
+        assert!(s.client.api_key.is_none());
+        assert!(!format!("{s:?}").contains("sk-"));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_naming_the_variable() {
+        let e = resolve(&ConnArgs::default(), &env(&[("RBPLAN_MAX_RETRIES", "lots")], &[]))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("RBPLAN_MAX_RETRIES"));
+        let e = resolve(
+            &ConnArgs::default(),
+            &env(&[("OPENAI_BASE_URL", "localhost:8080")], &[]),
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("http://"));
+    }
+
+    #[test]
+    fn azure_needs_version_and_uses_its_endpoint_variable() {
+        let a = ConnArgs {
+            provider: Some(ProviderArg::Azure),
+            ..Default::default()
+        };
+        assert!(
+            resolve(
+                &a,
+                &env(&[("AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com")], &[])
+            )
+            .is_err()
+        );
+        let s = resolve(
+            &a,
+            &env(
+                &[
+                    ("AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com/"),
+                    ("OPENAI_API_VERSION", "2024-10-21"),
+                    ("AZURE_OPENAI_API_KEY", "k1234"),
+                ],
+                &[],
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.client.base_url, "https://r.openai.azure.com");
+        assert_eq!(
+            s.client.provider,
+            Provider::Azure {
+                api_version: "2024-10-21".into()
+            }
+        );
+        assert!(s.client.api_key.is_some());
+    }
+
+    #[test]
+    fn headers_from_env_and_flags() {
+        let a = ConnArgs {
+            headers: vec!["X-Team: platform".into()],
+            ..Default::default()
+        };
+        let s = resolve(&a, &env(&[("RBPLAN_HEADERS", "X-Team: sre; X-Env: prod")], &[])).unwrap();
+        assert_eq!(
+            s.client.headers,
+            vec![
+                ("X-Env".to_string(), "prod".to_string()),
+                ("X-Team".to_string(), "platform".to_string())
+            ]
+        );
+        let bad = ConnArgs {
+            headers: vec!["Authorization: Bearer x".into()],
+            ..Default::default()
+        };
+        assert!(resolve(&bad, &env(&[], &[])).is_err());
+    }
+
+    #[test]
+    fn max_tokens_zero_sends_none() {
+        let a = ConnArgs {
+            max_tokens: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(resolve(&a, &env(&[], &[])).unwrap().max_tokens, None);
+        assert_eq!(
+            resolve(&ConnArgs::default(), &env(&[], &[])).unwrap().max_tokens,
+            Some(DEFAULT_MAX_TOKENS)
+        );
+    }
+
+    #[test]
+    fn dotenv_errors_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".env");
+        std::fs::write(&p, "# comment\nOPENAI_BASE_URL=http://x\nthis is not valid\n").unwrap();
+        let e = read_dotenv(&p).unwrap_err().to_string();
+        assert!(e.contains(".env:3"), "{e}");
+        std::fs::write(&p, "A=1\nexport B=\"two words\"\n").unwrap();
+        let m = read_dotenv(&p).unwrap();
+        assert_eq!(m["B"], "two words");
+    }
+
+    #[test]
+    fn redact_replaces_the_key() {
+        let k: SecretString = "sk-test-xyz".into();
+        assert_eq!(redact("Bearer sk-test-xyz!", Some(&k)), "Bearer [REDACTED]!");
+    }
+}

@@ -1,0 +1,106 @@
+//! Typed errors, each mapped to one documented exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::client::ApiError;
+
+/// Exit codes, documented in the README. Distinct per outcome so scripts can branch.
+pub mod code {
+    /// The plan (or every plan, or every checked file) is complete.
+    pub const OK: u8 = 0;
+    /// Unexpected local failure: writing output, reading a directory.
+    pub const IO: u8 = 1;
+    /// Bad flags or bad input; nothing was sent.
+    pub const USAGE: u8 = 2;
+    /// A plan is incomplete after repairs, or `check` found a required section missing.
+    pub const INCOMPLETE: u8 = 3;
+    /// The API or the network failed (including auth and quota).
+    pub const API: u8 = 4;
+    /// Interrupted by Ctrl-C.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flag or value the user gave is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// A file the user gave is malformed; names the file and, where known, the line.
+    #[error("{}", fmt_input(path, *line, msg))]
+    Input {
+        path: PathBuf,
+        line: Option<usize>,
+        msg: String,
+    },
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+fn fmt_input(path: &std::path::Path, line: Option<usize>, msg: &str) -> String {
+    match line {
+        Some(l) => format!("{}:{l}: {msg}", path.display()),
+        None => format!("{}: {msg}", path.display()),
+    }
+}
+
+impl Error {
+    pub fn usage(msg: impl Into<String>) -> Self {
+        Error::Usage(msg.into())
+    }
+
+    pub fn input(path: impl Into<PathBuf>, line: Option<usize>, msg: impl Into<String>) -> Self {
+        Error::Input {
+            path: path.into(),
+            line,
+            msg: msg.into(),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::Input { .. } => code::USAGE,
+            Error::Api(_) => code::API,
+            Error::Io { .. } => code::IO,
+            Error::Interrupted => code::INTERRUPTED,
+        }
+    }
+}
+
+/// What a command achieved when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Complete,
+    Incomplete,
+    /// Batch only: at least one item failed at the API.
+    SomeFailed,
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Outcome::Complete => code::OK,
+            Outcome::Incomplete => code::INCOMPLETE,
+            Outcome::SomeFailed => code::API,
+            Outcome::Interrupted => code::INTERRUPTED,
+        })
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

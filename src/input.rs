@@ -1,0 +1,62 @@
+//! The two inputs of a plan, from flags, files, stdin or the template's example.
+//! Empty input is refused here, before anything is sent.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::cli::InputArgs;
+use crate::error::{Error, Result};
+use crate::template::{Inputs, Template};
+
+pub fn resolve(a: &InputArgs, template: &Template) -> Result<Inputs> {
+    if a.example {
+        let ex = template
+            .spec
+            .example
+            .as_ref()
+            .ok_or_else(|| Error::usage(format!("template {} has no [example]", template.origin)))?;
+        return Ok(Inputs {
+            summary: ex.summary.clone(),
+            stages: ex.stages.clone(),
+        });
+    }
+    if a.summary_file.as_deref() == Some(Path::new("-")) && a.stages_file.as_deref() == Some(Path::new("-")) {
+        return Err(Error::usage(
+            "--summary-file and --stages-file cannot both read stdin (-)",
+        ));
+    }
+    let summary = one(a.summary.as_deref(), a.summary_file.as_deref(), "summary")?;
+    let stages = one(a.stages.as_deref(), a.stages_file.as_deref(), "stages")?;
+    Ok(Inputs { summary, stages })
+}
+
+fn one(text: Option<&str>, file: Option<&Path>, what: &str) -> Result<String> {
+    let (value, origin) = match (text, file) {
+        (Some(t), _) => (t.to_string(), format!("--{what}")),
+        (None, Some(p)) if p == Path::new("-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Error::input("<stdin>", None, format!("cannot read {what}: {e}")))?;
+            (s, format!("--{what}-file - (stdin)"))
+        }
+        (None, Some(p)) => {
+            let bytes = std::fs::read(p).map_err(|e| Error::input(p, None, format!("cannot read {what}: {e}")))?;
+            let s = String::from_utf8(bytes).map_err(|e| {
+                let line = crate::util::line_of(&String::from_utf8_lossy(e.as_bytes()), e.utf8_error().valid_up_to());
+                Error::input(p, Some(line), "not valid UTF-8 text")
+            })?;
+            (s, p.display().to_string())
+        }
+        (None, None) => {
+            return Err(Error::usage(format!(
+                "the {what} is required: --{what} TEXT or --{what}-file PATH (or --example to try the tool)"
+            )));
+        }
+    };
+    if value.trim().is_empty() {
+        return Err(Error::usage(format!("the {what} from {origin} is empty")));
+    }
+    // Keep the user's text as typed; only a trailing newline from a file is dropped.
+    Ok(value.trim_end_matches(['\n', '\r']).to_string())
+}

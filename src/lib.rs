@@ -1,0 +1,49 @@
+//! rbplan: write migration rollback plans with an LLM and check them.
+//!
+//! Data flows one way: `cli` → `config` → `template` → `client` → `check`/`repair` →
+//! `output`. `commands` wires those steps per command; `batch` is the only orchestrator
+//! of many items.
+
+pub mod batch;
+pub mod check;
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod input;
+pub mod logging;
+pub mod markdown;
+pub mod output;
+pub mod repair;
+pub mod spec;
+pub mod structure;
+pub mod template;
+pub mod util;
+
+use commands::Ui;
+use error::{Outcome, Result};
+
+/// Run a parsed command line.
+pub fn run(cli: cli::Cli) -> Result<Outcome> {
+    logging::init(cli.verbose, cli.quiet);
+    // One TLS crypto provider for the whole process (ring: small and quick to build).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ui = Ui {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| error::Error::io("starting the async runtime", e))?;
+    rt.block_on(async move {
+        match cli.command {
+            cli::Command::Ask(a) => commands::ask::run(a, ui).await,
+            cli::Command::Batch(b) => batch::run(*b, ui).await,
+            cli::Command::Check(c) => commands::check::run(c, ui),
+            cli::Command::Render(r) => commands::render::run(r),
+            cli::Command::Doctor(d) => commands::doctor::run(d).await,
+        }
+    })
+}

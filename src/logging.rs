@@ -1,0 +1,66 @@
+//! Diagnostics on stderr through `tracing`. `-v` raises the level, RUST_LOG overrides it.
+//! Everything written passes through a filter that removes the API key, so not even a
+//! dependency's trace output can leak it.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+static SECRET: OnceLock<String> = OnceLock::new();
+
+/// Register the key so every log line is scrubbed of it.
+pub fn register_secret(key: &str) {
+    if key.len() >= 4 {
+        let _ = SECRET.set(key.to_string());
+    }
+}
+
+/// Scrub the registered key from text about to be printed.
+pub fn scrub(text: &str) -> String {
+    match SECRET.get() {
+        Some(k) => text.replace(k.as_str(), "[REDACTED]"),
+        None => text.to_string(),
+    }
+}
+
+pub fn init(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "rbplan=warn",
+        (false, 1) => "rbplan=info",
+        (false, 2) => "rbplan=debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(Scrubbed)
+        .with_target(verbose >= 2)
+        .without_time()
+        .try_init();
+}
+
+struct Scrubbed;
+
+impl<'a> MakeWriter<'a> for Scrubbed {
+    type Writer = ScrubbedWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        ScrubbedWriter
+    }
+}
+
+struct ScrubbedWriter;
+
+impl Write for ScrubbedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // tracing writes one whole event per call, so the key cannot straddle two writes.
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(scrub(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}

@@ -1,0 +1,541 @@
+//! Generation with bounded repair. Ask once; check the reply; re-ask for only what is
+//! missing or malformed; splice each returned section into its canonical place. Three
+//! strategies, reported per section:
+//! - `first`: present in the first answer;
+//! - `repair`: re-asked in the same conversation (draft as the assistant turn, then a
+//!   user message naming the exact headings), all missing sections at once;
+//! - `section`: asked for one at a time with the heading supplied by us, for models that
+//!   write no headings at all (or when a repair round recovered nothing, or the
+//!   conversation no longer fits the model's context).
+
+use serde::Serialize;
+
+use crate::check::{CheckReport, Checker};
+use crate::client::{ApiError, ChatRequest, ChatResult, Client, Message, OnDelta, Usage};
+use crate::markdown::{self, Outline};
+use crate::template::{Inputs, Template};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub model: String,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub max_repairs: u32,
+    pub stream: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    First,
+    Repair,
+    Section,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    pub round: u32,
+    pub strategy: Strategy,
+    /// Section ids asked for (missing) or asked to be rewritten.
+    pub asked: Vec<String>,
+    pub rewrite: Vec<String>,
+    /// Section ids that came back usable.
+    pub recovered: Vec<String>,
+    pub requests: u32,
+}
+
+/// Progress worth telling a user about.
+pub enum Event<'a> {
+    Draft {
+        found: usize,
+        total: usize,
+        truncated: bool,
+    },
+    RoundStart {
+        round: u32,
+        strategy: Strategy,
+        missing: &'a [String],
+        rewrite: &'a [String],
+    },
+    RoundEnd {
+        round: u32,
+        recovered: usize,
+    },
+    Warning(String),
+}
+
+pub struct Generated {
+    /// The assembled Markdown plan (no front matter).
+    pub plan: String,
+    pub report: CheckReport,
+    pub rounds: Vec<Round>,
+    /// Which strategy produced each present section: (id, strategy).
+    pub strategies: Vec<(String, Strategy)>,
+    pub usage: Usage,
+    /// False when some reply carried no usage: the totals are then a lower bound.
+    pub usage_complete: bool,
+    pub request_ids: Vec<String>,
+    /// The model the server says answered.
+    pub model: Option<String>,
+    pub calls: u32,
+    pub transport_retries: u32,
+    pub first_truncated: bool,
+    /// An API failure during repair: the plan so far is kept, repair stopped.
+    pub repair_error: Option<String>,
+}
+
+struct Session<'a> {
+    client: &'a Client,
+    opts: &'a Options,
+    on_delta: Option<OnDelta<'a>>,
+    usage: Usage,
+    usage_complete: bool,
+    request_ids: Vec<String>,
+    model: Option<String>,
+    calls: u32,
+    retries: u32,
+}
+
+impl Session<'_> {
+    /// One request. Only the first answer is shown as it streams; repairs are summarised.
+    async fn call(&mut self, messages: Vec<Message>) -> Result<ChatResult, ApiError> {
+        let req = ChatRequest {
+            model: self.opts.model.clone(),
+            messages,
+            temperature: self.opts.temperature,
+            max_tokens: self.opts.max_tokens,
+            stream: self.opts.stream,
+        };
+        let show = if self.calls == 0 { self.on_delta } else { None };
+        self.calls += 1;
+        let r = self.client.chat(&req, show).await;
+        if let Ok(res) = &r {
+            self.retries += res.retries;
+            match res.usage {
+                Some(u) => self.usage += u,
+                None => self.usage_complete = false,
+            }
+            self.request_ids.extend(res.request_id.clone());
+            if self.model.is_none() {
+                self.model = res.model.clone();
+            }
+        } else if let Err(ApiError::Exhausted { attempts, .. }) = &r {
+            self.retries += attempts - 1;
+        }
+        r
+    }
+}
+
+/// Everything one plan needs; borrowed, so a batch can share the heavy parts.
+pub struct Job<'a> {
+    pub client: &'a Client,
+    pub template: &'a Template,
+    pub checker: &'a Checker,
+    pub inputs: &'a Inputs,
+    /// The risky stages, parsed from the input, that "Rollback by stage" must cover.
+    pub stages: &'a [String],
+    pub opts: &'a Options,
+}
+
+pub async fn generate(
+    job: Job<'_>,
+    on_delta: Option<OnDelta<'_>>,
+    on_event: &(dyn Fn(Event) + Send + Sync),
+) -> crate::error::Result<Generated> {
+    let Job {
+        client,
+        template,
+        checker,
+        inputs,
+        stages,
+        opts,
+    } = job;
+    let mut s = Session {
+        client,
+        opts,
+        on_delta,
+        usage: Usage::default(),
+        usage_complete: true,
+        request_ids: Vec::new(),
+        model: None,
+        calls: 0,
+        retries: 0,
+    };
+    let base = template.messages(inputs)?;
+
+    // First answer. A stream that broke after retries still yields its complete sections.
+    let (draft, truncated) = match s.call(base.clone()).await {
+        Ok(r) => {
+            let t = r.truncated();
+            (r.text, t)
+        }
+        Err(e) if !e.is_auth() && e.partial_text().is_some() => {
+            on_event(Event::Warning(format!("{e}; keeping the complete sections it sent")));
+            (e.partial_text().unwrap_or_default().to_string(), true)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut plan = if truncated {
+        drop_unfinished_tail(&draft, checker)
+    } else {
+        draft
+    };
+    let (_, mut report) = checker.check(&plan, Some(stages));
+    // A model that wrote no usable section will not follow headings when re-asked either.
+    let mut one_at_a_time = report.found_count() == 0;
+    on_event(Event::Draft {
+        found: report.found_count(),
+        total: report.sections.len(),
+        truncated,
+    });
+    let mut strategies: Vec<(String, Strategy)> = report
+        .sections
+        .iter()
+        .filter(|r| r.state == crate::check::SectionState::Found)
+        .map(|r| (r.id.clone(), Strategy::First))
+        .collect();
+    let mut rounds = Vec::new();
+    let mut repair_error = None;
+
+    for round in 1..=opts.max_repairs {
+        let missing = report.missing();
+        let rewrite = report.problems_by_section(&checker.spec);
+        if missing.is_empty() && rewrite.is_empty() {
+            break;
+        }
+        let ids = |v: &[usize]| {
+            v.iter()
+                .map(|&i| checker.spec.sections[i].id.clone())
+                .collect::<Vec<_>>()
+        };
+        let mut r = Round {
+            round,
+            strategy: if one_at_a_time {
+                Strategy::Section
+            } else {
+                Strategy::Repair
+            },
+            asked: ids(&missing),
+            rewrite: ids(&rewrite.iter().map(|(i, _)| *i).collect::<Vec<_>>()),
+            recovered: Vec::new(),
+            requests: 0,
+        };
+        on_event(Event::RoundStart {
+            round,
+            strategy: r.strategy,
+            missing: &r.asked,
+            rewrite: &r.rewrite,
+        });
+
+        let mut edits: Vec<(usize, String)> = Vec::new();
+        if !one_at_a_time {
+            let prompt = template.repair_prompt(inputs, &missing, &rewrite)?;
+            let mut msgs = base.clone();
+            msgs.push(Message::assistant(plan.clone()));
+            msgs.push(Message::user(prompt));
+            r.requests += 1;
+            match s.call(msgs).await {
+                Ok(res) => {
+                    let wanted: Vec<usize> = missing.iter().copied().chain(rewrite.iter().map(|(i, _)| *i)).collect();
+                    edits = sections_from_reply(&res.text, checker, &wanted, res.truncated());
+                }
+                Err(e) if e.is_context_overflow() => {
+                    on_event(Event::Warning(
+                        "the conversation no longer fits the model's context; asking for sections one at a time".into(),
+                    ));
+                    one_at_a_time = true;
+                    r.strategy = Strategy::Section;
+                }
+                Err(e) if e.is_auth() => return Err(e.into()),
+                Err(e) => {
+                    repair_error = Some(e.to_string());
+                }
+            }
+        }
+        if r.strategy == Strategy::Section {
+            let targets: Vec<(usize, Vec<String>)> = missing
+                .iter()
+                .map(|&i| (i, Vec::new()))
+                .chain(rewrite.iter().cloned())
+                .collect();
+            for (idx, problems) in targets {
+                let prompt = template.section_prompt(inputs, idx, &problems)?;
+                let mut msgs: Vec<Message> = base.iter().filter(|m| m.role == "system").cloned().collect();
+                msgs.push(Message::user(prompt));
+                r.requests += 1;
+                match s.call(msgs).await {
+                    Ok(res) => {
+                        if let Some(body) = body_from_fill(&res.text, checker, idx, res.truncated()) {
+                            edits.push((idx, body));
+                        }
+                    }
+                    Err(e) if e.is_auth() => return Err(e.into()),
+                    Err(e) => {
+                        repair_error = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+        if !edits.is_empty() {
+            plan = splice(&plan, checker, &edits);
+        }
+        let (_, next) = checker.check(&plan, Some(stages));
+        for (idx, _) in &edits {
+            let id = &checker.spec.sections[*idx].id;
+            let fixed = next.sections[*idx].state == crate::check::SectionState::Found;
+            if fixed {
+                r.recovered.push(id.clone());
+                strategies.retain(|(sid, _)| sid != id);
+                strategies.push((id.clone(), r.strategy));
+            }
+        }
+        let got = missing
+            .iter()
+            .filter(|&&i| next.sections[i].state == crate::check::SectionState::Found)
+            .count();
+        if r.strategy == Strategy::Repair && got * 2 < missing.len() {
+            // The model did not write most of the headings it was given: next round, one at a time.
+            one_at_a_time = true;
+        }
+        on_event(Event::RoundEnd {
+            round,
+            recovered: r.recovered.len(),
+        });
+        report = next;
+        rounds.push(r);
+        if repair_error.is_some() {
+            break;
+        }
+    }
+    strategies.sort_by_key(|(id, _)| checker.spec.index_of(id));
+    Ok(Generated {
+        plan,
+        report,
+        rounds,
+        strategies,
+        usage: s.usage,
+        usage_complete: s.usage_complete,
+        request_ids: s.request_ids,
+        model: s.model,
+        calls: s.calls,
+        transport_retries: s.retries,
+        first_truncated: truncated,
+        repair_error,
+    })
+}
+
+/// A reply cut off by the token limit: its last section may be unfinished, so drop it
+/// (from its heading on). Text before the first section is kept.
+pub fn drop_unfinished_tail(text: &str, checker: &Checker) -> String {
+    let outline = checker.outline(text);
+    match outline.found.last() {
+        Some(last) => text[..last.start].trim_end().to_string() + "\n",
+        None => markdown::close_open_blocks(text),
+    }
+}
+
+/// The requested sections found in a repair reply: (section index, body without heading).
+pub fn sections_from_reply(reply: &str, checker: &Checker, wanted: &[usize], truncated: bool) -> Vec<(usize, String)> {
+    let outline = checker.outline(reply);
+    let usable = if truncated {
+        outline.found.len().saturating_sub(1)
+    } else {
+        outline.found.len()
+    };
+    let mut out: Vec<(usize, String)> = Vec::new();
+    for l in &outline.found[..usable] {
+        if l.empty || !wanted.contains(&l.section) || out.iter().any(|(i, _)| *i == l.section) {
+            continue;
+        }
+        out.push((l.section, reply[l.body_start..l.end].trim().to_string()));
+    }
+    out
+}
+
+/// The body of a one-section reply. The model was told not to write the heading; if it did,
+/// it is dropped. Anything from another required section's heading on is dropped too.
+pub fn body_from_fill(reply: &str, checker: &Checker, idx: usize, truncated: bool) -> Option<String> {
+    let outline = checker.outline(reply);
+    if let Some(l) = outline.found.iter().find(|l| l.section == idx && !l.empty) {
+        return Some(reply[l.body_start..l.end].trim().to_string());
+    }
+    let mut text = match outline.found.iter().find(|l| l.section != idx) {
+        Some(other) => &reply[..other.start],
+        None => reply,
+    };
+    // A leading heading that names this section (e.g. "# Rollback philosophy for X") goes;
+    // any other leading heading is the body's own subsection and stays.
+    let doc = markdown::parse(text);
+    if let Some(h) = doc.headings.first()
+        && text[..h.start].trim().is_empty()
+        && checker.matcher.match_heading(&h.text).is_some_and(|m| m.section == idx)
+    {
+        text = &text[h.end..];
+    }
+    let mut body = text.trim().to_string();
+    if truncated {
+        // Keep whole blocks only: the last one may stop mid-sentence.
+        let doc = markdown::parse(&body);
+        if doc.blocks.len() > 1
+            && let Some(last) = doc.blocks.last()
+        {
+            body = body[..last.start].trim().to_string();
+        }
+    }
+    (!body.is_empty()).then_some(body)
+}
+
+/// Put each (section, body) into `plan`: replacing the section where it exists, else
+/// inserting it before the first present section that comes after it in canonical order.
+pub fn splice(plan: &str, checker: &Checker, edits: &[(usize, String)]) -> String {
+    let plan = &markdown::close_open_blocks(plan);
+    let outline = checker.outline(plan);
+    let level = outline.level.max(1);
+    let mut ops: Vec<(usize, usize, usize, String)> = Vec::new(); // (start, end, order, text)
+    for (idx, body) in edits {
+        let body = markdown::demote_headings(&markdown::close_open_blocks(body.trim()), level + 1);
+        let text = format!(
+            "{} {}\n\n{}\n\n",
+            "#".repeat(level as usize),
+            checker.spec.heading(*idx),
+            body.trim_end()
+        );
+        match outline.primary(*idx) {
+            Some(l) => ops.push((l.start, l.end, *idx, text)),
+            None => {
+                let at = insertion_point(plan, &outline, *idx);
+                ops.push((at, at, *idx, text));
+            }
+        }
+    }
+    // Walk the plan once, emitting original text between the edits; equal points keep
+    // canonical order. Inserted text always starts after a blank line.
+    ops.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+    let mut out = String::with_capacity(plan.len() + ops.iter().map(|o| o.3.len()).sum::<usize>());
+    let mut cursor = 0;
+    for (start, end, _, text) in ops {
+        out.push_str(&plan[cursor.min(start)..start]);
+        let kept = out.trim_end().len();
+        out.truncate(kept);
+        if !out.is_empty() {
+            out.push_str("\n\n");
+        }
+        out.push_str(&text);
+        cursor = cursor.max(end);
+    }
+    out.push_str(&plan[cursor.min(plan.len())..]);
+    let kept = out.trim_end().len();
+    out.truncate(kept);
+    out.push('\n');
+    out
+}
+
+fn insertion_point(plan: &str, outline: &Outline, idx: usize) -> usize {
+    outline
+        .found
+        .iter()
+        .filter(|l| l.section > idx && outline.primary(l.section).is_some_and(|p| p.start == l.start))
+        .map(|l| l.start)
+        .min()
+        .unwrap_or(plan.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checker() -> Checker {
+        Checker::new(&Template::builtin())
+    }
+
+    fn ids(plan: &str) -> Vec<usize> {
+        checker().outline(plan).found.iter().map(|l| l.section).collect()
+    }
+
+    #[test]
+    fn splice_inserts_in_canonical_order_and_replaces_empty() {
+        let c = checker();
+        let plan = "# Plan\n\nintro\n\n## 1. Rollback philosophy\n\nA\n\n## 4. Specific rollback procedures by component\n\n## 9. Rollback what-if scenarios\n\nW\n";
+        let edits = vec![
+            (2, "stages".to_string()),
+            (1, "matrix".to_string()),
+            (3, "components".to_string()),
+            (9, "truth".to_string()),
+        ];
+        let out = splice(plan, &c, &edits);
+        assert_eq!(ids(&out), vec![0, 1, 2, 3, 8, 9]);
+        assert!(
+            out.starts_with(
+                "# Plan\n\nintro\n\n## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nmatrix\n\n## 3."
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("## 4. Specific rollback procedures by component\n\ncomponents\n\n## 9."),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("## 10. The hard truth about rollback\n\ntruth\n"),
+            "{out}"
+        );
+        let (_, r) = c.check(&out, None);
+        assert!(r.findings.iter().all(|f| f.code != "empty" && f.code != "duplicate"));
+    }
+
+    #[test]
+    fn splice_after_prose_without_trailing_newline() {
+        let c = checker();
+        let out = splice("Some prose with no headings.", &c, &[(1, "B".into()), (0, "A".into())]);
+        assert_eq!(
+            out,
+            "Some prose with no headings.\n\n## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nB\n"
+        );
+    }
+
+    #[test]
+    fn spliced_bodies_cannot_break_out_of_their_section() {
+        let c = checker();
+        let plan = "## 1. Rollback philosophy\n\nA\n\n## 3. Rollback by stage\n\nS\n";
+        let out = splice(
+            plan,
+            &c,
+            &[(1, "# Matrix title\n\n| a | b |\n|---|---|\n| 1 | 2 |".into())],
+        );
+        assert!(out.contains("### Matrix title"), "{out}");
+        assert_eq!(ids(&out), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn truncated_reply_loses_its_last_section_only() {
+        let c = checker();
+        let text = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n## 3. Rollback by stage\n\nStep 1: stop the";
+        let kept = drop_unfinished_tail(text, &c);
+        assert_eq!(ids(&kept), vec![0, 1]);
+        assert!(!kept.contains("stop the"));
+        let got = sections_from_reply(text, &c, &[1, 2], true);
+        assert_eq!(got.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn fill_body_drops_headings_and_other_sections() {
+        let c = checker();
+        assert_eq!(
+            body_from_fill("# Rollback philosophy\n\nBody text.", &c, 0, false).as_deref(),
+            Some("Body text.")
+        );
+        assert_eq!(
+            body_from_fill("### Stage 1: backfill\n\nSteps.", &c, 2, false).as_deref(),
+            Some("### Stage 1: backfill\n\nSteps.")
+        );
+        assert_eq!(
+            body_from_fill("Body.\n\n## 2. Rollback decision matrix\n\nx", &c, 0, false).as_deref(),
+            Some("Body.")
+        );
+        assert_eq!(body_from_fill("   ", &c, 0, false), None);
+        assert_eq!(
+            body_from_fill("Para one.\n\nPara two is cut", &c, 0, true).as_deref(),
+            Some("Para one.")
+        );
+    }
+}

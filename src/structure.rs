@@ -1,0 +1,482 @@
+//! Structural checks beyond headings, declared per section in the spec (`[[sections.checks]]`):
+//! a table with given columns, a subsection per risky stage, a number of items, checkboxes,
+//! and phrases that must be mentioned. Nothing here knows about rollback plans.
+
+use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+
+use crate::check::Finding;
+use crate::markdown::{self, Doc, Outline};
+use crate::spec::{CheckSpec, Scope, Spec};
+use crate::util::line_of;
+
+/// Run every check of every present section.
+pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, stages: Option<&[String]>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, s) in spec.sections.iter().enumerate() {
+        if s.checks.is_empty() {
+            continue;
+        }
+        let Some(loc) = outline.primary(i).filter(|l| !l.empty) else {
+            continue; // missing or empty is reported already
+        };
+        let scan = Scan::new(doc.src, loc.body_start, loc.end, loc.level);
+        let heading = spec.heading(i);
+        let mut finding = |check: &CheckSpec, line: usize, code: &str, message: String, stage: Option<String>| {
+            out.push(Finding {
+                severity: check.severity(),
+                code: code.into(),
+                section: Some(s.id.clone()),
+                line: Some(line),
+                message,
+                stage,
+            })
+        };
+        for check in &s.checks {
+            match check {
+                CheckSpec::Table { columns, min_rows, .. } => {
+                    if let Some((line, msg)) = table_problem(&scan, columns, *min_rows) {
+                        finding(
+                            check,
+                            line.unwrap_or(loc.line),
+                            "table",
+                            format!("\"{heading}\": {msg}"),
+                            None,
+                        );
+                    }
+                }
+                CheckSpec::StageCoverage { .. } => {
+                    for stage in stages.unwrap_or_default() {
+                        if !stage_covered(&scan, stage) {
+                            finding(
+                                check,
+                                loc.line,
+                                "stage_coverage",
+                                format!("stage \"{stage}\" has no subsection in \"{heading}\""),
+                                Some(stage.clone()),
+                            );
+                        }
+                    }
+                }
+                CheckSpec::Items { what, min, max, .. } => {
+                    let n = scan.item_count();
+                    let low = min.is_some_and(|m| n < m);
+                    let high = max.is_some_and(|m| n > m);
+                    if low || high {
+                        let range = match (min, max) {
+                            (Some(a), Some(b)) => format!("between {a} and {b}"),
+                            (Some(a), None) => format!("at least {a}"),
+                            (None, Some(b)) => format!("at most {b}"),
+                            (None, None) => unreachable!(),
+                        };
+                        finding(
+                            check,
+                            loc.line,
+                            "items",
+                            format!("\"{heading}\" has {n} {what}; expected {range}"),
+                            None,
+                        );
+                    }
+                }
+                CheckSpec::Checkboxes { min, .. } => {
+                    if scan.checkboxes < *min {
+                        finding(
+                            check,
+                            loc.line,
+                            "checkboxes",
+                            format!(
+                                "\"{heading}\" has {} checkboxes (\"- [ ] item\"); expected at least {min}",
+                                scan.checkboxes
+                            ),
+                            None,
+                        );
+                    }
+                }
+                CheckSpec::Mentions { all, scope, what, .. } => {
+                    let text = match scope {
+                        Scope::Section => normalize(&scan.text),
+                        Scope::Document => normalize(&plain_text(&doc.src[doc.body_start..])),
+                    };
+                    let absent: Vec<&str> = all
+                        .iter()
+                        .filter(|entry| !entry.split('|').any(|alt| text.contains(&normalize(alt))))
+                        .map(|entry| entry.split('|').next().unwrap_or(entry).trim())
+                        .collect();
+                    if !absent.is_empty() {
+                        let msg = match (scope, what) {
+                            (Scope::Document, Some(w)) => format!("the plan never states {w}"),
+                            (Scope::Document, None) => format!("the plan never mentions {}", quoted(&absent)),
+                            (Scope::Section, Some(w)) => {
+                                format!("\"{heading}\" does not cover {w}: {}", quoted(&absent))
+                            }
+                            (Scope::Section, None) => format!("\"{heading}\" does not mention {}", quoted(&absent)),
+                        };
+                        finding(check, loc.line, "mentions", msg, None);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn quoted(v: &[&str]) -> String {
+    v.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
+}
+
+/// Lower case, whitespace collapsed, no spaces around `+` ("T + 4h" reads as "t+4h").
+fn normalize(s: &str) -> String {
+    let collapsed = s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+    collapsed.replace(" +", "+").replace("+ ", "+")
+}
+
+fn plain_text(md: &str) -> String {
+    let mut out = String::new();
+    for ev in Parser::new_ext(md, markdown::options()) {
+        match ev {
+            Event::Text(t) | Event::Code(t) => {
+                out.push_str(&t);
+            }
+            Event::SoftBreak | Event::HardBreak | Event::End(_) => out.push(' '),
+            _ => {}
+        }
+    }
+    out
+}
+
+struct TableInfo {
+    line: usize,
+    headers: Vec<String>,
+    rows: usize,
+}
+
+/// What a section holds, read once.
+struct Scan {
+    tables: Vec<TableInfo>,
+    /// Headings below the section's own level.
+    subheadings: Vec<String>,
+    /// Paragraphs that open with bold text: "**What if …?**".
+    bold_leads: Vec<String>,
+    list_items: usize,
+    checkboxes: usize,
+    text: String,
+}
+
+impl Scan {
+    fn new(src: &str, start: usize, end: usize, level: u8) -> Scan {
+        let body = &src[start..end];
+        let mut scan = Scan {
+            tables: Vec::new(),
+            subheadings: Vec::new(),
+            bold_leads: Vec::new(),
+            list_items: 0,
+            checkboxes: 0,
+            text: plain_text(body),
+        };
+        let mut depth_list = 0usize;
+        let mut heading: Option<String> = None;
+        let mut table: Option<TableInfo> = None;
+        let mut in_head = false;
+        let mut cell: Option<String> = None;
+        let mut para_first = false; // the next event is the first inside a top-level paragraph
+        let mut bold: Option<String> = None;
+        let mut in_quote = 0usize;
+        for (ev, range) in Parser::new_ext(body, markdown::options()).into_offset_iter() {
+            let was_para_first = std::mem::replace(&mut para_first, false);
+            match ev {
+                Event::Start(Tag::Heading { level: l, .. }) if (l as u8) > level => heading = Some(String::new()),
+                Event::End(TagEnd::Heading(_)) => {
+                    if let Some(h) = heading.take() {
+                        scan.subheadings.push(h);
+                    }
+                }
+                Event::Start(Tag::Table(_)) => {
+                    table = Some(TableInfo {
+                        line: line_of(src, start + range.start),
+                        headers: Vec::new(),
+                        rows: 0,
+                    })
+                }
+                Event::End(TagEnd::Table) => scan.tables.extend(table.take()),
+                Event::Start(Tag::TableHead) => in_head = true,
+                Event::End(TagEnd::TableHead) => in_head = false,
+                Event::Start(Tag::TableRow) => {}
+                Event::End(TagEnd::TableRow) => {
+                    if let Some(t) = table.as_mut() {
+                        t.rows += 1;
+                    }
+                }
+                Event::Start(Tag::TableCell) => cell = in_head.then(String::new),
+                Event::End(TagEnd::TableCell) => {
+                    if let (Some(c), Some(t)) = (cell.take(), table.as_mut()) {
+                        t.headers.push(c.to_lowercase());
+                    }
+                }
+                Event::Start(Tag::List(_)) => depth_list += 1,
+                Event::End(TagEnd::List(_)) => depth_list -= 1,
+                Event::Start(Tag::Item) if depth_list == 1 && in_quote == 0 => scan.list_items += 1,
+                Event::Start(Tag::BlockQuote(_)) => in_quote += 1,
+                Event::End(TagEnd::BlockQuote(_)) => in_quote -= 1,
+                Event::TaskListMarker(_) => scan.checkboxes += 1,
+                Event::Start(Tag::Paragraph) if depth_list == 0 && in_quote == 0 => para_first = true,
+                Event::Start(Tag::Strong) if was_para_first => bold = Some(String::new()),
+                Event::End(TagEnd::Strong) => {
+                    if let Some(b) = bold.take() {
+                        scan.bold_leads.push(b);
+                    }
+                }
+                Event::Text(t) | Event::Code(t) => {
+                    for buf in [heading.as_mut(), cell.as_mut(), bold.as_mut()].into_iter().flatten() {
+                        buf.push_str(&t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        scan
+    }
+
+    /// Items of a list-like section: its subsections if it has some, else its bold-led
+    /// paragraphs, else its top-level list items.
+    fn item_count(&self) -> usize {
+        if self.subheadings.len() >= 2 {
+            self.subheadings.len()
+        } else if self.bold_leads.len() >= 2 {
+            self.bold_leads.len()
+        } else {
+            self.list_items
+        }
+    }
+}
+
+fn table_problem(scan: &Scan, columns: &[String], min_rows: usize) -> Option<(Option<usize>, String)> {
+    let names: Vec<&str> = columns
+        .iter()
+        .map(|c| c.split('|').next().unwrap_or(c).trim())
+        .collect();
+    if scan.tables.is_empty() {
+        return Some((None, format!("no table; expected columns {}", quoted(&names))));
+    }
+    let mut best: Option<(usize, &TableInfo, Vec<&str>)> = None;
+    for t in &scan.tables {
+        let lacking: Vec<&str> = columns
+            .iter()
+            .zip(&names)
+            .filter(|(spec, _)| {
+                !spec
+                    .split('|')
+                    .any(|alt| t.headers.iter().any(|h| h.contains(&alt.trim().to_lowercase())))
+            })
+            .map(|(_, n)| *n)
+            .collect();
+        let rows = t.rows;
+        if lacking.is_empty() && rows >= min_rows {
+            return None;
+        }
+        let score = lacking.len() * 1000 + min_rows.saturating_sub(rows);
+        if best.as_ref().is_none_or(|(s, _, _)| score < *s) {
+            best = Some((score, t, lacking));
+        }
+    }
+    let (_, t, lacking) = best.expect("at least one table");
+    let msg = if !lacking.is_empty() {
+        format!("the table has no column for {}", quoted(&lacking))
+    } else {
+        format!(
+            "the table has {} row{}; expected at least {min_rows}",
+            t.rows,
+            if t.rows == 1 { "" } else { "s" }
+        )
+    };
+    Some((Some(t.line), msg))
+}
+
+/// Words that say "this is a stage" and nothing about which.
+const STAGE_WORDS: &[&str] = &["stage", "phase", "step"];
+
+/// Significant words of a stage name, hyphens split, forms folded.
+fn stage_words(s: &str) -> Vec<String> {
+    let split: String = s.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+    markdown::words(&split, &Default::default())
+        .into_iter()
+        .filter(|w| !STAGE_WORDS.contains(&w.as_str()) && !w.chars().all(|c| c.is_ascii_digit()))
+        .collect()
+}
+
+/// A stage is covered by a subsection (a subheading or a bold lead) that carries more than
+/// half of its significant words ("Read cutover" does not cover "Write cutover").
+fn stage_covered(scan: &Scan, stage: &str) -> bool {
+    let want = stage_words(stage);
+    if want.is_empty() {
+        return true;
+    }
+    let need = want.len() / 2 + 1;
+    scan.subheadings.iter().chain(&scan.bold_leads).any(|title| {
+        let have = stage_words(title);
+        want.iter().filter(|w| have.contains(w)).count() >= need
+    })
+}
+
+/// Split the free-text stages input into stage names: one per line, else per `;`, else
+/// per `,`; list markers and "Stage:" prefixes dropped, and anything after `(`, `:` or a
+/// dash (the risk note) cut off.
+pub fn parse_stages(input: &str) -> Vec<String> {
+    let lines: Vec<&str> = input.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let items: Vec<&str> = if lines.len() > 1 {
+        lines
+    } else if input.contains(';') {
+        input.split(';').collect()
+    } else {
+        input.split(',').collect()
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let mut s = item.trim();
+        s = s.trim_start_matches(['-', '*', '•', ' ']);
+        // "1." / "1)" / "Stage 2:" prefixes
+        let digits = s.chars().take_while(|c| c.is_ascii_digit()).count();
+        if digits > 0 && s[digits..].starts_with(['.', ')']) {
+            s = s[digits + 1..].trim_start();
+        }
+        let lower = s.to_lowercase();
+        for prefix in ["stage", "phase", "step"] {
+            if lower.starts_with(prefix) {
+                let rest = s[prefix.len()..].trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
+                if let Some(r) = rest.strip_prefix([':', '.', '-']) {
+                    s = r.trim_start();
+                } else if rest.len() < s.len() - prefix.len() {
+                    s = rest.trim_start();
+                }
+                break;
+            }
+        }
+        let cut = [s.find('('), s.find(':'), s.find(" - "), s.find(" — "), s.find(" – ")]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(s.len());
+        let name = s[..cut].trim().trim_end_matches(['.', ',']).trim();
+        if !name.is_empty() {
+            out.push(name.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Checker;
+    use crate::template::Template;
+
+    fn findings(md: &str, stages: Option<&[String]>) -> Vec<Finding> {
+        let c = Checker::new(&Template::builtin());
+        c.check(md, stages)
+            .1
+            .findings
+            .into_iter()
+            .filter(|f| !matches!(f.code.as_str(), "missing" | "empty"))
+            .collect()
+    }
+
+    fn codes(md: &str, stages: Option<&[String]>) -> Vec<String> {
+        findings(md, stages)
+            .into_iter()
+            .map(|f| format!("{}:{}", f.code, f.section.unwrap_or_default()))
+            .collect()
+    }
+
+    const GOOD_MATRIX: &str = "## 2. Rollback decision matrix\n\n| Problem type | Decision authority | Time to decide | Default action |\n|---|---|---|---|\n| Critical bug | IC | 5 min | Roll back |\n| Perf > 50% | IC + TL | 15 min | Roll back |\n| Data integrity | IC + DBE | Immediate | Roll back |\n| Internal bug | TL | 30 min | Fix forward |\n";
+
+    #[test]
+    fn decision_matrix_table() {
+        assert!(codes(GOOD_MATRIX, None).is_empty(), "{:?}", codes(GOOD_MATRIX, None));
+        let no_table = "## 2. Rollback decision matrix\n\nThe IC decides.\n";
+        let f = findings(no_table, None);
+        assert_eq!(f[0].code, "table");
+        assert!(f[0].message.contains("no table"));
+        let few_cols = "## 2. Rollback decision matrix\n\n| Problem | Action |\n|---|---|\n| a | b |\n| a | b |\n| a | b |\n| a | b |\n";
+        let f = findings(few_cols, None);
+        assert!(
+            f[0].message.contains("\"Decision authority\", \"Time to decide\""),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(f[0].line, Some(3));
+        let few_rows = GOOD_MATRIX.lines().take(6).collect::<Vec<_>>().join("\n");
+        assert!(findings(&few_rows, None)[0].message.contains("2 rows"));
+    }
+
+    #[test]
+    fn stage_coverage_is_tolerant_and_names_the_stage() {
+        let stages =
+            parse_stages("Schema conversion and backfill (high); CDC dual-running (medium); Write cutover (high)");
+        assert_eq!(
+            stages,
+            ["Schema conversion and backfill", "CDC dual-running", "Write cutover"]
+        );
+        let md = "## 3. Rollback by stage\n\n### Stage 1: schema conversions & backfills\n\nx\n\n**CDC / dual running**\n\ny\n\n### Read cutover\n\nz\n";
+        let f = findings(md, Some(&stages));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].stage.as_deref(), Some("Write cutover"));
+        assert!(f[0].message.contains("\"Write cutover\""));
+        // Without known stages there is nothing to cover.
+        assert!(findings(md, None).is_empty());
+    }
+
+    #[test]
+    fn what_if_counts_subsections_bold_leads_or_items() {
+        let bold = |n: usize| {
+            let mut s = "## 9. Rollback what-if scenarios\n\n".to_string();
+            for i in 0..n {
+                s.push_str(&format!("**\"What if case {i}?\"**\nPlan: do x.\n\n"));
+            }
+            s
+        };
+        assert!(codes(&bold(5), None).is_empty());
+        assert_eq!(codes(&bold(4), None), ["items:what-if"]);
+        assert_eq!(codes(&bold(11), None), ["items:what-if"]);
+        let heads: String = "## 9. What-if scenarios\n\n".to_string()
+            + &(0..6)
+                .map(|i| format!("### What if {i}?\n\n- step\n- step\n\n"))
+                .collect::<String>();
+        assert!(codes(&heads, None).is_empty(), "{:?}", codes(&heads, None));
+        let list = "## 9. What-if scenarios\n\n1. What if a?\n2. What if b?\n3. What if c?\n";
+        assert!(findings(list, None)[0].message.contains("has 3 scenarios"));
+    }
+
+    #[test]
+    fn checklist_needs_checkboxes() {
+        let ok = "## 7. Post-rollback checklist\n\n- [ ] a\n- [ ] b\n- [x] c\n- [ ] d\n- [ ] e\n";
+        assert!(codes(ok, None).is_empty());
+        let plain = "## 7. Post-rollback checklist\n\n- a\n- b\n";
+        assert_eq!(codes(plain, None), ["checkboxes:checklist"]);
+    }
+
+    #[test]
+    fn communication_audiences_and_point_of_no_return() {
+        let ok = "## 6. Communication during rollback\n\n**Internal (Slack):** x\n\n**Status page:** y\n\n**Customer email:** z\n\n## 10. The hard truth about rollback\n\nAfter T + 4h, rollback loses data.\n";
+        assert!(codes(ok, None).is_empty(), "{:?}", codes(ok, None));
+        let bad = "## 6. Communication during rollback\n\nTell people.\n\n## 10. The hard truth about rollback\n\nIt is hard.\n";
+        let f = findings(bad, None);
+        assert!(
+            f.iter()
+                .any(|f| f.section.as_deref() == Some("communication") && f.message.contains("\"status page\"")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|f| f.section.as_deref() == Some("hard-truth") && f.message.contains("point of no return")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn stages_input_forms() {
+        assert_eq!(
+            parse_stages("1. Backfill\n2) Cutover - risky\n- Stage 3: Decommission (low)"),
+            ["Backfill", "Cutover", "Decommission"]
+        );
+        assert_eq!(parse_stages("backfill, cutover"), ["backfill", "cutover"]);
+        assert_eq!(parse_stages("Phase: Read cutover"), ["Read cutover"]);
+    }
+}

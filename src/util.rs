@@ -1,0 +1,64 @@
+//! Small helpers shared by several steps.
+
+use sha2::{Digest, Sha256};
+
+/// `sha256:` and the first 16 hex digits of the digest: short enough for front matter,
+/// long enough that two different inputs never collide in practice.
+pub fn short_hash(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        // Length-prefix each part so ("ab","c") and ("a","bc") differ.
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    let digest = h.finalize();
+    let mut s = String::from("sha256:");
+    for b in &digest[..8] {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// 1-based line number of byte offset `pos` in `text`.
+pub fn line_of(text: &str, pos: usize) -> usize {
+    let pos = pos.min(text.len());
+    text.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// First `n` characters of `s` on one line, for error messages.
+pub fn snippet(s: &str, n: usize) -> String {
+    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= n {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(n).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_stable_and_separates_parts() {
+        assert_eq!(short_hash(&[b"ab", b"c"]), short_hash(&[b"ab", b"c"]));
+        assert_ne!(short_hash(&[b"ab", b"c"]), short_hash(&[b"a", b"bc"]));
+        assert_eq!(short_hash(&[b"x"]).len(), "sha256:".len() + 16);
+    }
+
+    #[test]
+    fn line_numbers_are_one_based() {
+        let t = "a\nb\nc";
+        assert_eq!(line_of(t, 0), 1);
+        assert_eq!(line_of(t, 2), 2);
+        assert_eq!(line_of(t, 4), 3);
+        assert_eq!(line_of(t, 99), 3);
+    }
+
+    #[test]
+    fn snippet_cuts_and_flattens() {
+        assert_eq!(snippet("a\n  b", 10), "a b");
+        assert_eq!(snippet("abcdef", 3), "abc…");
+    }
+}
