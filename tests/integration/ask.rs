@@ -1,0 +1,438 @@
+//! `rbplan ask` end to end: the binary against a local server that serves recorded
+//! fixtures, with assertions on what the server received as well as on the output.
+
+use serde_json::Value;
+
+use super::common::{all_text_under, example_input, fixture_dir, rbplan, tempdir};
+use super::model::{asked_headings, authored, fixture_server, reply};
+use super::regen::MODEL;
+use super::server::{Reply, Server};
+
+const HEADINGS: [&str; 10] = [
+    "1. Rollback philosophy",
+    "2. Rollback decision matrix",
+    "3. Rollback by stage",
+    "4. Specific rollback procedures by component",
+    "5. Pre-cutover rehearsal",
+    "6. Communication during rollback",
+    "7. Post-rollback checklist",
+    "8. Post-mortem template",
+    "9. Rollback what-if scenarios",
+    "10. The hard truth about rollback",
+];
+
+/// The headings of the ten sections, in the order they appear.
+fn section_order(plan: &str) -> Vec<usize> {
+    let mut found: Vec<(usize, usize)> = HEADINGS
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| plan.find(&format!("## {h}\n")).map(|p| (p, i)))
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, i)| i).collect()
+}
+
+fn ask(server: &Server, dir: &std::path::Path, extra: &[&str]) -> super::common::Out {
+    rbplan(dir)
+        .args(["ask", "--example", "--model", MODEL, "--base-url", &server.url()])
+        .args(extra)
+        .run()
+}
+
+#[test]
+fn complete_first_answer_needs_one_request() {
+    let server = fixture_server("complete");
+    let dir = tempdir();
+    let out = ask(&server, dir.path(), &["--no-stream"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(section_order(&out.stdout), (0..10).collect::<Vec<_>>());
+    assert!(
+        out.stderr
+            .contains("plan complete: 10/10 sections, 0 repair rounds, 1 request"),
+        "{}",
+        out.stderr
+    );
+
+    let chats = server.chats();
+    assert_eq!(chats.len(), 1);
+    let body = chats[0].json();
+    assert_eq!(body["model"], MODEL);
+    assert_eq!(body["max_tokens"], 4096);
+    assert!(body.get("stream").is_none());
+    let roles: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user"]);
+    let (summary, stages) = example_input();
+    let user = body["messages"][1]["content"].as_str().unwrap();
+    assert!(user.contains(&summary) && user.contains(&stages));
+    assert!(
+        chats[0].header("authorization").is_none(),
+        "no key, no Authorization header"
+    );
+}
+
+#[test]
+fn missing_sections_are_repaired_by_asking_for_exactly_those() {
+    let server = fixture_server("quickstart");
+    let dir = tempdir();
+    let out = ask(&server, dir.path(), &["--no-stream", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["status"], "complete");
+    assert_eq!(v["repairs"]["rounds"], 1);
+    assert_eq!(
+        v["repairs"]["detail"][0]["asked"],
+        serde_json::json!(["by-component", "rehearsal", "post-mortem"])
+    );
+    assert_eq!(
+        v["repairs"]["detail"][0]["recovered"],
+        serde_json::json!(["by-component", "rehearsal", "post-mortem"])
+    );
+    assert_eq!(
+        v["request_ids"],
+        serde_json::json!(["req_scripted_0", "req_scripted_1"])
+    );
+    let strategies: Vec<&str> = v["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["strategy"].as_str().unwrap())
+        .collect();
+    assert_eq!(strategies[3], "repair");
+    assert_eq!(strategies[0], "first");
+    // Usage is summed over both calls.
+    let chats = server.chats();
+    assert_eq!(chats.len(), 2);
+    let u = &v["usage"];
+    assert!(u["total_tokens"].as_u64().unwrap() > 0 && u["complete"] == true);
+    assert_eq!(
+        u["total_tokens"],
+        u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap()
+    );
+
+    // The second request continues the conversation and names exactly the three headings.
+    let second = chats[1].json();
+    let msgs = second["messages"].as_array().unwrap();
+    let roles: Vec<&str> = msgs.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "user"]);
+    let first_reply = authored().without(&[3, 4, 7]);
+    assert_eq!(
+        msgs[2]["content"].as_str().unwrap().trim(),
+        first_reply.trim(),
+        "the draft is the assistant turn"
+    );
+    assert_eq!(asked_headings(msgs[3]["content"].as_str().unwrap()), vec![3, 4, 7]);
+
+    // The plan has all ten in canonical order, the repaired ones spliced in place.
+    let plan = v["plan"].as_str().unwrap();
+    assert_eq!(section_order(plan), (0..10).collect::<Vec<_>>());
+    assert!(
+        plan.contains("argocd app rollback orders"),
+        "repaired section 4 content is in"
+    );
+}
+
+#[test]
+fn truncated_answer_keeps_complete_sections_and_repairs_the_rest() {
+    let server = fixture_server("truncated");
+    let dir = tempdir();
+    let out = ask(&server, dir.path(), &["--no-stream", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["first_answer_truncated"], true);
+    assert_eq!(
+        v["repairs"]["detail"][0]["asked"],
+        serde_json::json!(["checklist", "post-mortem", "what-if", "hard-truth"])
+    );
+    let chats = server.chats();
+    let draft_turn = chats[1].json()["messages"][2]["content"].as_str().unwrap().to_string();
+    assert!(
+        !draft_turn.contains("## 7. Post-rollback checklist"),
+        "the cut-off section is not kept"
+    );
+    assert!(draft_turn.contains("## 6. Communication during rollback"));
+    assert_eq!(section_order(v["plan"].as_str().unwrap()), (0..10).collect::<Vec<_>>());
+    assert!(out.stderr.contains("cut off"), "{}", out.stderr);
+}
+
+#[test]
+fn plan_that_stays_incomplete_is_written_and_exits_3() {
+    let server = fixture_server("stays-incomplete");
+    let dir = tempdir();
+    let out = ask(
+        &server,
+        dir.path(),
+        &["--no-stream", "--max-repairs", "1", "--out", "plan.md"],
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    assert!(
+        out.stderr
+            .contains("missing sections: 9. Rollback what-if scenarios; 10. The hard truth about rollback"),
+        "{}",
+        out.stderr
+    );
+    let plan = std::fs::read_to_string(dir.path().join("plan.md")).unwrap();
+    assert!(plan.starts_with("---\nrbplan:\n"));
+    assert!(
+        plan.contains("status: \"incomplete\"") && plan.contains("missing: [\"what-if\", \"hard-truth\"]"),
+        "{plan}"
+    );
+    assert_eq!(section_order(&plan), (0..8).collect::<Vec<_>>());
+    assert_eq!(server.chats().len(), 2, "one first request and one repair round");
+    // Only the plan itself in the folder: no temp files left behind.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["plan.md"]);
+}
+
+#[test]
+fn streamed_answer_is_assembled_from_sse() {
+    let server = fixture_server("complete-stream");
+    let dir = tempdir();
+    let out = ask(&server, dir.path(), &["--stream", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["plan"].as_str().unwrap().trim(), authored().text.trim());
+    assert!(
+        v["usage"]["total_tokens"].as_u64().unwrap() > 0,
+        "usage from the include_usage chunk"
+    );
+    let body = server.chats()[0].json();
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["stream_options"]["include_usage"], true);
+}
+
+#[test]
+fn template_syntax_in_user_text_reaches_the_model_verbatim() {
+    let a = authored();
+    let server = Server::start(move |req, n| reply(req, n, &a.text, "stop"));
+    let dir = tempdir();
+    let hostile_summary = "Move {{ 7*7 }} rows; {% if prod %}careful{% endif %} {# not a comment #} {{ migration_summary }} {{stages_with_risk}} {% raw %}";
+    let hostile_stages = "{{ stages_with_risk }}; {%- for x in y %}; <b>&amp;</b>";
+    let out = rbplan(dir.path())
+        .args([
+            "ask",
+            "--no-stream",
+            "--base-url",
+            &server.url(),
+            "--summary",
+            hostile_summary,
+            "--stages",
+            hostile_stages,
+        ])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let user = server.chats()[0].json()["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(user.contains(&format!("**Migration:** {hostile_summary}\n")), "{user}");
+    assert!(
+        user.contains(&format!("**Risky stages:** {hostile_stages}\n")),
+        "{user}"
+    );
+    assert!(!user.contains("49"));
+
+    // render shows the same, with no server at all.
+    let r = rbplan(dir.path())
+        .args(["render", "--summary", hostile_summary, "--stages-file", "-"])
+        .stdin(hostile_stages)
+        .run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(hostile_summary) && r.stdout.contains(hostile_stages));
+}
+
+#[test]
+fn record_then_replay_gives_identical_output_and_never_saves_the_key() {
+    let key = "sk-test-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let server = fixture_server("quickstart");
+    let dir = tempdir();
+    let rec = dir.path().join("rec");
+    let live = rbplan(dir.path())
+        .args([
+            "ask",
+            "--example",
+            "--model",
+            MODEL,
+            "--no-stream",
+            "--json",
+            "-vvv",
+            "--base-url",
+            &server.url(),
+        ])
+        .args(["--record", rec.to_str().unwrap()])
+        .env("OPENAI_API_KEY", key)
+        .env("RUST_LOG", "trace")
+        .run();
+    assert_eq!(live.code, 0, "{}", live.stderr);
+    // The key was sent to the server...
+    assert_eq!(
+        server.chats()[0].header("authorization"),
+        Some(format!("Bearer {key}").as_str())
+    );
+    // ...and appears nowhere else: not in output, not in trace logs, not in fixtures.
+    assert!(!live.stdout.contains(key) && !live.stderr.contains(key));
+    assert!(
+        live.stderr.contains("TRACE") || live.stderr.contains("DEBUG"),
+        "trace logging was on"
+    );
+    let saved = all_text_under(&rec);
+    assert!(!saved.contains(key) && !saved.to_lowercase().contains("authorization"));
+    assert_eq!(std::fs::read_dir(&rec).unwrap().count(), 2);
+
+    let replayed = rbplan(dir.path())
+        .args([
+            "ask",
+            "--example",
+            "--no-stream",
+            "--json",
+            "--replay",
+            rec.to_str().unwrap(),
+        ])
+        .run();
+    assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+    let (mut a, mut b): (Value, Value) = (live.json(), replayed.json());
+    assert_eq!(a["plan"], b["plan"]);
+    a["out"] = Value::Null;
+    b["out"] = Value::Null;
+    assert_eq!(a, b, "the whole JSON report is identical");
+}
+
+#[test]
+fn replay_miss_says_what_was_asked() {
+    let dir = tempdir();
+    let out = rbplan(dir.path())
+        .args([
+            "ask",
+            "--no-stream",
+            "--summary",
+            "Move billing to Kafka",
+            "--stages",
+            "dual write",
+            "--replay",
+        ])
+        .arg_path(&fixture_dir("complete"))
+        .run();
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("no fixture in"), "{}", out.stderr);
+    assert!(out.stderr.contains("Move billing to Kafka"), "{}", out.stderr);
+    assert!(out.stderr.contains("nearest fixture"), "{}", out.stderr);
+}
+
+#[test]
+fn quickstart_from_the_readme_works_offline() {
+    let dir = tempdir();
+    let out = rbplan(dir.path())
+        .args(["ask", "--example", "--replay"])
+        .arg_path(&fixture_dir("quickstart"))
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(section_order(&out.stdout), (0..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_input_is_refused_before_any_request() {
+    let server =
+        Server::start(|_, _| Reply::json(500, &serde_json::json!({"error": {"message": "should not be called"}})));
+    let dir = tempdir();
+    let url = server.url();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--summary", "   ", "--stages", "x"],
+            "the summary from --summary is empty",
+        ),
+        (vec!["--summary", "x"], "the stages is required"),
+        (vec!["--summary-file", "nope.txt", "--stages", "x"], "nope.txt"),
+        (vec!["--example", "--out", "no/such/dir/plan.md"], "does not exist"),
+        (
+            vec!["--summary-file", "-", "--stages-file", "-"],
+            "cannot both read stdin",
+        ),
+        (vec!["--example", "--template", "missing-template"], "missing-template"),
+    ];
+    for (args, msg) in cases {
+        let out = rbplan(dir.path()).args(["ask", "--base-url", &url]).args(&args).run();
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(msg), "{args:?}: {}", out.stderr);
+    }
+    std::fs::write(dir.path().join("empty.txt"), "\n\n").unwrap();
+    let out = rbplan(dir.path())
+        .args([
+            "ask",
+            "--base-url",
+            &url,
+            "--summary-file",
+            "empty.txt",
+            "--stages",
+            "x",
+        ])
+        .run();
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("empty.txt is empty"), "{}", out.stderr);
+    assert_eq!(server.requests().len(), 0, "nothing was sent");
+}
+
+#[test]
+fn config_precedence_flag_env_dotenv() {
+    let a = authored();
+    let server = Server::start(move |req, n| reply(req, n, &a.text, "stop"));
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!(
+            "OPENAI_BASE_URL={}\nRBPLAN_MODEL=from-dotenv\nOPENAI_API_KEY=sk-test-dotenv-key-000\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut r = rbplan(dir.path()).args(["ask", "--example", "--no-stream"]).args(extra);
+        for (k, v) in env {
+            r = r.env(k, v);
+        }
+        let out = r.run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    };
+    run(&[], &[]);
+    run(&[], &[("RBPLAN_MODEL", "from-env")]);
+    run(&["--model", "from-flag"], &[("RBPLAN_MODEL", "from-env")]);
+    let models: Vec<String> = server
+        .chats()
+        .iter()
+        .map(|r| r.json()["model"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(models, ["from-dotenv", "from-env", "from-flag"]);
+    assert_eq!(
+        server.chats()[0].header("authorization"),
+        Some("Bearer sk-test-dotenv-key-000")
+    );
+}
+
+#[test]
+fn out_file_is_written_with_front_matter_and_checks_clean() {
+    let server = fixture_server("complete");
+    let dir = tempdir();
+    let out = ask(&server, dir.path(), &["--no-stream", "--out", "plan.md"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = std::fs::read_to_string(dir.path().join("plan.md")).unwrap();
+    assert!(
+        text.starts_with("---\nrbplan:\n  template: \"built-in rollback-plan\"\n"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("model: \"{MODEL}\"")));
+    let (_, stages) = example_input();
+    let check = rbplan(dir.path()).args(["check", "plan.md", "--stages", &stages]).run();
+    assert_eq!(check.code, 0, "{}", check.stdout);
+    assert!(
+        check.stdout.contains("plan.md: ok (10/10 sections, 0 findings)"),
+        "{}",
+        check.stdout
+    );
+}

@@ -1,0 +1,130 @@
+//! Running the binary in a clean environment and reading what it did.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rbplan");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture_dir(name: &str) -> PathBuf {
+    repo().join("fixtures").join(name)
+}
+
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// A command run in `dir` with an empty environment plus `envs`: no stray OPENAI_* or
+/// RBPLAN_* from the developer's shell, and no .env unless the test writes one.
+pub struct Run {
+    cmd: Command,
+    stdin: Option<String>,
+}
+
+pub fn rbplan(dir: &Path) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .current_dir(dir)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1");
+    Run { cmd, stdin: None }
+}
+
+impl Run {
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn arg_path(mut self, p: &Path) -> Self {
+        self.cmd.arg(p);
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn stdin(mut self, s: &str) -> Self {
+        self.stdin = Some(s.to_string());
+        self
+    }
+
+    pub fn run(mut self) -> Out {
+        self.cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().expect("spawn rbplan");
+        if let Some(s) = self.stdin.take() {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        let o = child.wait_with_output().expect("wait rbplan");
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// The example input of the built-in template (what `--example` sends).
+pub fn example_input() -> (String, String) {
+    let t: toml::Value =
+        toml::from_str(&std::fs::read_to_string(repo().join("prompts/rollback-plan/template.toml")).unwrap()).unwrap();
+    (
+        t["example"]["summary"].as_str().unwrap().to_string(),
+        t["example"]["stages"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Every file under `dir`, concatenated, for "does this secret appear anywhere" checks.
+pub fn all_text_under(dir: &Path) -> String {
+    let mut out = String::new();
+    for e in walk(dir) {
+        out.push_str(&String::from_utf8_lossy(&std::fs::read(&e).unwrap()));
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                v.extend(walk(&p));
+            } else {
+                v.push(p);
+            }
+        }
+    }
+    v
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the built `rbplan` binary against local HTTP servers on 127.0.0.1.
+//! One test binary (faster to build), one module per area.
+
+mod common;
+mod model;
+mod server;
+
+mod ask;
+mod check;
+mod faults;
+mod regen;
