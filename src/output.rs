@@ -14,7 +14,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempfile_in(dir)?;
+    let mut b = tempfile::Builder::new();
+    b.prefix(TMP_PREFIX);
+    // tempfile makes 0600 files; a plan is an ordinary document (umask still applies).
+    #[cfg(unix)]
+    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut tmp = b.tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -34,14 +39,22 @@ pub struct Provenance {
     pub missing: Vec<String>,
     #[serde(default)]
     pub generated_by: String,
+    /// The service name, for plans written by `rbplan batch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl Provenance {
     /// The front matter block, in the subset of YAML this module reads back.
     pub fn to_front_matter(&self) -> String {
         let list = |v: &[String]| format!("[{}]", v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", "));
+        let name = self
+            .name
+            .as_ref()
+            .map(|n| format!("  name: {}\n", quote(n)))
+            .unwrap_or_default();
         format!(
-            "---\nrbplan:\n  template: {}\n  template_hash: {}\n  model: {}\n  input_hash: {}\n  status: {}\n  missing: {}\n  generated_by: {}\n---\n\n",
+            "---\nrbplan:\n{name}  template: {}\n  template_hash: {}\n  model: {}\n  input_hash: {}\n  status: {}\n  missing: {}\n  generated_by: {}\n---\n\n",
             quote(&self.template),
             quote(&self.template_hash),
             quote(&self.model),
@@ -81,6 +94,7 @@ impl Provenance {
             status: get("status").unwrap_or_default(),
             missing: map.get("missing").map(|v| parse_list(v)).unwrap_or_default(),
             generated_by: get("generated_by").unwrap_or_default(),
+            name: get("name"),
         })
     }
 }
@@ -122,6 +136,7 @@ mod tests {
             status: "incomplete".into(),
             missing: vec!["what-if".into(), "a, b".into()],
             generated_by: "rbplan 0.1.0".into(),
+            name: Some("../odd: \"name\"".into()),
         };
         let fm = p.to_front_matter();
         let doc = crate::markdown::parse(&fm);

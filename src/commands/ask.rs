@@ -122,6 +122,7 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
         status: if complete { "complete" } else { "incomplete" }.into(),
         missing: g.report.missing_ids(),
         generated_by: format!("rbplan {}", env!("CARGO_PKG_VERSION")),
+        name: None,
     };
     if let Some(out) = &args.out {
         let text = prov.to_front_matter() + &g.plan;
