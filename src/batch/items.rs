@@ -1,0 +1,475 @@
+//! The services of a batch: read from JSON Lines, CSV (with a header) or YAML (a list),
+//! chosen by extension. Each item has `name`, `summary`, `stages` and optionally `model`.
+//!
+//! Reading happens twice. `validate` streams the whole file first, so a bad line, an
+//! empty field, a duplicate name or two names that would share a file is an error naming
+//! the file and line before anything is sent; it keeps only names and file names. `open`
+//! then streams the items again for the workers, one at a time.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::template::Inputs;
+use crate::util;
+
+/// One service to plan.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub name: String,
+    pub inputs: Inputs,
+    /// Overrides `--model` for this item.
+    pub model: Option<String>,
+    /// 1-based line the item starts on, for messages.
+    pub line: usize,
+    /// The plan's file name inside the output folder, without `.md`.
+    pub slug: String,
+}
+
+/// What the input file declares, before checks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: Option<String>,
+    summary: Option<String>,
+    stages: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    Csv,
+    Yaml,
+}
+
+impl Format {
+    pub fn of(path: &Path) -> Result<Format> {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        match ext.as_str() {
+            "jsonl" | "ndjson" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            "yaml" | "yml" => Ok(Format::Yaml),
+            _ => Err(Error::input(
+                path,
+                None,
+                "unknown input format: use .jsonl (one JSON object per line), .csv (with a header row) or .yaml/.yml (a list)",
+            )),
+        }
+    }
+}
+
+/// Names, lines and file names of every item, in input order: the result of a full
+/// check. Small: the texts are read again when the items run.
+pub struct Manifest {
+    pub path: PathBuf,
+    pub format: Format,
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: String,
+    pub line: usize,
+    pub slug: String,
+}
+
+impl Manifest {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Read the whole input once and refuse it if anything is wrong.
+pub fn validate(path: &Path) -> Result<Manifest> {
+    let format = Format::of(path)?;
+    let mut entries = Vec::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut by_slug: HashMap<String, (usize, String)> = HashMap::new();
+    for item in open(path)? {
+        let item = item?;
+        if let Some(first) = by_name.get(&item.name) {
+            return Err(Error::input(
+                path,
+                Some(item.line),
+                format!(
+                    "duplicate name {:?} (first on line {first}); names must be unique",
+                    item.name
+                ),
+            ));
+        }
+        // Case-insensitive file systems would merge "Orders" and "orders": compare lowercased.
+        if let Some((first, other)) = by_slug.get(&item.slug.to_lowercase()) {
+            return Err(Error::input(
+                path,
+                Some(item.line),
+                format!(
+                    "name {:?} would be written to the same file as {other:?} (line {first}); rename one",
+                    item.name
+                ),
+            ));
+        }
+        by_name.insert(item.name.clone(), item.line);
+        by_slug.insert(item.slug.to_lowercase(), (item.line, item.name.clone()));
+        entries.push(Entry {
+            name: item.name,
+            line: item.line,
+            slug: item.slug,
+        });
+    }
+    if entries.is_empty() {
+        return Err(Error::input(path, None, "no items: nothing to plan"));
+    }
+    Ok(Manifest {
+        path: path.to_path_buf(),
+        format,
+        entries,
+    })
+}
+
+pub type Items = Box<dyn Iterator<Item = Result<Item>> + Send>;
+
+/// Stream the items of `path`. JSON Lines and CSV are read a record at a time; a YAML
+/// list is parsed whole (YAML has no record boundaries), which holds the inputs only.
+pub fn open(path: &Path) -> Result<Items> {
+    let format = Format::of(path)?;
+    let file = File::open(path).map_err(|e| Error::input(path, None, format!("cannot read: {e}")))?;
+    let p = path.to_path_buf();
+    Ok(match format {
+        Format::Jsonl => Box::new(jsonl(p, BufReader::new(file))),
+        Format::Csv => Box::new(csv_items(p, file)),
+        Format::Yaml => yaml(p, file)?,
+    })
+}
+
+fn jsonl(path: PathBuf, reader: BufReader<File>) -> impl Iterator<Item = Result<Item>> + Send {
+    let mut n = 0usize;
+    reader.split(b'\n').filter_map(move |line| {
+        n += 1;
+        let bytes = match line {
+            Ok(b) => b,
+            Err(e) => return Some(Err(Error::input(&path, Some(n), format!("cannot read: {e}")))),
+        };
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return Some(Err(Error::input(&path, Some(n), "not valid UTF-8 text")));
+        };
+        let text = text.trim_start_matches('\u{feff}').trim();
+        if text.is_empty() {
+            return None;
+        }
+        let raw: Raw = match serde_json::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                return Some(Err(Error::input(
+                    &path,
+                    Some(n),
+                    format!("not a JSON object with name, summary, stages: {}", strip_json_pos(&e)),
+                )));
+            }
+        };
+        Some(finish(&path, n, raw))
+    })
+}
+
+/// serde_json appends "at line 1 column 7"; within one line only the column helps.
+fn strip_json_pos(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => format!("{} (column {})", &s[..i], e.column()),
+        None => s,
+    }
+}
+
+fn csv_items(path: PathBuf, file: File) -> impl Iterator<Item = Result<Item>> + Send {
+    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::Headers).from_reader(file);
+    let headers = rdr.headers().cloned();
+    let mut records = rdr.into_records();
+    let mut header_checked = false;
+    std::iter::from_fn(move || {
+        if !header_checked {
+            header_checked = true;
+            match &headers {
+                Err(e) => return Some(Err(csv_error(&path, e, 1))),
+                Ok(h) => {
+                    for col in h.iter() {
+                        let col = col.trim_start_matches('\u{feff}');
+                        if !["name", "summary", "stages", "model"].contains(&col) {
+                            return Some(Err(Error::input(
+                                &path,
+                                Some(1),
+                                format!(
+                                    "unknown column {col:?} in the header; expected name, summary, stages and optionally model"
+                                ),
+                            )));
+                        }
+                    }
+                    for need in ["name", "summary", "stages"] {
+                        if !h.iter().any(|c| c.trim_start_matches('\u{feff}') == need) {
+                            return Some(Err(Error::input(
+                                &path,
+                                Some(1),
+                                format!(
+                                    "the header has no {need:?} column; expected name, summary, stages and optionally model"
+                                ),
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        let h = headers.as_ref().ok()?;
+        let rec = records.next()?;
+        Some(match rec {
+            Err(e) => {
+                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                Err(csv_error(&path, &e, line))
+            }
+            Ok(r) => {
+                let line = r.position().map(|p| p.line() as usize).unwrap_or(0);
+                let get = |k: &str| {
+                    h.iter()
+                        .position(|c| c.trim_start_matches('\u{feff}') == k)
+                        .and_then(|i| r.get(i))
+                        .map(str::to_string)
+                };
+                let raw = Raw {
+                    name: get("name"),
+                    summary: get("summary"),
+                    stages: get("stages"),
+                    model: get("model").filter(|m| !m.trim().is_empty()),
+                };
+                finish(&path, line, raw)
+            }
+        })
+    })
+}
+
+fn csv_error(path: &Path, e: &csv::Error, line: usize) -> Error {
+    let msg = match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("this row has {len} fields but the header has {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8 text".to_string(),
+        _ => e.to_string(),
+    };
+    Error::input(path, (line > 0).then_some(line), msg)
+}
+
+fn yaml(path: PathBuf, file: File) -> Result<Items> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut BufReader::new(file), &mut text)
+        .map_err(|e| Error::input(&path, None, format!("cannot read (YAML must be UTF-8 text): {e}")))?;
+    let list: Vec<serde_saphyr::Spanned<Raw>> = serde_saphyr::from_str(&text).map_err(|e| {
+        let line = e.location().map(|l| l.line() as usize).filter(|&l| l > 0);
+        let msg = e.to_string();
+        // The library's message can carry a rendered snippet; the first line says what.
+        let first = msg.lines().next().unwrap_or("invalid YAML").trim().to_string();
+        Error::input(
+            &path,
+            line,
+            format!("{first} (expected a list of items with name, summary, stages)"),
+        )
+    })?;
+    Ok(Box::new(
+        list.into_iter()
+            .map(move |s| finish(&path, s.defined.line() as usize, s.value)),
+    ))
+}
+
+/// Check one item's fields and give it a file name.
+fn finish(path: &Path, line: usize, raw: Raw) -> Result<Item> {
+    let err = |msg: String| Error::input(path, Some(line), msg);
+    let name = raw.name.ok_or_else(|| err("missing \"name\"".into()))?;
+    let who = if name.trim().is_empty() {
+        "the item with an empty name".to_string()
+    } else {
+        format!("{name:?}")
+    };
+    let text = |v: Option<String>, field: &str| -> Result<String> {
+        match v {
+            None => Err(err(format!("{who} has no \"{field}\""))),
+            Some(s) if s.trim().is_empty() => Err(err(format!("{who} has an empty \"{field}\""))),
+            Some(s) => Ok(s.trim_end_matches(['\n', '\r']).to_string()),
+        }
+    };
+    let summary = text(raw.summary, "summary")?;
+    let stages = text(raw.stages, "stages")?;
+    let model = raw.model.map(|m| m.trim().to_string()).filter(|m| !m.is_empty());
+    Ok(Item {
+        slug: slug(&name),
+        name,
+        inputs: Inputs { summary, stages },
+        model,
+        line,
+    })
+}
+
+/// File names that would clash with the report or mean something special somewhere.
+const RESERVED: &[&str] = &[
+    "report", "con", "prn", "aux", "nul", "com1", "com2", "com3", "lpt1", "lpt2", "lpt3",
+];
+const MAX_SLUG: usize = 80;
+
+/// A safe file name (without extension) for a service name: ASCII letters, digits, `.`,
+/// `_` and `-`, never starting with a dot, never a path. A name that is not already such a
+/// name in lower case gets a hash of the original, so two names never share a file.
+pub fn slug(name: &str) -> String {
+    let mut s = String::with_capacity(name.len().min(MAX_SLUG));
+    for c in name.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+            s.push(c);
+        } else if !s.ends_with('-') {
+            s.push('-');
+        }
+    }
+    let mut s = s.trim_matches(|c| c == '-' || c == '.').to_string();
+    s.truncate(MAX_SLUG);
+    let exact = s == name && !RESERVED.contains(&s.as_str()) && !s.is_empty();
+    if exact {
+        return s;
+    }
+    let h = util::short_hash(&[name.as_bytes()]);
+    let h = &h["sha256:".len().."sha256:".len() + 8];
+    if s.is_empty() {
+        format!("unnamed-{h}")
+    } else {
+        format!("{}-{h}", s.trim_end_matches(['-', '.']))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_names_are_kept() {
+        assert_eq!(slug("orders-db"), "orders-db");
+        assert_eq!(slug("payments_v2.eu"), "payments_v2.eu");
+    }
+
+    #[test]
+    fn hostile_names_stay_inside_and_never_collide() {
+        for hostile in [
+            "../x",
+            "/etc/x",
+            "..",
+            ".",
+            "",
+            "a/../../b",
+            "x\0y",
+            "report",
+            "CON",
+            "~root",
+        ] {
+            let s = slug(hostile);
+            assert!(!s.is_empty() && !s.starts_with('.'), "{hostile:?} → {s:?}");
+            assert!(
+                s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+                "{s:?}"
+            );
+            assert_ne!(s, "report");
+        }
+        assert_ne!(slug("../x"), slug("/etc/x"));
+        assert_ne!(slug("a b"), slug("a/b"));
+        assert_ne!(slug("Orders"), slug("orders"));
+        assert_ne!(slug(""), slug(" "));
+        assert!(slug(&"x".repeat(500)).len() <= MAX_SLUG + 9);
+        assert_eq!(slug("Orders DB (EU)").split('-').next(), Some("orders"));
+    }
+
+    fn write(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        (d, p)
+    }
+
+    fn err(name: &str, text: &str) -> String {
+        let (_d, p) = write(name, text);
+        match validate(&p) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{name} was accepted:\n{text}"),
+        }
+    }
+
+    #[test]
+    fn three_formats_read_the_same_items() {
+        let (_a, j) = write(
+            "s.jsonl",
+            "{\"name\":\"a\",\"summary\":\"S1\",\"stages\":\"x; y\"}\n\n{\"name\":\"b\",\"summary\":\"S2\",\"stages\":\"z\",\"model\":\"m2\"}\n",
+        );
+        let (_b, c) = write("s.csv", "name,summary,stages,model\na,S1,x; y,\nb,S2,z,m2\n");
+        let (_c, y) = write(
+            "s.yaml",
+            "- name: a\n  summary: S1\n  stages: x; y\n- name: b\n  summary: S2\n  stages: z\n  model: m2\n",
+        );
+        for p in [j, c, y] {
+            let items: Vec<Item> = open(&p).unwrap().map(|i| i.unwrap()).collect();
+            assert_eq!(items.len(), 2, "{}", p.display());
+            assert_eq!(items[0].name, "a");
+            assert_eq!(items[0].inputs.summary, "S1");
+            assert_eq!(items[0].inputs.stages, "x; y");
+            assert_eq!(items[0].model, None);
+            assert_eq!(items[1].model.as_deref(), Some("m2"));
+            assert!(items[1].line > items[0].line);
+            let names: Vec<String> = validate(&p).unwrap().entries.into_iter().map(|e| e.name).collect();
+            assert_eq!(names, vec!["a", "b"]);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = err(
+            "s.jsonl",
+            "{\"name\":\"a\",\"summary\":\"S\",\"stages\":\"x\"}\n{\"name\":\"b\",\"summary\":\"S\"\n",
+        );
+        assert!(e.contains("s.jsonl:2:"), "{e}");
+        let e = err(
+            "s.jsonl",
+            "{\"name\":\"a\",\"summary\":\"S\",\"stages\":\"x\"}\n{\"name\":\"b\",\"summary\":\"S\",\"stage\":\"x\"}\n",
+        );
+        assert!(e.contains(":2:") && e.contains("unknown field `stage`"), "{e}");
+        let e = err("s.csv", "name,summary,stages\na,S,x\nb,S\n");
+        assert!(e.contains("s.csv:3:") && e.contains("2 fields"), "{e}");
+        let e = err("s.csv", "name,summary,stage\na,S,x\n");
+        assert!(e.contains("s.csv:1:") && e.contains("\"stage\""), "{e}");
+        let e = err("s.csv", "name,summary,stages\na,S,x\nb,   ,x\n");
+        assert!(e.contains("s.csv:3:") && e.contains("empty \"summary\""), "{e}");
+        let e = err(
+            "s.yaml",
+            "- name: a\n  summary: S\n  stages: x\n- name: b\n  summary: S\n",
+        );
+        assert!(e.contains("s.yaml:4:") && e.contains("\"stages\""), "{e}");
+        let e = err("s.yaml", "- name: a\n  summary: [unclosed\n");
+        assert!(e.contains("s.yaml:"), "{e}");
+        let e = err("s.txt", "");
+        assert!(e.contains("unknown input format"), "{e}");
+    }
+
+    #[test]
+    fn duplicates_and_shared_files_are_refused() {
+        let e = err(
+            "s.jsonl",
+            "{\"name\":\"a\",\"summary\":\"S\",\"stages\":\"x\"}\n{\"name\":\"b\",\"summary\":\"S\",\"stages\":\"x\"}\n{\"name\":\"a\",\"summary\":\"S\",\"stages\":\"x\"}\n",
+        );
+        assert!(
+            e.contains(":3:") && e.contains("duplicate name \"a\" (first on line 1)"),
+            "{e}"
+        );
+        let e = err("s.csv", "name,summary,stages\n,S,x\n,S,y\n");
+        assert!(e.contains(":3:") && e.contains("duplicate"), "{e}");
+    }
+}
