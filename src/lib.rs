@@ -16,6 +16,7 @@ pub mod logging;
 pub mod markdown;
 pub mod output;
 pub mod repair;
+pub mod report;
 pub mod spec;
 pub mod structure;
 pub mod template;

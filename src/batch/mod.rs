@@ -1,9 +1,270 @@
-//! `rbplan batch`: plans for many services. (Being built.)
+//! `rbplan batch`: plans for many services, the only orchestrator of many items.
+//!
+//! input file → `items` (checked whole before anything is sent) → an engine (`live`
+//! today) → each plan written atomically into `outdir` with provenance → `report`.
+//! The output folder is the resume state: a rerun keeps every plan that is complete and
+//! was made from the same input, template and model.
 
-use crate::cli::BatchArgs;
-use crate::commands::Ui;
+pub mod items;
+pub mod live;
+pub mod outdir;
+pub mod progress;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::check::Checker;
+use crate::cli::{BatchArgs, Via};
+use crate::client::Client;
+use crate::client::pacing::Pacer;
+use crate::commands::{Ui, connect, print_stdout};
+use crate::config::Env;
 use crate::error::{Error, Outcome, Result};
+use crate::output::Provenance;
+use crate::repair::Generated;
+use crate::report::{BatchReport, ItemReport, Status};
+use crate::spec::Severity;
+use crate::template::Template;
+use items::Item;
+use outdir::{OutDir, Wanted};
+use progress::Progress;
 
-pub async fn run(_args: BatchArgs, _ui: Ui) -> Result<Outcome> {
-    Err(Error::usage("rbplan batch is not implemented yet"))
+/// Why a run ended before every item was done.
+#[derive(Debug, Clone)]
+pub enum Stop {
+    Interrupted,
+    /// An error no other item can get past (401, exhausted quota).
+    Fatal(String),
+}
+
+/// What every item of a run shares.
+pub struct Ctx {
+    pub client: Client,
+    pub template: Template,
+    pub checker: Checker,
+    pub out: OutDir,
+    /// `--model` (or its default); an item's own `model` wins.
+    pub default_model: String,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub max_repairs: u32,
+    pub force: bool,
+}
+
+pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
+    if args.concurrency == 0 {
+        return Err(Error::usage("--concurrency must be at least 1"));
+    }
+    if args.export.is_some() || args.import.is_some() || args.via != Via::Live || args.cancel {
+        return Err(Error::usage(
+            "--export, --import and --via batch-api are not available yet; run without them for a live batch",
+        ));
+    }
+    let env = Env::load()?;
+    let template = Template::resolve(args.template.template.as_deref())?;
+    // The whole input is checked before anything is sent.
+    let manifest = items::validate(&args.input)?;
+    let out_path = args
+        .out_dir
+        .clone()
+        .ok_or_else(|| Error::usage("--out-dir DIR is required: the folder for the plans and the report"))?;
+    let (settings, client) = connect(&args.conn, &env)?;
+    let client = client.with_pacer(Pacer::new(args.rpm, args.tpm));
+    let out = OutDir::prepare(&out_path)?;
+    let ctx = Arc::new(Ctx {
+        client,
+        checker: Checker::new(&template),
+        template,
+        out,
+        default_model: settings.model.clone(),
+        temperature: settings.temperature,
+        max_tokens: settings.max_tokens,
+        max_repairs: args.repair.max_repairs,
+        force: args.force,
+    });
+    ui.note(format!(
+        "{} items from {} → {} (concurrency {}{})",
+        manifest.len(),
+        manifest.path.display(),
+        out_path.display(),
+        args.concurrency,
+        pacing_note(args.rpm, args.tpm)
+    ));
+
+    let t0 = Instant::now();
+    let progress = Arc::new(Progress::new(manifest.len(), ui.quiet));
+    let (reports, stop) = live::run(ctx.clone(), &manifest, args.concurrency, progress.clone()).await?;
+    progress.finish();
+
+    let why_pending = match &stop {
+        Some(Stop::Interrupted) => "interrupted; rerun to finish".to_string(),
+        Some(Stop::Fatal(e)) => format!("not run: the run stopped ({e})"),
+        None => "not run".to_string(),
+    };
+    let items: Vec<ItemReport> = reports
+        .into_iter()
+        .zip(&manifest.entries)
+        .map(|(r, e)| {
+            r.unwrap_or_else(|| {
+                ItemReport::pending(
+                    &e.name,
+                    &OutDir::file_name(&e.slug),
+                    e.line,
+                    &ctx.default_model,
+                    &why_pending,
+                )
+            })
+        })
+        .collect();
+    let mut report = BatchReport {
+        input: manifest.path.display().to_string(),
+        template: ctx.template.origin.clone(),
+        template_hash: ctx.template.hash.clone(),
+        model: ctx.default_model.clone(),
+        engine: "live".into(),
+        interrupted: matches!(stop, Some(Stop::Interrupted)),
+        stopped: match &stop {
+            Some(Stop::Fatal(e)) => Some(e.clone()),
+            _ => None,
+        },
+        duration_ms: t0.elapsed().as_millis() as u64,
+        totals: Default::default(),
+        items,
+    };
+    report.tally();
+    ctx.out.write_report(&report)?;
+    summarize(&report, &ctx.out, ui);
+    if args.json {
+        print_stdout(&report.to_json())?;
+    }
+    Ok(report.outcome())
+}
+
+fn pacing_note(rpm: Option<u32>, tpm: Option<u32>) -> String {
+    let mut s = String::new();
+    if let Some(r) = rpm {
+        s.push_str(&format!(", ≤{r} requests/min"));
+    }
+    if let Some(t) = tpm {
+        s.push_str(&format!(", ≤{t} tokens/min"));
+    }
+    s
+}
+
+/// The closing lines on stderr. Failures and what is missing are said even with --quiet.
+fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
+    let t = &r.totals;
+    ui.note(format!(
+        "{} items: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending; {} requests, {} tokens → {}",
+        t.items,
+        t.complete,
+        t.resumed,
+        t.incomplete,
+        t.failed,
+        t.pending,
+        t.requests,
+        crate::commands::thousands(t.tokens.total_tokens),
+        out.path.join("report.md").display()
+    ));
+    if let Some(why) = &r.stopped {
+        eprintln!("error: the run stopped early: {}", crate::logging::scrub(why));
+    }
+    if t.incomplete + t.failed > 0 {
+        eprintln!(
+            "{} incomplete, {} failed: see {}",
+            t.incomplete,
+            t.failed,
+            out.path.join("report.md").display()
+        );
+    }
+    if r.interrupted {
+        eprintln!(
+            "interrupted: rerun the same command to finish the {} pending item(s)",
+            t.pending
+        );
+    }
+}
+
+impl Ctx {
+    /// The report of an item whose plan from an earlier run is current, if it is.
+    fn kept(&self, item: &Item, model: &str, file: &str, input_hash: &str) -> Option<ItemReport> {
+        if self.force {
+            return None;
+        }
+        let want = Wanted {
+            template_hash: &self.template.hash,
+            model,
+            input_hash,
+        };
+        self.out.is_current(&item.slug, &want, &self.checker).then(|| {
+            let mut r = ItemReport::pending(&item.name, file, item.line, model, "");
+            r.status = Status::Complete;
+            r.resumed = true;
+            r.error = None;
+            r
+        })
+    }
+
+    /// Write a generated plan and report it.
+    fn finish(
+        &self,
+        item: &Item,
+        model: &str,
+        file: &str,
+        input_hash: &str,
+        g: Generated,
+        t0: Instant,
+    ) -> (ItemReport, Option<String>) {
+        let complete = g.report.complete();
+        let prov = Provenance {
+            template: self.template.origin.clone(),
+            template_hash: self.template.hash.clone(),
+            model: model.to_string(),
+            input_hash: input_hash.to_string(),
+            status: if complete { "complete" } else { "incomplete" }.into(),
+            missing: g.report.missing_ids(),
+            generated_by: format!("rbplan {}", env!("CARGO_PKG_VERSION")),
+            name: Some(item.name.clone()),
+        };
+        let mut r = ItemReport {
+            name: item.name.clone(),
+            file: file.to_string(),
+            line: item.line,
+            status: if complete { Status::Complete } else { Status::Incomplete },
+            resumed: false,
+            model: model.to_string(),
+            missing: g.report.missing_ids(),
+            findings: g
+                .report
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error && !matches!(f.code.as_str(), "missing" | "empty"))
+                .count(),
+            repair_rounds: g.rounds.len() as u32,
+            transport_retries: g.transport_retries,
+            requests: g.calls,
+            tokens: g.usage,
+            duration_ms: 0,
+            error: g.repair_error.clone(),
+        };
+        if let Err(e) = self.out.write_plan(&item.slug, &prov, &g.plan) {
+            r.status = Status::Failed;
+            r.error = Some(e.to_string());
+        }
+        r.duration_ms = t0.elapsed().as_millis() as u64;
+        (r, None)
+    }
+
+    fn failed(&self, item: &Item, model: &str, file: &str, e: &Error, t0: Instant) -> ItemReport {
+        let mut r = ItemReport::pending(&item.name, file, item.line, model, &e.to_string());
+        r.status = Status::Failed;
+        if let Error::Api(crate::client::ApiError::Exhausted { attempts, .. }) = e {
+            r.transport_retries = attempts - 1;
+            r.requests = *attempts;
+        } else if matches!(e, Error::Api(_)) {
+            r.requests = 1;
+        }
+        r.duration_ms = t0.elapsed().as_millis() as u64;
+        r
+    }
 }

@@ -71,6 +71,15 @@ impl Run {
         self
     }
 
+    /// Start the command and return at once (for tests that signal it).
+    pub fn spawn(mut self) -> std::process::Child {
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.cmd.spawn().expect("spawn rbplan")
+    }
+
     pub fn run(mut self) -> Out {
         self.cmd.stdin(if self.stdin.is_some() {
             Stdio::piped()
@@ -127,4 +136,24 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     v
+}
+
+/// Wait for a spawned command and collect what it printed.
+pub fn wait(child: std::process::Child) -> Out {
+    let o = child.wait_with_output().expect("wait rbplan");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Send SIGINT (what Ctrl-C sends) to a child we started.
+pub fn interrupt(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -INT failed");
 }

@@ -6,6 +6,7 @@ mod model;
 mod server;
 
 mod ask;
+mod batch;
 mod check;
 mod faults;
 mod regen;

@@ -1,0 +1,144 @@
+//! The output folder is the batch's only state: one plan file per service (with
+//! provenance front matter), the reports, and nothing half-written. A rerun reads the
+//! plans' front matter to decide what is already done.
+
+use std::path::{Path, PathBuf};
+
+use crate::check::Checker;
+use crate::error::{Error, Result};
+use crate::markdown;
+use crate::output::{self, Provenance, TMP_PREFIX};
+use crate::report::BatchReport;
+
+pub struct OutDir {
+    pub path: PathBuf,
+}
+
+/// What a plan must have been made from to be kept on a rerun.
+pub struct Wanted<'a> {
+    pub template_hash: &'a str,
+    pub model: &'a str,
+    pub input_hash: &'a str,
+}
+
+impl OutDir {
+    /// Create the folder if needed and sweep temp files a killed run may have left.
+    pub fn prepare(path: &Path) -> Result<OutDir> {
+        if path.exists() && !path.is_dir() {
+            return Err(Error::usage(format!(
+                "--out-dir {} exists and is not a folder",
+                path.display()
+            )));
+        }
+        std::fs::create_dir_all(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        let rd = std::fs::read_dir(path).map_err(|e| Error::io(format!("listing {}", path.display()), e))?;
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        Ok(OutDir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn file_name(slug: &str) -> String {
+        format!("{slug}.md")
+    }
+
+    pub fn plan_path(&self, slug: &str) -> PathBuf {
+        self.path.join(Self::file_name(slug))
+    }
+
+    /// The plan for `slug` exists, was made from the same template, model and input, and
+    /// still has every required section when checked now.
+    pub fn is_current(&self, slug: &str, want: &Wanted, checker: &Checker) -> bool {
+        let Ok(text) = std::fs::read_to_string(self.plan_path(slug)) else {
+            return false;
+        };
+        let doc = markdown::parse(&text);
+        let Some(p) = doc.front_matter.and_then(Provenance::from_front_matter) else {
+            return false;
+        };
+        if p.template_hash != want.template_hash
+            || p.model != want.model
+            || p.input_hash != want.input_hash
+            || p.status != "complete"
+        {
+            return false;
+        }
+        checker.check(&text, None).1.complete()
+    }
+
+    /// Write one plan atomically, front matter first.
+    pub fn write_plan(&self, slug: &str, prov: &Provenance, plan: &str) -> Result<()> {
+        let path = self.plan_path(slug);
+        let text = prov.to_front_matter() + plan;
+        output::write_atomic(&path, text.as_bytes()).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    }
+
+    /// `report.json` and `report.md`, each atomically.
+    pub fn write_report(&self, r: &BatchReport) -> Result<()> {
+        for (name, text) in [("report.json", r.to_json()), ("report.md", r.to_markdown())] {
+            let p = self.path.join(name);
+            output::write_atomic(&p, text.as_bytes()).map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::Template;
+
+    #[test]
+    fn current_only_when_everything_matches_and_the_plan_checks() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(format!("{TMP_PREFIX}abc")), "half").unwrap();
+        let out = OutDir::prepare(d.path()).unwrap();
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0, "temp file swept");
+        let t = Template::builtin();
+        let c = Checker::new(&t);
+        let full: String = (0..10)
+            .map(|i| format!("## {}\n\nbody\n\n", t.spec.heading(i)))
+            .collect();
+        let prov = |status: &str| Provenance {
+            template: "t".into(),
+            template_hash: "th".into(),
+            model: "m".into(),
+            input_hash: "ih".into(),
+            status: status.into(),
+            missing: vec![],
+            generated_by: "rbplan".into(),
+            name: Some("svc".into()),
+        };
+        let want = Wanted {
+            template_hash: "th",
+            model: "m",
+            input_hash: "ih",
+        };
+        assert!(!out.is_current("svc", &want, &c), "no file yet");
+        out.write_plan("svc", &prov("complete"), &full).unwrap();
+        assert!(out.is_current("svc", &want, &c));
+        for other in [
+            Wanted {
+                template_hash: "new",
+                ..want
+            },
+            Wanted { model: "m2", ..want },
+            Wanted {
+                input_hash: "changed",
+                ..want
+            },
+        ] {
+            assert!(!out.is_current("svc", &other, &c));
+        }
+        out.write_plan("svc", &prov("incomplete"), &full).unwrap();
+        assert!(!out.is_current("svc", &want, &c), "status says incomplete");
+        // Someone edited the plan and removed a section: redo it.
+        let cut = full.replace("## 10. The hard truth about rollback\n\nbody\n\n", "");
+        out.write_plan("svc", &prov("complete"), &cut).unwrap();
+        assert!(!out.is_current("svc", &want, &c));
+    }
+}

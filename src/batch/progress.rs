@@ -1,0 +1,138 @@
+//! Progress on stderr: an indicatif bar on a terminal (done/total, ETA, counts, what is in
+//! flight), one plain line per service otherwise, nothing with --quiet. stdout is never
+//! touched, so `--json` stays clean.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::report::{ItemReport, Status};
+
+#[derive(Default)]
+struct Counts {
+    done: usize,
+    complete: usize,
+    incomplete: usize,
+    failed: usize,
+    in_flight: BTreeSet<String>,
+}
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    total: usize,
+    counts: Mutex<Counts>,
+}
+
+impl Progress {
+    pub fn new(total: usize, quiet: bool) -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        let bar = (!quiet && tty).then(|| {
+            let b = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} ETA {eta}  {prefix}\n  {wide_msg}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        });
+        let p = Progress {
+            plain: !quiet && !tty,
+            bar,
+            total,
+            counts: Mutex::new(Counts::default()),
+        };
+        p.redraw(&p.counts.lock().expect("progress lock"));
+        p
+    }
+
+    pub fn started(&self, name: &str) {
+        let mut c = self.counts.lock().expect("progress lock");
+        c.in_flight.insert(name.to_string());
+        self.redraw(&c);
+    }
+
+    pub fn finished(&self, r: &ItemReport) {
+        let mut c = self.counts.lock().expect("progress lock");
+        c.in_flight.remove(&r.name);
+        c.done += 1;
+        match r.status {
+            Status::Complete => c.complete += 1,
+            Status::Incomplete => c.incomplete += 1,
+            Status::Failed => c.failed += 1,
+            Status::Pending => {}
+        }
+        if self.plain {
+            eprintln!("[{}/{}] {}", c.done, self.total, crate::logging::scrub(&line(r)));
+        }
+        if let Some(b) = &self.bar {
+            b.set_position(c.done as u64);
+            if r.status != Status::Complete {
+                b.println(crate::logging::scrub(&line(r)));
+            }
+        }
+        self.redraw(&c);
+    }
+
+    /// A message above the bar, or a plain line.
+    pub fn note(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.println(msg),
+            None if self.plain => eprintln!("{msg}"),
+            None => {}
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+
+    fn redraw(&self, c: &Counts) {
+        let Some(b) = &self.bar else { return };
+        b.set_prefix(format!(
+            "✓ {} complete  ~ {} incomplete  ✗ {} failed",
+            c.complete, c.incomplete, c.failed
+        ));
+        let names: Vec<&str> = c.in_flight.iter().map(String::as_str).take(6).collect();
+        let more = c.in_flight.len().saturating_sub(names.len());
+        b.set_message(if names.is_empty() {
+            String::new()
+        } else if more > 0 {
+            format!("in flight: {} +{more}", names.join(", "))
+        } else {
+            format!("in flight: {}", names.join(", "))
+        });
+    }
+}
+
+/// One line about a finished item.
+pub fn line(r: &ItemReport) -> String {
+    let secs = r.duration_ms as f64 / 1000.0;
+    match r.status {
+        Status::Complete if r.resumed => format!("{}: complete (kept from an earlier run)", r.name),
+        Status::Complete => format!(
+            "{}: complete ({} repair round{}, {} request{}, {:.1}s)",
+            r.name,
+            r.repair_rounds,
+            if r.repair_rounds == 1 { "" } else { "s" },
+            r.requests,
+            if r.requests == 1 { "" } else { "s" },
+            secs
+        ),
+        Status::Incomplete => format!(
+            "{}: INCOMPLETE, missing {} ({} repair rounds, {:.1}s)",
+            r.name,
+            r.missing.join(", "),
+            r.repair_rounds,
+            secs
+        ),
+        Status::Failed => format!("{}: FAILED: {}", r.name, r.error.as_deref().unwrap_or("unknown error")),
+        Status::Pending => format!("{}: not done ({})", r.name, r.error.as_deref().unwrap_or("pending")),
+    }
+}

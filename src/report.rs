@@ -1,0 +1,283 @@
+//! The report of a batch: one entry per service, then totals, as `report.json` (for
+//! machines) and `report.md` (for people). Its outcome picks the exit status.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::client::Usage;
+use crate::error::Outcome;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every required section is present.
+    Complete,
+    /// Written, but sections are still missing after repairs.
+    Incomplete,
+    /// The API failed for this item (after retries); no plan was written.
+    Failed,
+    /// Not done in this run: interrupted, or the run stopped before reaching it.
+    Pending,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Complete => "complete",
+            Status::Incomplete => "incomplete",
+            Status::Failed => "failed",
+            Status::Pending => "pending",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemReport {
+    pub name: String,
+    /// The plan file, relative to the output folder.
+    pub file: String,
+    /// Line of the input file the item came from.
+    pub line: usize,
+    pub status: Status,
+    /// True when an up-to-date complete plan from an earlier run was kept.
+    pub resumed: bool,
+    pub model: String,
+    pub missing: Vec<String>,
+    /// Error-severity findings beyond missing sections (tables, stage coverage…).
+    pub findings: usize,
+    pub repair_rounds: u32,
+    pub transport_retries: u32,
+    pub requests: u32,
+    pub tokens: Usage,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ItemReport {
+    /// An entry for an item that did not run (or was cut short).
+    pub fn pending(name: &str, file: &str, line: usize, model: &str, why: &str) -> ItemReport {
+        ItemReport {
+            name: name.into(),
+            file: file.into(),
+            line,
+            status: Status::Pending,
+            resumed: false,
+            model: model.into(),
+            missing: Vec::new(),
+            findings: 0,
+            repair_rounds: 0,
+            transport_retries: 0,
+            requests: 0,
+            tokens: Usage::default(),
+            duration_ms: 0,
+            error: Some(why.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub items: usize,
+    pub complete: usize,
+    pub incomplete: usize,
+    pub failed: usize,
+    pub pending: usize,
+    /// Complete plans kept from an earlier run (counted in `complete` too).
+    pub resumed: usize,
+    pub requests: u64,
+    pub repair_rounds: u64,
+    pub transport_retries: u64,
+    pub tokens: Usage,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchReport {
+    pub input: String,
+    pub template: String,
+    pub template_hash: String,
+    pub model: String,
+    pub engine: String,
+    pub interrupted: bool,
+    /// Why the run stopped early (a 401, exhausted quota), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    pub duration_ms: u64,
+    pub totals: Totals,
+    pub items: Vec<ItemReport>,
+}
+
+impl BatchReport {
+    /// Fill in totals from the items.
+    pub fn tally(&mut self) {
+        let mut t = Totals {
+            items: self.items.len(),
+            ..Totals::default()
+        };
+        for i in &self.items {
+            match i.status {
+                Status::Complete => t.complete += 1,
+                Status::Incomplete => t.incomplete += 1,
+                Status::Failed => t.failed += 1,
+                Status::Pending => t.pending += 1,
+            }
+            t.resumed += usize::from(i.resumed);
+            t.requests += u64::from(i.requests);
+            t.repair_rounds += u64::from(i.repair_rounds);
+            t.transport_retries += u64::from(i.transport_retries);
+            t.tokens += i.tokens;
+        }
+        self.totals = t;
+    }
+
+    /// Interrupted > some failed (or stopped) > some incomplete or pending > all complete.
+    pub fn outcome(&self) -> Outcome {
+        let t = &self.totals;
+        if self.interrupted {
+            Outcome::Interrupted
+        } else if t.failed > 0 || self.stopped.is_some() {
+            Outcome::SomeFailed
+        } else if t.incomplete > 0 || t.pending > 0 {
+            Outcome::Incomplete
+        } else {
+            Outcome::Complete
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serializes") + "\n"
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let t = &self.totals;
+        let mut s = String::new();
+        let _ = writeln!(s, "# rbplan batch report\n");
+        let _ = writeln!(
+            s,
+            "- input: `{}`\n- template: {} (`{}`)\n- model: `{}`\n- engine: {}\n- duration: {:.1} s",
+            self.input,
+            self.template,
+            self.template_hash,
+            self.model,
+            self.engine,
+            self.duration_ms as f64 / 1000.0
+        );
+        if self.interrupted {
+            let _ = writeln!(s, "- **interrupted**: rerun the same command to finish");
+        }
+        if let Some(why) = &self.stopped {
+            let _ = writeln!(s, "- **stopped early**: {}", md_cell(why));
+        }
+        let _ = writeln!(
+            s,
+            "\n**{} items: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending.** {} requests, {} repair rounds, {} transport retries, {} tokens.\n",
+            t.items,
+            t.complete,
+            t.resumed,
+            t.incomplete,
+            t.failed,
+            t.pending,
+            t.requests,
+            t.repair_rounds,
+            t.transport_retries,
+            t.tokens.total_tokens
+        );
+        let _ = writeln!(
+            s,
+            "| service | status | missing | repairs | retries | tokens | seconds | error |\n|---|---|---|---|---|---|---|---|"
+        );
+        for i in &self.items {
+            let status = if i.resumed {
+                "complete (kept)".to_string()
+            } else {
+                i.status.as_str().to_string()
+            };
+            let name = if i.status == Status::Complete || i.status == Status::Incomplete {
+                format!("[{}]({})", md_cell(&i.name), i.file)
+            } else {
+                md_cell(&i.name)
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {:.1} | {} |",
+                name,
+                status,
+                md_cell(&i.missing.join(", ")),
+                i.repair_rounds,
+                i.transport_retries,
+                i.tokens.total_tokens,
+                i.duration_ms as f64 / 1000.0,
+                md_cell(i.error.as_deref().unwrap_or(""))
+            );
+        }
+        s
+    }
+}
+
+/// Text safe inside a Markdown table cell.
+fn md_cell(s: &str) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    one_line.replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(name: &str, status: Status) -> ItemReport {
+        let mut i = ItemReport::pending(name, &format!("{name}.md"), 1, "m", "x");
+        i.status = status;
+        i.error = None;
+        i.requests = 2;
+        i.tokens = Usage {
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            total_tokens: 15,
+        };
+        i
+    }
+
+    fn report(items: Vec<ItemReport>) -> BatchReport {
+        let mut r = BatchReport {
+            input: "in.jsonl".into(),
+            template: "t".into(),
+            template_hash: "h".into(),
+            model: "m".into(),
+            engine: "live".into(),
+            interrupted: false,
+            stopped: None,
+            duration_ms: 1500,
+            totals: Totals::default(),
+            items,
+        };
+        r.tally();
+        r
+    }
+
+    #[test]
+    fn outcome_follows_the_worst_item() {
+        let all = report(vec![item("a", Status::Complete), item("b", Status::Complete)]);
+        assert_eq!(all.outcome(), Outcome::Complete);
+        assert_eq!(all.totals.requests, 4);
+        assert_eq!(all.totals.tokens.total_tokens, 30);
+        let inc = report(vec![item("a", Status::Complete), item("b", Status::Incomplete)]);
+        assert_eq!(inc.outcome(), Outcome::Incomplete);
+        let failed = report(vec![item("a", Status::Failed), item("b", Status::Incomplete)]);
+        assert_eq!(failed.outcome(), Outcome::SomeFailed);
+        let mut int = report(vec![item("a", Status::Failed)]);
+        int.interrupted = true;
+        assert_eq!(int.outcome(), Outcome::Interrupted);
+    }
+
+    #[test]
+    fn markdown_escapes_cells_and_links_written_plans() {
+        let mut bad = item("x|y", Status::Failed);
+        bad.error = Some("HTTP 500:\n a | b".into());
+        let md = report(vec![item("a", Status::Complete), bad]).to_markdown();
+        assert!(md.contains("| [a](a.md) | complete |"), "{md}");
+        assert!(md.contains("| x\\|y | failed |"), "{md}");
+        assert!(md.contains("HTTP 500: a \\| b |"), "{md}");
+        assert!(md.contains("**2 items: 1 complete"), "{md}");
+    }
+}
