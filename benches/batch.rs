@@ -1,0 +1,198 @@
+//! Benchmark of `rbplan batch` against a local OpenAI-compatible server with a fixed
+//! latency. Not a test: it prints figures for BENCHMARKS.md.
+//!
+//!   cargo bench --bench batch                       # the two standard runs
+//!   cargo bench --bench batch -- ITEMS LATENCY_MS CONCURRENCY
+//!
+//! For each run it reports wall time ÷ the ideal ⌈N/C⌉ × latency, the client's CPU time
+//! (user + system, from wait4) per request, and the client's peak resident memory.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rbplan");
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let runs: Vec<(usize, u64, usize)> = if args.len() >= 3 {
+        vec![(
+            args[0].parse().expect("ITEMS"),
+            args[1].parse().expect("LATENCY_MS"),
+            args[2].parse().expect("CONCURRENCY"),
+        )]
+    } else {
+        vec![(500, 100, 16), (10_000, 100, 16)]
+    };
+    println!(
+        "| items | latency | concurrency | wall | ideal | wall ÷ ideal | requests | client CPU / request | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (n, lat, c) in runs {
+        bench(n, Duration::from_millis(lat), c);
+    }
+}
+
+fn bench(n: usize, latency: Duration, c: usize) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plan = std::fs::read_to_string(repo.join("fixtures/authored/plan.md")).unwrap();
+    let t: toml::Value =
+        toml::from_str(&std::fs::read_to_string(repo.join("prompts/rollback-plan/template.toml")).unwrap()).unwrap();
+    let (summary, stages) = (
+        t["example"]["summary"].as_str().unwrap(),
+        t["example"]["stages"].as_str().unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("fleet.jsonl");
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(
+            &serde_json::json!({"name": format!("svc-{i:05}"), "summary": format!("Service svc-{i:05}. {summary}"), "stages": stages})
+                .to_string(),
+        );
+        text.push('\n');
+    }
+    std::fs::write(&input, text).unwrap();
+
+    let (addr, served) = start_server(latency, plan);
+    let t0 = Instant::now();
+    // Reaped by wait4 below, which also reads its CPU time and peak memory.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(dir.path())
+        .args([
+            "batch",
+            "fleet.jsonl",
+            "--out-dir",
+            "out",
+            "--quiet",
+            "--model",
+            "bench",
+        ])
+        .args([
+            "--base-url",
+            &format!("http://{addr}/v1"),
+            "--concurrency",
+            &c.to_string(),
+        ])
+        .spawn()
+        .expect("run rbplan");
+    let (status, usage) = wait4(child.id() as libc::pid_t);
+    let wall = t0.elapsed();
+    assert_eq!(status, 0, "rbplan batch failed");
+    let reqs = served.load(Ordering::SeqCst);
+    assert_eq!(reqs, n, "one request per plan");
+    let ideal = latency * n.div_ceil(c) as u32;
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+    println!(
+        "| {n} | {} ms | {c} | {:.3} s | {:.3} s | {:.3}× | {reqs} | {:.3} ms | {:.1} MiB |",
+        latency.as_millis(),
+        wall.as_secs_f64(),
+        ideal.as_secs_f64(),
+        wall.as_secs_f64() / ideal.as_secs_f64(),
+        cpu.as_secs_f64() * 1000.0 / reqs as f64,
+        usage.ru_maxrss as f64 / 1024.0,
+    );
+}
+
+fn tv(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+/// Wait for our child and read its resource usage (CPU time, peak RSS in KiB).
+fn wait4(pid: libc::pid_t) -> (i32, libc::rusage) {
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for the child we started.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    (libc::WEXITSTATUS(status), usage)
+}
+
+/// A minimal HTTP/1.1 chat-completions server on 127.0.0.1: every request is answered
+/// with the same complete plan after `latency`. Runs on its own thread and runtime.
+fn start_server(latency: Duration, plan: String) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let served = Arc::new(AtomicUsize::new(0));
+    let body = serde_json::json!({
+        "id": "chatcmpl-bench", "object": "chat.completion", "model": "bench",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": plan}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 2900, "completion_tokens": 3000, "total_tokens": 5900},
+    })
+    .to_string();
+    let response: Arc<Vec<u8>> = Arc::new(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let count = served.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            loop {
+                let (sock, _) = l.accept().await.unwrap();
+                let (resp, count) = (response.clone(), count.clone());
+                tokio::spawn(async move {
+                    let _ = serve(sock, latency, resp, count).await;
+                });
+            }
+        });
+    });
+    (rx.recv().unwrap(), served)
+}
+
+async fn serve(
+    mut sock: TcpStream,
+    latency: Duration,
+    resp: Arc<Vec<u8>>,
+    count: Arc<AtomicUsize>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    loop {
+        // Read one request: head, then content-length bytes of body.
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            let mut tmp = [0u8; 16384];
+            let k = sock.read(&mut tmp).await?;
+            if k == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&tmp[..k]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + 4 + len {
+            let mut tmp = [0u8; 16384];
+            let k = sock.read(&mut tmp).await?;
+            if k == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&tmp[..k]);
+        }
+        buf.drain(..head_end + 4 + len);
+        tokio::time::sleep(latency).await;
+        count.fetch_add(1, Ordering::SeqCst);
+        sock.write_all(&resp).await?;
+    }
+}
