@@ -96,7 +96,21 @@ struct Session<'a> {
     retries: u32,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    fn new(client: &'a Client, opts: &'a Options, on_delta: Option<OnDelta<'a>>) -> Self {
+        Session {
+            client,
+            opts,
+            on_delta,
+            usage: Usage::default(),
+            usage_complete: true,
+            request_ids: Vec::new(),
+            model: None,
+            calls: 0,
+            retries: 0,
+        }
+    }
+
     /// One request. Only the first answer is shown as it streams; repairs are summarised.
     async fn call(&mut self, messages: Vec<Message>) -> Result<ChatResult, ApiError> {
         let req = ChatRequest {
@@ -142,26 +156,8 @@ pub async fn generate(
     on_delta: Option<OnDelta<'_>>,
     on_event: &(dyn Fn(Event) + Send + Sync),
 ) -> crate::error::Result<Generated> {
-    let Job {
-        client,
-        template,
-        checker,
-        inputs,
-        stages,
-        opts,
-    } = job;
-    let mut s = Session {
-        client,
-        opts,
-        on_delta,
-        usage: Usage::default(),
-        usage_complete: true,
-        request_ids: Vec::new(),
-        model: None,
-        calls: 0,
-        retries: 0,
-    };
-    let base = template.messages(inputs)?;
+    let mut s = Session::new(job.client, job.opts, on_delta);
+    let base = job.template.messages(job.inputs)?;
 
     // First answer. A stream that broke after retries still yields its complete sections.
     let (draft, truncated) = match s.call(base.clone()).await {
@@ -175,100 +171,260 @@ pub async fn generate(
         }
         Err(e) => return Err(e.into()),
     };
-    let mut plan = if truncated {
-        drop_unfinished_tail(&draft, checker)
-    } else {
-        draft
-    };
-    let (_, mut report) = checker.check(&plan, Some(stages));
-    // A model that wrote no usable section will not follow headings when re-asked either.
-    let mut one_at_a_time = report.found_count() == 0;
-    on_event(Event::Draft {
-        found: report.found_count(),
-        total: report.sections.len(),
-        truncated,
-    });
-    let mut strategies: Vec<(String, Strategy)> = report
-        .sections
-        .iter()
-        .filter(|r| r.state == crate::check::SectionState::Found)
-        .map(|r| (r.id.clone(), Strategy::First))
-        .collect();
-    let mut rounds = Vec::new();
-    let mut repair_error = None;
+    let state = State::start(&draft, truncated, job.checker, job.stages);
+    improve(job, s, base, state, on_event).await
+}
 
-    for round in 1..=opts.max_repairs {
-        let missing = report.missing();
-        let rewrite = report.problems_by_section(&checker.spec);
-        if missing.is_empty() && rewrite.is_empty() {
-            break;
-        }
-        let ids = |v: &[usize]| {
-            v.iter()
-                .map(|&i| checker.spec.sections[i].id.clone())
-                .collect::<Vec<_>>()
+/// A first answer that was not asked for here (a Batch API or vLLM output file), with any
+/// repair rounds already applied from later output files.
+pub struct Draft {
+    pub state: State,
+    pub usage: Usage,
+    pub usage_complete: bool,
+    pub request_ids: Vec<String>,
+    pub model: Option<String>,
+    pub requests: u32,
+}
+
+/// Repair a draft live, in the remaining rounds of `--max-repairs`.
+pub async fn generate_from(
+    job: Job<'_>,
+    draft: Draft,
+    on_event: &(dyn Fn(Event) + Send + Sync),
+) -> crate::error::Result<Generated> {
+    let mut s = Session::new(job.client, job.opts, None);
+    s.usage = draft.usage;
+    s.usage_complete = draft.usage_complete;
+    s.request_ids = draft.request_ids;
+    s.model = draft.model;
+    s.calls = draft.requests;
+    let base = job.template.messages(job.inputs)?;
+    improve(job, s, base, draft.state, on_event).await
+}
+
+/// Where a plan stands between repair rounds. Live repair and repair through output
+/// files step through the same states, so both ask for and splice the same things.
+pub struct State {
+    pub plan: String,
+    pub report: CheckReport,
+    pub rounds: Vec<Round>,
+    /// Which strategy produced each present section.
+    pub strategies: Vec<(String, Strategy)>,
+    /// A model that wrote no usable heading will not follow headings when re-asked either.
+    pub one_at_a_time: bool,
+    pub first_truncated: bool,
+}
+
+/// What the next round asks for.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub strategy: Strategy,
+    pub missing: Vec<usize>,
+    pub rewrite: Vec<(usize, Vec<String>)>,
+}
+
+impl Ask {
+    /// Every section this round targets, missing first.
+    pub fn targets(&self) -> Vec<(usize, Vec<String>)> {
+        self.missing
+            .iter()
+            .map(|&i| (i, Vec::new()))
+            .chain(self.rewrite.iter().cloned())
+            .collect()
+    }
+}
+
+impl State {
+    pub fn start(draft: &str, truncated: bool, checker: &Checker, stages: &[String]) -> State {
+        let plan = if truncated {
+            drop_unfinished_tail(draft, checker)
+        } else {
+            draft.to_string()
         };
-        let mut r = Round {
-            round,
-            strategy: if one_at_a_time {
+        let (_, report) = checker.check(&plan, Some(stages));
+        let strategies = report
+            .sections
+            .iter()
+            .filter(|r| r.state == crate::check::SectionState::Found)
+            .map(|r| (r.id.clone(), Strategy::First))
+            .collect();
+        State {
+            one_at_a_time: report.found_count() == 0,
+            plan,
+            report,
+            rounds: Vec::new(),
+            strategies,
+            first_truncated: truncated,
+        }
+    }
+
+    /// The next round's request, or None when nothing is left to repair.
+    pub fn next(&self, checker: &Checker) -> Option<Ask> {
+        let missing = self.report.missing();
+        let rewrite = self.report.problems_by_section(&checker.spec);
+        if missing.is_empty() && rewrite.is_empty() {
+            return None;
+        }
+        Some(Ask {
+            strategy: if self.one_at_a_time {
                 Strategy::Section
             } else {
                 Strategy::Repair
             },
-            asked: ids(&missing),
-            rewrite: ids(&rewrite.iter().map(|(i, _)| *i).collect::<Vec<_>>()),
+            missing,
+            rewrite,
+        })
+    }
+
+    /// The conversations a round sends: one (None) for a repair, one per section
+    /// (Some(index)) when asking one at a time.
+    pub fn requests(
+        &self,
+        ask: &Ask,
+        template: &Template,
+        inputs: &Inputs,
+        base: &[Message],
+    ) -> crate::error::Result<Vec<(Option<usize>, Vec<Message>)>> {
+        match ask.strategy {
+            Strategy::Section => ask
+                .targets()
+                .into_iter()
+                .map(|(idx, problems)| {
+                    let prompt = template.section_prompt(inputs, idx, &problems)?;
+                    let mut msgs: Vec<Message> = base.iter().filter(|m| m.role == "system").cloned().collect();
+                    msgs.push(Message::user(prompt));
+                    Ok((Some(idx), msgs))
+                })
+                .collect(),
+            _ => {
+                let prompt = template.repair_prompt(inputs, &ask.missing, &ask.rewrite)?;
+                let mut msgs = base.to_vec();
+                msgs.push(Message::assistant(self.plan.clone()));
+                msgs.push(Message::user(prompt));
+                Ok(vec![(None, msgs)])
+            }
+        }
+    }
+
+    /// The usable sections in one reply to a request from `requests`.
+    pub fn edits_from(ask: &Ask, target: Option<usize>, reply: &ChatResult, checker: &Checker) -> Vec<(usize, String)> {
+        match target {
+            Some(idx) => body_from_fill(&reply.text, checker, idx, reply.truncated())
+                .map(|b| vec![(idx, b)])
+                .unwrap_or_default(),
+            None => {
+                let wanted: Vec<usize> = ask.targets().into_iter().map(|(i, _)| i).collect();
+                sections_from_reply(&reply.text, checker, &wanted, reply.truncated())
+            }
+        }
+    }
+
+    /// Splice a round's edits in, re-check, and record the round.
+    pub fn apply(
+        &mut self,
+        ask: &Ask,
+        edits: &[(usize, String)],
+        requests: u32,
+        checker: &Checker,
+        stages: &[String],
+    ) -> &Round {
+        let ids =
+            |v: &mut dyn Iterator<Item = usize>| v.map(|i| checker.spec.sections[i].id.clone()).collect::<Vec<_>>();
+        let mut r = Round {
+            round: self.rounds.len() as u32 + 1,
+            strategy: ask.strategy,
+            asked: ids(&mut ask.missing.iter().copied()),
+            rewrite: ids(&mut ask.rewrite.iter().map(|(i, _)| *i)),
             recovered: Vec::new(),
-            requests: 0,
+            requests,
         };
+        if !edits.is_empty() {
+            self.plan = splice(&self.plan, checker, edits);
+        }
+        let (_, next) = checker.check(&self.plan, Some(stages));
+        for (idx, _) in edits {
+            let id = &checker.spec.sections[*idx].id;
+            if next.sections[*idx].state == crate::check::SectionState::Found {
+                r.recovered.push(id.clone());
+                self.strategies.retain(|(sid, _)| sid != id);
+                self.strategies.push((id.clone(), ask.strategy));
+            }
+        }
+        let got = ask
+            .missing
+            .iter()
+            .filter(|&&i| next.sections[i].state == crate::check::SectionState::Found)
+            .count();
+        if ask.strategy == Strategy::Repair && got * 2 < ask.missing.len() {
+            // The model did not write most of the headings it was given: next round, one at a time.
+            self.one_at_a_time = true;
+        }
+        self.report = next;
+        self.rounds.push(r);
+        self.rounds.last().expect("just pushed")
+    }
+}
+
+/// Repair rounds, live, from wherever `state` stands, up to `--max-repairs` rounds in all.
+async fn improve(
+    job: Job<'_>,
+    mut s: Session<'_>,
+    base: Vec<Message>,
+    mut state: State,
+    on_event: &(dyn Fn(Event) + Send + Sync),
+) -> crate::error::Result<Generated> {
+    let Job {
+        template,
+        checker,
+        inputs,
+        stages,
+        opts,
+        ..
+    } = job;
+    on_event(Event::Draft {
+        found: state.report.found_count(),
+        total: state.report.sections.len(),
+        truncated: state.first_truncated,
+    });
+    let mut repair_error = None;
+    while (state.rounds.len() as u32) < opts.max_repairs {
+        let Some(mut ask) = state.next(checker) else { break };
+        let round = state.rounds.len() as u32 + 1;
+        let names =
+            |v: &mut dyn Iterator<Item = usize>| v.map(|i| checker.spec.sections[i].id.clone()).collect::<Vec<_>>();
+        let (asked, rewrite) = (
+            names(&mut ask.missing.iter().copied()),
+            names(&mut ask.rewrite.iter().map(|(i, _)| *i)),
+        );
         on_event(Event::RoundStart {
             round,
-            strategy: r.strategy,
-            missing: &r.asked,
-            rewrite: &r.rewrite,
+            strategy: ask.strategy,
+            missing: &asked,
+            rewrite: &rewrite,
         });
-
         let mut edits: Vec<(usize, String)> = Vec::new();
-        if !one_at_a_time {
-            let prompt = template.repair_prompt(inputs, &missing, &rewrite)?;
-            let mut msgs = base.clone();
-            msgs.push(Message::assistant(plan.clone()));
-            msgs.push(Message::user(prompt));
-            r.requests += 1;
+        let mut requests = 0;
+        if ask.strategy == Strategy::Repair {
+            let (_, msgs) = state.requests(&ask, template, inputs, &base)?.remove(0);
+            requests += 1;
             match s.call(msgs).await {
-                Ok(res) => {
-                    let wanted: Vec<usize> = missing.iter().copied().chain(rewrite.iter().map(|(i, _)| *i)).collect();
-                    edits = sections_from_reply(&res.text, checker, &wanted, res.truncated());
-                }
+                Ok(res) => edits = State::edits_from(&ask, None, &res, checker),
                 Err(e) if e.is_context_overflow() => {
                     on_event(Event::Warning(
                         "the conversation no longer fits the model's context; asking for sections one at a time".into(),
                     ));
-                    one_at_a_time = true;
-                    r.strategy = Strategy::Section;
+                    state.one_at_a_time = true;
+                    ask.strategy = Strategy::Section;
                 }
                 Err(e) if e.is_auth() => return Err(e.into()),
-                Err(e) => {
-                    repair_error = Some(e.to_string());
-                }
+                Err(e) => repair_error = Some(e.to_string()),
             }
         }
-        if r.strategy == Strategy::Section {
-            let targets: Vec<(usize, Vec<String>)> = missing
-                .iter()
-                .map(|&i| (i, Vec::new()))
-                .chain(rewrite.iter().cloned())
-                .collect();
-            for (idx, problems) in targets {
-                let prompt = template.section_prompt(inputs, idx, &problems)?;
-                let mut msgs: Vec<Message> = base.iter().filter(|m| m.role == "system").cloned().collect();
-                msgs.push(Message::user(prompt));
-                r.requests += 1;
+        if ask.strategy == Strategy::Section {
+            for (target, msgs) in state.requests(&ask, template, inputs, &base)? {
+                requests += 1;
                 match s.call(msgs).await {
-                    Ok(res) => {
-                        if let Some(body) = body_from_fill(&res.text, checker, idx, res.truncated()) {
-                            edits.push((idx, body));
-                        }
-                    }
+                    Ok(res) => edits.extend(State::edits_from(&ask, target, &res, checker)),
                     Err(e) if e.is_auth() => return Err(e.into()),
                     Err(e) => {
                         repair_error = Some(e.to_string());
@@ -277,37 +433,23 @@ pub async fn generate(
                 }
             }
         }
-        if !edits.is_empty() {
-            plan = splice(&plan, checker, &edits);
-        }
-        let (_, next) = checker.check(&plan, Some(stages));
-        for (idx, _) in &edits {
-            let id = &checker.spec.sections[*idx].id;
-            let fixed = next.sections[*idx].state == crate::check::SectionState::Found;
-            if fixed {
-                r.recovered.push(id.clone());
-                strategies.retain(|(sid, _)| sid != id);
-                strategies.push((id.clone(), r.strategy));
-            }
-        }
-        let got = missing
-            .iter()
-            .filter(|&&i| next.sections[i].state == crate::check::SectionState::Found)
-            .count();
-        if r.strategy == Strategy::Repair && got * 2 < missing.len() {
-            // The model did not write most of the headings it was given: next round, one at a time.
-            one_at_a_time = true;
-        }
+        let r = state.apply(&ask, &edits, requests, checker, stages);
         on_event(Event::RoundEnd {
             round,
             recovered: r.recovered.len(),
         });
-        report = next;
-        rounds.push(r);
         if repair_error.is_some() {
             break;
         }
     }
+    let State {
+        plan,
+        report,
+        rounds,
+        mut strategies,
+        first_truncated,
+        ..
+    } = state;
     strategies.sort_by_key(|(id, _)| checker.spec.index_of(id));
     Ok(Generated {
         plan,
@@ -320,7 +462,7 @@ pub async fn generate(
         model: s.model,
         calls: s.calls,
         transport_retries: s.retries,
-        first_truncated: truncated,
+        first_truncated,
         repair_error,
     })
 }
