@@ -13,7 +13,8 @@ use crate::util::snippet;
 pub fn request_body(req: &ChatRequest, max_tokens_field: &str) -> Value {
     let mut body = json!({"model": req.model, "messages": req.messages});
     if let Some(t) = req.temperature {
-        body["temperature"] = json!(t);
+        // Through its decimal form, so 0.2 goes out as 0.2, not 0.20000000298023224.
+        body["temperature"] = json!(t.to_string().parse::<f64>().unwrap_or(t as f64));
     }
     if let Some(m) = req.max_tokens {
         body[max_tokens_field] = json!(m);
