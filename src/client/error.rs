@@ -59,6 +59,9 @@ pub enum ApiError {
     Record(String),
     #[error("{0}")]
     Usage(String),
+    /// A request that failed inside a Batch API or vLLM batch, as its output line says.
+    #[error("failed in the batch: {0}")]
+    InBatch(String),
 }
 
 fn rid(id: &Option<String>) -> String {

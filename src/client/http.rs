@@ -14,7 +14,7 @@ use super::wire::{self, StreamAssembler};
 use super::{ApiError, ChatResult, ClientConfig, OnDelta, Provider};
 
 pub struct HttpTransport {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
 }
 
 impl HttpTransport {
@@ -193,7 +193,7 @@ async fn read_all(
     }
 }
 
-fn send_error(e: reqwest::Error, url: &str, timeout: Duration) -> ApiError {
+pub(super) fn send_error(e: reqwest::Error, url: &str, timeout: Duration) -> ApiError {
     if e.is_timeout() {
         ApiError::Timeout {
             phase: "waiting for the response",

@@ -5,13 +5,14 @@
 //! from HTTP (`http`) or from recorded fixtures (`fixture`); either way they are read by
 //! the same code (`wire`), so replay exercises the real parsing path.
 
+pub mod batches;
 mod error;
 pub mod fixture;
 mod http;
 pub mod pacing;
 pub mod retry;
 pub mod sse;
-mod wire;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,339 @@
+//! The Files and Batches endpoints, for `rbplan batch --via batch-api`: upload a request
+//! file (`purpose=batch`), create a batch, poll it, cancel it, download its output.
+//! Same retry rules as chat requests, except that creating a batch is not retried once
+//! the request may have reached the server (a duplicate batch costs money).
+
+use std::future::Future;
+use std::path::Path;
+
+use bytes::Bytes;
+use reqwest::header::HeaderMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use super::http::{HttpTransport, send_error};
+use super::{ApiError, Client, ClientConfig, Provider, Transport, retry, wire};
+
+/// A batch as the server describes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchInfo {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub output_file_id: Option<String>,
+    #[serde(default)]
+    pub error_file_id: Option<String>,
+    #[serde(default)]
+    pub request_counts: Option<Counts>,
+    /// Validation errors (status `failed`): `{"data": [{"code","message","line"}]}`.
+    #[serde(default)]
+    pub errors: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Counts {
+    #[serde(default)]
+    pub total: u64,
+    #[serde(default)]
+    pub completed: u64,
+    #[serde(default)]
+    pub failed: u64,
+}
+
+impl BatchInfo {
+    /// No further status change will come.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.status.as_str(), "completed" | "failed" | "expired" | "cancelled")
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.request_counts.unwrap_or_default()
+    }
+
+    /// The server's validation errors in one line, e.g. "line 3: invalid model (model_not_found)".
+    pub fn error_summary(&self) -> Option<String> {
+        let data = self.errors.as_ref()?.get("data")?.as_array()?;
+        let parts: Vec<String> = data
+            .iter()
+            .take(5)
+            .map(|e| {
+                let msg = e.get("message").and_then(Value::as_str).unwrap_or("error");
+                let code = e
+                    .get("code")
+                    .and_then(Value::as_str)
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default();
+                match e.get("line").and_then(Value::as_u64) {
+                    Some(l) => format!("line {l}: {msg}{code}"),
+                    None => format!("{msg}{code}"),
+                }
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// Where each call goes for this provider.
+fn url(cfg: &ClientConfig, path: &str) -> String {
+    let base = cfg.base_url.trim_end_matches('/');
+    match &cfg.provider {
+        Provider::OpenAi => format!("{base}/{path}"),
+        Provider::Azure { api_version } => format!("{base}/openai/{path}?api-version={api_version}"),
+    }
+}
+
+impl Client {
+    /// The `url` of each request line and the batch's `endpoint`.
+    pub fn batch_endpoint(&self) -> &'static str {
+        match self.cfg.provider {
+            Provider::OpenAi => "/v1/chat/completions",
+            Provider::Azure { .. } => "/chat/completions",
+        }
+    }
+
+    fn http(&self) -> Result<&HttpTransport, ApiError> {
+        match &*self.transport {
+            Transport::Http(h) => Ok(h),
+            Transport::Replay(_) => Err(ApiError::Usage(
+                "--via batch-api talks to a live server; --replay cannot answer it".into(),
+            )),
+        }
+    }
+
+    /// Upload a request file with `purpose=batch`; returns the file id.
+    pub async fn upload_batch_file(&self, path: &Path) -> Result<String, ApiError> {
+        let h = self.http()?;
+        let u = url(&self.cfg, "files");
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let v = self
+            .with_retries(true, |_| async {
+                // Read per attempt: a multipart body cannot be replayed.
+                let bytes = tokio::fs::read(path)
+                    .await
+                    .map_err(|e| ApiError::Usage(format!("cannot read {}: {e}", path.display())))?;
+                let part = reqwest::multipart::Part::bytes(bytes)
+                    .file_name(name.clone())
+                    .mime_str("application/jsonl")
+                    .expect("a valid MIME type");
+                let form = reqwest::multipart::Form::new()
+                    .text("purpose", "batch")
+                    .part("file", part);
+                json_of(send(&self.cfg, h.http.post(&u).multipart(form), &u).await?)
+            })
+            .await?;
+        id_of(&v, "file")
+    }
+
+    /// Create a batch over an uploaded file, with a 24 h completion window.
+    pub async fn create_batch(&self, input_file_id: &str, metadata: Value) -> Result<BatchInfo, ApiError> {
+        let h = self.http()?;
+        let u = url(&self.cfg, "batches");
+        let body = json!({
+            "input_file_id": input_file_id,
+            "endpoint": self.batch_endpoint(),
+            "completion_window": "24h",
+            "metadata": metadata,
+        });
+        let v = self
+            .with_retries(false, |_| async {
+                json_of(send(&self.cfg, h.http.post(&u).json(&body), &u).await?)
+            })
+            .await?;
+        batch_of(v)
+    }
+
+    pub async fn get_batch(&self, id: &str) -> Result<BatchInfo, ApiError> {
+        let h = self.http()?;
+        let u = url(&self.cfg, &format!("batches/{id}"));
+        let v = self
+            .with_retries(true, |_| async { json_of(send(&self.cfg, h.http.get(&u), &u).await?) })
+            .await?;
+        batch_of(v)
+    }
+
+    pub async fn cancel_batch(&self, id: &str) -> Result<BatchInfo, ApiError> {
+        let h = self.http()?;
+        let u = url(&self.cfg, &format!("batches/{id}/cancel"));
+        let v = self
+            .with_retries(true, |_| async { json_of(send(&self.cfg, h.http.post(&u), &u).await?) })
+            .await?;
+        batch_of(v)
+    }
+
+    /// Download a file's content to `dest`, atomically; returns its size in bytes.
+    pub async fn download_file(&self, id: &str, dest: &Path) -> Result<u64, ApiError> {
+        let h = self.http()?;
+        let u = url(&self.cfg, &format!("files/{id}/content"));
+        self.with_retries(true, |_| async {
+            let resp = tokio::time::timeout(self.cfg.request_timeout, h.http.get(&u).send())
+                .await
+                .map_err(|_| ApiError::Timeout {
+                    phase: "waiting for the file",
+                    after: self.cfg.request_timeout,
+                })?
+                .map_err(|e| send_error(e, &u, self.cfg.request_timeout))?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            if !(200..300).contains(&status) {
+                let body = resp.bytes().await.unwrap_or_default();
+                return Err(wire::status_error(status, &headers, &body));
+            }
+            save_stream(resp, dest, self.cfg.idle_timeout).await
+        })
+        .await
+    }
+
+    /// Retry what the retry policy allows; `after_send` false retries only failures that
+    /// mean the request never arrived (connection refused, or a status the server sent).
+    async fn with_retries<T, F, Fut>(&self, after_send: bool, mut f: F) -> Result<T, ApiError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            self.gate.wait().await;
+            let err = match f(attempt).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let may = after_send || matches!(err, ApiError::Connect { .. } | ApiError::Status { .. });
+            match retry::decide(&err, attempt, self.cfg.max_retries) {
+                retry::Decision::Retry(delay) if may => {
+                    tracing::warn!(
+                        attempt = attempt + 1,
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying: {err}"
+                    );
+                    if err.is_rate_limit() {
+                        self.gate.pause_for(delay);
+                    }
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                _ if attempt > 0 => {
+                    return Err(ApiError::Exhausted {
+                        attempts: attempt + 1,
+                        last: Box::new(err),
+                    });
+                }
+                _ => return Err(err),
+            }
+        }
+    }
+}
+
+/// Send with the request timeout; any non-2xx status becomes the provider's error.
+async fn send(cfg: &ClientConfig, rb: reqwest::RequestBuilder, u: &str) -> Result<(u16, HeaderMap, Bytes), ApiError> {
+    let resp = rb
+        .timeout(cfg.request_timeout)
+        .send()
+        .await
+        .map_err(|e| send_error(e, u, cfg.request_timeout))?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await.map_err(|e| ApiError::Transport(e.to_string()))?;
+    if !(200..300).contains(&status) {
+        return Err(wire::status_error(status, &headers, &body));
+    }
+    Ok((status, headers, body))
+}
+
+fn json_of((status, headers, body): (u16, HeaderMap, Bytes)) -> Result<Value, ApiError> {
+    serde_json::from_slice(&body).map_err(|_| ApiError::BadBody {
+        status,
+        snippet: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        request_id: wire::request_id(&headers),
+    })
+}
+
+fn id_of(v: &Value, what: &str) -> Result<String, ApiError> {
+    v.get("id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::Usage(format!("the server's {what} reply has no id: {v}")))
+}
+
+fn batch_of(v: Value) -> Result<BatchInfo, ApiError> {
+    serde_json::from_value(v.clone())
+        .map_err(|e| ApiError::Usage(format!("the server's batch reply is not a batch ({e}): {v}")))
+}
+
+/// Stream a response body into a temp file beside `dest`, then rename it into place.
+async fn save_stream(mut resp: reqwest::Response, dest: &Path, idle: std::time::Duration) -> Result<u64, ApiError> {
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let io = |e: std::io::Error| ApiError::Usage(format!("cannot write {}: {e}", dest.display()));
+    let tmp = tempfile::Builder::new()
+        .prefix(".rbplan-tmp-")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    let mut f = tokio::fs::File::from_std(tmp.reopen().map_err(io)?);
+    let mut n = 0u64;
+    loop {
+        match tokio::time::timeout(idle, resp.chunk()).await {
+            Err(_) => {
+                return Err(ApiError::Timeout {
+                    phase: "downloading the file",
+                    after: idle,
+                });
+            }
+            Ok(Err(e)) => return Err(ApiError::Transport(e.to_string())),
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(c))) => {
+                f.write_all(&c).await.map_err(io)?;
+                n += c.len() as u64;
+            }
+        }
+    }
+    f.sync_all().await.map_err(io)?;
+    drop(f);
+    tmp.persist(dest).map_err(|e| io(e.error))?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_read_as_one_line() {
+        let b: BatchInfo = serde_json::from_value(json!({
+            "id": "batch_1", "status": "failed",
+            "errors": {"data": [{"code": "invalid_model", "message": "model not found", "line": 2}]}
+        }))
+        .unwrap();
+        assert!(b.is_terminal());
+        assert_eq!(b.error_summary().unwrap(), "line 2: model not found (invalid_model)");
+    }
+
+    #[test]
+    fn azure_paths_carry_the_api_version() {
+        let d = std::time::Duration::from_secs(1);
+        let cfg = ClientConfig {
+            base_url: "https://r.openai.azure.com/".into(),
+            api_key: None,
+            provider: Provider::Azure {
+                api_version: "2024-10-21".into(),
+            },
+            headers: Vec::new(),
+            connect_timeout: d,
+            request_timeout: d,
+            idle_timeout: d,
+            max_retries: 0,
+            max_tokens_field: "max_tokens".into(),
+            record: None,
+            replay: None,
+        };
+        assert_eq!(
+            url(&cfg, "batches"),
+            "https://r.openai.azure.com/openai/batches?api-version=2024-10-21"
+        );
+    }
+}
