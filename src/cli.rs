@@ -189,24 +189,58 @@ pub struct BatchArgs {
     /// Print the report as JSON on stdout when done.
     #[arg(long)]
     pub json: bool,
-    /// Write the Batch API request file(s) instead of calling the model.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["import", "via"])]
+    /// Write the Batch API request file instead of calling the model: one chat request per
+    /// service, custom_id = name. Split into FILE-001.jsonl, FILE-002.jsonl… past
+    /// --file-max-requests or --file-max-mb. `vllm run-batch -i FILE` runs it too. With
+    /// --out-dir, services whose plan there is current are left out.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["import", "via"], help_heading = "Batch API and vLLM")]
     pub export: Option<PathBuf>,
-    /// Read a Batch API or vLLM run-batch output file instead of calling the model.
-    #[arg(long, value_name = "FILE", conflicts_with = "via")]
-    pub import: Option<PathBuf>,
-    /// With --import: write repair requests to this file instead of repairing live.
-    #[arg(long, value_name = "FILE", requires = "import")]
+    /// Read a Batch API or vLLM run-batch output file instead of calling the model; repeat
+    /// for error files and later repair rounds. Plans are checked, repaired (live, or see
+    /// --export-repairs) and written as a live batch would.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "via",
+        help_heading = "Batch API and vLLM"
+    )]
+    pub import: Vec<PathBuf>,
+    /// With --import: write the repair requests to FILE as a smaller batch for another
+    /// round, instead of repairing live. Import its output next time with a second --import.
+    #[arg(long, value_name = "FILE", requires = "import", help_heading = "Batch API and vLLM")]
     pub export_repairs: Option<PathBuf>,
-    /// Engine: live (default), or batch-api to submit through /v1/files and /v1/batches.
-    #[arg(long, value_enum, default_value_t = Via::Live)]
+    /// Engine: live (default), or batch-api: upload to /v1/files, create a /v1/batches
+    /// batch (24 h window), record its id in --out-dir, poll, download, check and repair.
+    /// A rerun resumes the recorded batch instead of submitting again.
+    #[arg(long, value_enum, default_value_t = Via::Live, help_heading = "Batch API and vLLM")]
     pub via: Via,
     /// With --via batch-api: cancel the batch recorded in --out-dir.
-    #[arg(long)]
+    #[arg(long, help_heading = "Batch API and vLLM")]
     pub cancel: bool,
     /// With --via batch-api: seconds between status polls.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30.0,
+        help_heading = "Batch API and vLLM"
+    )]
     pub poll_interval: f64,
+    /// Most requests per request file (the Batch API allows 50,000).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 50_000,
+        help_heading = "Batch API and vLLM"
+    )]
+    pub file_max_requests: usize,
+    /// Largest request file in MB (the Batch API allows 200).
+    #[arg(
+        long,
+        value_name = "MB",
+        default_value_t = 200.0,
+        help_heading = "Batch API and vLLM"
+    )]
+    pub file_max_mb: f64,
     #[command(flatten)]
     pub template: TemplateArgs,
     #[command(flatten)]

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use super::items::{self, Item, Manifest};
 use super::progress::Progress;
-use super::{Ctx, Stop};
+use super::{Ctx, Source, Stop};
 use crate::error::{Error, Result};
 use crate::repair::{self, Event};
 use crate::report::ItemReport;
@@ -146,7 +146,11 @@ pub async fn plan_one(ctx: &Ctx, item: Item, progress: &Progress) -> (ItemReport
             tracing::warn!(item = %item.name, "{w}");
         }
     };
-    match repair::generate(job, None, &quiet).await {
+    let generated = match &ctx.source {
+        Source::Live => repair::generate(job, None, &quiet).await,
+        Source::Import(imp) => super::import::generate(imp, ctx, &item, job, &quiet).await,
+    };
+    match generated {
         Ok(g) => ctx.finish(&item, &model, &file, &input_hash, g, t0),
         Err(e) => {
             let fatal = match &e {

@@ -5,6 +5,9 @@
 //! The output folder is the resume state: a rerun keeps every plan that is complete and
 //! was made from the same input, template and model.
 
+pub mod batchapi;
+pub mod export;
+pub mod import;
 pub mod items;
 pub mod live;
 pub mod outdir;
@@ -49,44 +52,114 @@ pub struct Ctx {
     pub max_tokens: Option<u32>,
     pub max_repairs: u32,
     pub force: bool,
+    /// Where first answers come from.
+    pub source: Source,
+}
+
+/// Where an item's first answer comes from.
+pub enum Source {
+    /// Asked live, item by item.
+    Live,
+    /// Read from Batch API or vLLM output files (`--import`, `--via batch-api`).
+    Import(Box<import::Imported>),
 }
 
 pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
     if args.concurrency == 0 {
         return Err(Error::usage("--concurrency must be at least 1"));
     }
-    if args.export.is_some() || args.import.is_some() || args.via != Via::Live || args.cancel {
+    if args.cancel && args.via != Via::BatchApi {
         return Err(Error::usage(
-            "--export, --import and --via batch-api are not available yet; run without them for a live batch",
+            "--cancel goes with --via batch-api (it cancels the batch recorded in --out-dir)",
         ));
     }
+    if !(args.poll_interval > 0.0 && args.poll_interval.is_finite()) {
+        return Err(Error::usage("--poll-interval must be a positive number of seconds"));
+    }
+    let limits = export::Limits {
+        max_requests: args.file_max_requests.max(1),
+        max_bytes: (args.file_max_mb * 1_000_000.0) as u64,
+    };
     let env = Env::load()?;
     let template = Template::resolve(args.template.template.as_deref())?;
     // The whole input is checked before anything is sent.
     let manifest = items::validate(&args.input)?;
-    let out_path = args
-        .out_dir
-        .clone()
-        .ok_or_else(|| Error::usage("--out-dir DIR is required: the folder for the plans and the report"))?;
+    if args.export_repairs.is_some()
+        && let Some(e) = manifest.entries.iter().find(|e| e.name.contains(export::REPAIR_MARK))
+    {
+        return Err(Error::input(
+            &manifest.path,
+            Some(e.line),
+            format!(
+                "the name {:?} contains {:?}, which --export-repairs uses in its custom_ids",
+                e.name,
+                export::REPAIR_MARK
+            ),
+        ));
+    }
     let (settings, client) = connect(&args.conn, &env)?;
     let client = client.with_pacer(Pacer::new(args.rpm, args.tpm));
-    let out = OutDir::prepare(&out_path)?;
-    let ctx = Arc::new(Ctx {
+    let checker = Checker::new(&template);
+    let out = match &args.out_dir {
+        Some(p) => Some(OutDir::prepare(p)?),
+        None => None,
+    };
+    let mut ctx = Ctx {
         client,
-        checker: Checker::new(&template),
+        checker,
         template,
-        out,
+        out: OutDir {
+            path: Default::default(),
+        },
         default_model: settings.model.clone(),
         temperature: settings.temperature,
         max_tokens: settings.max_tokens,
         max_repairs: args.repair.max_repairs,
         force: args.force,
-    });
+        source: Source::Live,
+    };
+
+    if let Some(path) = &args.export {
+        let skip = if args.force { None } else { out.as_ref() };
+        let (parts, kept) = export::write_requests(&ctx, &manifest, path, limits, skip)?;
+        export::summarize(&parts, kept, &manifest, &ctx.default_model, args.json, ui)?;
+        return Ok(Outcome::Complete);
+    }
+    let out = out.ok_or_else(|| Error::usage("--out-dir DIR is required: the folder for the plans and the report"))?;
+    ctx.out = out;
+    let engine = if args.via == Via::BatchApi {
+        if args.cancel {
+            return batchapi::cancel(&ctx, ui).await;
+        }
+        let poll = std::time::Duration::from_secs_f64(args.poll_interval);
+        match batchapi::submit_and_collect(&ctx, &manifest, limits, poll, ui).await? {
+            batchapi::Collected::Files { files, note } => {
+                ctx.source = Source::Import(Box::new(import::Imported::new(
+                    &files,
+                    note,
+                    args.export_repairs.as_deref(),
+                    &ctx,
+                )?));
+            }
+            batchapi::Collected::Stopped(outcome) => return Ok(outcome),
+        }
+        "batch-api"
+    } else if !args.import.is_empty() {
+        let note = "no result for this service in the output file(s): the batch may have expired or been cancelled before it ran".to_string();
+        let imported = import::Imported::new(&args.import, note, args.export_repairs.as_deref(), &ctx)?;
+        import::check_matches(&imported, &manifest, &args.import)?;
+        ctx.source = Source::Import(Box::new(imported));
+        "import"
+    } else {
+        "live"
+    };
+    let ctx = Arc::new(ctx);
     ui.note(format!(
-        "{} items from {} → {} (concurrency {}{})",
+        "{} items from {} → {} ({}, concurrency {}{})",
         manifest.len(),
         manifest.path.display(),
-        out_path.display(),
+        ctx.out.path.display(),
+        engine,
         args.concurrency,
         pacing_note(args.rpm, args.tpm)
     ));
@@ -121,7 +194,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         template: ctx.template.origin.clone(),
         template_hash: ctx.template.hash.clone(),
         model: ctx.default_model.clone(),
-        engine: "live".into(),
+        engine: engine.into(),
         interrupted: matches!(stop, Some(Stop::Interrupted)),
         stopped: match &stop {
             Some(Stop::Fatal(e)) => Some(e.clone()),
@@ -133,6 +206,12 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
     };
     report.tally();
     ctx.out.write_report(&report)?;
+    if let Source::Import(imp) = &ctx.source {
+        imp.finish_repairs(ui)?;
+        if engine == "batch-api" && stop.is_none() {
+            batchapi::mark_imported(&ctx.out)?;
+        }
+    }
     summarize(&report, &ctx.out, ui);
     if args.json {
         print_stdout(&report.to_json())?;

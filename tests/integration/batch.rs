@@ -38,7 +38,7 @@ fn mode_of(name: &str) -> Mode {
 }
 
 /// The service a request is about: every summary starts with "Service <name>.".
-fn service_of(req: &Request) -> String {
+pub(super) fn service_of(req: &Request) -> String {
     let v = req.json();
     let first_user = v["messages"]
         .as_array()
@@ -66,7 +66,7 @@ fn delayed(r: Reply, delay: Duration) -> Reply {
     }
 }
 
-fn fleet_reply(a: &Authored, req: &Request, n: usize) -> Reply {
+pub(super) fn fleet_reply(a: &Authored, req: &Request, n: usize) -> Reply {
     let name = service_of(req);
     match mode_of(&name) {
         Mode::Down => Reply::json(
@@ -81,14 +81,14 @@ fn fleet_reply(a: &Authored, req: &Request, n: usize) -> Reply {
     }
 }
 
-fn fleet(delay: Duration) -> Server {
+pub(super) fn fleet(delay: Duration) -> Server {
     let a = Arc::new(authored());
     Server::start(move |req, n| delayed(fleet_reply(&a, req, n), delay))
 }
 
 /// A JSONL input of services with the example migration (so the authored plan covers
 /// their stages), each summary naming its service.
-fn jsonl(dir: &Path, names: &[&str]) -> PathBuf {
+pub(super) fn jsonl(dir: &Path, names: &[&str]) -> PathBuf {
     let (summary, stages) = example_input();
     let p = dir.join("services.jsonl");
     let text: String = names
@@ -99,7 +99,7 @@ fn jsonl(dir: &Path, names: &[&str]) -> PathBuf {
     p
 }
 
-fn batch(dir: &Path, server: &Server, input: &Path, extra: &[&str]) -> Out {
+pub(super) fn batch(dir: &Path, server: &Server, input: &Path, extra: &[&str]) -> Out {
     rbplan(dir)
         .args(["batch"])
         .arg_path(input)
@@ -108,11 +108,11 @@ fn batch(dir: &Path, server: &Server, input: &Path, extra: &[&str]) -> Out {
         .run()
 }
 
-fn report(dir: &Path) -> Value {
+pub(super) fn report(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("out/report.json")).unwrap()).unwrap()
 }
 
-fn item<'a>(r: &'a Value, name: &str) -> &'a Value {
+pub(super) fn item<'a>(r: &'a Value, name: &str) -> &'a Value {
     r["items"]
         .as_array()
         .unwrap()
@@ -126,7 +126,7 @@ fn asked(server: &Server) -> Vec<String> {
     server.chats().iter().map(service_of).collect()
 }
 
-fn files_in(dir: &Path) -> Vec<String> {
+pub(super) fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -621,6 +621,6 @@ fn plans_in(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn no_temp_files(dir: &Path) -> bool {
+pub(super) fn no_temp_files(dir: &Path) -> bool {
     files_in(dir).iter().all(|f| !f.starts_with(".rbplan-tmp-"))
 }

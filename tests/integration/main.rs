@@ -7,6 +7,7 @@ mod server;
 
 mod ask;
 mod batch;
+mod batchapi;
 mod check;
 mod faults;
 mod regen;
