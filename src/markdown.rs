@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use crate::spec::Spec;
-use crate::util::line_of;
+use crate::util::Lines;
 
 pub fn options() -> Options {
     Options::ENABLE_TABLES
@@ -66,6 +66,9 @@ pub struct Doc<'a> {
     pub front_matter: Option<&'a str>,
     /// Byte offset where the document proper starts (after any front matter).
     pub body_start: usize,
+    /// The body as plain text: text and code spans, a space at each line break and at the
+    /// end of each element. Made in the same pass, for checks that search the whole plan.
+    pub text: String,
 }
 
 pub fn parse(src: &str) -> Doc<'_> {
@@ -77,8 +80,18 @@ pub fn parse(src: &str) -> Doc<'_> {
     let mut in_heading: Option<(u8, usize, bool, String)> = None;
     let mut in_meta = false;
     let mut open_block: Option<(BlockKind, usize, String)> = None;
+    let mut text = String::with_capacity(src.len());
+    let mut lines = Lines::new(src);
 
     for (ev, range) in Parser::new_ext(src, options()).into_offset_iter() {
+        if !in_meta {
+            match &ev {
+                Event::Text(t) | Event::Code(t) => text.push_str(t),
+                Event::SoftBreak | Event::HardBreak => text.push(' '),
+                Event::End(e) if !matches!(e, TagEnd::MetadataBlock(_)) => text.push(' '),
+                _ => {}
+            }
+        }
         match ev {
             Event::Start(Tag::MetadataBlock(_)) => in_meta = true,
             Event::End(TagEnd::MetadataBlock(_)) => {
@@ -98,7 +111,7 @@ pub fn parse(src: &str) -> Doc<'_> {
                         text: text.split_whitespace().collect::<Vec<_>>().join(" "),
                         start,
                         end: range.end,
-                        line: line_of(src, start),
+                        line: lines.at(start),
                         top_level,
                     });
                 }
@@ -153,6 +166,7 @@ pub fn parse(src: &str) -> Doc<'_> {
         blocks,
         front_matter,
         body_start,
+        text,
     }
 }
 

@@ -12,6 +12,8 @@ use crate::util::line_of;
 /// Run every check of every present section.
 pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, stages: Option<&[String]>) -> Vec<Finding> {
     let mut out = Vec::new();
+    // The whole plan as normalized text, made once, when a check first needs it.
+    let mut doc_text: Option<String> = None;
     for (i, s) in spec.sections.iter().enumerate() {
         if s.checks.is_empty() {
             continue;
@@ -94,7 +96,7 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, stages: Option<&[String]>)
                 CheckSpec::Mentions { all, scope, what, .. } => {
                     let text = match scope {
                         Scope::Section => normalize(&scan.text),
-                        Scope::Document => normalize(&plain_text(&doc.src[doc.body_start..])),
+                        Scope::Document => doc_text.get_or_insert_with(|| normalize(&doc.text)).clone(),
                     };
                     let absent: Vec<&str> = all
                         .iter()
@@ -124,11 +126,49 @@ fn quoted(v: &[&str]) -> String {
 }
 
 /// Lower case, whitespace collapsed, no spaces around `+` ("T + 4h" reads as "t+4h").
+/// One pass: this runs over every section of every plan checked.
 fn normalize(s: &str) -> String {
-    let collapsed = s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
-    collapsed.replace(" +", "+").replace("+ ", "+")
+    let mut out = String::with_capacity(s.len());
+    let (mut space, mut after_plus) = (false, false);
+    for c in s.chars() {
+        if c.is_ascii() {
+            // The common case, without the Unicode tables.
+            if c.is_ascii_whitespace() || c == '\x0b' {
+                space = !out.is_empty();
+                continue;
+            }
+            if c == '+' {
+                after_plus = true;
+            } else {
+                if space && !after_plus {
+                    out.push(' ');
+                }
+                after_plus = false;
+            }
+            space = false;
+            out.push(c.to_ascii_lowercase());
+            continue;
+        }
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if c == '+' {
+            after_plus = true;
+        } else {
+            if space && !after_plus {
+                out.push(' ');
+            }
+            after_plus = false;
+        }
+        space = false;
+        out.extend(c.to_lowercase());
+    }
+    out
 }
 
+/// Plain text of Markdown, as `Doc::text` and `Scan::text` build it in their own passes.
+#[cfg(test)]
 fn plain_text(md: &str) -> String {
     let mut out = String::new();
     for ev in Parser::new_ext(md, markdown::options()) {
@@ -170,7 +210,7 @@ impl Scan {
             bold_leads: Vec::new(),
             list_items: 0,
             checkboxes: 0,
-            text: plain_text(body),
+            text: String::with_capacity(body.len()),
         };
         let mut depth_list = 0usize;
         let mut heading: Option<String> = None;
@@ -182,6 +222,7 @@ impl Scan {
         let mut in_quote = 0usize;
         for (ev, range) in Parser::new_ext(body, markdown::options()).into_offset_iter() {
             let was_para_first = std::mem::replace(&mut para_first, false);
+            let brk = matches!(ev, Event::SoftBreak | Event::HardBreak | Event::End(_));
             match ev {
                 Event::Start(Tag::Heading { level: l, .. }) if (l as u8) > level => heading = Some(String::new()),
                 Event::End(TagEnd::Heading(_)) => {
@@ -228,8 +269,13 @@ impl Scan {
                     for buf in [heading.as_mut(), cell.as_mut(), bold.as_mut()].into_iter().flatten() {
                         buf.push_str(&t);
                     }
+                    scan.text.push_str(&t);
                 }
                 _ => {}
+            }
+            // The section's plain text, as `plain_text` makes it, from the same parse.
+            if brk {
+                scan.text.push(' ');
             }
         }
         scan
@@ -365,6 +411,34 @@ pub fn parse_stages(input: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normalize_lowercases_collapses_and_joins_plus() {
+        assert_eq!(normalize("  After  T + 4h,\n the\tPoint "), "after t+4h, the point");
+        assert_eq!(normalize("a +b+ c + d"), "a+b+c+d");
+        assert_eq!(normalize(""), "");
+        // The one-pass version agrees with the obvious one.
+        for s in ["X  +  Y", " +a", "b+ ", "ÄB  C\r\nD", "T+ 30 min  after T +1h"] {
+            let slow = s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(normalize(s), slow.replace(" +", "+").replace("+ ", "+"), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn the_document_text_is_the_plain_text_of_the_body() {
+        let md = "---\nname: x\n---\n# Title\n\nSome *text*\nand more.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n";
+        let doc = markdown::parse(md);
+        assert_eq!(doc.text, plain_text(&md[doc.body_start..]));
+        assert!(!doc.text.contains("name: x"));
+    }
+
+    #[test]
+    fn the_scan_text_is_the_plain_text_of_the_section() {
+        let md =
+            "Intro **bold** and `code`.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- [ ] one\n- two\n\n### Sub\n\ntext\n";
+        let scan = Scan::new(md, 0, md.len(), 2);
+        assert_eq!(scan.text, plain_text(md));
+    }
     use crate::check::Checker;
     use crate::template::Template;
 

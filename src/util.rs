@@ -25,6 +25,35 @@ pub fn line_of(text: &str, pos: usize) -> usize {
     text.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
+/// Line numbers for offsets that mostly come in increasing order (a parser's events):
+/// counts newlines only since the last offset asked, so a document costs one pass.
+pub struct Lines<'a> {
+    text: &'a [u8],
+    pos: usize,
+    line: usize,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Lines {
+            text: text.as_bytes(),
+            pos: 0,
+            line: 1,
+        }
+    }
+
+    /// 1-based line of byte offset `pos`, as `line_of` gives it.
+    pub fn at(&mut self, pos: usize) -> usize {
+        let pos = pos.min(self.text.len());
+        if pos < self.pos {
+            (self.pos, self.line) = (0, 1);
+        }
+        self.line += self.text[self.pos..pos].iter().filter(|&&b| b == b'\n').count();
+        self.pos = pos;
+        self.line
+    }
+}
+
 /// First `n` characters of `s` on one line, for error messages.
 pub fn snippet(s: &str, n: usize) -> String {
     let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -54,6 +83,10 @@ mod tests {
         assert_eq!(line_of(t, 2), 2);
         assert_eq!(line_of(t, 4), 3);
         assert_eq!(line_of(t, 99), 3);
+        let mut l = Lines::new(t);
+        for pos in [0, 2, 4, 99, 2, 0, 3] {
+            assert_eq!(l.at(pos), line_of(t, pos), "at {pos}");
+        }
     }
 
     #[test]
