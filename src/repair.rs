@@ -122,7 +122,11 @@ impl<'a> Session<'a> {
         };
         let show = if self.calls == 0 { self.on_delta } else { None };
         self.calls += 1;
-        let r = self.client.chat(&req, show).await;
+        let r = if self.calls == 1 {
+            self.client.chat_first(&req, show).await
+        } else {
+            self.client.chat(&req, show).await
+        };
         if let Ok(res) = &r {
             self.retries += res.retries;
             match res.usage {

@@ -28,20 +28,24 @@ pub async fn run(
 ) -> Result<(Vec<Option<ItemReport>>, Option<Stop>)> {
     let mut reports: Vec<Option<ItemReport>> = vec![None; manifest.len()];
     let mut items = items::open(&manifest.path)?.enumerate();
-    let mut tasks: JoinSet<(usize, ItemReport, Option<String>)> = JoinSet::new();
+    let mut tasks: JoinSet<(usize, Option<ItemReport>, Option<String>)> = JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, usize> = HashMap::new();
     let mut sigint = interrupts();
     let mut stop: Option<Stop> = None;
 
     loop {
-        while stop.is_none() && tasks.len() < concurrency {
+        // Twice as many items as request slots: while some wait for a reply, others are
+        // checked and written, and the next request goes out the moment a slot frees.
+        while stop.is_none() && tasks.len() < concurrency * 2 {
             match items.next() {
                 None => break,
                 Some((idx, Ok(item))) => {
                     let (ctx, progress) = (ctx.clone(), progress.clone());
                     let h = tasks.spawn(async move {
-                        let (r, fatal) = plan_one(&ctx, item, &progress).await;
-                        (idx, r, fatal)
+                        match plan_one(&ctx, item, &progress).await {
+                            Some((r, fatal)) => (idx, Some(r), fatal),
+                            None => (idx, None, None),
+                        }
                     });
                     in_flight.insert(h.id(), idx);
                 }
@@ -65,6 +69,8 @@ pub async fn run(
                     tasks.len()
                 ));
                 stop = Some(Stop::Interrupted);
+                // Items still waiting for their first request will not start it.
+                ctx.client.stop_new_work();
             }
             Some(done) = tasks.join_next_with_id() => {
                 let (idx, r, fatal) = match done {
@@ -83,9 +89,10 @@ pub async fn run(
                         let mut r = ItemReport::pending(&entry.name, &super::outdir::OutDir::file_name(&entry.slug), entry.line, &ctx.default_model, "internal error");
                         r.status = crate::report::Status::Failed;
                         r.error = Some(format!("internal error: {e}"));
-                        (idx, r, None)
+                        (idx, Some(r), None)
                     }
                 };
+                let Some(r) = r else { continue }; // not started: stays pending
                 progress.finished(&r);
                 reports[idx] = Some(r);
                 if let Some(why) = fatal
@@ -102,7 +109,7 @@ pub async fn run(
 }
 
 /// Ctrl-C presses, as a channel (the handler replaces the default "exit at once").
-fn interrupts() -> mpsc::UnboundedReceiver<()> {
+pub(super) fn interrupts() -> mpsc::UnboundedReceiver<()> {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
@@ -116,12 +123,13 @@ fn interrupts() -> mpsc::UnboundedReceiver<()> {
 
 /// One item: keep a current plan, or generate, check, repair and write one. The second
 /// value is set when the error means no other item can succeed either (401, no quota).
-pub async fn plan_one(ctx: &Ctx, item: Item, progress: &Progress) -> (ItemReport, Option<String>) {
+/// None when the item never started because the run is stopping.
+pub async fn plan_one(ctx: &Ctx, item: Item, progress: &Progress) -> Option<(ItemReport, Option<String>)> {
     let model = item.model.clone().unwrap_or_else(|| ctx.default_model.clone());
     let file = super::outdir::OutDir::file_name(&item.slug);
     let input_hash = item.inputs.hash();
     if let Some(r) = ctx.kept(&item, &model, &file, &input_hash) {
-        return (r, None);
+        return Some((r, None));
     }
     progress.started(&item.name);
     let t0 = Instant::now();
@@ -150,8 +158,12 @@ pub async fn plan_one(ctx: &Ctx, item: Item, progress: &Progress) -> (ItemReport
         Source::Live => repair::generate(job, None, &quiet).await,
         Source::Import(imp) => super::import::generate(imp, ctx, &item, job, &quiet).await,
     };
-    match generated {
+    Some(match generated {
         Ok(g) => ctx.finish(&item, &model, &file, &input_hash, g, t0),
+        Err(Error::Api(crate::client::ApiError::NotStarted)) => {
+            progress.dropped(&item.name);
+            return None;
+        }
         Err(e) => {
             let fatal = match &e {
                 Error::Api(a) if a.is_auth() || a.is_quota() => Some(e.to_string()),
@@ -159,5 +171,5 @@ pub async fn plan_one(ctx: &Ctx, item: Item, progress: &Progress) -> (ItemReport
             };
             (ctx.failed(&item, &model, &file, &e, t0), fatal)
         }
-    }
+    })
 }

@@ -98,7 +98,9 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         ));
     }
     let (settings, client) = connect(&args.conn, &env)?;
-    let client = client.with_pacer(Pacer::new(args.rpm, args.tpm));
+    let client = client
+        .with_pacer(Pacer::new(args.rpm, args.tpm))
+        .with_limit(args.concurrency);
     let checker = Checker::new(&template);
     let out = match &args.out_dir {
         Some(p) => Some(OutDir::prepare(p)?),

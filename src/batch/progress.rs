@@ -56,6 +56,13 @@ impl Progress {
         self.redraw(&c);
     }
 
+    /// An item that was started but will not run (the run is stopping).
+    pub fn dropped(&self, name: &str) {
+        let mut c = self.counts.lock().expect("progress lock");
+        c.in_flight.remove(name);
+        self.redraw(&c);
+    }
+
     pub fn finished(&self, r: &ItemReport) {
         let mut c = self.counts.lock().expect("progress lock");
         c.in_flight.remove(&r.name);

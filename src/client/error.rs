@@ -59,6 +59,9 @@ pub enum ApiError {
     Record(String),
     #[error("{0}")]
     Usage(String),
+    /// New work was not started because the run is stopping (Ctrl-C).
+    #[error("not started: the run is stopping")]
+    NotStarted,
     /// A request that failed inside a Batch API or vLLM batch, as its output line says.
     #[error("failed in the batch: {0}")]
     InBatch(String),

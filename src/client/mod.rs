@@ -142,6 +142,10 @@ pub struct Client {
     recorder: Option<Arc<Recorder>>,
     gate: Arc<Gate>,
     pacer: Option<Arc<Pacer>>,
+    /// Requests in flight at once, over every clone (`batch --concurrency`).
+    limit: Option<Arc<tokio::sync::Semaphore>>,
+    /// Set when a batch stops starting new work (first Ctrl-C).
+    stop_new: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Called with each piece of text as a stream arrives.
@@ -163,7 +167,27 @@ impl Client {
             recorder,
             gate: Arc::new(Gate::default()),
             pacer: None,
+            limit: None,
+            stop_new: Arc::default(),
         })
+    }
+
+    /// At most `n` requests in flight at once over every clone. Only the request holds a
+    /// slot: checking and writing a reply never keep the next request waiting.
+    pub fn with_limit(mut self, n: usize) -> Client {
+        self.limit = Some(Arc::new(tokio::sync::Semaphore::new(n.max(1))));
+        self
+    }
+
+    /// From now on `chat_first` refuses to start new work; calls already started go on.
+    pub fn stop_new_work(&self) {
+        self.stop_new.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The first request of a new piece of work (a batch item): refused with
+    /// `ApiError::NotStarted` once `stop_new_work` was called, even after waiting for a slot.
+    pub async fn chat_first(&self, req: &ChatRequest, on_delta: Option<OnDelta<'_>>) -> Result<ChatResult, ApiError> {
+        self.chat_inner(req, on_delta, true).await
     }
 
     /// Client-side pacing (requests and tokens per minute), shared by every clone.
@@ -186,15 +210,34 @@ impl Client {
 
     /// Send one chat request, retrying what the retry policy allows.
     pub async fn chat(&self, req: &ChatRequest, on_delta: Option<OnDelta<'_>>) -> Result<ChatResult, ApiError> {
+        self.chat_inner(req, on_delta, false).await
+    }
+
+    async fn chat_inner(
+        &self,
+        req: &ChatRequest,
+        on_delta: Option<OnDelta<'_>>,
+        first: bool,
+    ) -> Result<ChatResult, ApiError> {
         let body = wire::request_body(req, &self.cfg.max_tokens_field);
         let bytes = bytes::Bytes::from(serde_json::to_vec(&body).expect("a JSON value serializes"));
         let cost = pacing::estimate_tokens(&body, req.max_tokens);
         let replaying = matches!(*self.transport, Transport::Replay(_));
         let mut attempt = 0u32;
         loop {
+            // A slot first, then the 429 gate: a request that waited for a slot must still
+            // honour a pause that began meanwhile. The slot is held for this attempt only,
+            // never across a retry's wait.
+            let _slot = match &self.limit {
+                Some(s) => Some(s.clone().acquire_owned().await.expect("the semaphore is never closed")),
+                None => None,
+            };
             self.gate.wait().await;
             if let Some(p) = &self.pacer {
                 p.acquire(cost).await;
+            }
+            if first && attempt == 0 && self.stop_new.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(ApiError::NotStarted);
             }
             let result = match &*self.transport {
                 Transport::Http(h) => {
@@ -210,6 +253,12 @@ impl Client {
                         p.settle(cost, u.total_tokens);
                     }
                     return Ok(res);
+                }
+                Err(err) if self.limit.is_some() && (err.is_auth() || err.is_quota()) => {
+                    // Every other request would fail the same way: start no new work,
+                    // decided before this slot frees for a waiting item.
+                    self.stop_new_work();
+                    return Err(err);
                 }
                 Err(err) => match retry::decide(&err, attempt, self.cfg.max_retries) {
                     retry::Decision::Retry(delay) => {
