@@ -281,6 +281,8 @@ async fn wait(ctx: &Ctx, rec: &mut Recorded, poll: Duration, ui: Ui) -> Result<O
         b
     });
     let mut last_line = String::new();
+    // Listen from now on: a Ctrl-C that lands while a poll is in flight is not lost.
+    let mut sigint = super::live::interrupts();
     loop {
         let mut infos = Vec::new();
         for p in rec.parts.iter_mut() {
@@ -311,7 +313,7 @@ async fn wait(ctx: &Ctx, rec: &mut Recorded, poll: Duration, ui: Ui) -> Result<O
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
-            _ = tokio::signal::ctrl_c() => {
+            _ = sigint.recv() => {
                 if let Some(b) = bar {
                     b.abandon();
                 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::batch::{batch, fleet, fleet_reply, item, jsonl, no_temp_files, report};
-use super::common::{interrupt, rbplan, tempdir, wait};
+use super::common::{interrupt, rbplan, tempdir, wait_at_most};
 use super::model::{Authored, asked_headings, authored};
 use super::server::{Reply, Request, Server};
 
@@ -595,7 +595,7 @@ fn a_rerun_resumes_the_recorded_batch_and_cancel_cancels_it() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     interrupt(&child);
-    let out = wait(child);
+    let out = wait_at_most(child, std::time::Duration::from_secs(20));
     assert_eq!(out.code, 130, "{}", out.stderr);
     assert!(
         out.stderr.contains("keeps running") && out.stderr.contains("batch_1"),

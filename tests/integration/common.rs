@@ -148,6 +148,20 @@ pub fn wait(child: std::process::Child) -> Out {
     }
 }
 
+/// `wait`, but kill the child and fail if it runs longer than `limit`.
+pub fn wait_at_most(mut child: std::process::Child, limit: std::time::Duration) -> Out {
+    let t0 = std::time::Instant::now();
+    while child.try_wait().expect("poll rbplan").is_none() {
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let out = wait(child);
+            panic!("rbplan still running after {limit:?}; stderr:\n{}", out.stderr);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    wait(child)
+}
+
 /// Send SIGINT (what Ctrl-C sends) to a child we started.
 pub fn interrupt(child: &std::process::Child) {
     let ok = Command::new("kill")
