@@ -66,6 +66,7 @@ fn bench(n: usize, latency: Duration, c: usize) {
     let child = Command::new(BIN)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(std::env::vars().filter(|(k, _)| k == "TOKIO_WORKER_THREADS"))
         .current_dir(dir.path())
         .args([
             "batch",
@@ -90,14 +91,17 @@ fn bench(n: usize, latency: Duration, c: usize) {
     let reqs = served.load(Ordering::SeqCst);
     assert_eq!(reqs, n, "one request per plan");
     let ideal = latency * n.div_ceil(c) as u32;
-    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+    let (user, sys) = (tv(usage.ru_utime), tv(usage.ru_stime));
+    let per = |d: Duration| d.as_secs_f64() * 1000.0 / reqs as f64;
     println!(
-        "| {n} | {} ms | {c} | {:.3} s | {:.3} s | {:.3}× | {reqs} | {:.3} ms | {:.1} MiB |",
+        "| {n} | {} ms | {c} | {:.3} s | {:.3} s | {:.3}× | {reqs} | {:.3} ms ({:.3} + {:.3}) | {:.1} MiB |",
         latency.as_millis(),
         wall.as_secs_f64(),
         ideal.as_secs_f64(),
         wall.as_secs_f64() / ideal.as_secs_f64(),
-        cpu.as_secs_f64() * 1000.0 / reqs as f64,
+        per(user + sys),
+        per(user),
+        per(sys),
         usage.ru_maxrss as f64 / 1024.0,
     );
 }
