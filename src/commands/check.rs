@@ -8,6 +8,7 @@ use super::{Ui, print_stdout};
 use crate::check::{CheckReport, Checker, Finding};
 use crate::cli::CheckArgs;
 use crate::error::{Error, Outcome, Result};
+use crate::input;
 use crate::markdown;
 use crate::output::Provenance;
 use crate::spec::Severity;
@@ -33,10 +34,7 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     let mut results = Vec::new();
     let mut failed = false;
     for path in &files {
-        let text = match std::fs::read(path) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(e) => return Err(Error::input(path, None, format!("cannot read: {e}"))),
-        };
+        let text = input::read_text(path, "the plan")?;
         let (_, mut report) = checker.check(&text, stages.as_deref());
         let prov = markdown::parse(&text)
             .front_matter

@@ -771,3 +771,17 @@ fn no_plan_argument_is_a_usage_error() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("<PLAN>"), "{}", out.stderr);
 }
+
+/// Regression: a plan that is not UTF-8 was read lossily and checked as if it were fine.
+#[test]
+fn a_plan_that_is_not_utf8_is_an_input_error_naming_file_and_line() {
+    let bad = "fixtures/check/bad-input/latin1.md";
+    let out = check(&[bad]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr.trim(), format!("error: {bad}:5: not valid UTF-8 text"));
+    // Also among good plans, and from a folder.
+    let out = check(&["fixtures/authored/plan.md", "fixtures/check/bad-input"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains(&format!("{bad}:5:")), "{}", out.stderr);
+}
