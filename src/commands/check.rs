@@ -18,14 +18,11 @@ use crate::template::Template;
 pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     let template = Template::resolve(args.template.template.as_deref())?;
     let checker = Checker::new(&template);
-    let stages_text = match (&args.stages, &args.stages_file) {
-        (Some(s), _) => Some(s.clone()),
-        (None, Some(p)) => {
-            Some(std::fs::read_to_string(p).map_err(|e| Error::input(p, None, format!("cannot read stages: {e}")))?)
-        }
+    let stages = match (&args.stages, &args.stages_file) {
+        (Some(s), _) => Some(stage_list(s, "--stages")?),
+        (None, Some(p)) => Some(stage_list(&input::read_text(p, "stages")?, &p.display().to_string())?),
         (None, None) => None,
     };
-    let stages = stages_text.as_deref().map(parse_stages);
     let files = collect(&args.paths)?;
     if files.is_empty() {
         return Err(Error::usage("no .md files found in the given folders"));
@@ -100,6 +97,17 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
         let _ = ui;
     }
     Ok(if failed { Outcome::Incomplete } else { Outcome::Complete })
+}
+
+/// The stages to cover; stages given but naming none are an error, not "nothing to cover".
+fn stage_list(text: &str, origin: &str) -> Result<Vec<String>> {
+    let stages = parse_stages(text);
+    if stages.is_empty() {
+        return Err(Error::usage(format!(
+            "the stages from {origin} are empty: give one stage per line, or separate them with \";\""
+        )));
+    }
+    Ok(stages)
 }
 
 fn text_report(path: &Path, r: &CheckReport, bad: bool) -> String {

@@ -785,3 +785,36 @@ fn a_plan_that_is_not_utf8_is_an_input_error_naming_file_and_line() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains(&format!("{bad}:5:")), "{}", out.stderr);
 }
+
+/// Regression: empty stages were taken as "no stages to cover", so nothing was checked.
+#[test]
+fn empty_stages_are_a_usage_error() {
+    let plan = "fixtures/check/problems/uncovered-stage.md";
+    for stages in ["", "   ", " ; ; ", "\n\n"] {
+        let out = check(&["--stages", stages, plan]);
+        assert_eq!(out.code, 2, "{stages:?}: {}", out.stdout);
+        assert_eq!(out.stdout, "");
+        assert!(
+            out.stderr.starts_with("error: the stages from --stages are empty"),
+            "{}",
+            out.stderr
+        );
+    }
+    let dir = tempdir();
+    std::fs::write(dir.path().join("stages.txt"), " \n- \n").unwrap();
+    let plan = repo().join(plan);
+    let out = check_in(dir.path(), &["--stages-file", "stages.txt", plan.to_str().unwrap()]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.starts_with("error: the stages from stages.txt are empty"),
+        "{}",
+        out.stderr
+    );
+    let out = check_in(dir.path(), &["--stages-file", "none.txt", plan.to_str().unwrap()]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.starts_with("error: none.txt: cannot read stages: "),
+        "{}",
+        out.stderr
+    );
+}
