@@ -33,11 +33,17 @@ pub fn resolve(a: &InputArgs, template: &Template) -> Result<Inputs> {
 
 /// A text file the user named: an error naming the file (and the line of the first bad
 /// byte) if it cannot be read or is not UTF-8. `what` says what the file was for.
+/// A byte-order mark (which some Windows editors write) is dropped: it is not text, and
+/// before a heading or front matter it would hide them from the Markdown parser.
 pub fn read_text(path: &Path, what: &str) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::input(path, None, format!("cannot read {what}: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| {
+    let text = String::from_utf8(bytes).map_err(|e| {
         let line = crate::util::line_of(&String::from_utf8_lossy(e.as_bytes()), e.utf8_error().valid_up_to());
         Error::input(path, Some(line), "not valid UTF-8 text")
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
     })
 }
 
@@ -82,6 +88,8 @@ mod tests {
         }
         std::fs::write(&p, "# ok\n").unwrap();
         assert_eq!(read_text(&p, "the plan").unwrap(), "# ok\n");
+        std::fs::write(&p, "\u{feff}## 1. Rollback philosophy\r\n").unwrap();
+        assert_eq!(read_text(&p, "the plan").unwrap(), "## 1. Rollback philosophy\r\n");
         let e = read_text(&dir.path().join("none.md"), "the plan").unwrap_err();
         assert!(e.to_string().contains("none.md: cannot read the plan: "), "{e}");
     }

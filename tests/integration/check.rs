@@ -192,11 +192,33 @@ fn section_lines_for_setext_and_alias_headings() {
 }
 
 #[test]
-fn crlf_fixture_really_has_crlf_line_endings() {
-    let bytes = std::fs::read(repo().join("fixtures/check/styles/crlf.md")).unwrap();
-    let crlf = bytes.windows(2).filter(|w| w == b"\r\n").count();
-    let lf = bytes.iter().filter(|&&b| b == b'\n').count();
-    assert!(crlf > 100 && crlf == lf, "{crlf} CRLF of {lf} line ends");
+fn crlf_fixtures_really_have_crlf_line_endings() {
+    for f in ["crlf.md", "bom-crlf.md"] {
+        let bytes = std::fs::read(repo().join(STYLES).join(f)).unwrap();
+        let crlf = bytes.windows(2).filter(|w| w == b"\r\n").count();
+        let lf = bytes.iter().filter(|&&b| b == b'\n').count();
+        assert!(crlf > 100 && crlf == lf, "{f}: {crlf} CRLF of {lf} line ends");
+    }
+}
+
+/// Regression: a UTF-8 byte-order mark hid the heading on the first line, so a plan saved
+/// by a Windows editor lost its first section.
+#[test]
+fn a_byte_order_mark_hides_no_heading() {
+    let bom = "fixtures/check/styles/bom-crlf.md";
+    assert!(
+        std::fs::read(repo().join(bom))
+            .unwrap()
+            .starts_with(b"\xef\xbb\xbf# Rollback plan")
+    );
+    let dir = tempdir();
+    // The first section's heading on the very first line, right after the BOM.
+    let text = read(bom);
+    let first = text.find("## 1.").unwrap();
+    std::fs::write(dir.path().join("plan.md"), format!("\u{feff}{}", &text[first..])).unwrap();
+    let out = check_in(dir.path(), &["--strict", "--json", "plan.md"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(out.json()["files"][0]["sections"][0]["line"], 1);
 }
 
 // ---------------------------------------------------------------------------
