@@ -71,7 +71,7 @@ pub struct Doc<'a> {
 pub fn parse(src: &str) -> Doc<'_> {
     let mut headings = Vec::new();
     let mut blocks = Vec::new();
-    let mut front_matter = None;
+    let mut front_matter: Option<(usize, usize)> = None;
     let mut body_start = 0;
     let mut depth = 0usize;
     let mut in_heading: Option<(u8, usize, bool, String)> = None;
@@ -85,7 +85,10 @@ pub fn parse(src: &str) -> Doc<'_> {
                 in_meta = false;
                 body_start = range.end;
             }
-            Event::Text(t) if in_meta => front_matter = Some(&src[range.clone()]).filter(|_| !t.is_empty()),
+            // The parser splits the block's text at line ends (every one, with CRLF): keep it all.
+            Event::Text(_) if in_meta => {
+                front_matter = Some((front_matter.map_or(range.start, |(s, _)| s), range.end));
+            }
             Event::Start(Tag::Heading { level, .. }) => {
                 in_heading = Some((level_num(level), range.start, depth == 0, String::new()));
                 depth += 1;
@@ -151,7 +154,7 @@ pub fn parse(src: &str) -> Doc<'_> {
         src,
         headings,
         blocks,
-        front_matter,
+        front_matter: front_matter.map(|(s, e)| &src[s..e]).filter(|t| !t.is_empty()),
         body_start,
     }
 }
@@ -682,6 +685,21 @@ mod tests {
         assert!(doc.front_matter.unwrap().contains("rbplan"));
         assert!(doc.body_start > 0);
         assert_eq!(located_ids(md), vec![("philosophy".into(), false)]);
+    }
+
+    #[test]
+    fn front_matter_is_whole_with_crlf_line_ends() {
+        let md = "---\r\nrbplan:\r\n  model: \"m\"\r\n  status: \"complete\"\r\n---\r\n\r\n## 1. Rollback philosophy\r\n\r\ntext\r\n";
+        let fm = parse(md).front_matter.unwrap();
+        assert_eq!(
+            fm.lines().collect::<Vec<_>>(),
+            ["rbplan:", "  model: \"m\"", "  status: \"complete\""]
+        );
+        let lf = md.replace("\r\n", "\n");
+        assert_eq!(
+            parse(&lf).front_matter.unwrap(),
+            "rbplan:\n  model: \"m\"\n  status: \"complete\"\n"
+        );
     }
 
     #[test]

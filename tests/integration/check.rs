@@ -340,10 +340,9 @@ fn expected_problems() -> BTreeMap<String, Vec<Brief>> {
             at("communication-audiences.md", "## 6. Communication"),
         )],
     );
-    m.insert(
-        p("stale-template.md"),
-        vec![brief("warning", "stale_template", None, Some(1))],
-    );
+    for name in ["stale-template.md", "stale-template-crlf.md"] {
+        m.insert(p(name), vec![brief("warning", "stale_template", None, Some(1))]);
+    }
     m.insert(
         p("draft.md"),
         vec![
@@ -457,6 +456,7 @@ fn exit_code_fails_on_missing_or_empty_and_with_strict_on_any_finding() {
         ("problems/uncovered-stage.md", 0, 3),
         ("problems/communication-audiences.md", 0, 3),
         ("problems/stale-template.md", 0, 3),
+        ("problems/stale-template-crlf.md", 0, 3),
     ];
     let stages = stages();
     for (plan, plain, strict) in cases {
@@ -642,6 +642,11 @@ fn plans_from_another_template_version_are_flagged() {
     let f = &out.json()["files"][0];
     assert_eq!(f["findings"], json!([]));
     assert_eq!(f["provenance"]["template_hash"], current.as_str());
+    // Regression: with CRLF line ends the provenance was not read, so a stale plan passed.
+    let out = check(&["--json", "fixtures/check/problems/stale-template-crlf.md"]);
+    let f = &out.json()["files"][0];
+    assert_eq!(f["provenance"]["template_hash"], "sha256:0000000000000000");
+    assert_eq!(f["findings"][0]["code"], "stale_template");
     // Front matter that is not rbplan's is no provenance and no finding.
     let out = check(&["--strict", "--json", "fixtures/check/styles/front-matter.md"]);
     assert_eq!(out.code, 0);
