@@ -424,20 +424,36 @@ pub fn outline(doc: &Doc, matcher: &Matcher) -> Outline {
             .min()
     };
     let sec_level = level_of(true).or_else(|| level_of(false)).unwrap_or(2);
+    // Deeper loose matches are subsections ("Scenario 4: rollback by stage fails").
+    let matches: Vec<Option<HeadingMatch>> = doc
+        .headings
+        .iter()
+        .zip(matches)
+        .map(|(h, m)| m.filter(|m| h.level <= sec_level || m.extra == 0))
+        .collect();
+    // The shallowest heading naming each section, wherever it is.
+    let sections = matcher.names.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
+    let mut shallowest = vec![u8::MAX; sections];
+    for (h, m) in doc.headings.iter().zip(&matches) {
+        if let Some(m) = m {
+            shallowest[m.section] = shallowest[m.section].min(h.level);
+        }
+    }
 
     let mut found: Vec<Located> = Vec::new();
     let mut current: Option<Located> = None;
-    let mut seen = vec![false; matcher.names.iter().map(|(i, _)| i + 1).max().unwrap_or(0)];
+    let mut seen = vec![false; sections];
     for (h, m) in doc.headings.iter().zip(&matches) {
         if !h.top_level {
             continue;
         }
-        // Deeper loose matches are subsections ("Scenario 4: rollback by stage fails").
-        let m = m.filter(|m| h.level <= sec_level || m.extra == 0);
-        if let Some(m) = m {
-            let is_sub = current
-                .as_ref()
-                .is_some_and(|c| h.level > c.level && (c.section == m.section || seen[m.section]));
+        if let Some(m) = *m {
+            // A heading deeper than the current section is its subsection when it names the
+            // same section, one seen already, or one that a shallower heading elsewhere
+            // names ("#### Communication" inside a stage, with "## 6. Communication" below).
+            let is_sub = current.as_ref().is_some_and(|c| {
+                h.level > c.level && (c.section == m.section || seen[m.section] || shallowest[m.section] < h.level)
+            });
             if is_sub {
                 continue;
             }
@@ -676,6 +692,34 @@ mod tests {
         assert!(md[o.found[0].start..o.found[0].end].contains("notes"));
         assert!(md[o.found[1].start..o.found[1].end].contains("Scenario 4"));
         assert!(!md[o.found[1].start..o.found[1].end].contains("Appendix"));
+    }
+
+    #[test]
+    fn subsections_named_like_a_later_section_stay_subsections() {
+        let md = "## 3. Rollback by stage\n\n### Stage 4: Write cutover\n\nsteps\n\n#### Communication\n\ntell people\n\n### Stage 5: Decommission\n\nmore\n\n## 4. Specific rollback procedures by component\n\ncmds\n\n### Rollback drill\n\ntimed\n\n## 5. Pre-cutover rehearsal\n\ndrill\n\n## 6. Communication during rollback\n\nmessages\n";
+        let (m, spec) = matcher();
+        let o = outline(&parse(md), &m);
+        let ids: Vec<(&str, usize)> = o
+            .found
+            .iter()
+            .map(|l| (spec.sections[l.section].id.as_str(), l.line))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("by-stage", 1),
+                ("by-component", 15),
+                ("rehearsal", 23),
+                ("communication", 27)
+            ]
+        );
+        assert!(md[o.found[0].start..o.found[0].end].contains("Stage 5"));
+        // With no shallower heading naming it, a deeper numbered heading is still a section.
+        let mixed = "## 1. Rollback philosophy\n\ntext\n\n### 2. Rollback decision matrix\n\nrows\n";
+        assert_eq!(
+            located_ids(mixed),
+            vec![("philosophy".into(), false), ("decision-matrix".into(), false)]
+        );
     }
 
     #[test]

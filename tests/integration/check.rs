@@ -845,3 +845,19 @@ fn empty_stages_are_a_usage_error() {
         out.stderr
     );
 }
+
+/// Regression: a subsection named like another section ("#### Communication" inside a
+/// stage) was taken for that section: a false duplicate, out-of-order sections, and the
+/// stage section cut short so its later stages looked uncovered.
+#[test]
+fn a_subsection_named_like_another_section_stays_a_subsection() {
+    let plan = "fixtures/check/styles/subsection-names.md";
+    let stages = stages();
+    let out = check(&["--strict", "--json", "--stages", &stages, plan]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let f = &out.json()["files"][0];
+    assert_eq!(f["findings"], json!([]));
+    assert_eq!(f["sections"][5]["line"], line(plan, "## 6. Communication"));
+    assert_eq!(f["sections"][4]["line"], line(plan, "## 5. Pre-cutover"));
+    assert!(line(plan, "#### Communication") < line(plan, "### Stage 5"));
+}
