@@ -152,8 +152,8 @@ struct TableInfo {
 /// What a section holds, read once.
 struct Scan {
     tables: Vec<TableInfo>,
-    /// Headings below the section's own level.
-    subheadings: Vec<String>,
+    /// Headings below the section's own level, with their levels.
+    subheadings: Vec<(u8, String)>,
     /// Paragraphs that open with bold text: "**What if …?**".
     bold_leads: Vec<String>,
     list_items: usize,
@@ -173,7 +173,7 @@ impl Scan {
             text: plain_text(body),
         };
         let mut depth_list = 0usize;
-        let mut heading: Option<String> = None;
+        let mut heading: Option<(u8, String)> = None;
         let mut table: Option<TableInfo> = None;
         let mut in_head = false;
         let mut cell: Option<String> = None;
@@ -183,7 +183,9 @@ impl Scan {
         for (ev, range) in Parser::new_ext(body, markdown::options()).into_offset_iter() {
             let was_para_first = std::mem::replace(&mut para_first, false);
             match ev {
-                Event::Start(Tag::Heading { level: l, .. }) if (l as u8) > level => heading = Some(String::new()),
+                Event::Start(Tag::Heading { level: l, .. }) if (l as u8) > level => {
+                    heading = Some((l as u8, String::new()))
+                }
                 Event::End(TagEnd::Heading(_)) => {
                     if let Some(h) = heading.take() {
                         scan.subheadings.push(h);
@@ -225,7 +227,8 @@ impl Scan {
                     }
                 }
                 Event::Text(t) | Event::Code(t) => {
-                    for buf in [heading.as_mut(), cell.as_mut(), bold.as_mut()].into_iter().flatten() {
+                    let heading = heading.as_mut().map(|(_, h)| h);
+                    for buf in [heading, cell.as_mut(), bold.as_mut()].into_iter().flatten() {
                         buf.push_str(&t);
                     }
                 }
@@ -235,11 +238,14 @@ impl Scan {
         scan
     }
 
-    /// Items of a list-like section: its subsections if it has some, else its bold-led
+    /// Items of a list-like section: its subsections if it has some (the outermost ones:
+    /// "#### Plan" under each "### What if …?" is part of its item), else its bold-led
     /// paragraphs, else its top-level list items.
     fn item_count(&self) -> usize {
-        if self.subheadings.len() >= 2 {
-            self.subheadings.len()
+        let top = self.subheadings.iter().map(|(l, _)| *l).min();
+        let subsections = self.subheadings.iter().filter(|(l, _)| Some(*l) == top).count();
+        if subsections >= 2 {
+            subsections
         } else if self.bold_leads.len() >= 2 {
             self.bold_leads.len()
         } else {
@@ -310,7 +316,8 @@ fn stage_covered(scan: &Scan, stage: &str) -> bool {
         return true;
     }
     let need = want.len() / 2 + 1;
-    scan.subheadings.iter().chain(&scan.bold_leads).any(|title| {
+    let subheadings = scan.subheadings.iter().map(|(_, h)| h);
+    subheadings.chain(&scan.bold_leads).any(|title| {
         let have = stage_words(title);
         want.iter().filter(|w| have.contains(w)).count() >= need
     })
@@ -440,6 +447,15 @@ mod tests {
                 .map(|i| format!("### What if {i}?\n\n- step\n- step\n\n"))
                 .collect::<String>();
         assert!(codes(&heads, None).is_empty(), "{:?}", codes(&heads, None));
+        // Headings inside a scenario are part of it.
+        let nested = |n: usize| {
+            "## 9. What-if scenarios\n\n".to_string()
+                + &(0..n)
+                    .map(|i| format!("### What if {i}?\n\n#### Plan\n\nx\n\n#### Owner\n\ny\n\n"))
+                    .collect::<String>()
+        };
+        assert!(codes(&nested(6), None).is_empty(), "{:?}", codes(&nested(6), None));
+        assert!(findings(&nested(4), None)[0].message.contains("has 4 scenarios"));
         let list = "## 9. What-if scenarios\n\n1. What if a?\n2. What if b?\n3. What if c?\n";
         assert!(findings(list, None)[0].message.contains("has 3 scenarios"));
     }

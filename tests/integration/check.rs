@@ -861,3 +861,26 @@ fn a_subsection_named_like_another_section_stays_a_subsection() {
     assert_eq!(f["sections"][4]["line"], line(plan, "## 5. Pre-cutover"));
     assert!(line(plan, "#### Communication") < line(plan, "### Stage 5"));
 }
+
+/// Regression: headings inside a scenario ("#### Plan" under "### What if …?") were
+/// counted as scenarios, so six scenarios read as twelve ("expected between 5 and 10").
+#[test]
+fn headings_inside_a_scenario_are_not_scenarios() {
+    let plan = "fixtures/check/styles/nested-scenarios.md";
+    assert_eq!(read(plan).matches("\n#### Plan\n").count(), 6);
+    let out = check(&["--strict", plan]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    // Seven more scenarios of the same shape are too many.
+    let dir = tempdir();
+    let more: String = (1..=7)
+        .map(|i| format!("### What if region {i} fails over?\n\n#### Plan\n\nHold.\n\n"))
+        .collect();
+    let text = read(plan).replace("## 10. The hard truth", &format!("{more}## 10. The hard truth"));
+    std::fs::write(dir.path().join("plan.md"), text).unwrap();
+    let out = check_in(dir.path(), &["plan.md"]);
+    assert!(
+        out.stdout.contains("has 13 scenarios; expected between 5 and 10"),
+        "{}",
+        out.stdout
+    );
+}
