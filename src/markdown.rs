@@ -321,20 +321,29 @@ pub fn words(text: &str, vocab: &HashSet<String>) -> Vec<String> {
             break;
         }
     }
-    let stemmed: Vec<String> = toks.into_iter().filter(|t| !STOPWORDS.contains(t)).map(stem).collect();
-    // Join neighbours whose concatenation is a known word: "roll back" → "rollback".
-    let mut out: Vec<String> = Vec::with_capacity(stemmed.len());
+    let stripped: Vec<String> = toks
+        .into_iter()
+        .filter(|t| !STOPWORDS.contains(t))
+        .map(strip_suffix)
+        .collect();
+    // Join neighbours whose concatenation is a known word: "roll back" → "rollback",
+    // "cutting over" → "cutover".
+    let mut out: Vec<String> = Vec::with_capacity(stripped.len());
     let mut i = 0;
-    while i < stemmed.len() {
-        if i + 1 < stemmed.len() {
-            let joined = stem(&format!("{}{}", stemmed[i], stemmed[i + 1]));
-            if vocab.contains(&joined) {
-                out.push(joined);
+    while i < stripped.len() {
+        if i + 1 < stripped.len() {
+            let (a, b) = (&stripped[i], &stripped[i + 1]);
+            let joined = [format!("{a}{b}"), format!("{}{b}", single_final(a.clone()))]
+                .into_iter()
+                .map(|j| stem(&j))
+                .find(|j| vocab.contains(j));
+            if let Some(j) = joined {
+                out.push(j);
                 i += 2;
                 continue;
             }
         }
-        out.push(stemmed[i].clone());
+        out.push(finish(stripped[i].clone()));
         i += 1;
     }
     out
@@ -347,19 +356,46 @@ fn is_roman(t: &str) -> bool {
     )
 }
 
-/// Crude English stemming: enough to fold plurals and "-ing" forms onto one word.
-fn stem(w: &str) -> String {
+/// Crude English stemming: enough to fold plurals, "-ing" and "-ed" forms onto one word
+/// ("stages", "staging" and "staged" all give "stag"; "writing" and "write" give "writ").
+pub fn stem(w: &str) -> String {
+    finish(strip_suffix(w))
+}
+
+/// Drop one inflection: "-ies"/"-ied" (→ "y"), "-ing", "-ed", or a plural "-s".
+fn strip_suffix(w: &str) -> String {
     let n = w.chars().count();
-    if n > 4 && w.ends_with("ies") {
-        return format!("{}y", &w[..w.len() - 3]);
+    let cut = |k: usize| w[..w.len() - k].to_string();
+    if n > 4 && (w.ends_with("ies") || w.ends_with("ied")) {
+        return cut(3) + "y";
     }
     if n > 5 && w.ends_with("ing") {
-        return w[..w.len() - 3].to_string();
+        return cut(3);
+    }
+    if n > 4 && w.ends_with("ed") && !w.ends_with("eed") {
+        return cut(2);
     }
     if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
-        return w[..w.len() - 1].to_string();
+        return cut(1);
     }
     w.to_string()
+}
+
+/// Make the forms `strip_suffix` leaves agree with the bare word: a final "e" goes
+/// ("write" / "writ(ing)") and a final doubled consonant is single ("cutt(ing)" / "cut").
+fn finish(mut w: String) -> String {
+    if w.chars().count() > 3 && w.ends_with('e') {
+        w.pop();
+    }
+    single_final(w)
+}
+
+fn single_final(mut w: String) -> String {
+    let b = w.as_bytes();
+    if b.len() > 2 && b[b.len() - 1] == b[b.len() - 2] && b"bcdfgklmnprstvz".contains(&b[b.len() - 1]) {
+        w.pop();
+    }
+    w
 }
 
 // ---------------------------------------------------------------------------
@@ -634,10 +670,29 @@ mod tests {
 
     #[test]
     fn words_fold_forms() {
-        let v: HashSet<String> = ["rollback".to_string()].into();
+        let v: HashSet<String> = [stem("rollback"), stem("cutover")].into();
         assert_eq!(words("Rolling back", &v), vec!["rollback"]);
         assert_eq!(words("Roll-backs", &v), vec!["rollback"]);
-        assert_eq!(words("3) The Stages", &v), vec!["stage"]);
+        assert_eq!(words("Cutting over", &v), vec!["cutover"]);
+        assert_eq!(words("3) The Stages", &v), words("stage", &v));
+        let none = HashSet::new();
+        for forms in [
+            &["stage", "stages", "staging", "staged"][..],
+            &["write", "writes", "writing"],
+            &["migrate", "migrating", "migrated", "migrates"],
+            &["backfill", "backfilling", "backfilled", "backfills"],
+            &["drop", "dropping", "dropped", "drops"],
+            &["run", "running", "runs"],
+            &["switch", "switches", "switching", "switched"],
+            &["copy", "copies", "copying", "copied"],
+            &["process", "processes", "processing"],
+            &["status", "statuses"],
+            &["proceed", "proceeds", "proceeded"],
+        ] {
+            let folded: Vec<Vec<String>> = forms.iter().map(|f| words(f, &none)).collect();
+            assert!(folded.iter().all(|w| w == &folded[0]), "{forms:?} → {folded:?}");
+        }
+        assert_ne!(words("read", &none), words("write", &none));
     }
 
     fn located_ids(md: &str) -> Vec<(String, bool)> {

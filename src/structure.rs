@@ -2,6 +2,8 @@
 //! a table with given columns, a subsection per risky stage, a number of items, checkboxes,
 //! and phrases that must be mentioned. Nothing here knows about rollback plans.
 
+use std::collections::HashSet;
+
 use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 
 use crate::check::Finding;
@@ -299,26 +301,33 @@ fn table_problem(scan: &Scan, columns: &[String], min_rows: usize) -> Option<(Op
 /// Words that say "this is a stage" and nothing about which.
 const STAGE_WORDS: &[&str] = &["stage", "phase", "step"];
 
-/// Significant words of a stage name, hyphens split, forms folded.
-fn stage_words(s: &str) -> Vec<String> {
+/// Significant words of a stage name, hyphens split, forms folded; neighbours are joined
+/// when `vocab` knows them as one word ("cut over" → "cutover").
+fn stage_words(s: &str, vocab: &HashSet<String>) -> Vec<String> {
     let split: String = s.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
-    markdown::words(&split, &Default::default())
+    markdown::words(&split, vocab)
         .into_iter()
-        .filter(|w| !STAGE_WORDS.contains(&w.as_str()) && !w.chars().all(|c| c.is_ascii_digit()))
+        .filter(|w| !STAGE_WORDS.iter().any(|s| markdown::stem(s) == *w) && !w.chars().all(|c| c.is_ascii_digit()))
         .collect()
 }
 
 /// A stage is covered by a subsection (a subheading or a bold lead) that carries more than
-/// half of its significant words ("Read cutover" does not cover "Write cutover").
+/// half of its significant words ("Read cutover" does not cover "Write cutover"). Word
+/// forms fold ("Backfilling new columns" covers "Backfill the new column"), and a word one
+/// side writes as two is joined ("Cutting over reads" covers "Read cutover").
 fn stage_covered(scan: &Scan, stage: &str) -> bool {
-    let want = stage_words(stage);
-    if want.is_empty() {
+    let none = HashSet::new();
+    let alone = stage_words(stage, &none);
+    if alone.is_empty() {
         return true;
     }
-    let need = want.len() / 2 + 1;
+    let stage_vocab: HashSet<String> = alone.into_iter().collect();
     let subheadings = scan.subheadings.iter().map(|(_, h)| h);
     subheadings.chain(&scan.bold_leads).any(|title| {
-        let have = stage_words(title);
+        let title_vocab: HashSet<String> = stage_words(title, &none).into_iter().collect();
+        let want = stage_words(stage, &title_vocab);
+        let have = stage_words(title, &stage_vocab);
+        let need = want.len() / 2 + 1;
         want.iter().filter(|w| have.contains(w)).count() >= need
     })
 }
@@ -426,6 +435,12 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].stage.as_deref(), Some("Write cutover"));
         assert!(f[0].message.contains("\"Write cutover\""));
+        // Word forms and compounds written apart.
+        let md = "## 3. Rollback by stage\n\n### Stage 3 — Validating the data\n\nx\n\n### Cutting over reads\n\ny\n\n**Migrated users.** z\n\n### Re-indexing\n\nw\n";
+        let stages = parse_stages("Validate data; Read cutover; Migrate users; Reindex; Writing cutover; Drop data");
+        let f = findings(md, Some(&stages));
+        let uncovered: Vec<_> = f.iter().filter_map(|f| f.stage.as_deref()).collect();
+        assert_eq!(uncovered, ["Writing cutover", "Drop data"], "{f:?}");
         // Without known stages there is nothing to cover.
         assert!(findings(md, None).is_empty());
     }

@@ -884,3 +884,30 @@ fn headings_inside_a_scenario_are_not_scenarios() {
         out.stdout
     );
 }
+
+/// Regression: stage coverage missed common word forms: "-ing" of verbs ending in "e"
+/// ("Validating" for "Validate"), doubled consonants ("Cutting"), "-ed" forms, and words
+/// written apart ("cut over" for "cutover"), so covered stages were reported uncovered.
+#[test]
+fn every_stage_of_the_stages_file_is_covered_whatever_its_word_forms() {
+    let plan = "fixtures/check/stages/add-column.md";
+    let out = check(&["--strict", "--stages-file", "fixtures/check/stages/stages.txt", plan]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    for (stage, subsection) in [
+        ("Validate data", "### Stage 3 — Validating the data"),
+        ("Read cutover", "### Stage 4 — Cutting over reads"),
+        ("Cut over the reads", "### Stage 4 — Cutting over reads"),
+        ("Dropped legacy columns", "### Stage 5 — Dropping the legacy column"),
+        ("Added a nullable column", "### Stage 1 — Adding a nullable column"),
+    ] {
+        line(plan, subsection);
+        let out = check(&["--strict", "--stages", stage, plan]);
+        assert_eq!(out.code, 0, "{stage}: {}", out.stdout);
+    }
+    // Still by name: a stage sharing one word of two is not covered.
+    for stage in ["Write cutover", "Validate schema", "Drop the table"] {
+        let out = check(&["--json", "--stages", stage, plan]);
+        let f = &out.json()["files"][0]["findings"];
+        assert_eq!(f[0]["stage"], stage, "{stage}: {f}");
+    }
+}
