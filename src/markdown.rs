@@ -250,11 +250,12 @@ pub struct HeadingMatch {
 
 impl Matcher {
     pub fn new(spec: &Spec) -> Matcher {
-        // Vocabulary first (from the raw words), so compound words can be joined: "roll back".
+        // Vocabulary first (from the words as written, hyphenated ones whole), so compound
+        // words can be joined: "roll back", "post-mortem" / "post mortem".
         let mut vocab = HashSet::new();
         for s in &spec.sections {
             for name in std::iter::once(&s.title).chain(&s.aliases) {
-                vocab.extend(words(name, &HashSet::new()));
+                vocab.extend(words_in(name, &HashSet::new(), true));
             }
         }
         let mut names = Vec::new();
@@ -296,25 +297,41 @@ impl Matcher {
 }
 
 /// Normalised words of a heading: lower case, numbering and stop words dropped, plurals
-/// folded, hyphenated and split compounds joined ("post-mortem", "roll back").
+/// folded, compounds `vocab` knows joined ("post-mortem", "roll back"); other hyphenated
+/// words are split ("rollback-decision-matrix").
 pub fn words(text: &str, vocab: &HashSet<String>) -> Vec<String> {
+    words_in(text, vocab, false)
+}
+
+/// `words`, with every hyphenated word kept whole when `join_hyphens` (to build a vocabulary).
+fn words_in(text: &str, vocab: &HashSet<String>, join_hyphens: bool) -> Vec<String> {
     let lowered = text.to_lowercase().replace('&', " and ");
-    // Join hyphenated and apostrophe words; other punctuation separates.
+    // Apostrophes inside words join; hyphens inside words are decided below; other
+    // punctuation separates.
     let mut cleaned = String::with_capacity(lowered.len());
     let chars: Vec<char> = lowered.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         let between_letters =
             i > 0 && i + 1 < chars.len() && chars[i - 1].is_alphanumeric() && chars[i + 1].is_alphanumeric();
         match c {
-            '-' | '\'' | '’' if between_letters => {}
+            '\'' | '’' if between_letters => {}
+            '-' if between_letters => cleaned.push('-'),
             c if c.is_alphanumeric() => cleaned.push(c),
             _ => cleaned.push(' '),
         }
     }
-    let mut toks: Vec<&str> = cleaned.split_whitespace().collect();
+    let mut toks: Vec<String> = Vec::new();
+    for t in cleaned.split_whitespace() {
+        let whole = t.replace('-', "");
+        if join_hyphens || !t.contains('-') || vocab.contains(&stem(&whole)) {
+            toks.push(whole);
+        } else {
+            toks.extend(t.split('-').map(String::from));
+        }
+    }
     // Leading numbering: "3", "section 3", "iv", "part ii".
     while toks.len() > 1 {
-        let t = toks[0];
+        let t = toks[0].as_str();
         if t.chars().all(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&t) || is_roman(t) {
             toks.remove(0);
         } else {
@@ -323,8 +340,8 @@ pub fn words(text: &str, vocab: &HashSet<String>) -> Vec<String> {
     }
     let stripped: Vec<String> = toks
         .into_iter()
-        .filter(|t| !STOPWORDS.contains(t))
-        .map(strip_suffix)
+        .filter(|t| !STOPWORDS.contains(&t.as_str()))
+        .map(|t| strip_suffix(&t))
         .collect();
     // Join neighbours whose concatenation is a known word: "roll back" → "rollback",
     // "cutting over" → "cutover".
@@ -648,6 +665,14 @@ mod tests {
             ("10. The Hard Truth About Rollback", "hard-truth"),
             ("Hard truths about rolling back", "hard-truth"),
             ("`Rollback philosophy`", "philosophy"),
+            ("Rollback-decision-matrix", "decision-matrix"),
+            ("Post-Rollback-Checklist", "checklist"),
+            ("What-If-Scenarios", "what-if"),
+            ("Pre-cutover-rehearsal", "rehearsal"),
+            ("post-mortem-template", "post-mortem"),
+            ("Rollback-by-stage", "by-stage"),
+            ("Hard-truths", "hard-truth"),
+            ("Stage-by-stage rollback", "by-stage"),
         ];
         for (text, want) in cases {
             assert_eq!(id_of(text).as_deref(), Some(want), "{text}");
