@@ -24,9 +24,6 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
         (None, None) => None,
     };
     let files = collect(&args.paths)?;
-    if files.is_empty() {
-        return Err(Error::usage("no .md files found in the given folders"));
-    }
 
     let mut results = Vec::new();
     let mut failed = false;
@@ -137,8 +134,10 @@ fn text_report(path: &Path, r: &CheckReport, bad: bool) -> String {
 }
 
 /// Files as given; folders expand to their .md files (sorted), skipping a batch's report.md.
+/// Nothing to check is an error naming the folders that held nothing.
 fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    let mut empty = Vec::new();
     for p in paths {
         if p.is_dir() {
             let rd = std::fs::read_dir(p).map_err(|e| Error::input(p, None, format!("cannot list: {e}")))?;
@@ -149,12 +148,18 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .filter(|f| !(f.file_name().is_some_and(|n| n == "report.md") && p.join("report.json").is_file()))
                 .collect();
             found.sort();
+            if found.is_empty() {
+                empty.push(p.display().to_string());
+            }
             out.extend(found);
         } else if p.is_file() {
             out.push(p.clone());
         } else {
             return Err(Error::input(p, None, "no such file or folder"));
         }
+    }
+    if out.is_empty() {
+        return Err(Error::usage(format!("no .md files in {}", empty.join(", "))));
     }
     Ok(out)
 }

@@ -924,3 +924,20 @@ fn hyphens_between_words_are_punctuation() {
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(out.stdout.contains("(10/10 sections, 0 findings)"), "{}", out.stdout);
 }
+
+/// Regression: a folder with no plans gave "no .md files found in the given folders"
+/// without saying which folder.
+#[test]
+fn folders_with_nothing_to_check_are_named() {
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+    std::fs::create_dir_all(dir.path().join("notes")).unwrap();
+    std::fs::write(dir.path().join("notes/todo.txt"), "x").unwrap();
+    let out = check_in(dir.path(), &["empty", "notes"]);
+    assert_eq!(out.code, 2);
+    assert_eq!(out.stderr.trim(), "error: no .md files in empty, notes");
+    // An empty folder next to plans is no error: there is something to check.
+    std::fs::write(dir.path().join("plan.md"), read("fixtures/authored/plan.md")).unwrap();
+    let out = check_in(dir.path(), &["empty", "plan.md"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
