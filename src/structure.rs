@@ -333,8 +333,8 @@ fn stage_covered(scan: &Scan, stage: &str) -> bool {
 }
 
 /// Split the free-text stages input into stage names: one per line, else per `;`, else
-/// per `,`; list markers and "Stage:" prefixes dropped, and anything after `(`, `:` or a
-/// dash (the risk note) cut off.
+/// per `,`; list markers and "Stage:" prefixes dropped, and anything after `(`, `[`, `:` or
+/// a dash (the risk note) cut off.
 pub fn parse_stages(input: &str) -> Vec<String> {
     let lines: Vec<&str> = input.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let items: Vec<&str> = if lines.len() > 1 {
@@ -365,11 +365,18 @@ pub fn parse_stages(input: &str) -> Vec<String> {
                 break;
             }
         }
-        let cut = [s.find('('), s.find(':'), s.find(" - "), s.find(" — "), s.find(" – ")]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(s.len());
+        let cut = [
+            s.find('('),
+            s.find('['),
+            s.find(':'),
+            s.find(" - "),
+            s.find(" — "),
+            s.find(" – "),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(s.len());
         let name = s[..cut].trim().trim_end_matches(['.', ',']).trim();
         if !name.is_empty() {
             out.push(name.to_string());
@@ -509,5 +516,9 @@ mod tests {
         );
         assert_eq!(parse_stages("backfill, cutover"), ["backfill", "cutover"]);
         assert_eq!(parse_stages("Phase: Read cutover"), ["Read cutover"]);
+        assert_eq!(
+            parse_stages("Backfill [high]; Write cutover [point of no return]"),
+            ["Backfill", "Write cutover"]
+        );
     }
 }

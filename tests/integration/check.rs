@@ -941,3 +941,21 @@ fn folders_with_nothing_to_check_are_named() {
     let out = check_in(dir.path(), &["empty", "plan.md"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+/// Regression: a risk note in brackets ("Backfill [high]") stayed in the stage name, so
+/// no subsection could cover it.
+#[test]
+fn a_risk_note_in_brackets_is_not_part_of_the_stage() {
+    let stages = "Schema conversion and backfill [high]; Decommission MySQL [low]";
+    let out = check(&["--strict", "--stages", stages, "fixtures/authored/plan.md"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let out = check(&[
+        "--json",
+        "--stages",
+        stages,
+        "fixtures/check/problems/uncovered-stage.md",
+    ]);
+    let f = &out.json()["files"][0]["findings"];
+    assert_eq!(f.as_array().unwrap().len(), 1, "{f}");
+    assert_eq!(f[0]["stage"], "Decommission MySQL");
+}
