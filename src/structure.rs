@@ -389,6 +389,7 @@ pub fn parse_stages(input: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::check::Checker;
+    use crate::spec::Severity;
     use crate::template::Template;
 
     fn findings(md: &str, stages: Option<&[String]>) -> Vec<Finding> {
@@ -505,6 +506,115 @@ mod tests {
             f.iter()
                 .any(|f| f.section.as_deref() == Some("hard-truth") && f.message.contains("point of no return")),
             "{f:?}"
+        );
+    }
+
+    #[test]
+    fn checks_at_their_bounds() {
+        let boxes =
+            |n: usize| "## 7. Post-rollback checklist\n\n".to_string() + &"- [ ] item\n".repeat(n - 1) + "* [x] done\n";
+        assert!(codes(&boxes(5), None).is_empty());
+        let f = findings(&boxes(4), None);
+        assert_eq!(codes(&boxes(4), None), ["checkboxes:checklist"]);
+        assert!(f[0].message.contains("has 4 checkboxes"), "{}", f[0].message);
+        let items = |n: usize| {
+            "## 9. Rollback what-if scenarios\n\n".to_string()
+                + &(1..=n)
+                    .map(|i| format!("{i}. What if {i}? Plan.\n"))
+                    .collect::<String>()
+        };
+        assert!(codes(&items(10), None).is_empty());
+        assert!(codes(&items(5), None).is_empty());
+        assert_eq!(codes(&items(11), None), ["items:what-if"]);
+        // Any alternative of an entry will do: Slack is internal; "point of no return is T+".
+        let ok = "## 6. Communication during rollback\n\nSlack first, then the STATUS PAGE, then each customer.\n\n## 10. The hard truth about rollback\n\nOur point of no return is T+45min.\n";
+        assert!(codes(ok, None).is_empty(), "{:?}", codes(ok, None));
+        // "before T+" is no point of no return.
+        let before = "## 10. The hard truth about rollback\n\nRoll back before T+2h.\n";
+        assert_eq!(codes(before, None), ["mentions:hard-truth"]);
+    }
+
+    #[test]
+    fn findings_carry_severity_and_the_line_of_their_section() {
+        let md = "# Plan\n\n## 2. Rollback decision matrix\n\nIC decides.\n\n## 6. Communication during rollback\n\nTell the team.\n\n## 7. Post-rollback checklist\n\n- a\n\n## 9. What-if scenarios\n\n- What if?\n\n## 10. The hard truth about rollback\n\nHard.\n";
+        let got: Vec<(String, Severity, Option<usize>)> = findings(md, None)
+            .into_iter()
+            .map(|f| (f.section.unwrap(), f.severity, f.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("decision-matrix".to_string(), Severity::Error, Some(3)),
+                ("communication".to_string(), Severity::Warning, Some(7)),
+                ("checklist".to_string(), Severity::Error, Some(11)),
+                ("what-if".to_string(), Severity::Error, Some(15)),
+                ("hard-truth".to_string(), Severity::Error, Some(19)),
+            ]
+        );
+    }
+
+    /// The check kinds as a custom template might declare them, with their defaults.
+    #[test]
+    fn check_kinds_from_a_custom_spec() {
+        let spec: Spec = toml::from_str(
+            r#"
+            name = "runbook"
+            files = { user = "user.md" }
+            inputs = { summary = "s", stages = "t" }
+            [[sections]]
+            id = "owners"
+            title = "Owners"
+            checks = [{ kind = "table", columns = ["Team|squad", "Pager"] }]
+            [[sections]]
+            id = "steps"
+            title = "Steps"
+            checks = [{ kind = "items", what = "steps", min = 3 }, { kind = "mentions", all = ["rollback"] }]
+            [[sections]]
+            id = "notes"
+            title = "Notes"
+            checks = [{ kind = "items", what = "notes", max = 2, severity = "warning" },
+                      { kind = "mentions", all = ["DRI|on-call"], scope = "document" }]
+            "#,
+        )
+        .unwrap();
+        let c = Checker {
+            matcher: markdown::Matcher::new(&spec),
+            spec,
+        };
+        let run = |md: &str| -> Vec<(String, String, Severity)> {
+            c.check(md, None)
+                .1
+                .findings
+                .into_iter()
+                .map(|f| (f.section.unwrap_or_default(), f.message, f.severity))
+                .collect()
+        };
+        let good = "## Owners\n\n| Squad | Pager |\n|---|---|\n| db | #db |\n\n## Steps\n\n1. a\n2. b\n3. rollback\n\n## Notes\n\n- the DRI signs off\n";
+        assert!(run(good).is_empty(), "{:?}", run(good));
+        let bad =
+            "## Owners\n\n| Squad | Phone |\n|---|---|\n| db | 1 |\n\n## Steps\n\n1. a\n\n## Notes\n\n- x\n- y\n- z\n";
+        let want = |id: &str, msg: &str, sev: Severity| (id.to_string(), msg.to_string(), sev);
+        assert_eq!(
+            run(bad),
+            [
+                want(
+                    "owners",
+                    "\"1. Owners\": the table has no column for \"Pager\"",
+                    Severity::Error
+                ),
+                want(
+                    "steps",
+                    "\"2. Steps\" has 1 steps; expected at least 3",
+                    Severity::Error
+                ),
+                want("steps", "\"2. Steps\" does not mention \"rollback\"", Severity::Error),
+                want(
+                    "notes",
+                    "\"3. Notes\" has 3 notes; expected at most 2",
+                    Severity::Warning
+                ),
+                want("notes", "the plan never mentions \"DRI\"", Severity::Error),
+            ]
         );
     }
 
