@@ -1,5 +1,6 @@
 //! The two inputs of a plan, from flags, files, stdin or the template's example.
-//! Empty input is refused here, before anything is sent.
+//! Empty input is refused here, before anything is sent. Also reads the other text files
+//! a user names (plans to check), with the same errors.
 
 use std::io::Read;
 use std::path::Path;
@@ -30,6 +31,22 @@ pub fn resolve(a: &InputArgs, template: &Template) -> Result<Inputs> {
     Ok(Inputs { summary, stages })
 }
 
+/// A text file the user named: an error naming the file (and the line of the first bad
+/// byte) if it cannot be read or is not UTF-8. `what` says what the file was for.
+/// A byte-order mark (which some Windows editors write) is dropped: it is not text, and
+/// before a heading or front matter it would hide them from the Markdown parser.
+pub fn read_text(path: &Path, what: &str) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::input(path, None, format!("cannot read {what}: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let line = crate::util::line_of(&String::from_utf8_lossy(e.as_bytes()), e.utf8_error().valid_up_to());
+        Error::input(path, Some(line), "not valid UTF-8 text")
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
 fn one(text: Option<&str>, file: Option<&Path>, what: &str) -> Result<String> {
     let (value, origin) = match (text, file) {
         (Some(t), _) => (t.to_string(), format!("--{what}")),
@@ -40,14 +57,7 @@ fn one(text: Option<&str>, file: Option<&Path>, what: &str) -> Result<String> {
                 .map_err(|e| Error::input("<stdin>", None, format!("cannot read {what}: {e}")))?;
             (s, format!("--{what}-file - (stdin)"))
         }
-        (None, Some(p)) => {
-            let bytes = std::fs::read(p).map_err(|e| Error::input(p, None, format!("cannot read {what}: {e}")))?;
-            let s = String::from_utf8(bytes).map_err(|e| {
-                let line = crate::util::line_of(&String::from_utf8_lossy(e.as_bytes()), e.utf8_error().valid_up_to());
-                Error::input(p, Some(line), "not valid UTF-8 text")
-            })?;
-            (s, p.display().to_string())
-        }
+        (None, Some(p)) => (read_text(p, what)?, p.display().to_string()),
         (None, None) => {
             return Err(Error::usage(format!(
                 "the {what} is required: --{what} TEXT or --{what}-file PATH (or --example to try the tool)"
@@ -59,4 +69,28 @@ fn one(text: Option<&str>, file: Option<&Path>, what: &str) -> Result<String> {
     }
     // Keep the user's text as typed; only a trailing newline from a file is dropped.
     Ok(value.trim_end_matches(['\n', '\r']).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_text_names_the_line_of_the_first_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("plan.md");
+        std::fs::write(&p, b"# ok\n\ncaf\xe9\n").unwrap();
+        match read_text(&p, "the plan") {
+            Err(Error::Input { path, line, msg }) => {
+                assert_eq!((path, line, msg.as_str()), (p.clone(), Some(3), "not valid UTF-8 text"));
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&p, "# ok\n").unwrap();
+        assert_eq!(read_text(&p, "the plan").unwrap(), "# ok\n");
+        std::fs::write(&p, "\u{feff}## 1. Rollback philosophy\r\n").unwrap();
+        assert_eq!(read_text(&p, "the plan").unwrap(), "## 1. Rollback philosophy\r\n");
+        let e = read_text(&dir.path().join("none.md"), "the plan").unwrap_err();
+        assert!(e.to_string().contains("none.md: cannot read the plan: "), "{e}");
+    }
 }

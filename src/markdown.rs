@@ -74,7 +74,7 @@ pub struct Doc<'a> {
 pub fn parse(src: &str) -> Doc<'_> {
     let mut headings = Vec::new();
     let mut blocks = Vec::new();
-    let mut front_matter = None;
+    let mut front_matter: Option<(usize, usize)> = None;
     let mut body_start = 0;
     let mut depth = 0usize;
     let mut in_heading: Option<(u8, usize, bool, String)> = None;
@@ -98,7 +98,10 @@ pub fn parse(src: &str) -> Doc<'_> {
                 in_meta = false;
                 body_start = range.end;
             }
-            Event::Text(t) if in_meta => front_matter = Some(&src[range.clone()]).filter(|_| !t.is_empty()),
+            // The parser splits the block's text at line ends (every one, with CRLF): keep it all.
+            Event::Text(_) if in_meta => {
+                front_matter = Some((front_matter.map_or(range.start, |(s, _)| s), range.end));
+            }
             Event::Start(Tag::Heading { level, .. }) => {
                 in_heading = Some((level_num(level), range.start, depth == 0, String::new()));
                 depth += 1;
@@ -164,7 +167,7 @@ pub fn parse(src: &str) -> Doc<'_> {
         src,
         headings,
         blocks,
-        front_matter,
+        front_matter: front_matter.map(|(s, e)| &src[s..e]).filter(|t| !t.is_empty()),
         body_start,
         text,
     }
@@ -261,11 +264,12 @@ pub struct HeadingMatch {
 
 impl Matcher {
     pub fn new(spec: &Spec) -> Matcher {
-        // Vocabulary first (from the raw words), so compound words can be joined: "roll back".
+        // Vocabulary first (from the words as written, hyphenated ones whole), so compound
+        // words can be joined: "roll back", "post-mortem" / "post mortem".
         let mut vocab = HashSet::new();
         for s in &spec.sections {
             for name in std::iter::once(&s.title).chain(&s.aliases) {
-                vocab.extend(words(name, &HashSet::new()));
+                vocab.extend(words_in(name, &HashSet::new(), true));
             }
         }
         let mut names = Vec::new();
@@ -307,45 +311,70 @@ impl Matcher {
 }
 
 /// Normalised words of a heading: lower case, numbering and stop words dropped, plurals
-/// folded, hyphenated and split compounds joined ("post-mortem", "roll back").
+/// folded, compounds `vocab` knows joined ("post-mortem", "roll back"); other hyphenated
+/// words are split ("rollback-decision-matrix").
 pub fn words(text: &str, vocab: &HashSet<String>) -> Vec<String> {
+    words_in(text, vocab, false)
+}
+
+/// `words`, with every hyphenated word kept whole when `join_hyphens` (to build a vocabulary).
+fn words_in(text: &str, vocab: &HashSet<String>, join_hyphens: bool) -> Vec<String> {
     let lowered = text.to_lowercase().replace('&', " and ");
-    // Join hyphenated and apostrophe words; other punctuation separates.
+    // Apostrophes inside words join; hyphens inside words are decided below; other
+    // punctuation separates.
     let mut cleaned = String::with_capacity(lowered.len());
     let chars: Vec<char> = lowered.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         let between_letters =
             i > 0 && i + 1 < chars.len() && chars[i - 1].is_alphanumeric() && chars[i + 1].is_alphanumeric();
         match c {
-            '-' | '\'' | '’' if between_letters => {}
+            '\'' | '’' if between_letters => {}
+            '-' if between_letters => cleaned.push('-'),
             c if c.is_alphanumeric() => cleaned.push(c),
             _ => cleaned.push(' '),
         }
     }
-    let mut toks: Vec<&str> = cleaned.split_whitespace().collect();
+    let mut toks: Vec<String> = Vec::new();
+    for t in cleaned.split_whitespace() {
+        let whole = t.replace('-', "");
+        if join_hyphens || !t.contains('-') || vocab.contains(&stem(&whole)) {
+            toks.push(whole);
+        } else {
+            toks.extend(t.split('-').map(String::from));
+        }
+    }
     // Leading numbering: "3", "section 3", "iv", "part ii".
     while toks.len() > 1 {
-        let t = toks[0];
+        let t = toks[0].as_str();
         if t.chars().all(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&t) || is_roman(t) {
             toks.remove(0);
         } else {
             break;
         }
     }
-    let stemmed: Vec<String> = toks.into_iter().filter(|t| !STOPWORDS.contains(t)).map(stem).collect();
-    // Join neighbours whose concatenation is a known word: "roll back" → "rollback".
-    let mut out: Vec<String> = Vec::with_capacity(stemmed.len());
+    let stripped: Vec<String> = toks
+        .into_iter()
+        .filter(|t| !STOPWORDS.contains(&t.as_str()))
+        .map(|t| strip_suffix(&t))
+        .collect();
+    // Join neighbours whose concatenation is a known word: "roll back" → "rollback",
+    // "cutting over" → "cutover".
+    let mut out: Vec<String> = Vec::with_capacity(stripped.len());
     let mut i = 0;
-    while i < stemmed.len() {
-        if i + 1 < stemmed.len() {
-            let joined = stem(&format!("{}{}", stemmed[i], stemmed[i + 1]));
-            if vocab.contains(&joined) {
-                out.push(joined);
+    while i < stripped.len() {
+        if i + 1 < stripped.len() {
+            let (a, b) = (&stripped[i], &stripped[i + 1]);
+            let joined = [format!("{a}{b}"), format!("{}{b}", single_final(a.clone()))]
+                .into_iter()
+                .map(|j| stem(&j))
+                .find(|j| vocab.contains(j));
+            if let Some(j) = joined {
+                out.push(j);
                 i += 2;
                 continue;
             }
         }
-        out.push(stemmed[i].clone());
+        out.push(finish(stripped[i].clone()));
         i += 1;
     }
     out
@@ -358,19 +387,46 @@ fn is_roman(t: &str) -> bool {
     )
 }
 
-/// Crude English stemming: enough to fold plurals and "-ing" forms onto one word.
-fn stem(w: &str) -> String {
+/// Crude English stemming: enough to fold plurals, "-ing" and "-ed" forms onto one word
+/// ("stages", "staging" and "staged" all give "stag"; "writing" and "write" give "writ").
+pub fn stem(w: &str) -> String {
+    finish(strip_suffix(w))
+}
+
+/// Drop one inflection: "-ies"/"-ied" (→ "y"), "-ing", "-ed", or a plural "-s".
+fn strip_suffix(w: &str) -> String {
     let n = w.chars().count();
-    if n > 4 && w.ends_with("ies") {
-        return format!("{}y", &w[..w.len() - 3]);
+    let cut = |k: usize| w[..w.len() - k].to_string();
+    if n > 4 && (w.ends_with("ies") || w.ends_with("ied")) {
+        return cut(3) + "y";
     }
     if n > 5 && w.ends_with("ing") {
-        return w[..w.len() - 3].to_string();
+        return cut(3);
+    }
+    if n > 4 && w.ends_with("ed") && !w.ends_with("eed") {
+        return cut(2);
     }
     if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
-        return w[..w.len() - 1].to_string();
+        return cut(1);
     }
     w.to_string()
+}
+
+/// Make the forms `strip_suffix` leaves agree with the bare word: a final "e" goes
+/// ("write" / "writ(ing)") and a final doubled consonant is single ("cutt(ing)" / "cut").
+fn finish(mut w: String) -> String {
+    if w.chars().count() > 3 && w.ends_with('e') {
+        w.pop();
+    }
+    single_final(w)
+}
+
+fn single_final(mut w: String) -> String {
+    let b = w.as_bytes();
+    if b.len() > 2 && b[b.len() - 1] == b[b.len() - 2] && b"bcdfgklmnprstvz".contains(&b[b.len() - 1]) {
+        w.pop();
+    }
+    w
 }
 
 // ---------------------------------------------------------------------------
@@ -435,20 +491,36 @@ pub fn outline(doc: &Doc, matcher: &Matcher) -> Outline {
             .min()
     };
     let sec_level = level_of(true).or_else(|| level_of(false)).unwrap_or(2);
+    // Deeper loose matches are subsections ("Scenario 4: rollback by stage fails").
+    let matches: Vec<Option<HeadingMatch>> = doc
+        .headings
+        .iter()
+        .zip(matches)
+        .map(|(h, m)| m.filter(|m| h.level <= sec_level || m.extra == 0))
+        .collect();
+    // The shallowest heading naming each section, wherever it is.
+    let sections = matcher.names.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
+    let mut shallowest = vec![u8::MAX; sections];
+    for (h, m) in doc.headings.iter().zip(&matches) {
+        if let Some(m) = m {
+            shallowest[m.section] = shallowest[m.section].min(h.level);
+        }
+    }
 
     let mut found: Vec<Located> = Vec::new();
     let mut current: Option<Located> = None;
-    let mut seen = vec![false; matcher.names.iter().map(|(i, _)| i + 1).max().unwrap_or(0)];
+    let mut seen = vec![false; sections];
     for (h, m) in doc.headings.iter().zip(&matches) {
         if !h.top_level {
             continue;
         }
-        // Deeper loose matches are subsections ("Scenario 4: rollback by stage fails").
-        let m = m.filter(|m| h.level <= sec_level || m.extra == 0);
-        if let Some(m) = m {
-            let is_sub = current
-                .as_ref()
-                .is_some_and(|c| h.level > c.level && (c.section == m.section || seen[m.section]));
+        if let Some(m) = *m {
+            // A heading deeper than the current section is its subsection when it names the
+            // same section, one seen already, or one that a shallower heading elsewhere
+            // names ("#### Communication" inside a stage, with "## 6. Communication" below).
+            let is_sub = current.as_ref().is_some_and(|c| {
+                h.level > c.level && (c.section == m.section || seen[m.section] || shallowest[m.section] < h.level)
+            });
             if is_sub {
                 continue;
             }
@@ -607,6 +679,14 @@ mod tests {
             ("10. The Hard Truth About Rollback", "hard-truth"),
             ("Hard truths about rolling back", "hard-truth"),
             ("`Rollback philosophy`", "philosophy"),
+            ("Rollback-decision-matrix", "decision-matrix"),
+            ("Post-Rollback-Checklist", "checklist"),
+            ("What-If-Scenarios", "what-if"),
+            ("Pre-cutover-rehearsal", "rehearsal"),
+            ("post-mortem-template", "post-mortem"),
+            ("Rollback-by-stage", "by-stage"),
+            ("Hard-truths", "hard-truth"),
+            ("Stage-by-stage rollback", "by-stage"),
         ];
         for (text, want) in cases {
             assert_eq!(id_of(text).as_deref(), Some(want), "{text}");
@@ -629,10 +709,29 @@ mod tests {
 
     #[test]
     fn words_fold_forms() {
-        let v: HashSet<String> = ["rollback".to_string()].into();
+        let v: HashSet<String> = [stem("rollback"), stem("cutover")].into();
         assert_eq!(words("Rolling back", &v), vec!["rollback"]);
         assert_eq!(words("Roll-backs", &v), vec!["rollback"]);
-        assert_eq!(words("3) The Stages", &v), vec!["stage"]);
+        assert_eq!(words("Cutting over", &v), vec!["cutover"]);
+        assert_eq!(words("3) The Stages", &v), words("stage", &v));
+        let none = HashSet::new();
+        for forms in [
+            &["stage", "stages", "staging", "staged"][..],
+            &["write", "writes", "writing"],
+            &["migrate", "migrating", "migrated", "migrates"],
+            &["backfill", "backfilling", "backfilled", "backfills"],
+            &["drop", "dropping", "dropped", "drops"],
+            &["run", "running", "runs"],
+            &["switch", "switches", "switching", "switched"],
+            &["copy", "copies", "copying", "copied"],
+            &["process", "processes", "processing"],
+            &["status", "statuses"],
+            &["proceed", "proceeds", "proceeded"],
+        ] {
+            let folded: Vec<Vec<String>> = forms.iter().map(|f| words(f, &none)).collect();
+            assert!(folded.iter().all(|w| w == &folded[0]), "{forms:?} → {folded:?}");
+        }
+        assert_ne!(words("read", &none), words("write", &none));
     }
 
     fn located_ids(md: &str) -> Vec<(String, bool)> {
@@ -690,12 +789,55 @@ mod tests {
     }
 
     #[test]
+    fn subsections_named_like_a_later_section_stay_subsections() {
+        let md = "## 3. Rollback by stage\n\n### Stage 4: Write cutover\n\nsteps\n\n#### Communication\n\ntell people\n\n### Stage 5: Decommission\n\nmore\n\n## 4. Specific rollback procedures by component\n\ncmds\n\n### Rollback drill\n\ntimed\n\n## 5. Pre-cutover rehearsal\n\ndrill\n\n## 6. Communication during rollback\n\nmessages\n";
+        let (m, spec) = matcher();
+        let o = outline(&parse(md), &m);
+        let ids: Vec<(&str, usize)> = o
+            .found
+            .iter()
+            .map(|l| (spec.sections[l.section].id.as_str(), l.line))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("by-stage", 1),
+                ("by-component", 15),
+                ("rehearsal", 23),
+                ("communication", 27)
+            ]
+        );
+        assert!(md[o.found[0].start..o.found[0].end].contains("Stage 5"));
+        // With no shallower heading naming it, a deeper numbered heading is still a section.
+        let mixed = "## 1. Rollback philosophy\n\ntext\n\n### 2. Rollback decision matrix\n\nrows\n";
+        assert_eq!(
+            located_ids(mixed),
+            vec![("philosophy".into(), false), ("decision-matrix".into(), false)]
+        );
+    }
+
+    #[test]
     fn front_matter_is_not_content() {
         let md = "---\nrbplan: {model: x}\n---\n\n## 1. Rollback philosophy\n\ntext\n";
         let doc = parse(md);
         assert!(doc.front_matter.unwrap().contains("rbplan"));
         assert!(doc.body_start > 0);
         assert_eq!(located_ids(md), vec![("philosophy".into(), false)]);
+    }
+
+    #[test]
+    fn front_matter_is_whole_with_crlf_line_ends() {
+        let md = "---\r\nrbplan:\r\n  model: \"m\"\r\n  status: \"complete\"\r\n---\r\n\r\n## 1. Rollback philosophy\r\n\r\ntext\r\n";
+        let fm = parse(md).front_matter.unwrap();
+        assert_eq!(
+            fm.lines().collect::<Vec<_>>(),
+            ["rbplan:", "  model: \"m\"", "  status: \"complete\""]
+        );
+        let lf = md.replace("\r\n", "\n");
+        assert_eq!(
+            parse(&lf).front_matter.unwrap(),
+            "rbplan:\n  model: \"m\"\n  status: \"complete\"\n"
+        );
     }
 
     #[test]

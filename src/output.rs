@@ -142,5 +142,9 @@ mod tests {
         let doc = crate::markdown::parse(&fm);
         let inner = doc.front_matter.unwrap();
         assert_eq!(Provenance::from_front_matter(inner).unwrap(), p);
+        // Saved by an editor that writes CRLF line ends.
+        let crlf = (fm + "## 1. Rollback philosophy\n\ntext\n").replace('\n', "\r\n");
+        let doc = crate::markdown::parse(&crlf);
+        assert_eq!(Provenance::from_front_matter(doc.front_matter.unwrap()).unwrap(), p);
     }
 }

@@ -2,6 +2,8 @@
 //! a table with given columns, a subsection per risky stage, a number of items, checkboxes,
 //! and phrases that must be mentioned. Nothing here knows about rollback plans.
 
+use std::collections::HashSet;
+
 use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 
 use crate::check::Finding;
@@ -192,8 +194,8 @@ struct TableInfo {
 /// What a section holds, read once.
 struct Scan {
     tables: Vec<TableInfo>,
-    /// Headings below the section's own level.
-    subheadings: Vec<String>,
+    /// Headings below the section's own level, with their levels.
+    subheadings: Vec<(u8, String)>,
     /// Paragraphs that open with bold text: "**What if …?**".
     bold_leads: Vec<String>,
     list_items: usize,
@@ -213,7 +215,7 @@ impl Scan {
             text: String::with_capacity(body.len()),
         };
         let mut depth_list = 0usize;
-        let mut heading: Option<String> = None;
+        let mut heading: Option<(u8, String)> = None;
         let mut table: Option<TableInfo> = None;
         let mut in_head = false;
         let mut cell: Option<String> = None;
@@ -224,7 +226,9 @@ impl Scan {
             let was_para_first = std::mem::replace(&mut para_first, false);
             let brk = matches!(ev, Event::SoftBreak | Event::HardBreak | Event::End(_));
             match ev {
-                Event::Start(Tag::Heading { level: l, .. }) if (l as u8) > level => heading = Some(String::new()),
+                Event::Start(Tag::Heading { level: l, .. }) if (l as u8) > level => {
+                    heading = Some((l as u8, String::new()))
+                }
                 Event::End(TagEnd::Heading(_)) => {
                     if let Some(h) = heading.take() {
                         scan.subheadings.push(h);
@@ -266,7 +270,8 @@ impl Scan {
                     }
                 }
                 Event::Text(t) | Event::Code(t) => {
-                    for buf in [heading.as_mut(), cell.as_mut(), bold.as_mut()].into_iter().flatten() {
+                    let heading = heading.as_mut().map(|(_, h)| h);
+                    for buf in [heading, cell.as_mut(), bold.as_mut()].into_iter().flatten() {
                         buf.push_str(&t);
                     }
                     scan.text.push_str(&t);
@@ -281,11 +286,14 @@ impl Scan {
         scan
     }
 
-    /// Items of a list-like section: its subsections if it has some, else its bold-led
+    /// Items of a list-like section: its subsections if it has some (the outermost ones:
+    /// "#### Plan" under each "### What if …?" is part of its item), else its bold-led
     /// paragraphs, else its top-level list items.
     fn item_count(&self) -> usize {
-        if self.subheadings.len() >= 2 {
-            self.subheadings.len()
+        let top = self.subheadings.iter().map(|(l, _)| *l).min();
+        let subsections = self.subheadings.iter().filter(|(l, _)| Some(*l) == top).count();
+        if subsections >= 2 {
+            subsections
         } else if self.bold_leads.len() >= 2 {
             self.bold_leads.len()
         } else {
@@ -339,32 +347,40 @@ fn table_problem(scan: &Scan, columns: &[String], min_rows: usize) -> Option<(Op
 /// Words that say "this is a stage" and nothing about which.
 const STAGE_WORDS: &[&str] = &["stage", "phase", "step"];
 
-/// Significant words of a stage name, hyphens split, forms folded.
-fn stage_words(s: &str) -> Vec<String> {
+/// Significant words of a stage name, hyphens split, forms folded; neighbours are joined
+/// when `vocab` knows them as one word ("cut over" → "cutover").
+fn stage_words(s: &str, vocab: &HashSet<String>) -> Vec<String> {
     let split: String = s.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
-    markdown::words(&split, &Default::default())
+    markdown::words(&split, vocab)
         .into_iter()
-        .filter(|w| !STAGE_WORDS.contains(&w.as_str()) && !w.chars().all(|c| c.is_ascii_digit()))
+        .filter(|w| !STAGE_WORDS.iter().any(|s| markdown::stem(s) == *w) && !w.chars().all(|c| c.is_ascii_digit()))
         .collect()
 }
 
 /// A stage is covered by a subsection (a subheading or a bold lead) that carries more than
-/// half of its significant words ("Read cutover" does not cover "Write cutover").
+/// half of its significant words ("Read cutover" does not cover "Write cutover"). Word
+/// forms fold ("Backfilling new columns" covers "Backfill the new column"), and a word one
+/// side writes as two is joined ("Cutting over reads" covers "Read cutover").
 fn stage_covered(scan: &Scan, stage: &str) -> bool {
-    let want = stage_words(stage);
-    if want.is_empty() {
+    let none = HashSet::new();
+    let alone = stage_words(stage, &none);
+    if alone.is_empty() {
         return true;
     }
-    let need = want.len() / 2 + 1;
-    scan.subheadings.iter().chain(&scan.bold_leads).any(|title| {
-        let have = stage_words(title);
+    let stage_vocab: HashSet<String> = alone.into_iter().collect();
+    let subheadings = scan.subheadings.iter().map(|(_, h)| h);
+    subheadings.chain(&scan.bold_leads).any(|title| {
+        let title_vocab: HashSet<String> = stage_words(title, &none).into_iter().collect();
+        let want = stage_words(stage, &title_vocab);
+        let have = stage_words(title, &stage_vocab);
+        let need = want.len() / 2 + 1;
         want.iter().filter(|w| have.contains(w)).count() >= need
     })
 }
 
 /// Split the free-text stages input into stage names: one per line, else per `;`, else
-/// per `,`; list markers and "Stage:" prefixes dropped, and anything after `(`, `:` or a
-/// dash (the risk note) cut off.
+/// per `,`; list markers and "Stage:" prefixes dropped, and anything after `(`, `[`, `:` or
+/// a dash (the risk note) cut off.
 pub fn parse_stages(input: &str) -> Vec<String> {
     let lines: Vec<&str> = input.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let items: Vec<&str> = if lines.len() > 1 {
@@ -395,11 +411,18 @@ pub fn parse_stages(input: &str) -> Vec<String> {
                 break;
             }
         }
-        let cut = [s.find('('), s.find(':'), s.find(" - "), s.find(" — "), s.find(" – ")]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(s.len());
+        let cut = [
+            s.find('('),
+            s.find('['),
+            s.find(':'),
+            s.find(" - "),
+            s.find(" — "),
+            s.find(" – "),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(s.len());
         let name = s[..cut].trim().trim_end_matches(['.', ',']).trim();
         if !name.is_empty() {
             out.push(name.to_string());
@@ -440,6 +463,7 @@ mod tests {
         assert_eq!(scan.text, plain_text(md));
     }
     use crate::check::Checker;
+    use crate::spec::Severity;
     use crate::template::Template;
 
     fn findings(md: &str, stages: Option<&[String]>) -> Vec<Finding> {
@@ -493,6 +517,12 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].stage.as_deref(), Some("Write cutover"));
         assert!(f[0].message.contains("\"Write cutover\""));
+        // Word forms and compounds written apart.
+        let md = "## 3. Rollback by stage\n\n### Stage 3 — Validating the data\n\nx\n\n### Cutting over reads\n\ny\n\n**Migrated users.** z\n\n### Re-indexing\n\nw\n";
+        let stages = parse_stages("Validate data; Read cutover; Migrate users; Reindex; Writing cutover; Drop data");
+        let f = findings(md, Some(&stages));
+        let uncovered: Vec<_> = f.iter().filter_map(|f| f.stage.as_deref()).collect();
+        assert_eq!(uncovered, ["Writing cutover", "Drop data"], "{f:?}");
         // Without known stages there is nothing to cover.
         assert!(findings(md, None).is_empty());
     }
@@ -514,6 +544,15 @@ mod tests {
                 .map(|i| format!("### What if {i}?\n\n- step\n- step\n\n"))
                 .collect::<String>();
         assert!(codes(&heads, None).is_empty(), "{:?}", codes(&heads, None));
+        // Headings inside a scenario are part of it.
+        let nested = |n: usize| {
+            "## 9. What-if scenarios\n\n".to_string()
+                + &(0..n)
+                    .map(|i| format!("### What if {i}?\n\n#### Plan\n\nx\n\n#### Owner\n\ny\n\n"))
+                    .collect::<String>()
+        };
+        assert!(codes(&nested(6), None).is_empty(), "{:?}", codes(&nested(6), None));
+        assert!(findings(&nested(4), None)[0].message.contains("has 4 scenarios"));
         let list = "## 9. What-if scenarios\n\n1. What if a?\n2. What if b?\n3. What if c?\n";
         assert!(findings(list, None)[0].message.contains("has 3 scenarios"));
     }
@@ -545,6 +584,115 @@ mod tests {
     }
 
     #[test]
+    fn checks_at_their_bounds() {
+        let boxes =
+            |n: usize| "## 7. Post-rollback checklist\n\n".to_string() + &"- [ ] item\n".repeat(n - 1) + "* [x] done\n";
+        assert!(codes(&boxes(5), None).is_empty());
+        let f = findings(&boxes(4), None);
+        assert_eq!(codes(&boxes(4), None), ["checkboxes:checklist"]);
+        assert!(f[0].message.contains("has 4 checkboxes"), "{}", f[0].message);
+        let items = |n: usize| {
+            "## 9. Rollback what-if scenarios\n\n".to_string()
+                + &(1..=n)
+                    .map(|i| format!("{i}. What if {i}? Plan.\n"))
+                    .collect::<String>()
+        };
+        assert!(codes(&items(10), None).is_empty());
+        assert!(codes(&items(5), None).is_empty());
+        assert_eq!(codes(&items(11), None), ["items:what-if"]);
+        // Any alternative of an entry will do: Slack is internal; "point of no return is T+".
+        let ok = "## 6. Communication during rollback\n\nSlack first, then the STATUS PAGE, then each customer.\n\n## 10. The hard truth about rollback\n\nOur point of no return is T+45min.\n";
+        assert!(codes(ok, None).is_empty(), "{:?}", codes(ok, None));
+        // "before T+" is no point of no return.
+        let before = "## 10. The hard truth about rollback\n\nRoll back before T+2h.\n";
+        assert_eq!(codes(before, None), ["mentions:hard-truth"]);
+    }
+
+    #[test]
+    fn findings_carry_severity_and_the_line_of_their_section() {
+        let md = "# Plan\n\n## 2. Rollback decision matrix\n\nIC decides.\n\n## 6. Communication during rollback\n\nTell the team.\n\n## 7. Post-rollback checklist\n\n- a\n\n## 9. What-if scenarios\n\n- What if?\n\n## 10. The hard truth about rollback\n\nHard.\n";
+        let got: Vec<(String, Severity, Option<usize>)> = findings(md, None)
+            .into_iter()
+            .map(|f| (f.section.unwrap(), f.severity, f.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("decision-matrix".to_string(), Severity::Error, Some(3)),
+                ("communication".to_string(), Severity::Warning, Some(7)),
+                ("checklist".to_string(), Severity::Error, Some(11)),
+                ("what-if".to_string(), Severity::Error, Some(15)),
+                ("hard-truth".to_string(), Severity::Error, Some(19)),
+            ]
+        );
+    }
+
+    /// The check kinds as a custom template might declare them, with their defaults.
+    #[test]
+    fn check_kinds_from_a_custom_spec() {
+        let spec: Spec = toml::from_str(
+            r#"
+            name = "runbook"
+            files = { user = "user.md" }
+            inputs = { summary = "s", stages = "t" }
+            [[sections]]
+            id = "owners"
+            title = "Owners"
+            checks = [{ kind = "table", columns = ["Team|squad", "Pager"] }]
+            [[sections]]
+            id = "steps"
+            title = "Steps"
+            checks = [{ kind = "items", what = "steps", min = 3 }, { kind = "mentions", all = ["rollback"] }]
+            [[sections]]
+            id = "notes"
+            title = "Notes"
+            checks = [{ kind = "items", what = "notes", max = 2, severity = "warning" },
+                      { kind = "mentions", all = ["DRI|on-call"], scope = "document" }]
+            "#,
+        )
+        .unwrap();
+        let c = Checker {
+            matcher: markdown::Matcher::new(&spec),
+            spec,
+        };
+        let run = |md: &str| -> Vec<(String, String, Severity)> {
+            c.check(md, None)
+                .1
+                .findings
+                .into_iter()
+                .map(|f| (f.section.unwrap_or_default(), f.message, f.severity))
+                .collect()
+        };
+        let good = "## Owners\n\n| Squad | Pager |\n|---|---|\n| db | #db |\n\n## Steps\n\n1. a\n2. b\n3. rollback\n\n## Notes\n\n- the DRI signs off\n";
+        assert!(run(good).is_empty(), "{:?}", run(good));
+        let bad =
+            "## Owners\n\n| Squad | Phone |\n|---|---|\n| db | 1 |\n\n## Steps\n\n1. a\n\n## Notes\n\n- x\n- y\n- z\n";
+        let want = |id: &str, msg: &str, sev: Severity| (id.to_string(), msg.to_string(), sev);
+        assert_eq!(
+            run(bad),
+            [
+                want(
+                    "owners",
+                    "\"1. Owners\": the table has no column for \"Pager\"",
+                    Severity::Error
+                ),
+                want(
+                    "steps",
+                    "\"2. Steps\" has 1 steps; expected at least 3",
+                    Severity::Error
+                ),
+                want("steps", "\"2. Steps\" does not mention \"rollback\"", Severity::Error),
+                want(
+                    "notes",
+                    "\"3. Notes\" has 3 notes; expected at most 2",
+                    Severity::Warning
+                ),
+                want("notes", "the plan never mentions \"DRI\"", Severity::Error),
+            ]
+        );
+    }
+
+    #[test]
     fn stages_input_forms() {
         assert_eq!(
             parse_stages("1. Backfill\n2) Cutover - risky\n- Stage 3: Decommission (low)"),
@@ -552,5 +700,9 @@ mod tests {
         );
         assert_eq!(parse_stages("backfill, cutover"), ["backfill", "cutover"]);
         assert_eq!(parse_stages("Phase: Read cutover"), ["Read cutover"]);
+        assert_eq!(
+            parse_stages("Backfill [high]; Write cutover [point of no return]"),
+            ["Backfill", "Write cutover"]
+        );
     }
 }

@@ -8,6 +8,7 @@ use super::{Ui, print_stdout};
 use crate::check::{CheckReport, Checker, Finding};
 use crate::cli::CheckArgs;
 use crate::error::{Error, Outcome, Result};
+use crate::input;
 use crate::markdown;
 use crate::output::Provenance;
 use crate::spec::Severity;
@@ -17,26 +18,17 @@ use crate::template::Template;
 pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     let template = Template::resolve(args.template.template.as_deref())?;
     let checker = Checker::new(&template);
-    let stages_text = match (&args.stages, &args.stages_file) {
-        (Some(s), _) => Some(s.clone()),
-        (None, Some(p)) => {
-            Some(std::fs::read_to_string(p).map_err(|e| Error::input(p, None, format!("cannot read stages: {e}")))?)
-        }
+    let stages = match (&args.stages, &args.stages_file) {
+        (Some(s), _) => Some(stage_list(s, "--stages")?),
+        (None, Some(p)) => Some(stage_list(&input::read_text(p, "stages")?, &p.display().to_string())?),
         (None, None) => None,
     };
-    let stages = stages_text.as_deref().map(parse_stages);
     let files = collect(&args.paths)?;
-    if files.is_empty() {
-        return Err(Error::usage("no .md files found in the given folders"));
-    }
 
     let mut results = Vec::new();
     let mut failed = false;
     for path in &files {
-        let text = match std::fs::read(path) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(e) => return Err(Error::input(path, None, format!("cannot read: {e}"))),
-        };
+        let text = input::read_text(path, "the plan")?;
         let (_, mut report) = checker.check(&text, stages.as_deref());
         let prov = markdown::parse(&text)
             .front_matter
@@ -104,6 +96,17 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     Ok(if failed { Outcome::Incomplete } else { Outcome::Complete })
 }
 
+/// The stages to cover; stages given but naming none are an error, not "nothing to cover".
+fn stage_list(text: &str, origin: &str) -> Result<Vec<String>> {
+    let stages = parse_stages(text);
+    if stages.is_empty() {
+        return Err(Error::usage(format!(
+            "the stages from {origin} are empty: give one stage per line, or separate them with \";\""
+        )));
+    }
+    Ok(stages)
+}
+
 fn text_report(path: &Path, r: &CheckReport, bad: bool) -> String {
     let found = r.found_count();
     let total = r.sections.len();
@@ -131,8 +134,10 @@ fn text_report(path: &Path, r: &CheckReport, bad: bool) -> String {
 }
 
 /// Files as given; folders expand to their .md files (sorted), skipping a batch's report.md.
+/// Nothing to check is an error naming the folders that held nothing.
 fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    let mut empty = Vec::new();
     for p in paths {
         if p.is_dir() {
             let rd = std::fs::read_dir(p).map_err(|e| Error::input(p, None, format!("cannot list: {e}")))?;
@@ -143,12 +148,18 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .filter(|f| !(f.file_name().is_some_and(|n| n == "report.md") && p.join("report.json").is_file()))
                 .collect();
             found.sort();
+            if found.is_empty() {
+                empty.push(p.display().to_string());
+            }
             out.extend(found);
         } else if p.is_file() {
             out.push(p.clone());
         } else {
             return Err(Error::input(p, None, "no such file or folder"));
         }
+    }
+    if out.is_empty() {
+        return Err(Error::usage(format!("no .md files in {}", empty.join(", "))));
     }
     Ok(out)
 }
