@@ -337,7 +337,7 @@ fn words_in(text: &str, vocab: &HashSet<String>, join_hyphens: bool) -> Vec<Stri
     let mut toks: Vec<String> = Vec::new();
     for t in cleaned.split_whitespace() {
         let whole = t.replace('-', "");
-        if join_hyphens || !t.contains('-') || vocab.contains(&stem(&whole)) {
+        if join_hyphens || !t.contains('-') || (!vocab.is_empty() && vocab.contains(&stem(&whole))) {
             toks.push(whole);
         } else {
             toks.extend(t.split('-').map(String::from));
@@ -362,7 +362,8 @@ fn words_in(text: &str, vocab: &HashSet<String>, join_hyphens: bool) -> Vec<Stri
     let mut out: Vec<String> = Vec::with_capacity(stripped.len());
     let mut i = 0;
     while i < stripped.len() {
-        if i + 1 < stripped.len() {
+        // With no vocabulary nothing can join (the common case for plain word lists).
+        if i + 1 < stripped.len() && !vocab.is_empty() {
             let (a, b) = (&stripped[i], &stripped[i + 1]);
             let joined = [format!("{a}{b}"), format!("{}{b}", single_final(a.clone()))]
                 .into_iter()

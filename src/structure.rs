@@ -49,8 +49,9 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, stages: Option<&[String]>)
                     }
                 }
                 CheckSpec::StageCoverage { .. } => {
+                    let titles = titles_of(&scan);
                     for stage in stages.unwrap_or_default() {
-                        if !stage_covered(&scan, stage) {
+                        if !stage_covered(&titles, stage) {
                             finding(
                                 check,
                                 loc.line,
@@ -350,10 +351,24 @@ const STAGE_WORDS: &[&str] = &["stage", "phase", "step"];
 /// Significant words of a stage name, hyphens split, forms folded; neighbours are joined
 /// when `vocab` knows them as one word ("cut over" → "cutover").
 fn stage_words(s: &str, vocab: &HashSet<String>) -> Vec<String> {
+    // The stems of the generic words, made once.
+    static GENERIC: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| STAGE_WORDS.iter().map(|s| markdown::stem(s)).collect());
     let split: String = s.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
     markdown::words(&split, vocab)
         .into_iter()
-        .filter(|w| !STAGE_WORDS.iter().any(|s| markdown::stem(s) == *w) && !w.chars().all(|c| c.is_ascii_digit()))
+        .filter(|w| !GENERIC.contains(w) && !w.chars().all(|c| c.is_ascii_digit()))
+        .collect()
+}
+
+/// Each subsection title of a section with its own words, worked out once per section
+/// rather than once per stage.
+fn titles_of(scan: &Scan) -> Vec<(&str, HashSet<String>)> {
+    let none = HashSet::new();
+    let subheadings = scan.subheadings.iter().map(|(_, h)| h);
+    subheadings
+        .chain(&scan.bold_leads)
+        .map(|t| (t.as_str(), stage_words(t, &none).into_iter().collect()))
         .collect()
 }
 
@@ -361,17 +376,15 @@ fn stage_words(s: &str, vocab: &HashSet<String>) -> Vec<String> {
 /// half of its significant words ("Read cutover" does not cover "Write cutover"). Word
 /// forms fold ("Backfilling new columns" covers "Backfill the new column"), and a word one
 /// side writes as two is joined ("Cutting over reads" covers "Read cutover").
-fn stage_covered(scan: &Scan, stage: &str) -> bool {
+fn stage_covered(titles: &[(&str, HashSet<String>)], stage: &str) -> bool {
     let none = HashSet::new();
     let alone = stage_words(stage, &none);
     if alone.is_empty() {
         return true;
     }
     let stage_vocab: HashSet<String> = alone.into_iter().collect();
-    let subheadings = scan.subheadings.iter().map(|(_, h)| h);
-    subheadings.chain(&scan.bold_leads).any(|title| {
-        let title_vocab: HashSet<String> = stage_words(title, &none).into_iter().collect();
-        let want = stage_words(stage, &title_vocab);
+    titles.iter().any(|(title, title_vocab)| {
+        let want = stage_words(stage, title_vocab);
         let have = stage_words(title, &stage_vocab);
         let need = want.len() / 2 + 1;
         want.iter().filter(|w| have.contains(w)).count() >= need
