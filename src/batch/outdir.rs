@@ -74,7 +74,9 @@ impl OutDir {
     pub fn write_plan(&self, slug: &str, prov: &Provenance, plan: &str) -> Result<()> {
         let path = self.plan_path(slug);
         let text = prov.to_front_matter() + plan;
-        output::write_atomic(&path, text.as_bytes()).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+        // No fsync per plan (see write_atomic_with); the reports at the end are durable.
+        output::write_atomic_with(&path, text.as_bytes(), false)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))
     }
 
     /// `report.json` and `report.md`, each atomically.
