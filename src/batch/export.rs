@@ -41,6 +41,8 @@ pub fn body(ctx: &Ctx, model: &str, messages: Vec<Message>) -> Value {
 
 /// One first-answer request per service, streamed from the input. Services whose plan in
 /// `skip` is current are left out; returns the parts written and how many were left out.
+/// A Batch API file (and a `vllm run-batch` run) serves one model, so when services use
+/// several models each gets its own file: `requests-<model>.jsonl`.
 pub fn write_requests(
     ctx: &Ctx,
     manifest: &Manifest,
@@ -48,7 +50,12 @@ pub fn write_requests(
     limits: Limits,
     skip: Option<&OutDir>,
 ) -> Result<(Vec<Written>, usize)> {
-    let mut w = Writer::new(path, limits, ctx.client.batch_endpoint());
+    let mut all: std::collections::BTreeSet<&str> = manifest.models.iter().map(String::as_str).collect();
+    if manifest.uses_default_model {
+        all.insert(&ctx.default_model);
+    }
+    let per_model = all.len() > 1;
+    let mut writers: std::collections::BTreeMap<String, Writer> = Default::default();
     let mut kept = 0;
     for item in items::open(&manifest.path)? {
         let item = item?;
@@ -66,9 +73,34 @@ pub fn write_requests(
             }
         }
         let messages = ctx.template.messages(&item.inputs)?;
+        let w = writers.entry(model.clone()).or_insert_with(|| {
+            let p = if per_model {
+                model_path(path, &model)
+            } else {
+                path.to_path_buf()
+            };
+            Writer::new(&p, limits, ctx.client.batch_endpoint())
+        });
         w.push(&item.name, &body(ctx, &model, messages))?;
     }
-    Ok((w.finish()?, kept))
+    let mut parts = Vec::new();
+    for (_, w) in writers {
+        parts.extend(w.finish()?);
+    }
+    Ok((parts, kept))
+}
+
+/// `requests.jsonl` for model `gpt-4o` → `requests-gpt-4o.jsonl`.
+fn model_path(path: &Path, model: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}-{}{ext}", items::slug(model)))
 }
 
 /// Say what was written and what to run next.
@@ -99,9 +131,13 @@ pub fn summarize(parts: &[Written], kept: usize, manifest: &Manifest, model: &st
         ui.note(format!("left out {kept} services whose plans in --out-dir are current"));
     }
     let first = parts[0].path.display();
-    let each = if parts.len() > 1 { " each part" } else { "" };
+    let (each, model) = if parts.len() > 1 {
+        (" each file", "<its model>".to_string())
+    } else {
+        ("", model.to_string())
+    };
     ui.note(format!(
-        "next: submit{each} to the Batch API, or run `vllm run-batch -i {first} -o out.jsonl --model {model}`; then\n  rbplan batch {} --import out.jsonl --out-dir DIR",
+        "next: submit{each} to the Batch API, or run `vllm run-batch -i {first} -o out.jsonl --model {model}`; then\n  rbplan batch {} --import out.jsonl --out-dir DIR  (one --import per output file)",
         manifest.path.display()
     ));
     Ok(())

@@ -73,6 +73,9 @@ pub struct Manifest {
     pub path: PathBuf,
     pub format: Format,
     pub entries: Vec<Entry>,
+    /// The per-item `model` values used, and whether any item uses `--model`.
+    pub models: std::collections::BTreeSet<String>,
+    pub uses_default_model: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -98,8 +101,16 @@ pub fn validate(path: &Path) -> Result<Manifest> {
     let mut entries = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
     let mut by_slug: HashMap<String, (usize, String)> = HashMap::new();
+    let mut models = std::collections::BTreeSet::new();
+    let mut uses_default_model = false;
     for item in open(path)? {
         let item = item?;
+        match &item.model {
+            Some(m) => {
+                models.insert(m.clone());
+            }
+            None => uses_default_model = true,
+        }
         if let Some(first) = by_name.get(&item.name) {
             return Err(Error::input(
                 path,
@@ -136,6 +147,8 @@ pub fn validate(path: &Path) -> Result<Manifest> {
         path: path.to_path_buf(),
         format,
         entries,
+        models,
+        uses_default_model,
     })
 }
 

@@ -146,6 +146,46 @@ fn export_writes_one_request_per_service_and_splits_at_the_limit() {
     assert_eq!(p2[0]["custom_id"], "ok-c");
     assert!(!dir.path().join("split.jsonl").exists());
     assert!(no_temp_files(dir.path()));
+
+    // A Batch API file serves one model: services with their own model get their own file.
+    let (summary, stages) = super::common::example_input();
+    let mixed = dir.path().join("mixed.jsonl");
+    std::fs::write(
+        &mixed,
+        [
+            json!({"name": "a", "summary": summary, "stages": stages}),
+            json!({"name": "b", "summary": summary, "stages": stages, "model": "big/model:v2"}),
+            json!({"name": "c", "summary": summary, "stages": stages}),
+        ]
+        .iter()
+        .map(|v| v.to_string() + "\n")
+        .collect::<String>(),
+    )
+    .unwrap();
+    let out = rbplan(dir.path())
+        .args(["batch"])
+        .arg_path(&mixed)
+        .args(["--export", "mixed-req.jsonl", "--model", "m"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let small = read_lines(&dir.path().join("mixed-req-m.jsonl"));
+    let big_file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("mixed-req-big"))
+        .expect("a file for the other model");
+    let big = read_lines(&dir.path().join(&big_file));
+    assert_eq!(
+        small
+            .iter()
+            .map(|l| l["custom_id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["a", "c"]
+    );
+    assert!(small.iter().all(|l| l["body"]["model"] == "m"));
+    assert_eq!(big.len(), 1);
+    assert_eq!(big[0]["body"]["model"], "big/model:v2");
 }
 
 #[test]
