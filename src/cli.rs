@@ -205,9 +205,10 @@ pub struct BatchArgs {
         help_heading = "Batch API and vLLM"
     )]
     pub import: Vec<PathBuf>,
-    /// With --import: write the repair requests to FILE as a smaller batch for another
-    /// round, instead of repairing live. Import its output next time with a second --import.
-    #[arg(long, value_name = "FILE", requires = "import", help_heading = "Batch API and vLLM")]
+    /// With --import or --via batch-api: write the repair requests to FILE as a smaller batch
+    /// for another round, instead of repairing live. Import its output next time with one
+    /// more --import.
+    #[arg(long, value_name = "FILE", help_heading = "Batch API and vLLM")]
     pub export_repairs: Option<PathBuf>,
     /// Engine: live (default), or batch-api: upload to /v1/files, create a /v1/batches
     /// batch (24 h window), record its id in --out-dir, poll, download, check and repair.

@@ -73,6 +73,11 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
             "--cancel goes with --via batch-api (it cancels the batch recorded in --out-dir)",
         ));
     }
+    if args.export_repairs.is_some() && args.import.is_empty() && args.via != Via::BatchApi {
+        return Err(Error::usage(
+            "--export-repairs goes with --import or --via batch-api (a live batch repairs live)",
+        ));
+    }
     if !(args.poll_interval > 0.0 && args.poll_interval.is_finite()) {
         return Err(Error::usage("--poll-interval must be a positive number of seconds"));
     }
