@@ -82,6 +82,8 @@ impl OutDir {
     /// `report.json` and `report.md`, each atomically.
     pub fn write_report(&self, r: &BatchReport) -> Result<()> {
         for (name, text) in [("report.json", r.to_json()), ("report.md", r.to_markdown())] {
+            // Errors are scrubbed where they arise; this is the last line of defence.
+            let text = crate::logging::scrub(&text);
             let p = self.path.join(name);
             output::write_atomic(&p, text.as_bytes()).map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
         }

@@ -87,6 +87,7 @@ impl Progress {
 
     /// A message above the bar, or a plain line.
     pub fn note(&self, msg: &str) {
+        let msg = &crate::logging::scrub(msg);
         match &self.bar {
             Some(b) => b.println(msg),
             None if self.plain => eprintln!("{msg}"),

@@ -43,6 +43,10 @@ pub fn is_event_stream(headers: &HeaderMap) -> bool {
 /// An error status: the provider's message from any of the known error shapes, else the
 /// raw body (an HTML page from a proxy becomes the message).
 pub fn status_error(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
+    // A server may echo the request's headers in its error: the key goes before anything
+    // is cut or kept, so no part of it survives in a message, a log or a report.
+    let scrubbed = crate::logging::scrub(&String::from_utf8_lossy(body));
+    let body = scrubbed.as_bytes();
     let (message, kind) = match serde_json::from_slice::<Value>(body) {
         Ok(v) => error_fields(&v).unwrap_or_else(|| (snippet(&String::from_utf8_lossy(body), 300), None)),
         Err(_) => {
@@ -119,6 +123,7 @@ pub fn parse_completion(status: u16, headers: &HeaderMap, body: &[u8]) -> Result
     if v.get("error").is_some_and(|e| !e.is_null()) {
         // Some gateways send errors with status 200.
         let (message, kind) = error_fields(&v).unwrap_or_default();
+        let message = crate::logging::scrub(&message);
         return Err(ApiError::Status {
             status,
             message,
@@ -160,7 +165,7 @@ pub fn parse_completion(status: u16, headers: &HeaderMap, body: &[u8]) -> Result
 }
 
 fn body_snippet(body: &[u8]) -> String {
-    let t = String::from_utf8_lossy(body);
+    let t = crate::logging::scrub(&String::from_utf8_lossy(body));
     if t.trim().is_empty() {
         "(empty body)".into()
     } else {

@@ -569,10 +569,12 @@ fn reruns_redo_only_what_changed_and_force_redoes_everything() {
 
 #[test]
 fn unauthorized_stops_the_whole_run_at_once() {
-    let server = Server::start(|_, _| {
+    // Like some gateways, the server echoes the credentials it was sent in its error.
+    let server = Server::start(|req, _| {
+        let sent = req.header("authorization").unwrap_or_default().to_string();
         Reply::json(
             401,
-            &json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}),
+            &json!({"error": {"message": format!("Incorrect API key provided ({sent})"), "type": "invalid_request_error", "code": "invalid_api_key"}}),
         )
     });
     let dir = tempdir();
@@ -606,7 +608,11 @@ fn unauthorized_stops_the_whole_run_at_once() {
         out.stderr,
         super::common::all_text_under(dir.path())
     );
-    assert!(!everything.contains("sk-batch-secret-0123456789"), "the key leaked");
+    assert!(
+        everything.contains("[REDACTED]"),
+        "the echo reached the output, scrubbed"
+    );
+    assert!(!everything.contains("secret-0123456789"), "the key leaked");
 }
 
 fn plans_in(dir: &Path) -> usize {
