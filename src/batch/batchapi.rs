@@ -260,11 +260,12 @@ pub async fn submit_and_collect(
 }
 
 fn ids(r: &Recorded) -> String {
-    r.parts
-        .iter()
-        .filter_map(|p| p.batch_id.as_deref())
-        .collect::<Vec<_>>()
-        .join(", ")
+    let v: Vec<&str> = r.parts.iter().filter_map(|p| p.batch_id.as_deref()).collect();
+    if v.is_empty() {
+        "no batch created yet".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 /// Poll every batch until all have ended (Some) or Ctrl-C (None).

@@ -124,7 +124,8 @@ impl Client {
                     .part("file", part);
                 json_of(send(&self.cfg, h.http.post(&u).multipart(form), &u).await?)
             })
-            .await?;
+            .await
+            .map_err(|e| step(format!("uploading {} (POST {u})", path.display()), e))?;
         id_of(&v, "file")
     }
 
@@ -142,7 +143,8 @@ impl Client {
             .with_retries(false, |_| async {
                 json_of(send(&self.cfg, h.http.post(&u).json(&body), &u).await?)
             })
-            .await?;
+            .await
+            .map_err(|e| step(format!("creating the batch (POST {u})"), e))?;
         batch_of(v)
     }
 
@@ -151,7 +153,8 @@ impl Client {
         let u = url(&self.cfg, &format!("batches/{id}"));
         let v = self
             .with_retries(true, |_| async { json_of(send(&self.cfg, h.http.get(&u), &u).await?) })
-            .await?;
+            .await
+            .map_err(|e| step(format!("checking batch {id} (GET {u})"), e))?;
         batch_of(v)
     }
 
@@ -160,7 +163,8 @@ impl Client {
         let u = url(&self.cfg, &format!("batches/{id}/cancel"));
         let v = self
             .with_retries(true, |_| async { json_of(send(&self.cfg, h.http.post(&u), &u).await?) })
-            .await?;
+            .await
+            .map_err(|e| step(format!("cancelling batch {id} (POST {u})"), e))?;
         batch_of(v)
     }
 
@@ -185,6 +189,7 @@ impl Client {
             save_stream(resp, dest, self.cfg.idle_timeout).await
         })
         .await
+        .map_err(|e| step(format!("downloading file {id} (GET {u})"), e))
     }
 
     /// Retry what the retry policy allows; `after_send` false retries only failures that
@@ -224,6 +229,13 @@ impl Client {
                 _ => return Err(err),
             }
         }
+    }
+}
+
+fn step(step: String, source: ApiError) -> ApiError {
+    ApiError::Step {
+        step,
+        source: Box::new(source),
     }
 }
 

@@ -59,12 +59,26 @@ pub enum ApiError {
     Record(String),
     #[error("{0}")]
     Usage(String),
+    /// A Files/Batches call failed: which step, then why.
+    #[error("{step}: {source}{}", missing_api_hint(source))]
+    Step { step: String, source: Box<ApiError> },
     /// New work was not started because the run is stopping (Ctrl-C).
     #[error("not started: the run is stopping")]
     NotStarted,
     /// A request that failed inside a Batch API or vLLM batch, as its output line says.
     #[error("failed in the batch: {0}")]
     InBatch(String),
+}
+
+/// A 404 or 405 from a Files/Batches endpoint means the server has no Batch API.
+fn missing_api_hint(e: &ApiError) -> &'static str {
+    match e.root() {
+        ApiError::Status { status: 404 | 405, .. } => {
+            ". This server has no Files/Batches API (vLLM, Ollama and llama-server have none): \
+             use --export, run the file with `vllm run-batch`, then --import its output"
+        }
+        _ => "",
+    }
 }
 
 fn rid(id: &Option<String>) -> String {
@@ -77,6 +91,7 @@ impl ApiError {
         match self {
             ApiError::Exhausted { last, .. } => last.root(),
             ApiError::HintTooLong { source, .. } => source.root(),
+            ApiError::Step { source, .. } => source.root(),
             e => e,
         }
     }

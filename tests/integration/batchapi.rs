@@ -709,3 +709,28 @@ fn an_expired_batch_keeps_what_ran_and_marks_the_rest() {
     assert!(e.contains("batch_expired"), "{e}");
     assert!(server.chats().is_empty());
 }
+
+#[test]
+fn a_server_without_the_batch_api_gets_an_error_that_says_what_to_do_instead() {
+    let server = Server::start(|_, _| Reply::json(404, &json!({"detail": "Not Found"})));
+    let dir = tempdir();
+    let input = jsonl(dir.path(), &["ok-a"]);
+    let out = batch(
+        dir.path(),
+        &server,
+        &input,
+        &["--via", "batch-api", "--poll-interval", "0.05"],
+    );
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("uploading") && out.stderr.contains("/v1/files"),
+        "names the step: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("vllm run-batch") && out.stderr.contains("--export"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.requests().len(), 1, "a 404 is not retried");
+}
