@@ -46,6 +46,9 @@ pub struct ItemReport {
     pub missing: Vec<String>,
     /// Error-severity findings beyond missing sections (tables, stage coverage…).
     pub findings: usize,
+    /// Those findings, as `rbplan check` words them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     pub repair_rounds: u32,
     pub transport_retries: u32,
     pub requests: u32,
@@ -67,6 +70,7 @@ impl ItemReport {
             model: model.into(),
             missing: Vec::new(),
             findings: 0,
+            problems: Vec::new(),
             repair_rounds: 0,
             transport_retries: 0,
             requests: 0,
@@ -86,6 +90,8 @@ pub struct Totals {
     pub pending: usize,
     /// Complete plans kept from an earlier run (counted in `complete` too).
     pub resumed: usize,
+    /// Plans (complete or not) with error findings beyond missing sections.
+    pub with_findings: usize,
     pub requests: u64,
     pub repair_rounds: u64,
     pub transport_retries: u64,
@@ -123,6 +129,7 @@ impl BatchReport {
                 Status::Pending => t.pending += 1,
             }
             t.resumed += usize::from(i.resumed);
+            t.with_findings += usize::from(i.findings > 0);
             t.requests += u64::from(i.requests);
             t.repair_rounds += u64::from(i.repair_rounds);
             t.transport_retries += u64::from(i.transport_retries);
@@ -171,21 +178,22 @@ impl BatchReport {
         }
         let _ = writeln!(
             s,
-            "\n**{} items: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending.** {} requests, {} repair rounds, {} transport retries, {} tokens.\n",
+            "\n**{} items: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending.** {} with error findings (all sections present, but see below). {} requests, {} repair rounds, {} transport retries, {} tokens.\n",
             t.items,
             t.complete,
             t.resumed,
             t.incomplete,
             t.failed,
             t.pending,
+            t.with_findings,
             t.requests,
             t.repair_rounds,
             t.transport_retries,
-            t.tokens.total_tokens
+            crate::commands::thousands(t.tokens.total_tokens)
         );
         let _ = writeln!(
             s,
-            "| service | status | missing | repairs | retries | tokens | seconds | error |\n|---|---|---|---|---|---|---|---|"
+            "| service | status | missing | findings | repairs | retries | tokens | seconds | error |\n|---|---|---|---|---|---|---|---|---|"
         );
         for i in &self.items {
             let status = if i.resumed {
@@ -200,13 +208,14 @@ impl BatchReport {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.1} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
                 name,
                 status,
                 md_cell(&i.missing.join(", ")),
+                md_cell(&i.problems.join("; ")),
                 i.repair_rounds,
                 i.transport_retries,
-                i.tokens.total_tokens,
+                crate::commands::thousands(i.tokens.total_tokens),
                 i.duration_ms as f64 / 1000.0,
                 md_cell(i.error.as_deref().unwrap_or(""))
             );

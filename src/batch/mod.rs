@@ -255,6 +255,13 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
     if let Some(why) = &r.stopped {
         eprintln!("error: the run stopped early: {}", crate::logging::scrub(why));
     }
+    if t.with_findings > 0 {
+        ui.warn(format!(
+            "{} plan(s) have every section but fail a structural check (a table, a stage, a count): see the findings column of {}",
+            t.with_findings,
+            out.path.join("report.md").display()
+        ));
+    }
     if t.incomplete + t.failed > 0 {
         eprintln!(
             "{} incomplete, {} failed: see {}",
@@ -302,6 +309,13 @@ impl Ctx {
         t0: Instant,
     ) -> (ItemReport, Option<String>) {
         let complete = g.report.complete();
+        let problems: Vec<String> = g
+            .report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error && !matches!(f.code.as_str(), "missing" | "empty"))
+            .map(|f| f.message.clone())
+            .collect();
         let prov = Provenance {
             template: self.template.origin.clone(),
             template_hash: self.template.hash.clone(),
@@ -320,12 +334,8 @@ impl Ctx {
             resumed: false,
             model: model.to_string(),
             missing: g.report.missing_ids(),
-            findings: g
-                .report
-                .findings
-                .iter()
-                .filter(|f| f.severity == Severity::Error && !matches!(f.code.as_str(), "missing" | "empty"))
-                .count(),
+            findings: problems.len(),
+            problems,
             repair_rounds: g.rounds.len() as u32,
             transport_retries: g.transport_retries,
             requests: g.calls,

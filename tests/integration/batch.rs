@@ -630,3 +630,45 @@ fn plans_in(dir: &Path) -> usize {
 pub(super) fn no_temp_files(dir: &Path) -> bool {
     files_in(dir).iter().all(|f| !f.starts_with(".rbplan-tmp-"))
 }
+
+#[test]
+fn structural_findings_are_reported_per_service_even_when_every_section_is_there() {
+    let server = fleet(Duration::ZERO);
+    let dir = tempdir();
+    let (summary, stages) = example_input();
+    let input = dir.path().join("s.jsonl");
+    std::fs::write(
+        &input,
+        [
+            json!({"name": "ok-a", "summary": format!("Service ok-a. {summary}"), "stages": stages}),
+            json!({"name": "ok-b", "summary": format!("Service ok-b. {summary}"), "stages": "Quantum flux migration (high)"}),
+        ]
+        .iter()
+        .map(|v| v.to_string() + "\n")
+        .collect::<String>(),
+    )
+    .unwrap();
+    let out = batch(dir.path(), &server, &input, &["--max-repairs", "1"]);
+    assert_eq!(out.code, 0, "every section is present: {}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("1 plan(s) have every section but fail a structural check"),
+        "{}",
+        out.stderr
+    );
+    let r = report(dir.path());
+    assert_eq!(r["totals"]["with_findings"], 1);
+    assert_eq!(item(&r, "ok-a")["findings"], 0);
+    assert!(item(&r, "ok-a").get("problems").is_none());
+    assert_eq!(item(&r, "ok-b")["status"], "complete");
+    assert_eq!(item(&r, "ok-b")["findings"], 1);
+    assert_eq!(
+        item(&r, "ok-b")["problems"][0],
+        "stage \"Quantum flux migration\" has no subsection in \"3. Rollback by stage\""
+    );
+    let md = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    assert!(
+        md.contains("| findings |") && md.contains("Quantum flux migration"),
+        "{md}"
+    );
+}
