@@ -121,8 +121,9 @@ pub fn summarize(parts: &[Written], kept: usize, manifest: &Manifest, model: &st
     }
     for p in parts {
         ui.note(format!(
-            "wrote {} requests ({}) to {}",
+            "wrote {} request{} ({}) to {}",
             p.requests,
+            if p.requests == 1 { "" } else { "s" },
             size(p.bytes),
             p.path.display()
         ));

@@ -64,10 +64,9 @@ pub async fn run(
                     while tasks.join_next().await.is_some() {}
                     break;
                 }
-                progress.note(&format!(
-                    "Ctrl-C: starting nothing new; waiting for {} in flight (Ctrl-C again to stop now)",
-                    tasks.len()
-                ));
+                progress.note(
+                    "Ctrl-C: starting nothing new; letting the requests in flight finish (Ctrl-C again to stop now)",
+                );
                 stop = Some(Stop::Interrupted);
                 // Items still waiting for their first request will not start it.
                 ctx.client.stop_new_work();

@@ -103,6 +103,17 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         ));
     }
     let (settings, client) = connect(&args.conn, &env)?;
+    if let Some(tpm) = args.tpm {
+        // The pacer reserves prompt + max tokens per request; say so when one exceeds a minute's budget.
+        let one = u64::from(settings.max_tokens.unwrap_or(1024)) + 3_000;
+        if one > u64::from(tpm) {
+            ui.warn(format!(
+                "--tpm {tpm} is below one request's estimate (about {one} tokens: the prompt plus --max-tokens); \
+                 requests will go out about one every {:.0} s",
+                one as f64 * 60.0 / f64::from(tpm)
+            ));
+        }
+    }
     let client = client
         .with_pacer(Pacer::new(args.rpm, args.tpm))
         .with_limit(args.concurrency);
@@ -355,8 +366,9 @@ impl Ctx {
         let mut r = ItemReport::pending(&item.name, file, item.line, model, &e.to_string());
         r.status = Status::Failed;
         if let Error::Api(crate::client::ApiError::Exhausted { attempts, .. }) = e {
+            // One request, as for a success; its attempts beyond the first are retries.
             r.transport_retries = attempts - 1;
-            r.requests = *attempts;
+            r.requests = 1;
         } else if matches!(e, Error::Api(_)) {
             r.requests = 1;
         }

@@ -112,9 +112,9 @@ impl Progress {
         b.set_message(if names.is_empty() {
             String::new()
         } else if more > 0 {
-            format!("in flight: {} +{more}", names.join(", "))
+            format!("working on: {} +{more}", names.join(", "))
         } else {
-            format!("in flight: {}", names.join(", "))
+            format!("working on: {}", names.join(", "))
         });
     }
 }
@@ -134,10 +134,11 @@ pub fn line(r: &ItemReport) -> String {
             secs
         ),
         Status::Incomplete => format!(
-            "{}: INCOMPLETE, missing {} ({} repair rounds, {:.1}s)",
+            "{}: INCOMPLETE, missing {} ({} repair round{}, {:.1}s)",
             r.name,
             r.missing.join(", "),
             r.repair_rounds,
+            if r.repair_rounds == 1 { "" } else { "s" },
             secs
         ),
         Status::Failed => format!("{}: FAILED: {}", r.name, r.error.as_deref().unwrap_or("unknown error")),
