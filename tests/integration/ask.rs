@@ -326,6 +326,28 @@ fn replay_miss_says_what_was_asked() {
     assert!(out.stderr.contains("nearest fixture"), "{}", out.stderr);
 }
 
+/// Regression: the repair request and the recorded first request share their first few
+/// hundred characters, and the miss message showed that same opening for both.
+#[test]
+fn replay_miss_shows_where_the_messages_first_differ() {
+    let dir = tempdir();
+    let out = rbplan(dir.path())
+        .args(["ask", "--example", "--no-stream", "--replay"])
+        .arg_path(&fixture_dir("stays-incomplete"))
+        .run();
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("- messages[1]:"))
+        .unwrap_or_else(|| panic!("no messages[1] difference:\n{}", out.stderr));
+    assert!(line.contains("differs at character "), "{line}");
+    let (recorded, asked) = line
+        .split_once(", asked ")
+        .map(|(r, a)| (r.split_once("recorded ").unwrap().1, a))
+        .unwrap();
+    assert_ne!(recorded, asked, "the two excerpts show the difference: {line}");
+}
+
 #[test]
 fn quickstart_from_the_readme_works_offline() {
     let dir = tempdir();
