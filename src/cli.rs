@@ -264,7 +264,7 @@ pub struct CheckArgs {
     /// The risky stages the plans must cover in "Rollback by stage".
     #[arg(long, value_name = "TEXT", conflicts_with = "stages_file")]
     pub stages: Option<String>,
-    /// Read the stages from a file.
+    /// Read the stages from a file ("-" for stdin).
     #[arg(long, value_name = "PATH")]
     pub stages_file: Option<PathBuf>,
     #[command(flatten)]

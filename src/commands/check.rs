@@ -12,15 +12,17 @@ use crate::input;
 use crate::markdown;
 use crate::output::Provenance;
 use crate::spec::Severity;
-use crate::structure::parse_stages;
 use crate::template::Template;
 
 pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     let template = Template::resolve(args.template.template.as_deref())?;
     let checker = Checker::new(&template);
     let stages = match (&args.stages, &args.stages_file) {
-        (Some(s), _) => Some(stage_list(s, "--stages")?),
-        (None, Some(p)) => Some(stage_list(&input::read_text(p, "stages")?, &p.display().to_string())?),
+        (Some(s), _) => Some(input::stage_list(s, "--stages")?),
+        (None, Some(p)) => {
+            let (text, origin) = input::read_arg(p, "stages")?;
+            Some(input::stage_list(&text, &origin)?)
+        }
         (None, None) => None,
     };
     let files = collect(&args.paths)?;
@@ -94,17 +96,6 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
         let _ = ui;
     }
     Ok(if failed { Outcome::Incomplete } else { Outcome::Complete })
-}
-
-/// The stages to cover; stages given but naming none are an error, not "nothing to cover".
-fn stage_list(text: &str, origin: &str) -> Result<Vec<String>> {
-    let stages = parse_stages(text);
-    if stages.is_empty() {
-        return Err(Error::usage(format!(
-            "the stages from {origin} are empty: give one stage per line, or separate them with \";\""
-        )));
-    }
-    Ok(stages)
 }
 
 fn text_report(path: &Path, r: &CheckReport, bad: bool) -> String {

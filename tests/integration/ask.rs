@@ -401,6 +401,58 @@ fn bad_input_is_refused_before_any_request() {
     assert_eq!(server.requests().len(), 0, "nothing was sent");
 }
 
+/// Regression: `--stages ";;"` (separators or list markers only) was sent as if it named
+/// stages, while `check` refused it. ask and render now refuse it the same way.
+#[test]
+fn stages_that_name_no_stage_are_refused_by_ask_and_render() {
+    let server =
+        Server::start(|_, _| Reply::json(500, &serde_json::json!({"error": {"message": "should not be called"}})));
+    let dir = tempdir();
+    let url = server.url();
+    for cmd in ["ask", "render"] {
+        for stages in [";;", " ; ; ", "- \n-", "   "] {
+            let out = rbplan(dir.path())
+                .args([
+                    cmd,
+                    "--base-url",
+                    &url,
+                    "--summary",
+                    "Move billing to Kafka",
+                    // "=": a value that starts with "-" is not taken for a flag.
+                    &format!("--stages={stages}"),
+                ])
+                .run();
+            assert_eq!(out.code, 2, "{cmd} {stages:?}: {}", out.stderr);
+            assert_eq!(out.stdout, "", "{cmd} {stages:?}");
+            assert!(
+                out.stderr
+                    .starts_with("error: the stages from --stages are empty: give one stage per line"),
+                "{cmd} {stages:?}: {}",
+                out.stderr
+            );
+        }
+        let out = rbplan(dir.path())
+            .args([
+                cmd,
+                "--base-url",
+                &url,
+                "--summary",
+                "Move billing to Kafka",
+                "--stages-file",
+                "-",
+            ])
+            .stdin(";\n")
+            .run();
+        assert_eq!(out.code, 2, "{cmd}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("the stages from --stages-file - (stdin) are empty"),
+            "{cmd}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(server.requests().len(), 0, "nothing was sent");
+}
+
 #[test]
 fn config_precedence_flag_env_dotenv() {
     let a = authored();

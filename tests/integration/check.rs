@@ -846,6 +846,33 @@ fn empty_stages_are_a_usage_error() {
     );
 }
 
+/// Regression: `check --stages-file -` read a file named "-" instead of stdin, as `ask` does.
+#[test]
+fn stages_file_dash_reads_stdin() {
+    let plan = "fixtures/check/stages/add-column.md";
+    let out = rbplan(&repo())
+        .args(["check", "--stages-file", "-", plan])
+        .stdin("- Stage 2: Backfill the new column\n- Rename the table\n")
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("stage \"Rename the table\" has no subsection"),
+        "{}",
+        out.stdout
+    );
+    let out = rbplan(&repo())
+        .args(["check", "--stages-file", "-", plan])
+        .stdin(";\n")
+        .run();
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .starts_with("error: the stages from --stages-file - (stdin) are empty"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// Regression: a subsection named like another section ("#### Communication" inside a
 /// stage) was taken for that section: a false duplicate, out-of-order sections, and the
 /// stage section cut short so its later stages looked uncovered.
