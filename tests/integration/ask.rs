@@ -510,3 +510,77 @@ fn out_file_is_written_with_front_matter_and_checks_clean() {
         check.stdout
     );
 }
+
+/// Regression: `rbplan doctor | head -1` panicked ("failed printing to stdout: Broken
+/// pipe", exit 101). Every command now stops printing quietly when stdout is closed.
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let models = serde_json::json!({"object": "list", "data": [{"id": MODEL}]});
+    // The models list comes late, so doctor's last lines are written after stdout is closed.
+    let server = Server::start(move |_, _| Reply::Chunks {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        chunks: vec![(std::time::Duration::from_millis(300), models.to_string().into_bytes())],
+        reset: false,
+    });
+    let dir = tempdir();
+    let url = server.url();
+    let quickstart = fixture_dir("quickstart");
+    let plan = super::common::repo().join("fixtures/authored/plan.md");
+    let cases: Vec<(Vec<&str>, i32)> = vec![
+        (vec!["doctor", "--base-url", &url, "--model", MODEL], 0),
+        (vec!["render", "--example"], 0),
+        (vec!["check", plan.to_str().unwrap()], 0),
+        (
+            vec![
+                "ask",
+                "--example",
+                "--no-stream",
+                "--replay",
+                quickstart.to_str().unwrap(),
+            ],
+            0,
+        ),
+    ];
+    for (args, code) in cases {
+        let mut child = rbplan(dir.path()).args(&args).spawn();
+        drop(child.stdout.take());
+        let out = super::common::wait_at_most(child, std::time::Duration::from_secs(20));
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
+        assert_eq!(out.code, code, "{args:?}: {}", out.stderr);
+    }
+}
+
+/// Regression: a server that echoes the Authorization header in its 401 body made doctor
+/// print the key.
+#[test]
+fn doctor_never_prints_a_key_the_server_echoes() {
+    let key = "sk-test-echoed-4242424242";
+    let server = Server::start(|req, _| {
+        let auth = req.header("authorization").unwrap_or_default().to_string();
+        Reply::json(
+            401,
+            &serde_json::json!({"error": {"message": format!("bad key: {auth}")}}),
+        )
+    });
+    let dir = tempdir();
+    let out = rbplan(dir.path())
+        .args(["doctor", "--ping", "--base-url", &server.url()])
+        .env("OPENAI_API_KEY", key)
+        .run();
+    assert_eq!(out.code, 4, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("bad key: Bearer [REDACTED]"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains(key) && !out.stderr.contains(key),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.header("authorization") == Some(&format!("Bearer {key}"))),
+        "the key was sent, so the server could echo it"
+    );
+}
