@@ -27,10 +27,19 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     };
     let files = collect(&args.paths)?;
 
+    // One file that cannot be read is reported in its place; the others are still checked.
     let mut results = Vec::new();
+    let mut unreadable = Vec::new();
     let mut failed = false;
     for path in &files {
-        let text = input::read_text(path, "the plan")?;
+        let text = match input::read_text(path, "the plan") {
+            Ok(t) => t,
+            Err(e) => {
+                results.push((path.clone(), Err(Unreadable::from(&e))));
+                unreadable.push(e);
+                continue;
+            }
+        };
         let (_, mut report) = checker.check(&text, stages.as_deref());
         let prov = markdown::parse(&text)
             .front_matter
@@ -55,47 +64,107 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
             .sort_by_key(|f| (f.line.unwrap_or(0), f.severity != Severity::Error));
         let bad = !report.complete() || (args.strict && !report.findings.is_empty());
         failed |= bad;
-        results.push((path.clone(), report, prov, bad));
+        results.push((path.clone(), Ok(Checked { report, prov, bad })));
     }
 
     if args.json {
         let files: Vec<serde_json::Value> = results
             .iter()
-            .map(|(p, r, prov, bad)| {
-                json!({
+            .map(|(p, r)| match r {
+                Ok(c) => json!({
                     "path": p.display().to_string(),
-                    "ok": !bad,
-                    "complete": r.complete(),
-                    "missing": r.missing_ids(),
-                    "sections": r.sections,
-                    "findings": r.findings,
-                    "provenance": prov,
-                })
+                    "ok": !c.bad,
+                    "complete": c.report.complete(),
+                    "missing": c.report.missing_ids(),
+                    "sections": c.report.sections,
+                    "findings": c.report.findings,
+                    "provenance": c.prov,
+                }),
+                Err(e) => json!({
+                    "path": p.display().to_string(),
+                    "ok": false,
+                    "error": e.msg,
+                    "line": e.line,
+                }),
             })
             .collect();
         let v = json!({
             "template": {"origin": template.origin, "hash": template.hash},
             "files": files,
-            "ok": !failed,
+            "ok": !failed && unreadable.is_empty(),
         });
         print_stdout(&(serde_json::to_string_pretty(&v).expect("json") + "\n"))?;
     } else {
         let mut out = String::new();
-        for (p, r, _, bad) in &results {
-            out.push_str(&text_report(p, r, *bad));
+        for (p, r) in &results {
+            match r {
+                Ok(c) => out.push_str(&text_report(p, &c.report, c.bad)),
+                Err(e) => out.push_str(&format!(
+                    "{}: UNREADABLE\n  {}{}: error: {} [unreadable]\n",
+                    p.display(),
+                    p.display(),
+                    e.line.map(|l| format!(":{l}")).unwrap_or_default(),
+                    e.msg
+                )),
+            }
         }
-        let n_bad = results.iter().filter(|r| r.3).count();
+        let n_bad = results.iter().filter(|(_, r)| r.as_ref().is_ok_and(|c| c.bad)).count();
+        let n_ok = results.len() - n_bad - unreadable.len();
         out.push_str(&format!(
-            "{} file{} checked: {} ok, {} with problems\n",
+            "{} file{} checked: {n_ok} ok, {n_bad} with problems{}\n",
             results.len(),
             if results.len() == 1 { "" } else { "s" },
-            results.len() - n_bad,
-            n_bad
+            if unreadable.is_empty() {
+                String::new()
+            } else {
+                format!(", {} unreadable", unreadable.len())
+            }
         ));
         print_stdout(&out)?;
         let _ = ui;
     }
-    Ok(if failed { Outcome::Incomplete } else { Outcome::Complete })
+    // An input error wins over the check's verdict (exit 2, not 3 or 0).
+    match unreadable.len() {
+        0 => Ok(if failed { Outcome::Incomplete } else { Outcome::Complete }),
+        1 => Err(unreadable.remove(0)),
+        n => Err(Error::usage(format!(
+            "{n} plans could not be read (see above): {}",
+            results
+                .iter()
+                .filter(|(_, r)| r.is_err())
+                .map(|(p, _)| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// A plan that was read and checked.
+struct Checked {
+    report: CheckReport,
+    prov: Option<Provenance>,
+    bad: bool,
+}
+
+/// Why a plan could not be read, for its place in the report.
+struct Unreadable {
+    line: Option<usize>,
+    msg: String,
+}
+
+impl From<&Error> for Unreadable {
+    fn from(e: &Error) -> Self {
+        match e {
+            Error::Input { line, msg, .. } => Unreadable {
+                line: *line,
+                msg: msg.clone(),
+            },
+            other => Unreadable {
+                line: None,
+                msg: other.to_string(),
+            },
+        }
+    }
 }
 
 fn text_report(path: &Path, r: &CheckReport, bad: bool) -> String {
@@ -124,7 +193,8 @@ fn text_report(path: &Path, r: &CheckReport, bad: bool) -> String {
     s
 }
 
-/// Files as given; folders expand to their .md files (sorted), skipping a batch's report.md.
+/// Files as given; folders expand to their .md files (sorted, not recursively), skipping a
+/// README.md (any case; it describes the folder, it is not a plan) and a batch's report.md.
 /// Nothing to check is an error naming the folders that held nothing.
 fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -136,6 +206,7 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|x| x == "md") && f.is_file())
                 .filter(|f| !f.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+                .filter(|f| !f.file_name().is_some_and(|n| n.eq_ignore_ascii_case("README.md")))
                 .filter(|f| !(f.file_name().is_some_and(|n| n == "report.md") && p.join("report.json").is_file()))
                 .collect();
             found.sort();

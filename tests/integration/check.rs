@@ -805,12 +805,88 @@ fn a_plan_that_is_not_utf8_is_an_input_error_naming_file_and_line() {
     let bad = "fixtures/check/bad-input/latin1.md";
     let out = check(&[bad]);
     assert_eq!(out.code, 2, "{}", out.stdout);
-    assert_eq!(out.stdout, "");
+    assert!(
+        out.stdout.starts_with(&format!(
+            "{bad}: UNREADABLE\n  {bad}:5: error: not valid UTF-8 text [unreadable]\n"
+        )),
+        "{}",
+        out.stdout
+    );
     assert_eq!(out.stderr.trim(), format!("error: {bad}:5: not valid UTF-8 text"));
     // Also among good plans, and from a folder.
     let out = check(&["fixtures/authored/plan.md", "fixtures/check/bad-input"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains(&format!("{bad}:5:")), "{}", out.stderr);
+}
+
+/// Regression: one unreadable plan in a folder aborted the whole check (exit 2) and no
+/// other result was shown. It is now reported in its place; the input error still wins.
+#[test]
+fn an_unreadable_plan_is_reported_in_place_and_the_others_are_checked() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("plans")).unwrap();
+    std::fs::write(d.join("plans/a.md"), read("fixtures/authored/plan.md")).unwrap();
+    std::fs::copy(repo().join("fixtures/check/bad-input/latin1.md"), d.join("plans/b.md")).unwrap();
+    std::fs::write(
+        d.join("plans/c.md"),
+        read("fixtures/check/problems/missing-sections.md"),
+    )
+    .unwrap();
+    std::fs::copy(repo().join("fixtures/check/bad-input/latin1.md"), d.join("plans/d.md")).unwrap();
+    let out = check_in(d, &["plans"]);
+    assert_eq!(
+        out.code, 2,
+        "an unreadable plan wins over a failing one: {}",
+        out.stdout
+    );
+    for want in [
+        "plans/a.md: ok (10/10 sections",
+        "plans/b.md: UNREADABLE\n  plans/b.md:5: error: not valid UTF-8 text [unreadable]\n",
+        "plans/c.md: FAIL (7/10 sections",
+        "plans/d.md: UNREADABLE\n",
+    ] {
+        assert!(out.stdout.contains(want), "{want:?}:\n{}", out.stdout);
+    }
+    assert_eq!(
+        out.stderr.trim(),
+        "error: 2 plans could not be read (see above): plans/b.md, plans/d.md"
+    );
+
+    let out = check_in(d, &["--json", "plans"]);
+    assert_eq!(out.code, 2);
+    let v = out.json();
+    assert_eq!(v["ok"], false);
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 4);
+    assert_eq!(
+        files[1],
+        json!({"path": "plans/b.md", "ok": false, "error": "not valid UTF-8 text", "line": 5})
+    );
+    assert_eq!(files[0]["ok"], true);
+}
+
+/// A README.md in a folder of plans describes the folder; it is not a plan.
+#[test]
+fn a_folder_readme_is_not_checked() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("plans/sub")).unwrap();
+    std::fs::write(d.join("plans/a.md"), read("fixtures/authored/plan.md")).unwrap();
+    std::fs::write(d.join("plans/README.md"), "# Our plans\n").unwrap();
+    std::fs::write(d.join("plans/Readme.md"), "# Our plans\n").unwrap();
+    std::fs::write(d.join("plans/sub/b.md"), "# not looked at\n").unwrap();
+    let out = check_in(d, &["plans"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(!out.stdout.to_lowercase().contains("readme"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("sub"),
+        "folders are not searched recursively: {}",
+        out.stdout
+    );
+    // Named on its own, it is checked like any file.
+    let out = check_in(d, &["plans/README.md"]);
+    assert_eq!(out.code, 3, "{}", out.stdout);
 }
 
 /// Regression: empty stages were taken as "no stages to cover", so nothing was checked.
