@@ -41,7 +41,11 @@ rbplan ask --summary-file summary.txt --stages-file - --json < stages.txt")]
     /// Write plans for many services from a JSONL, CSV or YAML file (resumable).
     Batch(Box<BatchArgs>),
     /// Check plan files (or folders of them) against the template's required sections.
-    #[command(after_help = "Exit code 3 when a required section is missing or empty (with --strict: on any finding).")]
+    #[command(
+        after_help = "Exit codes: 3 when a required section is missing or empty. Other findings, errors \
+included, are reported (a file with errors is labelled ERRORS) but fail (exit 3) only with --strict. \
+2 when a plan cannot be read (the other plans are still checked and reported)."
+    )]
     Check(CheckArgs),
     /// Print the messages that would be sent to the model, without sending them.
     Render(RenderArgs),
@@ -269,7 +273,8 @@ pub struct CheckArgs {
     pub stages_file: Option<PathBuf>,
     #[command(flatten)]
     pub template: TemplateArgs,
-    /// Fail (exit 3) on any finding, warnings included.
+    /// Fail (exit 3) on any finding, errors and warnings alike. Without it, only a missing
+    /// or empty required section fails.
     #[arg(long)]
     pub strict: bool,
     /// Print the findings per file as JSON.

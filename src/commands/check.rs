@@ -98,7 +98,7 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
         let mut out = String::new();
         for (p, r) in &results {
             match r {
-                Ok(c) => out.push_str(&text_report(p, &c.report, c.bad)),
+                Ok(c) => out.push_str(&text_report(p, c)),
                 Err(e) => out.push_str(&format!(
                     "{}: UNREADABLE\n  {}{}: error: {} [unreadable]\n",
                     p.display(),
@@ -108,18 +108,7 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
                 )),
             }
         }
-        let n_bad = results.iter().filter(|(_, r)| r.as_ref().is_ok_and(|c| c.bad)).count();
-        let n_ok = results.len() - n_bad - unreadable.len();
-        out.push_str(&format!(
-            "{} file{} checked: {n_ok} ok, {n_bad} with problems{}\n",
-            results.len(),
-            if results.len() == 1 { "" } else { "s" },
-            if unreadable.is_empty() {
-                String::new()
-            } else {
-                format!(", {} unreadable", unreadable.len())
-            }
-        ));
+        out.push_str(&summary(&results));
         print_stdout(&out)?;
         let _ = ui;
     }
@@ -167,15 +156,66 @@ impl From<&Error> for Unreadable {
     }
 }
 
-fn text_report(path: &Path, r: &CheckReport, bad: bool) -> String {
-    let found = r.found_count();
-    let total = r.sections.len();
+/// How a checked plan fared. Only `Fail` makes the exit code non-zero; which findings
+/// fail is the spec's rule (a missing or empty required section, or any finding with
+/// --strict), but the label still says when a plan has errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Clean,
+    Warnings,
+    Errors,
+    Fail,
+}
+
+impl Checked {
+    fn count(&self, severity: Severity) -> usize {
+        self.report.findings.iter().filter(|f| f.severity == severity).count()
+    }
+
+    fn verdict(&self) -> Verdict {
+        if self.bad {
+            Verdict::Fail
+        } else if self.count(Severity::Error) > 0 {
+            Verdict::Errors
+        } else if self.count(Severity::Warning) > 0 {
+            Verdict::Warnings
+        } else {
+            Verdict::Clean
+        }
+    }
+}
+
+/// "2 errors, 1 warning", or "0 findings".
+fn finding_counts(c: &Checked) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let parts: Vec<String> = [
+        (c.count(Severity::Error), "error"),
+        (c.count(Severity::Warning), "warning"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| plural(n, what))
+    .collect();
+    if parts.is_empty() {
+        "0 findings".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn text_report(path: &Path, c: &Checked) -> String {
+    let r = &c.report;
+    let label = match c.verdict() {
+        Verdict::Fail => "FAIL",
+        Verdict::Errors => "ERRORS",
+        Verdict::Warnings | Verdict::Clean => "ok",
+    };
     let mut s = format!(
-        "{}: {} ({found}/{total} sections, {} finding{})\n",
+        "{}: {label} ({}/{} sections, {})\n",
         path.display(),
-        if bad { "FAIL" } else { "ok" },
-        r.findings.len(),
-        if r.findings.len() == 1 { "" } else { "s" }
+        r.found_count(),
+        r.sections.len(),
+        finding_counts(c)
     );
     for f in &r.findings {
         let sev = match f.severity {
@@ -191,6 +231,41 @@ fn text_report(path: &Path, r: &CheckReport, bad: bool) -> String {
         ));
     }
     s
+}
+
+/// The last line: how many files were clean, had warnings or errors, failed or could not
+/// be read, and, when errors or warnings pass, that --strict would fail on them.
+fn summary(results: &[(PathBuf, std::result::Result<Checked, Unreadable>)]) -> String {
+    let n = |v: Verdict| {
+        results
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_ok_and(|c| c.verdict() == v))
+            .count()
+    };
+    let unreadable = results.iter().filter(|(_, r)| r.is_err()).count();
+    let (warnings, errors, fail) = (n(Verdict::Warnings), n(Verdict::Errors), n(Verdict::Fail));
+    let mut parts = vec![format!("{} clean", n(Verdict::Clean))];
+    for (count, what) in [
+        (warnings, "with warnings"),
+        (errors, "with errors"),
+        (fail, "failing"),
+        (unreadable, "unreadable"),
+    ] {
+        if count > 0 {
+            parts.push(format!("{count} {what}"));
+        }
+    }
+    let note = if warnings + errors > 0 && fail + unreadable == 0 {
+        " (exit 0; --strict fails on them)"
+    } else {
+        ""
+    };
+    format!(
+        "{} file{}: {}{note}\n",
+        results.len(),
+        if results.len() == 1 { "" } else { "s" },
+        parts.join(", ")
+    )
 }
 
 /// Files as given; folders expand to their .md files (sorted, not recursively), skipping a

@@ -110,8 +110,7 @@ fn every_heading_style_passes_strict_with_the_example_stages() {
     }
     let n = files.len() + 1;
     assert!(
-        out.stdout
-            .ends_with(&format!("{n} files checked: {n} ok, 0 with problems\n")),
+        out.stdout.ends_with(&format!("{n} files: {n} clean\n")),
         "{}",
         out.stdout
     );
@@ -398,19 +397,19 @@ fn text_report_names_each_problem_with_file_and_line() {
     ]);
     assert_eq!(out.code, 3);
     let want = "\
-fixtures/check/problems/missing-sections.md: FAIL (7/10 sections, 3 findings)
+fixtures/check/problems/missing-sections.md: FAIL (7/10 sections, 3 errors)
   fixtures/check/problems/missing-sections.md: error: section \"4. Specific rollback procedures by component\" is missing [missing]
   fixtures/check/problems/missing-sections.md: error: section \"5. Pre-cutover rehearsal\" is missing [missing]
   fixtures/check/problems/missing-sections.md: error: section \"8. Post-mortem template\" is missing [missing]
-fixtures/check/problems/empty-section.md: FAIL (9/10 sections, 1 finding)
+fixtures/check/problems/empty-section.md: FAIL (9/10 sections, 1 error)
   fixtures/check/problems/empty-section.md:92: error: section \"4. Specific rollback procedures by component\" has a heading but nothing under it [empty]
-fixtures/check/problems/matrix-columns.md: ok (10/10 sections, 1 finding)
+fixtures/check/problems/matrix-columns.md: ERRORS (10/10 sections, 1 error)
   fixtures/check/problems/matrix-columns.md:13: error: \"2. Rollback decision matrix\": the table has no column for \"Decision authority\", \"Time to decide\" [table]
-fixtures/check/problems/few-scenarios.md: ok (10/10 sections, 1 finding)
+fixtures/check/problems/few-scenarios.md: ERRORS (10/10 sections, 1 error)
   fixtures/check/problems/few-scenarios.md:150: error: \"9. Rollback what-if scenarios\" has 3 scenarios; expected between 5 and 10 [items]
-fixtures/check/problems/out-of-order.md: ok (10/10 sections, 1 finding)
+fixtures/check/problems/out-of-order.md: ok (10/10 sections, 1 warning)
   fixtures/check/problems/out-of-order.md:137: warning: section \"7. Post-rollback checklist\" comes after \"8. Post-mortem template\" (line 127); the template puts it before [out_of_order]
-5 files checked: 3 ok, 2 with problems
+5 files: 0 clean, 1 with warnings, 2 with errors, 2 failing
 ";
     assert_eq!(out.stdout, want);
 }
@@ -437,6 +436,33 @@ fn structural_messages_say_what_is_wrong() {
     assert!(msg("no-point-of-no-return.md").contains("point of no return"));
     assert!(msg("communication-audiences.md").ends_with("\"status page\", \"customer\""));
     assert!(msg("duplicate.md").contains("appears 2 times (lines 115, 127)"));
+}
+
+/// Regression: a plan with error findings was labelled "ok (10/10 sections, 2 findings)"
+/// and counted "1 ok, 0 with problems". The exit code keeps the spec's rule (errors fail
+/// only with --strict); the words say what was found.
+#[test]
+fn error_findings_are_labelled_as_errors_even_when_they_do_not_fail() {
+    let plan = "fixtures/check/problems/matrix-columns.md";
+    let out = check(&[plan]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with(&format!("{plan}: ERRORS (10/10 sections, 1 error)\n")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .ends_with("1 file: 0 clean, 1 with errors (exit 0; --strict fails on them)\n"),
+        "{}",
+        out.stdout
+    );
+    let out = check(&["--strict", plan]);
+    assert_eq!(out.code, 3);
+    assert!(out.stdout.ends_with("1 file: 0 clean, 1 failing\n"), "{}", out.stdout);
+    let help = check(&["--help"]);
+    assert!(help.stdout.contains("only with --strict"), "{}", help.stdout);
 }
 
 #[test]
@@ -756,15 +782,11 @@ fn a_folder_checks_its_md_files_in_name_order() {
         out.stdout
     );
     assert!(
-        out.stdout.contains("plans/b.md: FAIL (7/10 sections, 3 findings)"),
+        out.stdout.contains("plans/b.md: FAIL (7/10 sections, 3 errors)"),
         "{}",
         out.stdout
     );
-    assert!(
-        out.stdout.ends_with("3 files checked: 2 ok, 1 with problems\n"),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.ends_with("3 files: 2 clean, 1 failing\n"), "{}", out.stdout);
 }
 
 // ---------------------------------------------------------------------------
