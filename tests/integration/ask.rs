@@ -584,3 +584,25 @@ fn doctor_never_prints_a_key_the_server_echoes() {
         "the key was sent, so the server could echo it"
     );
 }
+
+/// Regression: the ` WARN` retry lines carried ANSI colour codes into a piped stderr
+/// (CI logs, `2> file`). NO_COLOR is set empty here, which means "not set".
+#[test]
+fn no_colour_codes_on_a_stderr_that_is_not_a_terminal() {
+    let a = authored();
+    let server = Server::start(move |req, n| {
+        if n == 0 {
+            Reply::json(503, &serde_json::json!({"error": {"message": "overloaded"}}))
+        } else {
+            reply(req, n, &a.text, "stop")
+        }
+    });
+    let dir = tempdir();
+    let out = rbplan(dir.path())
+        .args(["ask", "--example", "--no-stream", "--base-url", &server.url()])
+        .env("NO_COLOR", "")
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("WARN"), "a retry is logged: {}", out.stderr);
+    assert!(!out.stderr.contains('\x1b'), "{:?}", out.stderr);
+}
