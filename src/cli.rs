@@ -20,11 +20,11 @@ directory (which never overrides the real environment). See .env.example.",
 pub struct Cli {
     /// More diagnostics on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     /// No verbosity ever shows the API key.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, display_order = 900)]
     pub verbose: u8,
 
     /// Print nothing on stderr but errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, display_order = 901)]
     pub quiet: bool,
 
     #[command(subcommand)]
@@ -39,6 +39,22 @@ rbplan ask --summary 'Move orders DB from MySQL to Postgres' --stages 'backfill;
 rbplan ask --summary-file summary.txt --stages-file - --json < stages.txt")]
     Ask(AskArgs),
     /// Write plans for many services from a JSONL, CSV or YAML file (resumable).
+    #[command(after_help = "Examples:
+  Live, 8 requests in flight, paced to 400,000 tokens a minute:
+    rbplan batch services.jsonl --out-dir plans/ -j 8 --tpm 400000
+  Rerun the same command to resume (current, complete plans are kept); --force redoes all:
+    rbplan batch services.jsonl --out-dir plans/ --force
+  On a GPU cluster (or the Batch API): export, run, then import to check, repair and write:
+    rbplan batch services.jsonl --export requests.jsonl --model M
+    vllm run-batch -i requests.jsonl -o out.jsonl --model M
+    rbplan batch services.jsonl --import out.jsonl --out-dir plans/
+
+Exit codes:
+  0    every plan is complete
+  2    bad flags or input; nothing was sent
+  3    some plans are incomplete after repairs (none failed)
+  4    some services failed at the API (a 401 or an exhausted quota stops the run)
+  130  interrupted: the report is written; rerun the same command to finish")]
     Batch(Box<BatchArgs>),
     /// Check plan files (or folders of them) against the template's required sections.
     #[command(
@@ -48,8 +64,38 @@ included, are reported (a file with errors is labelled ERRORS) but fail (exit 3)
     )]
     Check(CheckArgs),
     /// Print the messages that would be sent to the model, without sending them.
+    #[command(
+        long_about = "Print the messages that would be sent to the model, without sending them.\n\n\
+With --json, print the exact request body instead; of the connection flags only --model, \
+--temperature, --max-tokens and --max-tokens-field shape it. Nothing is sent, so the others \
+(base URL, provider, headers, timeouts, retries, --record, --replay) do not apply: they are \
+accepted, so ask's flags can be reused, but ignored, and not listed here.",
+        mut_arg("base_url", |a| a.hide(true)),
+        mut_arg("timeout", |a| a.hide(true)),
+        mut_arg("connect_timeout", |a| a.hide(true)),
+        mut_arg("idle_timeout", |a| a.hide(true)),
+        mut_arg("max_retries", |a| a.hide(true)),
+        mut_arg("provider", |a| a.hide(true)),
+        mut_arg("api_version", |a| a.hide(true)),
+        mut_arg("headers", |a| a.hide(true)),
+        mut_arg("record", |a| a.hide(true)),
+        mut_arg("replay", |a| a.hide(true))
+    )]
     Render(RenderArgs),
     /// Check the configuration and that the server, key and model work.
+    #[command(
+        long_about = "Check the configuration and that the server, key and model work: where each \
+setting came from, that GET /models answers and accepts the key, that the model is listed, and \
+with --ping that it answers a one-token chat request.\n\n\
+The connection flags apply as they do for ask (--max-tokens-field too, for the ping). \
+--temperature, --max-tokens and --idle-timeout do not (the ping asks for 16 tokens, not \
+streamed) and are not listed here; --record and --replay are refused: doctor checks a live server.",
+        mut_arg("temperature", |a| a.hide(true)),
+        mut_arg("idle_timeout", |a| a.hide(true)),
+        mut_arg("max_tokens", |a| a.hide(true)),
+        mut_arg("record", |a| a.hide(true)),
+        mut_arg("replay", |a| a.hide(true))
+    )]
     Doctor(DoctorArgs),
 }
 

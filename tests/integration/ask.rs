@@ -606,3 +606,52 @@ fn no_colour_codes_on_a_stderr_that_is_not_a_terminal() {
     assert!(out.stderr.contains("WARN"), "a retry is logged: {}", out.stderr);
     assert!(!out.stderr.contains('\x1b'), "{:?}", out.stderr);
 }
+
+/// Regression: render and doctor listed connection flags they ignore or refuse, and -v/-q
+/// sat among the other options. The flags are still accepted (scripts share them with ask).
+#[test]
+fn help_lists_the_flags_each_command_uses() {
+    let dir = tempdir();
+    let help = |args: &[&str]| {
+        let out = rbplan(dir.path())
+            .args(args)
+            .arg_path(std::path::Path::new("--help"))
+            .run();
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        out.stdout
+    };
+    let render = help(&["render"]);
+    for flag in ["--record ", "--replay ", "--timeout ", "--max-retries ", "--base-url "] {
+        assert!(
+            !render.contains(&format!("      {flag}")),
+            "render lists {flag}:\n{render}"
+        );
+    }
+    assert!(render.contains("--max-tokens-field"), "{render}");
+    let doctor = help(&["doctor"]);
+    for flag in ["--record ", "--replay ", "--temperature ", "--max-tokens "] {
+        assert!(
+            !doctor.contains(&format!("      {flag}")),
+            "doctor lists {flag}:\n{doctor}"
+        );
+    }
+    assert!(doctor.contains("--record and --replay are refused"), "{doctor}");
+    for (cmd, text) in [("render", &render), ("doctor", &doctor), ("ask", &help(&["ask"]))] {
+        let at = |s: &str| text.find(s).unwrap_or_else(|| panic!("{cmd}: no {s}"));
+        assert!(
+            at("--verbose") < at("--quiet") && at("--quiet") < at("--help"),
+            "{cmd}:\n{text}"
+        );
+        let last_other = text.rfind("\n      --").unwrap();
+        assert!(last_other < at("--verbose"), "{cmd}: -v/-q come last:\n{text}");
+    }
+    let batch = help(&["batch"]);
+    for want in ["vllm run-batch", "--force", "Exit codes:", "  130  "] {
+        assert!(batch.contains(want), "{want}:\n{batch}");
+    }
+    // Hidden, not removed.
+    let out = rbplan(dir.path())
+        .args(["render", "--example", "--timeout", "5", "--max-retries", "0"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
