@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Write migration rollback plans with an LLM, and check them.",
     long_about = "Write migration rollback plans with any OpenAI-compatible model, check that every \
 required section is there, and re-ask the model for only what is missing.\n\n\
-Try it offline, with no key:\n  rbplan ask --example --replay fixtures/quickstart\n\n\
+Try it offline, with no key (from the source checkout, which holds fixtures/):\n  \
+rbplan ask --example --replay fixtures/quickstart\n\n\
 Configuration comes from flags, then the environment, then a .env file in the working \
 directory (which never overrides the real environment). See .env.example.",
     after_help = "Exit codes: 0 complete, 1 local I/O error, 2 usage or input error, 3 plan incomplete \
@@ -34,9 +35,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write one rollback plan: render the prompt, ask the model, check, repair, write.
-    #[command(after_help = "Examples:\n  rbplan ask --example --replay fixtures/quickstart\n  \
+    #[command(
+        after_help = "Examples:\n  rbplan ask --example --replay fixtures/quickstart   (from the source checkout)\n  \
 rbplan ask --summary 'Move orders DB from MySQL to Postgres' --stages 'backfill; cutover' --out plan.md\n  \
-rbplan ask --summary-file summary.txt --stages-file - --json < stages.txt")]
+rbplan ask --summary-file summary.txt --stages-file - --json < stages.txt"
+    )]
     Ask(AskArgs),
     /// Write plans for many services from a JSONL, CSV or YAML file (resumable).
     #[command(after_help = "Examples:

@@ -196,6 +196,10 @@ pub struct ReplaySet {
 
 impl ReplaySet {
     pub fn load(dir: &Path) -> Result<ReplaySet, ApiError> {
+        // Bad input, not an API failure: `crate::run` turns this error into a usage error (exit 2).
+        if !dir.is_dir() {
+            return Err(ApiError::Replay(missing_dir_message(dir)));
+        }
         let list = read_dir_fixtures(dir).map_err(ApiError::Replay)?;
         if list.is_empty() {
             return Err(ApiError::Replay(format!(
@@ -286,6 +290,20 @@ impl ReplaySet {
         msg.push_str("\n  (record one with --record DIR against a live server)");
         msg
     }
+}
+
+/// A `--replay` folder that is not there (or is a file). The fixtures/ folders of the
+/// README's examples exist only in rbplan's source checkout, not after `cargo install`.
+fn missing_dir_message(dir: &Path) -> String {
+    let what = if dir.exists() {
+        "is not a folder"
+    } else {
+        "no such folder"
+    };
+    format!(
+        "--replay {}: {what}; give a folder of recorded fixtures (the fixtures/ examples are in rbplan's source checkout)",
+        dir.display()
+    )
 }
 
 fn describe_request(body: &Value) -> String {

@@ -655,3 +655,44 @@ fn help_lists_the_flags_each_command_uses() {
         .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+/// Regression: a --replay folder that is not there (the README's fixtures/ exist only in
+/// the source checkout) exited 4, as if the API had failed. It is bad input: exit 2.
+#[test]
+fn a_missing_replay_folder_is_an_input_error() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("services.jsonl"),
+        "{\"name\":\"a\",\"summary\":\"s\",\"stages\":\"x\"}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    for (args, what) in [
+        (
+            vec!["ask", "--example", "--replay", "fixtures/quickstart"],
+            "no such folder",
+        ),
+        (vec!["ask", "--example", "--replay", "a-file"], "is not a folder"),
+        (
+            vec![
+                "batch",
+                "services.jsonl",
+                "--out-dir",
+                "plans",
+                "--replay",
+                "fixtures/quickstart",
+            ],
+            "no such folder",
+        ),
+    ] {
+        let out = rbplan(dir.path()).args(&args).run();
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(what) && out.stderr.contains("source checkout"),
+            "{}",
+            out.stderr
+        );
+    }
+    let help = rbplan(dir.path()).args(["--help"]).run();
+    assert!(help.stdout.contains("from the source checkout"), "{}", help.stdout);
+}
