@@ -85,8 +85,9 @@ fn one(text: Option<&str>, file: Option<&Path>, what: &str) -> Result<(String, S
         (Some(t), _) => (t.to_string(), format!("--{what}")),
         (None, Some(p)) => read_arg(p, what)?,
         (None, None) => {
+            let verb = if what == "stages" { "are" } else { "is" };
             return Err(Error::usage(format!(
-                "the {what} is required: --{what} TEXT or --{what}-file PATH (or --example to try the tool)"
+                "the {what} {verb} required: --{what} TEXT or --{what}-file PATH (or --example to try the tool)"
             )));
         }
     };

@@ -370,7 +370,7 @@ fn bad_input_is_refused_before_any_request() {
             vec!["--summary", "   ", "--stages", "x"],
             "the summary from --summary is empty",
         ),
-        (vec!["--summary", "x"], "the stages is required"),
+        (vec!["--summary", "x"], "the stages are required"),
         (vec!["--summary-file", "nope.txt", "--stages", "x"], "nope.txt"),
         (vec!["--example", "--out", "no/such/dir/plan.md"], "does not exist"),
         (
