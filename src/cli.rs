@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Write migration rollback plans with an LLM, and check them.",
     long_about = "Write migration rollback plans with any OpenAI-compatible model, check that every \
 required section is there, and re-ask the model for only what is missing.\n\n\
-Try it offline, with no key:\n  rbplan ask --example --replay fixtures/quickstart\n\n\
+Try it offline, with no key (from the source checkout, which holds fixtures/):\n  \
+rbplan ask --example --replay fixtures/quickstart\n\n\
 Configuration comes from flags, then the environment, then a .env file in the working \
 directory (which never overrides the real environment). See .env.example.",
     after_help = "Exit codes: 0 complete, 1 local I/O error, 2 usage or input error, 3 plan incomplete \
@@ -20,11 +21,11 @@ directory (which never overrides the real environment). See .env.example.",
 pub struct Cli {
     /// More diagnostics on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     /// No verbosity ever shows the API key.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, display_order = 900)]
     pub verbose: u8,
 
     /// Print nothing on stderr but errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, display_order = 901)]
     pub quiet: bool,
 
     #[command(subcommand)]
@@ -34,18 +35,70 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write one rollback plan: render the prompt, ask the model, check, repair, write.
-    #[command(after_help = "Examples:\n  rbplan ask --example --replay fixtures/quickstart\n  \
+    #[command(
+        after_help = "Examples:\n  rbplan ask --example --replay fixtures/quickstart   (from the source checkout)\n  \
 rbplan ask --summary 'Move orders DB from MySQL to Postgres' --stages 'backfill; cutover' --out plan.md\n  \
-rbplan ask --summary-file summary.txt --stages-file - --json < stages.txt")]
+rbplan ask --summary-file summary.txt --stages-file - --json < stages.txt"
+    )]
     Ask(AskArgs),
     /// Write plans for many services from a JSONL, CSV or YAML file (resumable).
+    #[command(after_help = "Examples:
+  Live, 8 requests in flight, paced to 400,000 tokens a minute:
+    rbplan batch services.jsonl --out-dir plans/ -j 8 --tpm 400000
+  Rerun the same command to resume (current, complete plans are kept); --force redoes all:
+    rbplan batch services.jsonl --out-dir plans/ --force
+  On a GPU cluster (or the Batch API): export, run, then import to check, repair and write:
+    rbplan batch services.jsonl --export requests.jsonl --model M
+    vllm run-batch -i requests.jsonl -o out.jsonl --model M
+    rbplan batch services.jsonl --import out.jsonl --out-dir plans/
+
+Exit codes:
+  0    every plan is complete
+  2    bad flags or input; nothing was sent
+  3    some plans are incomplete after repairs (none failed)
+  4    some services failed at the API (a 401 or an exhausted quota stops the run)
+  130  interrupted: the report is written; rerun the same command to finish")]
     Batch(Box<BatchArgs>),
     /// Check plan files (or folders of them) against the template's required sections.
-    #[command(after_help = "Exit code 3 when a required section is missing or empty (with --strict: on any finding).")]
+    #[command(
+        after_help = "Exit codes: 3 when a required section is missing or empty. Other findings, errors \
+included, are reported (a file with errors is labelled ERRORS) but fail (exit 3) only with --strict. \
+2 when a plan cannot be read (the other plans are still checked and reported)."
+    )]
     Check(CheckArgs),
     /// Print the messages that would be sent to the model, without sending them.
+    #[command(
+        long_about = "Print the messages that would be sent to the model, without sending them.\n\n\
+With --json, print the exact request body instead; of the connection flags only --model, \
+--temperature, --max-tokens and --max-tokens-field shape it. Nothing is sent, so the others \
+(base URL, provider, headers, timeouts, retries, --record, --replay) do not apply: they are \
+accepted, so ask's flags can be reused, but ignored, and not listed here.",
+        mut_arg("base_url", |a| a.hide(true)),
+        mut_arg("timeout", |a| a.hide(true)),
+        mut_arg("connect_timeout", |a| a.hide(true)),
+        mut_arg("idle_timeout", |a| a.hide(true)),
+        mut_arg("max_retries", |a| a.hide(true)),
+        mut_arg("provider", |a| a.hide(true)),
+        mut_arg("api_version", |a| a.hide(true)),
+        mut_arg("headers", |a| a.hide(true)),
+        mut_arg("record", |a| a.hide(true)),
+        mut_arg("replay", |a| a.hide(true))
+    )]
     Render(RenderArgs),
     /// Check the configuration and that the server, key and model work.
+    #[command(
+        long_about = "Check the configuration and that the server, key and model work: where each \
+setting came from, that GET /models answers and accepts the key, that the model is listed, and \
+with --ping that it answers a one-token chat request.\n\n\
+The connection flags apply as they do for ask (--max-tokens-field too, for the ping). \
+--temperature, --max-tokens and --idle-timeout do not (the ping asks for 16 tokens, not \
+streamed) and are not listed here; --record and --replay are refused: doctor checks a live server.",
+        mut_arg("temperature", |a| a.hide(true)),
+        mut_arg("idle_timeout", |a| a.hide(true)),
+        mut_arg("max_tokens", |a| a.hide(true)),
+        mut_arg("record", |a| a.hide(true)),
+        mut_arg("replay", |a| a.hide(true))
+    )]
     Doctor(DoctorArgs),
 }
 
@@ -264,12 +317,13 @@ pub struct CheckArgs {
     /// The risky stages the plans must cover in "Rollback by stage".
     #[arg(long, value_name = "TEXT", conflicts_with = "stages_file")]
     pub stages: Option<String>,
-    /// Read the stages from a file.
+    /// Read the stages from a file ("-" for stdin).
     #[arg(long, value_name = "PATH")]
     pub stages_file: Option<PathBuf>,
     #[command(flatten)]
     pub template: TemplateArgs,
-    /// Fail (exit 3) on any finding, warnings included.
+    /// Fail (exit 3) on any finding, errors and warnings alike. Without it, only a missing
+    /// or empty required section fails.
     #[arg(long)]
     pub strict: bool,
     /// Print the findings per file as JSON.

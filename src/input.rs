@@ -1,5 +1,5 @@
 //! The two inputs of a plan, from flags, files, stdin or the template's example.
-//! Empty input is refused here, before anything is sent. Also reads the other text files
+//! Empty input (and stages that name no stage) is refused here, before anything is sent. Also reads the other text files
 //! a user names (plans to check), with the same errors.
 
 use std::io::Read;
@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::cli::InputArgs;
 use crate::error::{Error, Result};
+use crate::structure::parse_stages;
 use crate::template::{Inputs, Template};
 
 pub fn resolve(a: &InputArgs, template: &Template) -> Result<Inputs> {
@@ -26,9 +27,40 @@ pub fn resolve(a: &InputArgs, template: &Template) -> Result<Inputs> {
             "--summary-file and --stages-file cannot both read stdin (-)",
         ));
     }
-    let summary = one(a.summary.as_deref(), a.summary_file.as_deref(), "summary")?;
-    let stages = one(a.stages.as_deref(), a.stages_file.as_deref(), "stages")?;
+    let (summary, origin) = one(a.summary.as_deref(), a.summary_file.as_deref(), "summary")?;
+    if summary.trim().is_empty() {
+        return Err(Error::usage(format!("the summary from {origin} is empty")));
+    }
+    let (stages, origin) = one(a.stages.as_deref(), a.stages_file.as_deref(), "stages")?;
+    stage_list(&stages, &origin)?;
     Ok(Inputs { summary, stages })
+}
+
+/// The stages named in `text` (as `structure::parse_stages` reads them). Text that names
+/// none, such as only separators or list markers (";;", "- \n-"), is a usage error, not
+/// "nothing to cover": `origin` says where the text came from (--stages, a file name).
+pub fn stage_list(text: &str, origin: &str) -> Result<Vec<String>> {
+    let stages = parse_stages(text);
+    if stages.is_empty() {
+        return Err(Error::usage(format!(
+            "the stages from {origin} are empty: give one stage per line, or separate them with \";\""
+        )));
+    }
+    Ok(stages)
+}
+
+/// A file the user named for `what`, or stdin when the path is "-"; with where it came
+/// from, for messages.
+pub fn read_arg(path: &Path, what: &str) -> Result<(String, String)> {
+    if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Error::input("<stdin>", None, format!("cannot read {what}: {e}")))?;
+        Ok((s, format!("--{what}-file - (stdin)")))
+    } else {
+        Ok((read_text(path, what)?, path.display().to_string()))
+    }
 }
 
 /// A text file the user named: an error naming the file (and the line of the first bad
@@ -47,33 +79,37 @@ pub fn read_text(path: &Path, what: &str) -> Result<String> {
     })
 }
 
-fn one(text: Option<&str>, file: Option<&Path>, what: &str) -> Result<String> {
+/// The text of one input, from its flag or its file, with where it came from.
+fn one(text: Option<&str>, file: Option<&Path>, what: &str) -> Result<(String, String)> {
     let (value, origin) = match (text, file) {
         (Some(t), _) => (t.to_string(), format!("--{what}")),
-        (None, Some(p)) if p == Path::new("-") => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .map_err(|e| Error::input("<stdin>", None, format!("cannot read {what}: {e}")))?;
-            (s, format!("--{what}-file - (stdin)"))
-        }
-        (None, Some(p)) => (read_text(p, what)?, p.display().to_string()),
+        (None, Some(p)) => read_arg(p, what)?,
         (None, None) => {
+            let verb = if what == "stages" { "are" } else { "is" };
             return Err(Error::usage(format!(
-                "the {what} is required: --{what} TEXT or --{what}-file PATH (or --example to try the tool)"
+                "the {what} {verb} required: --{what} TEXT or --{what}-file PATH (or --example to try the tool)"
             )));
         }
     };
-    if value.trim().is_empty() {
-        return Err(Error::usage(format!("the {what} from {origin} is empty")));
-    }
     // Keep the user's text as typed; only a trailing newline from a file is dropped.
-    Ok(value.trim_end_matches(['\n', '\r']).to_string())
+    Ok((value.trim_end_matches(['\n', '\r']).to_string(), origin))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stages_that_name_no_stage_are_refused() {
+        for text in ["", "  ", ";;", " ; ; ", "\n\n", "- \n-\n", "1.\n2.\n"] {
+            let e = stage_list(text, "--stages").unwrap_err().to_string();
+            assert!(e.starts_with("the stages from --stages are empty: "), "{text:?}: {e}");
+        }
+        assert_eq!(
+            stage_list("backfill; cutover;", "--stages").unwrap(),
+            ["backfill", "cutover"]
+        );
+    }
 
     #[test]
     fn read_text_names_the_line_of_the_first_bad_byte() {

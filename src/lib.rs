@@ -38,7 +38,12 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
         .enable_all()
         .build()
         .map_err(|e| error::Error::io("starting the async runtime", e))?;
-    rt.block_on(async move {
+    let replay = match &cli.command {
+        cli::Command::Ask(a) => a.conn.replay.clone(),
+        cli::Command::Batch(b) => b.conn.replay.clone(),
+        _ => None,
+    };
+    let result = rt.block_on(async move {
         match cli.command {
             cli::Command::Ask(a) => commands::ask::run(a, ui).await,
             cli::Command::Batch(b) => batch::run(*b, ui).await,
@@ -46,5 +51,13 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
             cli::Command::Render(r) => commands::render::run(r),
             cli::Command::Doctor(d) => commands::doctor::run(d).await,
         }
+    });
+    // The client finds a missing --replay folder when it loads the fixtures and says so as
+    // an API error; it is bad input (exit 2), found before anything was replayed.
+    result.map_err(|e| match e {
+        error::Error::Api(client::ApiError::Replay(msg)) if replay.as_deref().is_some_and(|d| !d.is_dir()) => {
+            error::Error::Usage(msg)
+        }
+        e => e,
     })
 }

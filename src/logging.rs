@@ -2,7 +2,7 @@
 //! Everything written passes through a filter that removes the API key, so not even a
 //! dependency's trace output can leak it.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
@@ -37,9 +37,16 @@ pub fn init(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Scrubbed)
+        .with_ansi(colour())
         .with_target(verbose >= 2)
         .without_time()
         .try_init();
+}
+
+/// Colour only on a terminal, and never when NO_COLOR is set to anything but "" (no-color.org).
+/// Piped or redirected stderr (CI logs, `2> file`) gets plain text.
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 struct Scrubbed;

@@ -196,6 +196,10 @@ pub struct ReplaySet {
 
 impl ReplaySet {
     pub fn load(dir: &Path) -> Result<ReplaySet, ApiError> {
+        // Bad input, not an API failure: `crate::run` turns this error into a usage error (exit 2).
+        if !dir.is_dir() {
+            return Err(ApiError::Replay(missing_dir_message(dir)));
+        }
         let list = read_dir_fixtures(dir).map_err(ApiError::Replay)?;
         if list.is_empty() {
             return Err(ApiError::Replay(format!(
@@ -288,6 +292,20 @@ impl ReplaySet {
     }
 }
 
+/// A `--replay` folder that is not there (or is a file). The fixtures/ folders of the
+/// README's examples exist only in rbplan's source checkout, not after `cargo install`.
+fn missing_dir_message(dir: &Path) -> String {
+    let what = if dir.exists() {
+        "is not a folder"
+    } else {
+        "no such folder"
+    };
+    format!(
+        "--replay {}: {what}; give a folder of recorded fixtures (the fixtures/ examples are in rbplan's source checkout)",
+        dir.display()
+    )
+}
+
 fn describe_request(body: &Value) -> String {
     let model = body.get("model").and_then(Value::as_str).unwrap_or("?");
     let msgs = body
@@ -325,8 +343,7 @@ fn differences(recorded: &Value, asked: &Value) -> Vec<String> {
                     out.push(format!("messages: {} recorded, {} asked", x.len(), y.len()));
                 }
                 if let Some(i) = (0..x.len().min(y.len())).find(|&i| x[i] != y[i]) {
-                    let c = |m: &Value| snippet(m.get("content").and_then(Value::as_str).unwrap_or(""), 60);
-                    out.push(format!("messages[{i}]: recorded {:?}, asked {:?}", c(&x[i]), c(&y[i])));
+                    out.push(format!("messages[{i}]: {}", message_difference(&x[i], &y[i])));
                 }
             }
             (x, y) => out.push(format!(
@@ -337,6 +354,54 @@ fn differences(recorded: &Value, asked: &Value) -> Vec<String> {
         }
     }
     out
+}
+
+/// How one recorded message differs from the one asked: its role, else its text at the
+/// first character that differs (prompts often share their first few hundred characters).
+fn message_difference(recorded: &Value, asked: &Value) -> String {
+    let field = |m: &Value, k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
+    let (rr, ar) = (field(recorded, "role"), field(asked, "role"));
+    if rr != ar {
+        return format!(
+            "role: recorded {}, asked {}",
+            rr.map(|r| format!("{r:?}")).unwrap_or("nothing".into()),
+            ar.map(|r| format!("{r:?}")).unwrap_or("nothing".into())
+        );
+    }
+    match (field(recorded, "content"), field(asked, "content")) {
+        (Some(r), Some(a)) if r != a => first_difference(&r, &a),
+        // Same text: some other field of the message differs.
+        _ => format!(
+            "recorded {}, asked {}",
+            snippet(&recorded.to_string(), 60),
+            snippet(&asked.to_string(), 60)
+        ),
+    }
+}
+
+/// Characters shown on each side of the first difference.
+const CONTEXT: usize = 30;
+
+/// The character offset where two texts first differ, and the text around it in each.
+fn first_difference(recorded: &str, asked: &str) -> String {
+    let r: Vec<char> = recorded.chars().collect();
+    let a: Vec<char> = asked.chars().collect();
+    let at = r.iter().zip(&a).take_while(|(x, y)| x == y).count();
+    let around = |v: &[char]| {
+        let start = at.saturating_sub(CONTEXT);
+        let end = (at + CONTEXT).min(v.len());
+        let text: String = v[start..end].iter().collect();
+        format!(
+            "{}{text:?}{}",
+            if start > 0 { "…" } else { "" },
+            if end < v.len() { "…" } else { " (end)" }
+        )
+    };
+    format!(
+        "differs at character {at}: recorded {}, asked {}",
+        around(&r),
+        around(&a)
+    )
 }
 
 /// Every fixture file in `dir`, sorted by name. Other JSON files are an error, naming the line.
@@ -416,6 +481,37 @@ mod tests {
         assert!(msg.contains("billing db"), "{msg}");
         assert!(msg.contains("model: recorded \"m\", asked \"other\""), "{msg}");
         assert!(msg.contains("messages[0]"), "{msg}");
+    }
+
+    #[test]
+    fn a_miss_shows_the_text_where_the_messages_first_differ() {
+        let shared = "## Input **Migration:** Move the orders service's primary database ".repeat(3);
+        let recorded = json!({"role": "user", "content": format!("{shared}to Postgres 15 in May")});
+        let asked = json!({"role": "user", "content": format!("{shared}to Postgres 16 in May")});
+        let d = message_difference(&recorded, &asked);
+        let at = shared.chars().count() + "to Postgres 1".len();
+        assert!(d.starts_with(&format!("differs at character {at}: ")), "{d}");
+        assert!(
+            d.contains("recorded …\"primary database to Postgres 15 in May\" (end)"),
+            "{d}"
+        );
+        assert!(
+            d.contains("asked …\"primary database to Postgres 16 in May\" (end)"),
+            "{d}"
+        );
+
+        // One text a prefix of the other: the shorter one ends there.
+        let d = first_difference("abc", "abcdef");
+        assert_eq!(
+            d,
+            "differs at character 3: recorded \"abc\" (end), asked \"abcdef\" (end)"
+        );
+
+        let system = json!({"role": "system", "content": "x"});
+        assert_eq!(
+            message_difference(&system, &asked),
+            "role: recorded \"system\", asked \"user\""
+        );
     }
 
     #[test]

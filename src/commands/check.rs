@@ -12,23 +12,34 @@ use crate::input;
 use crate::markdown;
 use crate::output::Provenance;
 use crate::spec::Severity;
-use crate::structure::parse_stages;
 use crate::template::Template;
 
 pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     let template = Template::resolve(args.template.template.as_deref())?;
     let checker = Checker::new(&template);
     let stages = match (&args.stages, &args.stages_file) {
-        (Some(s), _) => Some(stage_list(s, "--stages")?),
-        (None, Some(p)) => Some(stage_list(&input::read_text(p, "stages")?, &p.display().to_string())?),
+        (Some(s), _) => Some(input::stage_list(s, "--stages")?),
+        (None, Some(p)) => {
+            let (text, origin) = input::read_arg(p, "stages")?;
+            Some(input::stage_list(&text, &origin)?)
+        }
         (None, None) => None,
     };
     let files = collect(&args.paths)?;
 
+    // One file that cannot be read is reported in its place; the others are still checked.
     let mut results = Vec::new();
+    let mut unreadable = Vec::new();
     let mut failed = false;
     for path in &files {
-        let text = input::read_text(path, "the plan")?;
+        let text = match input::read_text(path, "the plan") {
+            Ok(t) => t,
+            Err(e) => {
+                results.push((path.clone(), Err(Unreadable::from(&e))));
+                unreadable.push(e);
+                continue;
+            }
+        };
         let (_, mut report) = checker.check(&text, stages.as_deref());
         let prov = markdown::parse(&text)
             .front_matter
@@ -53,69 +64,158 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
             .sort_by_key(|f| (f.line.unwrap_or(0), f.severity != Severity::Error));
         let bad = !report.complete() || (args.strict && !report.findings.is_empty());
         failed |= bad;
-        results.push((path.clone(), report, prov, bad));
+        results.push((path.clone(), Ok(Checked { report, prov, bad })));
     }
 
     if args.json {
         let files: Vec<serde_json::Value> = results
             .iter()
-            .map(|(p, r, prov, bad)| {
-                json!({
+            .map(|(p, r)| match r {
+                Ok(c) => json!({
                     "path": p.display().to_string(),
-                    "ok": !bad,
-                    "complete": r.complete(),
-                    "missing": r.missing_ids(),
-                    "sections": r.sections,
-                    "findings": r.findings,
-                    "provenance": prov,
-                })
+                    "ok": !c.bad,
+                    "complete": c.report.complete(),
+                    "missing": c.report.missing_ids(),
+                    "sections": c.report.sections,
+                    "findings": c.report.findings,
+                    "provenance": c.prov,
+                }),
+                Err(e) => json!({
+                    "path": p.display().to_string(),
+                    "ok": false,
+                    "error": e.msg,
+                    "line": e.line,
+                }),
             })
             .collect();
         let v = json!({
             "template": {"origin": template.origin, "hash": template.hash},
             "files": files,
-            "ok": !failed,
+            "ok": !failed && unreadable.is_empty(),
         });
         print_stdout(&(serde_json::to_string_pretty(&v).expect("json") + "\n"))?;
     } else {
         let mut out = String::new();
-        for (p, r, _, bad) in &results {
-            out.push_str(&text_report(p, r, *bad));
+        for (p, r) in &results {
+            match r {
+                Ok(c) => out.push_str(&text_report(p, c)),
+                Err(e) => out.push_str(&format!(
+                    "{}: UNREADABLE\n  {}{}: error: {} [unreadable]\n",
+                    p.display(),
+                    p.display(),
+                    e.line.map(|l| format!(":{l}")).unwrap_or_default(),
+                    e.msg
+                )),
+            }
         }
-        let n_bad = results.iter().filter(|r| r.3).count();
-        out.push_str(&format!(
-            "{} file{} checked: {} ok, {} with problems\n",
-            results.len(),
-            if results.len() == 1 { "" } else { "s" },
-            results.len() - n_bad,
-            n_bad
-        ));
+        out.push_str(&summary(&results));
         print_stdout(&out)?;
         let _ = ui;
     }
-    Ok(if failed { Outcome::Incomplete } else { Outcome::Complete })
-}
-
-/// The stages to cover; stages given but naming none are an error, not "nothing to cover".
-fn stage_list(text: &str, origin: &str) -> Result<Vec<String>> {
-    let stages = parse_stages(text);
-    if stages.is_empty() {
-        return Err(Error::usage(format!(
-            "the stages from {origin} are empty: give one stage per line, or separate them with \";\""
-        )));
+    // An input error wins over the check's verdict (exit 2, not 3 or 0).
+    match unreadable.len() {
+        0 => Ok(if failed { Outcome::Incomplete } else { Outcome::Complete }),
+        1 => Err(unreadable.remove(0)),
+        n => Err(Error::usage(format!(
+            "{n} plans could not be read (see above): {}",
+            results
+                .iter()
+                .filter(|(_, r)| r.is_err())
+                .map(|(p, _)| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
-    Ok(stages)
 }
 
-fn text_report(path: &Path, r: &CheckReport, bad: bool) -> String {
-    let found = r.found_count();
-    let total = r.sections.len();
+/// A plan that was read and checked.
+struct Checked {
+    report: CheckReport,
+    prov: Option<Provenance>,
+    bad: bool,
+}
+
+/// Why a plan could not be read, for its place in the report.
+struct Unreadable {
+    line: Option<usize>,
+    msg: String,
+}
+
+impl From<&Error> for Unreadable {
+    fn from(e: &Error) -> Self {
+        match e {
+            Error::Input { line, msg, .. } => Unreadable {
+                line: *line,
+                msg: msg.clone(),
+            },
+            other => Unreadable {
+                line: None,
+                msg: other.to_string(),
+            },
+        }
+    }
+}
+
+/// How a checked plan fared. Only `Fail` makes the exit code non-zero; which findings
+/// fail is the spec's rule (a missing or empty required section, or any finding with
+/// --strict), but the label still says when a plan has errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Clean,
+    Warnings,
+    Errors,
+    Fail,
+}
+
+impl Checked {
+    fn count(&self, severity: Severity) -> usize {
+        self.report.findings.iter().filter(|f| f.severity == severity).count()
+    }
+
+    fn verdict(&self) -> Verdict {
+        if self.bad {
+            Verdict::Fail
+        } else if self.count(Severity::Error) > 0 {
+            Verdict::Errors
+        } else if self.count(Severity::Warning) > 0 {
+            Verdict::Warnings
+        } else {
+            Verdict::Clean
+        }
+    }
+}
+
+/// "2 errors, 1 warning", or "0 findings".
+fn finding_counts(c: &Checked) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let parts: Vec<String> = [
+        (c.count(Severity::Error), "error"),
+        (c.count(Severity::Warning), "warning"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| plural(n, what))
+    .collect();
+    if parts.is_empty() {
+        "0 findings".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn text_report(path: &Path, c: &Checked) -> String {
+    let r = &c.report;
+    let label = match c.verdict() {
+        Verdict::Fail => "FAIL",
+        Verdict::Errors => "ERRORS",
+        Verdict::Warnings | Verdict::Clean => "ok",
+    };
     let mut s = format!(
-        "{}: {} ({found}/{total} sections, {} finding{})\n",
+        "{}: {label} ({}/{} sections, {})\n",
         path.display(),
-        if bad { "FAIL" } else { "ok" },
-        r.findings.len(),
-        if r.findings.len() == 1 { "" } else { "s" }
+        r.found_count(),
+        r.sections.len(),
+        finding_counts(c)
     );
     for f in &r.findings {
         let sev = match f.severity {
@@ -133,7 +233,43 @@ fn text_report(path: &Path, r: &CheckReport, bad: bool) -> String {
     s
 }
 
-/// Files as given; folders expand to their .md files (sorted), skipping a batch's report.md.
+/// The last line: how many files were clean, had warnings or errors, failed or could not
+/// be read, and, when errors or warnings pass, that --strict would fail on them.
+fn summary(results: &[(PathBuf, std::result::Result<Checked, Unreadable>)]) -> String {
+    let n = |v: Verdict| {
+        results
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_ok_and(|c| c.verdict() == v))
+            .count()
+    };
+    let unreadable = results.iter().filter(|(_, r)| r.is_err()).count();
+    let (warnings, errors, fail) = (n(Verdict::Warnings), n(Verdict::Errors), n(Verdict::Fail));
+    let mut parts = vec![format!("{} clean", n(Verdict::Clean))];
+    for (count, what) in [
+        (warnings, "with warnings"),
+        (errors, "with errors"),
+        (fail, "failing"),
+        (unreadable, "unreadable"),
+    ] {
+        if count > 0 {
+            parts.push(format!("{count} {what}"));
+        }
+    }
+    let note = if warnings + errors > 0 && fail + unreadable == 0 {
+        " (exit 0; --strict fails on them)"
+    } else {
+        ""
+    };
+    format!(
+        "{} file{}: {}{note}\n",
+        results.len(),
+        if results.len() == 1 { "" } else { "s" },
+        parts.join(", ")
+    )
+}
+
+/// Files as given; folders expand to their .md files (sorted, not recursively), skipping a
+/// README.md (any case; it describes the folder, it is not a plan) and a batch's report.md.
 /// Nothing to check is an error naming the folders that held nothing.
 fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -145,6 +281,7 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|x| x == "md") && f.is_file())
                 .filter(|f| !f.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+                .filter(|f| !f.file_name().is_some_and(|n| n.eq_ignore_ascii_case("README.md")))
                 .filter(|f| !(f.file_name().is_some_and(|n| n == "report.md") && p.join("report.json").is_file()))
                 .collect();
             found.sort();

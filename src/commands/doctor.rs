@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::connect;
+use super::{connect, print_stdout};
 use crate::cli::DoctorArgs;
 use crate::client::{ApiError, ChatRequest, Message, Provider};
 use crate::config::Env;
 use crate::error::{Error, Outcome, Result};
+use crate::logging::scrub;
 
 pub async fn run(args: DoctorArgs) -> Result<Outcome> {
     let env = Env::load()?;
@@ -18,25 +19,27 @@ pub async fn run(args: DoctorArgs) -> Result<Outcome> {
     }
     let (s, client) = connect(&args.conn, &env)?;
     let mut ok = true;
-    let line = |label: &str, msg: &str| println!("{label:<8} {msg}");
+    // Every line is scrubbed of the key (a server may echo it in an error body), and a
+    // closed stdout (`rbplan doctor | head -1`) only stops the printing, not the checks.
+    let line = |label: &str, msg: &str| print_stdout(&scrub(&format!("{label:<8} {msg}\n")));
 
     line(
         "base URL",
         &format!("{} (from {})", s.client.base_url, s.base_url_source),
-    );
-    line("model", &format!("{} (from {})", s.model, s.model_source));
+    )?;
+    line("model", &format!("{} (from {})", s.model, s.model_source))?;
     match (&s.client.api_key, s.key_source) {
-        (Some(_), Some(src)) => line("key", &format!("set (from {src}); not shown")),
+        (Some(_), Some(src)) => line("key", &format!("set (from {src}); not shown"))?,
         _ => line(
             "key",
             "not set: no Authorization header is sent (fine for local servers; OpenAI and Azure need one)",
-        ),
+        )?,
     }
     if let Provider::Azure { api_version } = &s.client.provider {
         line(
             "azure",
             &format!("api-version {api_version}; the model is used as the deployment name"),
-        );
+        )?;
     }
     line(
         ".env",
@@ -44,7 +47,7 @@ pub async fn run(args: DoctorArgs) -> Result<Outcome> {
             .as_ref()
             .map(|p| format!("{} loaded", p.display()))
             .unwrap_or("none in this folder".into()),
-    );
+    )?;
 
     let t0 = Instant::now();
     match client.list_models().await {
@@ -55,7 +58,7 @@ pub async fn run(args: DoctorArgs) -> Result<Outcome> {
                     "answered GET /models with HTTP {status} in {} ms",
                     t0.elapsed().as_millis()
                 ),
-            );
+            )?;
             line(
                 "key",
                 if s.client.api_key.is_some() {
@@ -63,7 +66,7 @@ pub async fn run(args: DoctorArgs) -> Result<Outcome> {
                 } else {
                     "not needed by this server"
                 },
-            );
+            )?;
             let ids: Vec<&str> = body
                 .get("data")
                 .and_then(Value::as_array)
@@ -73,9 +76,9 @@ pub async fn run(args: DoctorArgs) -> Result<Outcome> {
                 line(
                     "model",
                     "the server lists no models; cannot confirm the model exists (try --ping)",
-                );
+                )?;
             } else if ids.contains(&s.model.as_str()) {
-                line("model", &format!("{:?} is listed", s.model));
+                line("model", &format!("{:?} is listed", s.model))?;
             } else {
                 ok = false;
                 let shown: Vec<&str> = ids.iter().take(12).copied().collect();
@@ -88,12 +91,12 @@ pub async fn run(args: DoctorArgs) -> Result<Outcome> {
                         shown.join(", "),
                         if ids.len() > shown.len() { ", …" } else { "" }
                     ),
-                );
+                )?;
             }
         }
         Err(e) => {
             ok = false;
-            line("server", &format!("PROBLEM: {}", explain(&e)));
+            line("server", &format!("PROBLEM: {}", explain(&e)))?;
         }
     }
     if args.ping {
@@ -113,15 +116,19 @@ pub async fn run(args: DoctorArgs) -> Result<Outcome> {
                     t0.elapsed().as_millis(),
                     crate::util::snippet(&r.text, 40)
                 ),
-            ),
-            Err(ApiError::Empty { .. }) => line("ping", "the model answered, with no text (fine for a ping)"),
+            )?,
+            Err(ApiError::Empty { .. }) => line("ping", "the model answered, with no text (fine for a ping)")?,
             Err(e) => {
                 ok = false;
-                line("ping", &format!("PROBLEM: {}", explain(&e)));
+                line("ping", &format!("PROBLEM: {}", explain(&e)))?;
             }
         }
     }
-    println!("{}", if ok { "all good" } else { "problems found (see above)" });
+    print_stdout(if ok {
+        "all good\n"
+    } else {
+        "problems found (see above)\n"
+    })?;
     Ok(if ok { Outcome::Complete } else { Outcome::SomeFailed })
 }
 

@@ -326,6 +326,28 @@ fn replay_miss_says_what_was_asked() {
     assert!(out.stderr.contains("nearest fixture"), "{}", out.stderr);
 }
 
+/// Regression: the repair request and the recorded first request share their first few
+/// hundred characters, and the miss message showed that same opening for both.
+#[test]
+fn replay_miss_shows_where_the_messages_first_differ() {
+    let dir = tempdir();
+    let out = rbplan(dir.path())
+        .args(["ask", "--example", "--no-stream", "--replay"])
+        .arg_path(&fixture_dir("stays-incomplete"))
+        .run();
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("- messages[1]:"))
+        .unwrap_or_else(|| panic!("no messages[1] difference:\n{}", out.stderr));
+    assert!(line.contains("differs at character "), "{line}");
+    let (recorded, asked) = line
+        .split_once(", asked ")
+        .map(|(r, a)| (r.split_once("recorded ").unwrap().1, a))
+        .unwrap();
+    assert_ne!(recorded, asked, "the two excerpts show the difference: {line}");
+}
+
 #[test]
 fn quickstart_from_the_readme_works_offline() {
     let dir = tempdir();
@@ -348,7 +370,7 @@ fn bad_input_is_refused_before_any_request() {
             vec!["--summary", "   ", "--stages", "x"],
             "the summary from --summary is empty",
         ),
-        (vec!["--summary", "x"], "the stages is required"),
+        (vec!["--summary", "x"], "the stages are required"),
         (vec!["--summary-file", "nope.txt", "--stages", "x"], "nope.txt"),
         (vec!["--example", "--out", "no/such/dir/plan.md"], "does not exist"),
         (
@@ -376,6 +398,58 @@ fn bad_input_is_refused_before_any_request() {
         .run();
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("empty.txt is empty"), "{}", out.stderr);
+    assert_eq!(server.requests().len(), 0, "nothing was sent");
+}
+
+/// Regression: `--stages ";;"` (separators or list markers only) was sent as if it named
+/// stages, while `check` refused it. ask and render now refuse it the same way.
+#[test]
+fn stages_that_name_no_stage_are_refused_by_ask_and_render() {
+    let server =
+        Server::start(|_, _| Reply::json(500, &serde_json::json!({"error": {"message": "should not be called"}})));
+    let dir = tempdir();
+    let url = server.url();
+    for cmd in ["ask", "render"] {
+        for stages in [";;", " ; ; ", "- \n-", "   "] {
+            let out = rbplan(dir.path())
+                .args([
+                    cmd,
+                    "--base-url",
+                    &url,
+                    "--summary",
+                    "Move billing to Kafka",
+                    // "=": a value that starts with "-" is not taken for a flag.
+                    &format!("--stages={stages}"),
+                ])
+                .run();
+            assert_eq!(out.code, 2, "{cmd} {stages:?}: {}", out.stderr);
+            assert_eq!(out.stdout, "", "{cmd} {stages:?}");
+            assert!(
+                out.stderr
+                    .starts_with("error: the stages from --stages are empty: give one stage per line"),
+                "{cmd} {stages:?}: {}",
+                out.stderr
+            );
+        }
+        let out = rbplan(dir.path())
+            .args([
+                cmd,
+                "--base-url",
+                &url,
+                "--summary",
+                "Move billing to Kafka",
+                "--stages-file",
+                "-",
+            ])
+            .stdin(";\n")
+            .run();
+        assert_eq!(out.code, 2, "{cmd}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("the stages from --stages-file - (stdin) are empty"),
+            "{cmd}: {}",
+            out.stderr
+        );
+    }
     assert_eq!(server.requests().len(), 0, "nothing was sent");
 }
 
@@ -435,4 +509,190 @@ fn out_file_is_written_with_front_matter_and_checks_clean() {
         "{}",
         check.stdout
     );
+}
+
+/// Regression: `rbplan doctor | head -1` panicked ("failed printing to stdout: Broken
+/// pipe", exit 101). Every command now stops printing quietly when stdout is closed.
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let models = serde_json::json!({"object": "list", "data": [{"id": MODEL}]});
+    // The models list comes late, so doctor's last lines are written after stdout is closed.
+    let server = Server::start(move |_, _| Reply::Chunks {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        chunks: vec![(std::time::Duration::from_millis(300), models.to_string().into_bytes())],
+        reset: false,
+    });
+    let dir = tempdir();
+    let url = server.url();
+    let quickstart = fixture_dir("quickstart");
+    let plan = super::common::repo().join("fixtures/authored/plan.md");
+    let cases: Vec<(Vec<&str>, i32)> = vec![
+        (vec!["doctor", "--base-url", &url, "--model", MODEL], 0),
+        (vec!["render", "--example"], 0),
+        (vec!["check", plan.to_str().unwrap()], 0),
+        (
+            vec![
+                "ask",
+                "--example",
+                "--no-stream",
+                "--replay",
+                quickstart.to_str().unwrap(),
+            ],
+            0,
+        ),
+    ];
+    for (args, code) in cases {
+        let mut child = rbplan(dir.path()).args(&args).spawn();
+        drop(child.stdout.take());
+        let out = super::common::wait_at_most(child, std::time::Duration::from_secs(20));
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
+        assert_eq!(out.code, code, "{args:?}: {}", out.stderr);
+    }
+}
+
+/// Regression: a server that echoes the Authorization header in its 401 body made doctor
+/// print the key.
+#[test]
+fn doctor_never_prints_a_key_the_server_echoes() {
+    let key = "sk-test-echoed-4242424242";
+    let server = Server::start(|req, _| {
+        let auth = req.header("authorization").unwrap_or_default().to_string();
+        Reply::json(
+            401,
+            &serde_json::json!({"error": {"message": format!("bad key: {auth}")}}),
+        )
+    });
+    let dir = tempdir();
+    let out = rbplan(dir.path())
+        .args(["doctor", "--ping", "--base-url", &server.url()])
+        .env("OPENAI_API_KEY", key)
+        .run();
+    assert_eq!(out.code, 4, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("bad key: Bearer [REDACTED]"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains(key) && !out.stderr.contains(key),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.header("authorization") == Some(&format!("Bearer {key}"))),
+        "the key was sent, so the server could echo it"
+    );
+}
+
+/// Regression: the ` WARN` retry lines carried ANSI colour codes into a piped stderr
+/// (CI logs, `2> file`). NO_COLOR is set empty here, which means "not set".
+#[test]
+fn no_colour_codes_on_a_stderr_that_is_not_a_terminal() {
+    let a = authored();
+    let server = Server::start(move |req, n| {
+        if n == 0 {
+            Reply::json(503, &serde_json::json!({"error": {"message": "overloaded"}}))
+        } else {
+            reply(req, n, &a.text, "stop")
+        }
+    });
+    let dir = tempdir();
+    let out = rbplan(dir.path())
+        .args(["ask", "--example", "--no-stream", "--base-url", &server.url()])
+        .env("NO_COLOR", "")
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("WARN"), "a retry is logged: {}", out.stderr);
+    assert!(!out.stderr.contains('\x1b'), "{:?}", out.stderr);
+}
+
+/// Regression: render and doctor listed connection flags they ignore or refuse, and -v/-q
+/// sat among the other options. The flags are still accepted (scripts share them with ask).
+#[test]
+fn help_lists_the_flags_each_command_uses() {
+    let dir = tempdir();
+    let help = |args: &[&str]| {
+        let out = rbplan(dir.path())
+            .args(args)
+            .arg_path(std::path::Path::new("--help"))
+            .run();
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        out.stdout
+    };
+    let render = help(&["render"]);
+    for flag in ["--record ", "--replay ", "--timeout ", "--max-retries ", "--base-url "] {
+        assert!(
+            !render.contains(&format!("      {flag}")),
+            "render lists {flag}:\n{render}"
+        );
+    }
+    assert!(render.contains("--max-tokens-field"), "{render}");
+    let doctor = help(&["doctor"]);
+    for flag in ["--record ", "--replay ", "--temperature ", "--max-tokens "] {
+        assert!(
+            !doctor.contains(&format!("      {flag}")),
+            "doctor lists {flag}:\n{doctor}"
+        );
+    }
+    assert!(doctor.contains("--record and --replay are refused"), "{doctor}");
+    for (cmd, text) in [("render", &render), ("doctor", &doctor), ("ask", &help(&["ask"]))] {
+        let at = |s: &str| text.find(s).unwrap_or_else(|| panic!("{cmd}: no {s}"));
+        assert!(
+            at("--verbose") < at("--quiet") && at("--quiet") < at("--help"),
+            "{cmd}:\n{text}"
+        );
+        let last_other = text.rfind("\n      --").unwrap();
+        assert!(last_other < at("--verbose"), "{cmd}: -v/-q come last:\n{text}");
+    }
+    let batch = help(&["batch"]);
+    for want in ["vllm run-batch", "--force", "Exit codes:", "  130  "] {
+        assert!(batch.contains(want), "{want}:\n{batch}");
+    }
+    // Hidden, not removed.
+    let out = rbplan(dir.path())
+        .args(["render", "--example", "--timeout", "5", "--max-retries", "0"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+/// Regression: a --replay folder that is not there (the README's fixtures/ exist only in
+/// the source checkout) exited 4, as if the API had failed. It is bad input: exit 2.
+#[test]
+fn a_missing_replay_folder_is_an_input_error() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("services.jsonl"),
+        "{\"name\":\"a\",\"summary\":\"s\",\"stages\":\"x\"}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    for (args, what) in [
+        (
+            vec!["ask", "--example", "--replay", "fixtures/quickstart"],
+            "no such folder",
+        ),
+        (vec!["ask", "--example", "--replay", "a-file"], "is not a folder"),
+        (
+            vec![
+                "batch",
+                "services.jsonl",
+                "--out-dir",
+                "plans",
+                "--replay",
+                "fixtures/quickstart",
+            ],
+            "no such folder",
+        ),
+    ] {
+        let out = rbplan(dir.path()).args(&args).run();
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(what) && out.stderr.contains("source checkout"),
+            "{}",
+            out.stderr
+        );
+    }
+    let help = rbplan(dir.path()).args(["--help"]).run();
+    assert!(help.stdout.contains("from the source checkout"), "{}", help.stdout);
 }

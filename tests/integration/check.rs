@@ -110,8 +110,7 @@ fn every_heading_style_passes_strict_with_the_example_stages() {
     }
     let n = files.len() + 1;
     assert!(
-        out.stdout
-            .ends_with(&format!("{n} files checked: {n} ok, 0 with problems\n")),
+        out.stdout.ends_with(&format!("{n} files: {n} clean\n")),
         "{}",
         out.stdout
     );
@@ -398,19 +397,19 @@ fn text_report_names_each_problem_with_file_and_line() {
     ]);
     assert_eq!(out.code, 3);
     let want = "\
-fixtures/check/problems/missing-sections.md: FAIL (7/10 sections, 3 findings)
+fixtures/check/problems/missing-sections.md: FAIL (7/10 sections, 3 errors)
   fixtures/check/problems/missing-sections.md: error: section \"4. Specific rollback procedures by component\" is missing [missing]
   fixtures/check/problems/missing-sections.md: error: section \"5. Pre-cutover rehearsal\" is missing [missing]
   fixtures/check/problems/missing-sections.md: error: section \"8. Post-mortem template\" is missing [missing]
-fixtures/check/problems/empty-section.md: FAIL (9/10 sections, 1 finding)
+fixtures/check/problems/empty-section.md: FAIL (9/10 sections, 1 error)
   fixtures/check/problems/empty-section.md:92: error: section \"4. Specific rollback procedures by component\" has a heading but nothing under it [empty]
-fixtures/check/problems/matrix-columns.md: ok (10/10 sections, 1 finding)
+fixtures/check/problems/matrix-columns.md: ERRORS (10/10 sections, 1 error)
   fixtures/check/problems/matrix-columns.md:13: error: \"2. Rollback decision matrix\": the table has no column for \"Decision authority\", \"Time to decide\" [table]
-fixtures/check/problems/few-scenarios.md: ok (10/10 sections, 1 finding)
+fixtures/check/problems/few-scenarios.md: ERRORS (10/10 sections, 1 error)
   fixtures/check/problems/few-scenarios.md:150: error: \"9. Rollback what-if scenarios\" has 3 scenarios; expected between 5 and 10 [items]
-fixtures/check/problems/out-of-order.md: ok (10/10 sections, 1 finding)
+fixtures/check/problems/out-of-order.md: ok (10/10 sections, 1 warning)
   fixtures/check/problems/out-of-order.md:137: warning: section \"7. Post-rollback checklist\" comes after \"8. Post-mortem template\" (line 127); the template puts it before [out_of_order]
-5 files checked: 3 ok, 2 with problems
+5 files: 0 clean, 1 with warnings, 2 with errors, 2 failing
 ";
     assert_eq!(out.stdout, want);
 }
@@ -437,6 +436,33 @@ fn structural_messages_say_what_is_wrong() {
     assert!(msg("no-point-of-no-return.md").contains("point of no return"));
     assert!(msg("communication-audiences.md").ends_with("\"status page\", \"customer\""));
     assert!(msg("duplicate.md").contains("appears 2 times (lines 115, 127)"));
+}
+
+/// Regression: a plan with error findings was labelled "ok (10/10 sections, 2 findings)"
+/// and counted "1 ok, 0 with problems". The exit code keeps the spec's rule (errors fail
+/// only with --strict); the words say what was found.
+#[test]
+fn error_findings_are_labelled_as_errors_even_when_they_do_not_fail() {
+    let plan = "fixtures/check/problems/matrix-columns.md";
+    let out = check(&[plan]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with(&format!("{plan}: ERRORS (10/10 sections, 1 error)\n")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .ends_with("1 file: 0 clean, 1 with errors (exit 0; --strict fails on them)\n"),
+        "{}",
+        out.stdout
+    );
+    let out = check(&["--strict", plan]);
+    assert_eq!(out.code, 3);
+    assert!(out.stdout.ends_with("1 file: 0 clean, 1 failing\n"), "{}", out.stdout);
+    let help = check(&["--help"]);
+    assert!(help.stdout.contains("only with --strict"), "{}", help.stdout);
 }
 
 #[test]
@@ -756,15 +782,11 @@ fn a_folder_checks_its_md_files_in_name_order() {
         out.stdout
     );
     assert!(
-        out.stdout.contains("plans/b.md: FAIL (7/10 sections, 3 findings)"),
+        out.stdout.contains("plans/b.md: FAIL (7/10 sections, 3 errors)"),
         "{}",
         out.stdout
     );
-    assert!(
-        out.stdout.ends_with("3 files checked: 2 ok, 1 with problems\n"),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.ends_with("3 files: 2 clean, 1 failing\n"), "{}", out.stdout);
 }
 
 // ---------------------------------------------------------------------------
@@ -805,12 +827,88 @@ fn a_plan_that_is_not_utf8_is_an_input_error_naming_file_and_line() {
     let bad = "fixtures/check/bad-input/latin1.md";
     let out = check(&[bad]);
     assert_eq!(out.code, 2, "{}", out.stdout);
-    assert_eq!(out.stdout, "");
+    assert!(
+        out.stdout.starts_with(&format!(
+            "{bad}: UNREADABLE\n  {bad}:5: error: not valid UTF-8 text [unreadable]\n"
+        )),
+        "{}",
+        out.stdout
+    );
     assert_eq!(out.stderr.trim(), format!("error: {bad}:5: not valid UTF-8 text"));
     // Also among good plans, and from a folder.
     let out = check(&["fixtures/authored/plan.md", "fixtures/check/bad-input"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains(&format!("{bad}:5:")), "{}", out.stderr);
+}
+
+/// Regression: one unreadable plan in a folder aborted the whole check (exit 2) and no
+/// other result was shown. It is now reported in its place; the input error still wins.
+#[test]
+fn an_unreadable_plan_is_reported_in_place_and_the_others_are_checked() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("plans")).unwrap();
+    std::fs::write(d.join("plans/a.md"), read("fixtures/authored/plan.md")).unwrap();
+    std::fs::copy(repo().join("fixtures/check/bad-input/latin1.md"), d.join("plans/b.md")).unwrap();
+    std::fs::write(
+        d.join("plans/c.md"),
+        read("fixtures/check/problems/missing-sections.md"),
+    )
+    .unwrap();
+    std::fs::copy(repo().join("fixtures/check/bad-input/latin1.md"), d.join("plans/d.md")).unwrap();
+    let out = check_in(d, &["plans"]);
+    assert_eq!(
+        out.code, 2,
+        "an unreadable plan wins over a failing one: {}",
+        out.stdout
+    );
+    for want in [
+        "plans/a.md: ok (10/10 sections",
+        "plans/b.md: UNREADABLE\n  plans/b.md:5: error: not valid UTF-8 text [unreadable]\n",
+        "plans/c.md: FAIL (7/10 sections",
+        "plans/d.md: UNREADABLE\n",
+    ] {
+        assert!(out.stdout.contains(want), "{want:?}:\n{}", out.stdout);
+    }
+    assert_eq!(
+        out.stderr.trim(),
+        "error: 2 plans could not be read (see above): plans/b.md, plans/d.md"
+    );
+
+    let out = check_in(d, &["--json", "plans"]);
+    assert_eq!(out.code, 2);
+    let v = out.json();
+    assert_eq!(v["ok"], false);
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 4);
+    assert_eq!(
+        files[1],
+        json!({"path": "plans/b.md", "ok": false, "error": "not valid UTF-8 text", "line": 5})
+    );
+    assert_eq!(files[0]["ok"], true);
+}
+
+/// A README.md in a folder of plans describes the folder; it is not a plan.
+#[test]
+fn a_folder_readme_is_not_checked() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("plans/sub")).unwrap();
+    std::fs::write(d.join("plans/a.md"), read("fixtures/authored/plan.md")).unwrap();
+    std::fs::write(d.join("plans/README.md"), "# Our plans\n").unwrap();
+    std::fs::write(d.join("plans/Readme.md"), "# Our plans\n").unwrap();
+    std::fs::write(d.join("plans/sub/b.md"), "# not looked at\n").unwrap();
+    let out = check_in(d, &["plans"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(!out.stdout.to_lowercase().contains("readme"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("sub"),
+        "folders are not searched recursively: {}",
+        out.stdout
+    );
+    // Named on its own, it is checked like any file.
+    let out = check_in(d, &["plans/README.md"]);
+    assert_eq!(out.code, 3, "{}", out.stdout);
 }
 
 /// Regression: empty stages were taken as "no stages to cover", so nothing was checked.
@@ -841,6 +939,33 @@ fn empty_stages_are_a_usage_error() {
     assert_eq!(out.code, 2);
     assert!(
         out.stderr.starts_with("error: none.txt: cannot read stages: "),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Regression: `check --stages-file -` read a file named "-" instead of stdin, as `ask` does.
+#[test]
+fn stages_file_dash_reads_stdin() {
+    let plan = "fixtures/check/stages/add-column.md";
+    let out = rbplan(&repo())
+        .args(["check", "--stages-file", "-", plan])
+        .stdin("- Stage 2: Backfill the new column\n- Rename the table\n")
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("stage \"Rename the table\" has no subsection"),
+        "{}",
+        out.stdout
+    );
+    let out = rbplan(&repo())
+        .args(["check", "--stages-file", "-", plan])
+        .stdin(";\n")
+        .run();
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .starts_with("error: the stages from --stages-file - (stdin) are empty"),
         "{}",
         out.stderr
     );
