@@ -256,7 +256,7 @@ pub fn resolve(a: &ConnArgs, env: &Env) -> Result<Settings> {
         let lower = k.to_ascii_lowercase();
         if matches!(lower.as_str(), "authorization" | "api-key") {
             return Err(Error::usage(format!(
-                "set the key with OPENAI_API_KEY, not a {k} header"
+                "set the key with OPENAI_API_KEY, not as a {k} header"
             )));
         }
         headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
