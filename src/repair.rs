@@ -79,6 +79,8 @@ pub struct Generated {
     pub model: Option<String>,
     pub calls: u32,
     pub transport_retries: u32,
+    /// Section ids present with content in the first answer, before any repair.
+    pub first_found: Vec<String>,
     pub first_truncated: bool,
     /// An API failure during repair: the plan so far is kept, repair stopped.
     pub repair_error: Option<String>,
@@ -188,12 +190,13 @@ pub async fn generate(
         total: report.sections.len(),
         truncated,
     });
-    let mut strategies: Vec<(String, Strategy)> = report
+    let first_found: Vec<String> = report
         .sections
         .iter()
         .filter(|r| r.state == crate::check::SectionState::Found)
-        .map(|r| (r.id.clone(), Strategy::First))
+        .map(|r| r.id.clone())
         .collect();
+    let mut strategies: Vec<(String, Strategy)> = first_found.iter().map(|id| (id.clone(), Strategy::First)).collect();
     let mut rounds = Vec::new();
     let mut repair_error = None;
 
@@ -320,6 +323,7 @@ pub async fn generate(
         model: s.model,
         calls: s.calls,
         transport_retries: s.retries,
+        first_found,
         first_truncated: truncated,
         repair_error,
     })

@@ -276,6 +276,11 @@ pub fn json_report(
         "request_ids": g.request_ids,
         "requests": g.calls,
         "transport_retries": g.transport_retries,
+        "first_answer": {
+            "found": g.first_found.len(),
+            "sections": g.first_found,
+            "truncated": g.first_truncated,
+        },
         "first_answer_truncated": g.first_truncated,
         "repair_error": g.repair_error,
         "template": {"origin": template.origin, "hash": template.hash},

@@ -83,6 +83,10 @@ fn missing_sections_are_repaired_by_asking_for_exactly_those() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let v = out.json();
     assert_eq!(v["status"], "complete");
+    assert_eq!(
+        v["first_answer"]["found"], 7,
+        "sections 4, 5 and 8 were missing at first"
+    );
     assert_eq!(v["repairs"]["rounds"], 1);
     assert_eq!(
         v["repairs"]["detail"][0]["asked"],
