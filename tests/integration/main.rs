@@ -9,4 +9,5 @@ mod ask;
 mod batch;
 mod check;
 mod faults;
+mod live;
 mod regen;
