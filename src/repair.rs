@@ -361,12 +361,14 @@ pub fn sections_from_reply(reply: &str, checker: &Checker, wanted: &[usize], tru
 /// it is dropped. Anything from another required section's heading on is dropped too.
 pub fn body_from_fill(reply: &str, checker: &Checker, idx: usize, truncated: bool) -> Option<String> {
     let outline = checker.outline(reply);
-    if let Some(l) = outline.found.iter().find(|l| l.section == idx && !l.empty) {
-        return Some(reply[l.body_start..l.end].trim().to_string());
-    }
-    let mut text = match outline.found.iter().find(|l| l.section != idx) {
-        Some(other) => &reply[..other.start],
-        None => reply,
+    // The part of the reply that is this section, and whether it runs to the reply's end
+    // (only then can a cut-off reply have cut it).
+    let (mut text, runs_to_end) = match outline.found.iter().find(|l| l.section == idx && !l.empty) {
+        Some(l) => (&reply[l.body_start..l.end], l.end >= reply.len()),
+        None => match outline.found.iter().find(|l| l.section != idx) {
+            Some(other) => (&reply[..other.start], false),
+            None => (reply, true),
+        },
     };
     // A leading heading that names this section (e.g. "# Rollback philosophy for X") goes;
     // any other leading heading is the body's own subsection and stays.
@@ -378,16 +380,35 @@ pub fn body_from_fill(reply: &str, checker: &Checker, idx: usize, truncated: boo
         text = &text[h.end..];
     }
     let mut body = text.trim().to_string();
-    if truncated {
-        // Keep whole blocks only: the last one may stop mid-sentence.
-        let doc = markdown::parse(&body);
-        if doc.blocks.len() > 1
-            && let Some(last) = doc.blocks.last()
-        {
-            body = body[..last.start].trim().to_string();
-        }
+    if truncated && runs_to_end {
+        body = drop_unfinished_block(&body);
     }
     (!body.is_empty()).then_some(body)
+}
+
+/// A body cut off by the token limit, without its unfinished end. The last element goes,
+/// whether a block or a heading (a heading with nothing after it is no content); from a
+/// list, only its last item. A body that is a single block is kept whole: a cut paragraph
+/// says more than nothing.
+pub fn drop_unfinished_block(body: &str) -> String {
+    let doc = markdown::parse(body);
+    let last_heading = doc.headings.iter().filter(|h| h.top_level).map(|h| h.start).max();
+    let cut = match doc.blocks.last() {
+        Some(b) if last_heading.is_none_or(|h| b.start > h) => {
+            let items = if b.kind == markdown::BlockKind::List {
+                markdown::list_item_starts(&body[b.start..b.end])
+            } else {
+                Vec::new()
+            };
+            match items.last() {
+                Some(&last) if items.len() > 1 => b.start + last,
+                _ if doc.blocks.len() > 1 => b.start,
+                _ => body.len(),
+            }
+        }
+        _ => last_heading.unwrap_or(body.len()),
+    };
+    body[..cut].trim_end().to_string()
 }
 
 /// Put each (section, body) into `plan`: replacing the section where it exists, else
@@ -541,5 +562,32 @@ mod tests {
             body_from_fill("Para one.\n\nPara two is cut", &c, 0, true).as_deref(),
             Some("Para one.")
         );
+    }
+
+    // SmolLM2-135M, asked for "5. Pre-cutover rehearsal" with --max-tokens 400: one paragraph,
+    // then empty numbered headings until the limit cut "### 28." in half. The old rule only
+    // looked at non-heading blocks, saw one, and kept the cut heading.
+    #[test]
+    fn cut_off_fill_loses_its_last_heading_or_list_item_not_the_whole_list() {
+        let c = checker();
+        let reply = "The drill, timed in staging.\n\n### 1. Rollback to previous version\n\n### 28.";
+        let body = body_from_fill(reply, &c, 4, true).unwrap();
+        assert!(!body.contains("### 28."), "{body}");
+        assert!(body.starts_with("The drill, timed in staging."), "{body}");
+        // Its "hard truth" reply was one long list cut mid-item: the list stays, minus that item.
+        let reply = "Intro.\n\n- Reduces the amount of data to backfill\n- Reduces data\n- Reduces the amo";
+        assert_eq!(
+            body_from_fill(reply, &c, 9, true).as_deref(),
+            Some("Intro.\n\n- Reduces the amount of data to backfill\n- Reduces data")
+        );
+        // Cut by another section's heading, the body is whole even if the reply was cut later.
+        let reply = "Para one.\n\nPara two.\n\n## 2. Rollback decision matrix\n\nrows are cu";
+        assert_eq!(
+            body_from_fill(reply, &c, 0, true).as_deref(),
+            Some("Para one.\n\nPara two.")
+        );
+        // The section's own heading, then a cut: the unfinished block still goes.
+        let reply = "## 1. Rollback philosophy\n\nWhole.\n\nCut in the mid";
+        assert_eq!(body_from_fill(reply, &c, 0, true).as_deref(), Some("Whole."));
     }
 }
