@@ -352,7 +352,10 @@ pub fn sections_from_reply(reply: &str, checker: &Checker, wanted: &[usize], tru
         if l.empty || !wanted.contains(&l.section) || out.iter().any(|(i, _)| *i == l.section) {
             continue;
         }
-        out.push((l.section, reply[l.body_start..l.end].trim().to_string()));
+        let body = drop_empty_headings(reply[l.body_start..l.end].trim());
+        if has_content(&body) {
+            out.push((l.section, body));
+        }
     }
     out
 }
@@ -383,7 +386,66 @@ pub fn body_from_fill(reply: &str, checker: &Checker, idx: usize, truncated: boo
     if truncated && runs_to_end {
         body = drop_unfinished_block(&body);
     }
-    (!body.is_empty()).then_some(body)
+    let body = drop_empty_headings(&body);
+    has_content(&body).then_some(body)
+}
+
+/// Whether a body has something under its headings: a block that is not a rule or a comment.
+fn has_content(body: &str) -> bool {
+    markdown::parse(body).blocks.iter().any(|b| b.is_content())
+}
+
+/// Drop headings with nothing under them (before the next heading at their level or above,
+/// or the end). Weak models pad a reply with runs of empty numbered subheadings.
+pub fn drop_empty_headings(body: &str) -> String {
+    let doc = markdown::parse(body);
+    let heads: Vec<&markdown::Heading> = doc.headings.iter().filter(|h| h.top_level).collect();
+    let mut out = String::with_capacity(body.len());
+    let mut pos = 0;
+    for (i, h) in heads.iter().enumerate() {
+        let until = heads[i + 1..]
+            .iter()
+            .find(|n| n.level <= h.level)
+            .map_or(body.len(), |n| n.start);
+        let empty = !doc
+            .blocks
+            .iter()
+            .any(|b| b.start >= h.end && b.start < until && b.is_content());
+        if empty {
+            out.push_str(&body[pos..h.start]);
+            pos = h.end;
+        }
+    }
+    out.push_str(&body[pos..]);
+    tidy_blank_lines(&out)
+}
+
+/// At most one blank line in a row, none at the ends (outside code blocks, lines are
+/// compared trimmed).
+fn tidy_blank_lines(text: &str) -> String {
+    let doc = markdown::parse(text);
+    let in_code = |at: usize| {
+        doc.blocks
+            .iter()
+            .any(|b| b.kind == markdown::BlockKind::Code && b.start < at && at < b.end)
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut blank_run = 0;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let blank = line.trim().is_empty() && !in_code(at);
+        at += line.len();
+        if blank {
+            blank_run += 1;
+            if blank_run > 1 {
+                continue;
+            }
+        } else {
+            blank_run = 0;
+        }
+        out.push_str(line);
+    }
+    out.trim().to_string()
 }
 
 /// A body cut off by the token limit, without its unfinished end. The last element goes,
@@ -561,6 +623,28 @@ mod tests {
         assert_eq!(
             body_from_fill("Para one.\n\nPara two is cut", &c, 0, true).as_deref(),
             Some("Para one.")
+        );
+    }
+
+    // SmolLM2-135M padded a "Pre-cutover rehearsal" reply with 27 empty headings
+    // ("### 2. Rollback to previous version", ...), and a repair reply with nothing but
+    // headings. Those headings said nothing and only cluttered the plan.
+    #[test]
+    fn empty_subheadings_are_dropped_and_a_body_of_headings_is_no_body() {
+        let c = checker();
+        let reply = "The drill, timed in staging.\n\n### 1. Rollback to previous version\n\n### 2. Rollback to previous version\n\n### Timing\n\n#### Measured\n\nIt took 20 minutes.\n\n### 3. Rollback to previous version\n";
+        assert_eq!(
+            body_from_fill(reply, &c, 4, false).as_deref(),
+            Some("The drill, timed in staging.\n\n### Timing\n\n#### Measured\n\nIt took 20 minutes.")
+        );
+        assert_eq!(body_from_fill("### A\n\n### B\n\n---\n", &c, 4, false), None);
+        let repair = "## 5. Pre-cutover rehearsal\n\n### Drill\n\n### Timing\n\n## 7. Post-rollback checklist\n\n### Traffic\n\n- [ ] 100% on MySQL\n\n### Notes\n";
+        let got = sections_from_reply(repair, &c, &[4, 6], false);
+        assert_eq!(got, vec![(6, "### Traffic\n\n- [ ] 100% on MySQL".to_string())]);
+        // Code blocks keep their blank lines.
+        assert_eq!(
+            drop_empty_headings("```\na\n\n\nb\n```\n\n### x\n"),
+            "```\na\n\n\nb\n```"
         );
     }
 
