@@ -366,7 +366,7 @@ pub fn body_from_fill(reply: &str, checker: &Checker, idx: usize, truncated: boo
     let outline = checker.outline(reply);
     // The part of the reply that is this section, and whether it runs to the reply's end
     // (only then can a cut-off reply have cut it).
-    let (mut text, runs_to_end) = match outline.found.iter().find(|l| l.section == idx && !l.empty) {
+    let (mut text, mut runs_to_end) = match outline.found.iter().find(|l| l.section == idx && !l.empty) {
         Some(l) => (&reply[l.body_start..l.end], l.end >= reply.len()),
         None => match outline.found.iter().find(|l| l.section != idx) {
             Some(other) => (&reply[..other.start], false),
@@ -382,12 +382,51 @@ pub fn body_from_fill(reply: &str, checker: &Checker, idx: usize, truncated: boo
     {
         text = &text[h.end..];
     }
+    // A numbered title line of another section starts that section, heading or not: weak
+    // models list sections as "**2. Rollback decision matrix**" lines.
+    let doc = markdown::parse(text);
+    let other = doc
+        .blocks
+        .iter()
+        .find(|b| title_line(&text[b.start..b.end], checker).is_some_and(|(m, numbered)| numbered && m.section != idx));
+    if let Some(b) = other {
+        text = &text[..b.start];
+        runs_to_end = false;
+    }
     let mut body = text.trim().to_string();
     if truncated && runs_to_end {
         body = drop_unfinished_block(&body);
     }
+    // A leading line that only restates this section's title is the heading echoed, not
+    // content: "**10. The hard truth about rollback:**", "\"6. Communication during rollback.\"".
+    let doc = markdown::parse(&body);
+    if let Some(b) = doc.blocks.first()
+        && body[..b.start].trim().is_empty()
+        && title_line(&body[b.start..b.end], checker).is_some_and(|(m, _)| m.section == idx)
+    {
+        body = body[b.end..].trim().to_string();
+    }
     let body = drop_empty_headings(&body);
     has_content(&body).then_some(body)
+}
+
+/// The section a paragraph names when it is one decorated line and nothing else: bold,
+/// quoted or code, numbered, or ending in a colon (`**3. Rollback by stage**`,
+/// `"6. Communication during rollback."`, `Rollback philosophy:`). A plain sentence that
+/// happens to use a section's words is not a title. Also says whether it is numbered.
+fn title_line(block: &str, checker: &Checker) -> Option<(markdown::HeadingMatch, bool)> {
+    let line = block.trim();
+    if line.is_empty() || line.contains('\n') {
+        return None;
+    }
+    let wrappers = |c: char| matches!(c, '*' | '_' | '"' | '\'' | '`' | '“' | '”' | ' ');
+    let bare = line.trim_matches(wrappers);
+    let numbered = bare.starts_with(|c: char| c.is_ascii_digit());
+    let decorated = bare.len() < line.len() || numbered || bare.ends_with(':');
+    if !decorated {
+        return None;
+    }
+    checker.matcher.match_heading(bare).map(|m| (m, numbered))
 }
 
 /// Whether a body has something under its headings: a block that is not a rule or a comment.
@@ -624,6 +663,41 @@ mod tests {
             body_from_fill("Para one.\n\nPara two is cut", &c, 0, true).as_deref(),
             Some("Para one.")
         );
+    }
+
+    // Replies of SmolLM2-135M to one-section requests that were taken as content: the
+    // title echoed as a line, and a list of every section's title as bold lines.
+    #[test]
+    fn echoed_titles_are_not_content_and_numbered_titles_end_the_section() {
+        let c = checker();
+        assert_eq!(
+            body_from_fill("\"6. Communication during rollback.\"", &c, 5, false),
+            None
+        );
+        let titles =
+            "**1. Rollback philosophy**\n\n**2. Rollback decision matrices**\n\n**3. Rollback rollback procedures**\n";
+        assert_eq!(body_from_fill(titles, &c, 0, false), None);
+        assert_eq!(
+            body_from_fill(
+                "**Rolling 8. Post-mortem template**\n\nTo roll this migration, we need both.",
+                &c,
+                7,
+                false
+            )
+            .as_deref(),
+            Some("To roll this migration, we need both.")
+        );
+        let chapters = "**3. Rollback by stage: CHAPTER 1: Rollback by stage**\n\n**3. Rollback by stage: CHAPTER 2: CHAPTER 3: CH";
+        assert_eq!(body_from_fill(chapters, &c, 2, true), None);
+        let echo_then_list =
+            "**10. The hard truth about rollback:**\n\n- Some migrations cannot roll back\n- Reduces the amo";
+        assert_eq!(
+            body_from_fill(echo_then_list, &c, 9, true).as_deref(),
+            Some("- Some migrations cannot roll back")
+        );
+        // A plain sentence using a section's words, or a bold line naming no section, stays.
+        let plain = "Rollback by stage is covered below.\n\n**Dual-running**\n\nStop CDC.";
+        assert_eq!(body_from_fill(plain, &c, 2, false).as_deref(), Some(plain));
     }
 
     // SmolLM2-135M padded a "Pre-cutover rehearsal" reply with 27 empty headings
