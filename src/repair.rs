@@ -39,8 +39,11 @@ pub struct Round {
     /// Section ids asked for (missing) or asked to be rewritten.
     pub asked: Vec<String>,
     pub rewrite: Vec<String>,
-    /// Section ids that came back usable.
+    /// Missing section ids that came back usable and are now present.
     pub recovered: Vec<String>,
+    /// Present section ids whose rewrite fixed some of their problems and replaced them.
+    /// A rewrite that fixes nothing is dropped, keeping the text it would have replaced.
+    pub rewritten: Vec<String>,
     pub requests: u32,
 }
 
@@ -60,6 +63,7 @@ pub enum Event<'a> {
     RoundEnd {
         round: u32,
         recovered: usize,
+        rewritten: usize,
     },
     Warning(String),
 }
@@ -221,6 +225,7 @@ pub async fn generate(
             asked: ids(&missing),
             rewrite: ids(&rewrite.iter().map(|(i, _)| *i).collect::<Vec<_>>()),
             recovered: Vec::new(),
+            rewritten: Vec::new(),
             requests: 0,
         };
         on_event(Event::RoundStart {
@@ -280,17 +285,29 @@ pub async fn generate(
                 }
             }
         }
-        if !edits.is_empty() {
-            plan = splice(&plan, checker, &edits);
+        // Missing sections go in as they came. A rewrite of a present section goes in only
+        // if it has fewer problems than the text it replaces: a weak model's rewrite is often
+        // worse, and must not replace what it wrote first.
+        let (fills, rewrites): (Vec<_>, Vec<_>) = edits.into_iter().partition(|(i, _)| missing.contains(i));
+        if !fills.is_empty() {
+            plan = splice(&plan, checker, &fills);
         }
-        let (_, next) = checker.check(&plan, Some(stages));
-        for (idx, _) in &edits {
-            let id = &checker.spec.sections[*idx].id;
-            let fixed = next.sections[*idx].state == crate::check::SectionState::Found;
-            if fixed {
+        let (_, mut next) = checker.check(&plan, Some(stages));
+        for (idx, body) in rewrites {
+            let candidate = splice(&plan, checker, &[(idx, body)]);
+            let (_, after) = checker.check(&candidate, Some(stages));
+            if fewer_problems(&after, &next, checker, idx) {
+                plan = candidate;
+                next = after;
+                r.rewritten.push(checker.spec.sections[idx].id.clone());
+            }
+        }
+        for (idx, _) in &fills {
+            if next.sections[*idx].state == crate::check::SectionState::Found {
+                let id = checker.spec.sections[*idx].id.clone();
                 r.recovered.push(id.clone());
-                strategies.retain(|(sid, _)| sid != id);
-                strategies.push((id.clone(), r.strategy));
+                strategies.retain(|(sid, _)| *sid != id);
+                strategies.push((id, r.strategy));
             }
         }
         let got = missing
@@ -304,6 +321,7 @@ pub async fn generate(
         on_event(Event::RoundEnd {
             round,
             recovered: r.recovered.len(),
+            rewritten: r.rewritten.len(),
         });
         report = next;
         rounds.push(r);
@@ -327,6 +345,17 @@ pub async fn generate(
         first_truncated: truncated,
         repair_error,
     })
+}
+
+/// Whether section `idx` is present in `after` with fewer structural problems than in `before`.
+fn fewer_problems(after: &CheckReport, before: &CheckReport, checker: &Checker, idx: usize) -> bool {
+    let count = |r: &CheckReport| {
+        r.problems_by_section(&checker.spec)
+            .into_iter()
+            .find(|(i, _)| *i == idx)
+            .map_or(0, |(_, p)| p.len())
+    };
+    after.sections[idx].state == crate::check::SectionState::Found && count(after) < count(before)
 }
 
 /// A reply cut off by the token limit: its last section may be unfinished, so drop it
@@ -663,6 +692,30 @@ mod tests {
             body_from_fill("Para one.\n\nPara two is cut", &c, 0, true).as_deref(),
             Some("Para one.")
         );
+    }
+
+    // SmolLM2-135M, asked to add a table to its decision matrix, answered with a numbered
+    // list of "N. Rollback decision matrix" lines; that replaced the first answer's text
+    // and was counted as recovered. A rewrite must fix something to go in.
+    #[test]
+    fn a_rewrite_counts_only_when_it_has_fewer_problems() {
+        let c = checker();
+        let plan = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nThe IC decides.\n";
+        let (_, before) = c.check(plan, None);
+        let worse = splice(
+            plan,
+            &c,
+            &[(
+                1,
+                "1. 2. Rollback decision matrix\n2. 3. Rollback decision matrix".into(),
+            )],
+        );
+        let (_, after) = c.check(&worse, None);
+        assert!(!fewer_problems(&after, &before, &c, 1));
+        let table = "| Problem type | Decision authority | Time to decide | Default action |\n|---|---|---|---|\n| a | b | c | d |\n| a | b | c | d |\n| a | b | c | d |\n| a | b | c | d |";
+        let fixed = splice(plan, &c, &[(1, table.into())]);
+        let (_, after) = c.check(&fixed, None);
+        assert!(fewer_problems(&after, &before, &c, 1));
     }
 
     // Replies of SmolLM2-135M to one-section requests that were taken as content: the

@@ -97,7 +97,11 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
                     parts.join("; ")
                 )
             }
-            Event::RoundEnd { round, recovered } => format!("repair round {round}: {recovered} section(s) recovered"),
+            Event::RoundEnd {
+                round,
+                recovered,
+                rewritten,
+            } => format!("repair round {round}: {recovered} section(s) recovered, {rewritten} rewritten"),
             Event::Warning(w) => format!("warning: {w}"),
         };
         ui.note(line);

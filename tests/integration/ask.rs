@@ -440,3 +440,31 @@ fn out_file_is_written_with_front_matter_and_checks_clean() {
         check.stdout
     );
 }
+
+#[test]
+fn structure_problems_are_rewritten_not_counted_as_recovered() {
+    let server = fixture_server("structure-repair");
+    let dir = tempdir();
+    let out = ask(&server, dir.path(), &["--no-stream", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["first_answer"]["found"], 10);
+    let round = &v["repairs"]["detail"][0];
+    assert_eq!(round["rewrite"], serde_json::json!(["decision-matrix", "by-stage"]));
+    assert_eq!(round["rewritten"], serde_json::json!(["decision-matrix", "by-stage"]));
+    assert_eq!(round["recovered"], serde_json::json!([]), "nothing was missing");
+    // Every section was present in the first answer, rewritten or not.
+    assert!(
+        v["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["strategy"] == "first")
+    );
+    assert!(v["findings"].as_array().unwrap().is_empty(), "{}", v["findings"]);
+    assert!(
+        out.stderr.contains("0 section(s) recovered, 2 rewritten"),
+        "{}",
+        out.stderr
+    );
+}

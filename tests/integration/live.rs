@@ -86,11 +86,14 @@ fn summary(run: usize, v: &Value, secs: f64) -> String {
         .expect("repair detail")
         .iter()
         .map(|r| {
+            let n = |k: &str| r[k].as_array().map_or(0, Vec::len);
             format!(
-                "{}: {} asked, {} recovered, {} request(s)",
+                "{}: {}/{} missing recovered, {}/{} rewritten, {} request(s)",
                 r["strategy"].as_str().unwrap_or("?"),
-                r["asked"].as_array().map_or(0, Vec::len),
-                r["recovered"].as_array().map_or(0, Vec::len),
+                n("recovered"),
+                n("asked"),
+                n("rewritten"),
+                n("rewrite"),
                 r["requests"]
             )
         })
