@@ -5,8 +5,9 @@
 //! - `repair`: re-asked in the same conversation (draft as the assistant turn, then a
 //!   user message naming the exact headings), all missing sections at once;
 //! - `section`: asked for one at a time with the heading supplied by us, for models that
-//!   write no headings at all (or when a repair round recovered nothing, or the
-//!   conversation no longer fits the model's context).
+//!   write no headings at all (or when a repair round recovered less than half of what it
+//!   asked for, or the conversation no longer fits the model's context). A missing section
+//!   whose reply held nothing usable is asked a second time in the same round.
 
 use serde::Serialize;
 
@@ -14,6 +15,10 @@ use crate::check::{CheckReport, Checker};
 use crate::client::{ApiError, ChatRequest, ChatResult, Client, Message, OnDelta, Usage};
 use crate::markdown::{self, Outline};
 use crate::template::{Inputs, Template};
+
+/// Requests per missing section in a one-section-per-request round: the first, and one
+/// more when the reply held nothing usable (only its title, only empty headings).
+const SECTION_ATTEMPTS: u32 = 2;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -266,21 +271,27 @@ pub async fn generate(
                 .map(|&i| (i, Vec::new()))
                 .chain(rewrite.iter().cloned())
                 .collect();
-            for (idx, problems) in targets {
+            'targets: for (idx, problems) in targets {
                 let prompt = template.section_prompt(inputs, idx, &problems)?;
                 let mut msgs: Vec<Message> = base.iter().filter(|m| m.role == "system").cloned().collect();
                 msgs.push(Message::user(prompt));
-                r.requests += 1;
-                match s.call(msgs).await {
-                    Ok(res) => {
-                        if let Some(body) = body_from_fill(&res.text, checker, idx, res.truncated()) {
-                            edits.push((idx, body));
+                // A missing section whose reply held nothing usable is asked once more, the
+                // same request: a sampling model answers differently the second time.
+                let attempts = if missing.contains(&idx) { SECTION_ATTEMPTS } else { 1 };
+                for _ in 0..attempts {
+                    r.requests += 1;
+                    match s.call(msgs.clone()).await {
+                        Ok(res) => {
+                            if let Some(body) = body_from_fill(&res.text, checker, idx, res.truncated()) {
+                                edits.push((idx, body));
+                                break;
+                            }
                         }
-                    }
-                    Err(e) if e.is_auth() => return Err(e.into()),
-                    Err(e) => {
-                        repair_error = Some(e.to_string());
-                        break;
+                        Err(e) if e.is_auth() => return Err(e.into()),
+                        Err(e) => {
+                            repair_error = Some(e.to_string());
+                            break 'targets;
+                        }
                     }
                 }
             }

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::common::{all_text_under, example_input, fixture_dir, rbplan, tempdir};
-use super::model::{asked_headings, authored, fixture_server, reply};
+use super::model::{asked_headings, asked_single, authored, fixture_server, reply};
 use super::regen::MODEL;
 use super::server::{Reply, Server};
 
@@ -466,5 +466,43 @@ fn structure_problems_are_rewritten_not_counted_as_recovered() {
         out.stderr.contains("0 section(s) recovered, 2 rewritten"),
         "{}",
         out.stderr
+    );
+}
+
+// SmolLM2-135M answered the one-section request for "10. The hard truth about rollback" with
+// nothing but that title as a list item; the section stayed missing and the plan ended
+// incomplete although a second sample would have filled it.
+#[test]
+fn a_section_reply_with_nothing_usable_is_asked_once_more() {
+    let a = authored();
+    let echoes = std::sync::atomic::AtomicUsize::new(0);
+    let server = Server::start(move |req, n| {
+        match asked_single(&req.last_user()) {
+            Some(9) if echoes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => {
+                reply(req, n, "* \"10. The hard truth about rollback\"", "stop")
+            }
+            Some(i) => reply(req, n, &a.sections[i].1, "stop"),
+            // A first answer with no headings at all.
+            None => reply(req, n, "We will roll back carefully and talk to customers.", "stop"),
+        }
+    });
+    let dir = tempdir();
+    let out = ask(&server, dir.path(), &["--no-stream", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["status"], "complete");
+    assert_eq!(v["repairs"]["rounds"], 1);
+    let round = &v["repairs"]["detail"][0];
+    assert_eq!(round["strategy"], "section");
+    assert_eq!(round["requests"], 11, "ten sections, the last one twice");
+    assert_eq!(round["recovered"].as_array().unwrap().len(), 10);
+    let chats = server.chats();
+    assert_eq!(chats.len(), 12);
+    assert_eq!(chats[10].body, chats[11].body, "the second ask is the same request");
+    let plan = v["plan"].as_str().unwrap();
+    assert_eq!(section_order(plan), (0..10).collect::<Vec<_>>());
+    assert!(
+        !plan.contains("\"10. The hard truth about rollback\""),
+        "the echo is not content"
     );
 }
