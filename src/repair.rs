@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::check::{CheckReport, Checker};
 use crate::client::{ApiError, ChatRequest, ChatResult, Client, Message, OnDelta, Usage};
-use crate::markdown::{self, Outline};
+use crate::markdown;
 use crate::template::{Inputs, Template};
 
 /// Requests per missing section in a one-section-per-request round: the first, and one
@@ -552,13 +552,20 @@ pub fn drop_unfinished_block(body: &str) -> String {
     body[..cut].trim_end().to_string()
 }
 
-/// Put each (section, body) into `plan`: replacing the section where it exists, else
-/// inserting it before the first present section that comes after it in canonical order.
+/// Put each (section, body) into `plan`: replacing the section where it has content, else
+/// inserting it before the first section that comes after it in canonical order. Empty
+/// occurrences of an edited section (a heading with nothing under it, often repeated by
+/// weak models) are removed, so the section ends up once and in its place.
 pub fn splice(plan: &str, checker: &Checker, edits: &[(usize, String)]) -> String {
     let plan = &markdown::close_open_blocks(plan);
     let outline = checker.outline(plan);
     let level = outline.level.max(1);
+    let edited = |section: usize| edits.iter().any(|(i, _)| *i == section);
+    let removed = |l: &markdown::Located| l.empty && edited(l.section);
     let mut ops: Vec<(usize, usize, usize, String)> = Vec::new(); // (start, end, order, text)
+    for l in outline.found.iter().filter(|l| removed(l)) {
+        ops.push((l.start, l.end, l.section, String::new()));
+    }
     for (idx, body) in edits {
         let body = markdown::demote_headings(&markdown::close_open_blocks(body.trim()), level + 1);
         let text = format!(
@@ -567,44 +574,45 @@ pub fn splice(plan: &str, checker: &Checker, edits: &[(usize, String)]) -> Strin
             checker.spec.heading(*idx),
             body.trim_end()
         );
-        match outline.primary(*idx) {
+        match outline.primary(*idx).filter(|l| !l.empty) {
             Some(l) => ops.push((l.start, l.end, *idx, text)),
             None => {
-                let at = insertion_point(plan, &outline, *idx);
+                // Before the first section after this one that stays where it is.
+                let at = outline
+                    .found
+                    .iter()
+                    .filter(|l| l.section > *idx && !removed(l))
+                    .filter(|l| outline.primary(l.section).is_some_and(|p| p.start == l.start))
+                    .map(|l| l.start)
+                    .min()
+                    .unwrap_or(plan.len());
                 ops.push((at, at, *idx, text));
             }
         }
     }
     // Walk the plan once, emitting original text between the edits; equal points keep
     // canonical order. Inserted text always starts after a blank line.
-    ops.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+    ops.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)).then(a.1.cmp(&b.1)));
     let mut out = String::with_capacity(plan.len() + ops.iter().map(|o| o.3.len()).sum::<usize>());
     let mut cursor = 0;
     for (start, end, _, text) in ops {
         out.push_str(&plan[cursor.min(start)..start]);
+        cursor = cursor.max(end);
+        if text.is_empty() {
+            continue;
+        }
         let kept = out.trim_end().len();
         out.truncate(kept);
         if !out.is_empty() {
             out.push_str("\n\n");
         }
         out.push_str(&text);
-        cursor = cursor.max(end);
     }
     out.push_str(&plan[cursor.min(plan.len())..]);
     let kept = out.trim_end().len();
     out.truncate(kept);
     out.push('\n');
     out
-}
-
-fn insertion_point(plan: &str, outline: &Outline, idx: usize) -> usize {
-    outline
-        .found
-        .iter()
-        .filter(|l| l.section > idx && outline.primary(l.section).is_some_and(|p| p.start == l.start))
-        .map(|l| l.start)
-        .min()
-        .unwrap_or(plan.len())
 }
 
 #[cfg(test)]
@@ -647,6 +655,33 @@ mod tests {
         );
         let (_, r) = c.check(&out, None);
         assert!(r.findings.iter().all(|f| f.code != "empty" && f.code != "duplicate"));
+    }
+
+    // SmolLM2-135M's first answer was nothing but empty headings, each section two to five
+    // times ("### 11. The hard truth about rollback", "## 12. Rollback philosophy", ...
+    // "## 46. Pre-cutover rehearsal"). Each filled section went into its first empty
+    // heading, so the plan opened with section 10, and 36 empty duplicates stayed at its end.
+    #[test]
+    fn splice_removes_empty_duplicates_and_keeps_canonical_order() {
+        let c = checker();
+        let plan = "### 11. The hard truth about rollback\n## 12. Rollback philosophy\n## 13. Rollback decision matrix\n## 21. The hard truth about rollback\n## 22. Rollback philosophy\n";
+        let out = splice(plan, &c, &[(0, "A".into()), (9, "T".into())]);
+        // The unedited empty heading of section 2 stays, and 1 goes before it.
+        assert_eq!(
+            out,
+            "## 1. Rollback philosophy\n\nA\n\n## 13. Rollback decision matrix\n\n## 10. The hard truth about rollback\n\nT\n"
+        );
+        let out = splice(plan, &c, &[(0, "A".into()), (1, "B".into()), (9, "T".into())]);
+        assert_eq!(ids(&out), vec![0, 1, 9]);
+        let (_, r) = c.check(&out, None);
+        assert!(r.findings.iter().all(|f| f.code != "duplicate"), "{:?}", r.findings);
+        // A present section keeps its place when rewritten; its empty duplicates go.
+        let plan = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nold\n\n## 2. Rollback decision matrix\n";
+        let out = splice(plan, &c, &[(1, "new".into())]);
+        assert_eq!(
+            out,
+            "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nnew\n"
+        );
     }
 
     #[test]
