@@ -439,12 +439,18 @@ pub fn body_from_fill(reply: &str, checker: &Checker, idx: usize, truncated: boo
     }
     // A leading line that only restates this section's title is the heading echoed, not
     // content: "**10. The hard truth about rollback:**", "\"6. Communication during rollback.\"".
-    let doc = markdown::parse(&body);
-    if let Some(b) = doc.blocks.first()
-        && body[..b.start].trim().is_empty()
-        && title_line(&body[b.start..b.end], checker).is_some_and(|(m, _)| m.section == idx)
-    {
-        body = body[b.end..].trim().to_string();
+    // Models repeat it in several forms, so each leading echo goes.
+    loop {
+        let doc = markdown::parse(&body);
+        match doc.blocks.first() {
+            Some(b)
+                if body[..b.start].trim().is_empty()
+                    && title_line(&body[b.start..b.end], checker).is_some_and(|(m, _)| m.section == idx) =>
+            {
+                body = body[b.end..].trim().to_string();
+            }
+            _ => break,
+        }
     }
     let body = drop_empty_headings(&body);
     has_content(&body).then_some(body)
@@ -459,7 +465,7 @@ fn title_line(block: &str, checker: &Checker) -> Option<(markdown::HeadingMatch,
     if line.is_empty() || line.contains('\n') {
         return None;
     }
-    let wrappers = |c: char| matches!(c, '*' | '_' | '"' | '\'' | '`' | '“' | '”' | ' ');
+    let wrappers = |c: char| matches!(c, '*' | '_' | '"' | '\'' | '`' | '“' | '”' | ' ' | '-' | '+');
     let bare = line.trim_matches(wrappers);
     let numbered = bare.starts_with(|c: char| c.is_ascii_digit());
     let decorated = bare.len() < line.len() || numbered || bare.ends_with(':');
@@ -794,6 +800,9 @@ mod tests {
             body_from_fill(echo_then_list, &c, 9, true).as_deref(),
             Some("- Some migrations cannot roll back")
         );
+        // The title twice, as code-ish text and as a list item, then empty headings to the limit.
+        let twice = "`Rollback what-if scenarios: \n- \"9. Rollback what-if scenarios\"\n\n# \n#\n\n## \n## \n##";
+        assert_eq!(body_from_fill(twice, &c, 8, true), None);
         // A plain sentence using a section's words, or a bold line naming no section, stays.
         let plain = "Rollback by stage is covered below.\n\n**Dual-running**\n\nStop CDC.";
         assert_eq!(body_from_fill(plain, &c, 2, false).as_deref(), Some(plain));
