@@ -560,14 +560,14 @@ pub fn drop_unfinished_block(body: &str) -> String {
 
 /// Put each (section, body) into `plan`: replacing the section where it has content, else
 /// inserting it before the first section that comes after it in canonical order. Empty
-/// occurrences of an edited section (a heading with nothing under it, often repeated by
-/// weak models) are removed, so the section ends up once and in its place.
+/// occurrences (a heading with nothing under it, often repeated by weak models) of an
+/// edited section, or of one present elsewhere, are removed: each section ends up once.
 pub fn splice(plan: &str, checker: &Checker, edits: &[(usize, String)]) -> String {
     let plan = &markdown::close_open_blocks(plan);
     let outline = checker.outline(plan);
     let level = outline.level.max(1);
     let edited = |section: usize| edits.iter().any(|(i, _)| *i == section);
-    let removed = |l: &markdown::Located| l.empty && edited(l.section);
+    let removed = |l: &markdown::Located| l.empty && (edited(l.section) || outline.is_present(l.section));
     let mut ops: Vec<(usize, usize, usize, String)> = Vec::new(); // (start, end, order, text)
     for l in outline.found.iter().filter(|l| removed(l)) {
         ops.push((l.start, l.end, l.section, String::new()));
@@ -687,6 +687,20 @@ mod tests {
         assert_eq!(
             out,
             "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nnew\n"
+        );
+    }
+
+    // SmolLM2-135M's first answer: "## Rollback what-if scenarios" empty near the top, and
+    // "## The rollback what-if scenarios" with text at the end. The empty one stayed in the
+    // assembled plan as a duplicate, out of order.
+    #[test]
+    fn splice_removes_empty_duplicates_of_sections_present_elsewhere() {
+        let c = checker();
+        let plan = "## Rollback philosophy\n\nA\n\n## Rollback what-if scenarios\n\n## Rollback decision matrix\n\n## The rollback what-if scenarios\n\nW\n";
+        let out = splice(plan, &c, &[(1, "B".into())]);
+        assert_eq!(
+            out,
+            "## Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nB\n\n## The rollback what-if scenarios\n\nW\n"
         );
     }
 
