@@ -11,3 +11,4 @@ mod check;
 mod faults;
 mod live;
 mod regen;
+mod smollm2;
