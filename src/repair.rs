@@ -5,8 +5,8 @@
 //! - `repair`: re-asked in the same conversation (draft as the assistant turn, then a
 //!   user message naming the exact headings), all missing sections at once;
 //! - `section`: asked for one at a time with the heading supplied by us, for models that
-//!   write no headings at all (or when a repair round recovered less than half of what it
-//!   asked for, or the conversation no longer fits the model's context). A missing section
+//!   write no headings at all (or after a repair round that left a missing section missing,
+//!   or when the conversation no longer fits the model's context). A missing section
 //!   whose reply held nothing usable is asked again in the same round, up to three times.
 
 use serde::Serialize;
@@ -326,8 +326,9 @@ pub async fn generate(
             .iter()
             .filter(|&&i| next.sections[i].state == crate::check::SectionState::Found)
             .count();
-        if r.strategy == Strategy::Repair && got * 2 < missing.len() {
-            // The model did not write most of the headings it was given: next round, one at a time.
+        if r.strategy == Strategy::Repair && got < missing.len() {
+            // The model did not write every heading it was given: next round, each of the
+            // rest alone (for one or two sections this is also the cheaper request).
             one_at_a_time = true;
         }
         on_event(Event::RoundEnd {

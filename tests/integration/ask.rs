@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::common::{all_text_under, example_input, fixture_dir, rbplan, tempdir};
-use super::model::{asked_headings, asked_single, authored, fixture_server, reply};
+use super::model::{asked_headings, asked_single, authored, fixture_server, is_repair, reply};
 use super::regen::MODEL;
 use super::server::{Reply, Server};
 
@@ -513,4 +513,52 @@ fn a_section_reply_with_nothing_usable_is_asked_again_up_to_three_times() {
         !plan.contains("\"10. The hard truth about rollback\""),
         "the echo is not content"
     );
+}
+
+// Live, SmolLM2-135M's first answer lacked 7 and 10; the repair reply brought 10 but not 7.
+// Half recovered was enough to stay with repair, which failed again, and the plan ended
+// incomplete with the one-section fallback never tried.
+#[test]
+fn a_repair_round_that_leaves_a_section_missing_falls_back_to_one_section_requests() {
+    let a = authored();
+    let server = Server::start(move |req, n| {
+        let user = req.last_user();
+        if let Some(i) = asked_single(&user) {
+            return reply(req, n, &a.sections[i].1, "stop");
+        }
+        if is_repair(req) {
+            // Section 10 when asked for it, never section 7.
+            if asked_headings(&user).contains(&9) {
+                return reply(req, n, &a.only(&[9]), "stop");
+            }
+            return reply(req, n, "The plan above is complete.", "stop");
+        }
+        reply(req, n, &a.without(&[6, 9]), "stop")
+    });
+    let dir = tempdir();
+    let out = ask(&server, dir.path(), &["--no-stream", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    let rounds = v["repairs"]["detail"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    assert_eq!(rounds[0]["strategy"], "repair");
+    assert_eq!(rounds[0]["recovered"], serde_json::json!(["hard-truth"]));
+    assert_eq!(rounds[1]["strategy"], "section");
+    assert_eq!(rounds[1]["asked"], serde_json::json!(["checklist"]));
+    assert_eq!(rounds[1]["requests"], 1);
+    let chats = server.chats();
+    assert_eq!(chats.len(), 3);
+    assert_eq!(asked_single(&chats[2].last_user()), Some(6));
+    let strategy = |id: &str| {
+        v["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()["strategy"]
+            .clone()
+    };
+    assert_eq!(strategy("hard-truth"), "repair");
+    assert_eq!(strategy("checklist"), "section");
+    assert_eq!(section_order(v["plan"].as_str().unwrap()), (0..10).collect::<Vec<_>>());
 }
