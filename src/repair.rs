@@ -424,13 +424,14 @@ pub fn body_from_fill(reply: &str, checker: &Checker, idx: usize, truncated: boo
     {
         text = &text[h.end..];
     }
-    // A numbered title line of another section starts that section, heading or not: weak
-    // models list sections as "**2. Rollback decision matrix**" lines.
+    // A title line of another section with that section's number starts that section,
+    // heading or not: weak models list sections as "**2. Rollback decision matrix**" lines.
+    // (A numbered step that happens to use a section's name, "**3. Communication**" in a
+    // by-stage body, carries another number and stays.)
     let doc = markdown::parse(text);
-    let other = doc
-        .blocks
-        .iter()
-        .find(|b| title_line(&text[b.start..b.end], checker).is_some_and(|(m, numbered)| numbered && m.section != idx));
+    let other = doc.blocks.iter().find(|b| {
+        title_line(&text[b.start..b.end], checker).is_some_and(|(m, n)| m.section != idx && n == Some(m.section + 1))
+    });
     if let Some(b) = other {
         text = &text[..b.start];
         runs_to_end = false;
@@ -461,20 +462,21 @@ pub fn body_from_fill(reply: &str, checker: &Checker, idx: usize, truncated: boo
 /// The section a paragraph names when it is one decorated line and nothing else: bold,
 /// quoted or code, numbered, or ending in a colon (`**3. Rollback by stage**`,
 /// `"6. Communication during rollback."`, `Rollback philosophy:`). A plain sentence that
-/// happens to use a section's words is not a title. Also says whether it is numbered.
-fn title_line(block: &str, checker: &Checker) -> Option<(markdown::HeadingMatch, bool)> {
+/// happens to use a section's words is not a title. Also gives its leading number, if any.
+fn title_line(block: &str, checker: &Checker) -> Option<(markdown::HeadingMatch, Option<usize>)> {
     let line = block.trim();
     if line.is_empty() || line.contains('\n') {
         return None;
     }
     let wrappers = |c: char| matches!(c, '*' | '_' | '"' | '\'' | '`' | '“' | '”' | ' ' | '-' | '+');
     let bare = line.trim_matches(wrappers);
-    let numbered = bare.starts_with(|c: char| c.is_ascii_digit());
-    let decorated = bare.len() < line.len() || numbered || bare.ends_with(':');
+    let digits: String = bare.chars().take_while(char::is_ascii_digit).collect();
+    let number = digits.parse::<usize>().ok();
+    let decorated = bare.len() < line.len() || number.is_some() || bare.ends_with(':');
     if !decorated {
         return None;
     }
-    checker.matcher.match_heading(bare).map(|m| (m, numbered))
+    checker.matcher.match_heading(bare).map(|m| (m, number))
 }
 
 /// Whether a body has something under its headings: a block that is not a rule or a comment.
@@ -819,6 +821,9 @@ mod tests {
         // The title twice, as code-ish text and as a list item, then empty headings to the limit.
         let twice = "`Rollback what-if scenarios: \n- \"9. Rollback what-if scenarios\"\n\n# \n#\n\n## \n## \n##";
         assert_eq!(body_from_fill(twice, &c, 8, true), None);
+        // A numbered step that uses another section's name, with another number, stays.
+        let steps = "**1. Stop CDC**\n\nPause the connector.\n\n**3. Communication**\n\nTell the channel.";
+        assert_eq!(body_from_fill(steps, &c, 2, false).as_deref(), Some(steps));
         // A plain sentence using a section's words, or a bold line naming no section, stays.
         let plain = "Rollback by stage is covered below.\n\n**Dual-running**\n\nStop CDC.";
         assert_eq!(body_from_fill(plain, &c, 2, false).as_deref(), Some(plain));
