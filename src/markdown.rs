@@ -571,6 +571,21 @@ fn most_common(it: impl Iterator<Item = u8>) -> Option<u8> {
         .map(|l| l as u8)
 }
 
+/// Byte offsets (into `list`) where the items of the outermost list in `list` start.
+pub fn list_item_starts(list: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut depth = 0usize;
+    for (ev, range) in Parser::new_ext(list, options()).into_offset_iter() {
+        match ev {
+            Event::Start(Tag::List(_)) => depth += 1,
+            Event::End(TagEnd::List(_)) => depth = depth.saturating_sub(1),
+            Event::Start(Tag::Item) if depth == 1 => starts.push(range.start),
+            _ => {}
+        }
+    }
+    starts
+}
+
 /// Shift headings in `body` so none is shallower than `min_level` (a section's content
 /// must not open a heading that would end the section). Setext headings become ATX.
 pub fn demote_headings(body: &str, min_level: u8) -> String {

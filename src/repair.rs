@@ -5,15 +5,21 @@
 //! - `repair`: re-asked in the same conversation (draft as the assistant turn, then a
 //!   user message naming the exact headings), all missing sections at once;
 //! - `section`: asked for one at a time with the heading supplied by us, for models that
-//!   write no headings at all (or when a repair round recovered nothing, or the
-//!   conversation no longer fits the model's context).
+//!   write no headings at all (or after a repair round that left a missing section missing,
+//!   or when the conversation no longer fits the model's context). A missing section
+//!   whose reply held nothing usable is asked again in the same round, up to three times.
 
 use serde::Serialize;
 
 use crate::check::{CheckReport, Checker};
 use crate::client::{ApiError, ChatRequest, ChatResult, Client, Message, OnDelta, Usage};
-use crate::markdown::{self, Outline};
+use crate::markdown;
 use crate::template::{Inputs, Template};
+
+/// Requests per missing section in a one-section-per-request round: the first, and more
+/// while the reply holds nothing usable (only its title, only empty headings). In five live
+/// runs with SmolLM2-135M, 2 of 46 such replies were unusable: both for one section, in a row.
+const SECTION_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -39,8 +45,11 @@ pub struct Round {
     /// Section ids asked for (missing) or asked to be rewritten.
     pub asked: Vec<String>,
     pub rewrite: Vec<String>,
-    /// Section ids that came back usable.
+    /// Missing section ids that came back usable and are now present.
     pub recovered: Vec<String>,
+    /// Present section ids whose rewrite fixed some of their problems and replaced them.
+    /// A rewrite that fixes nothing is dropped, keeping the text it would have replaced.
+    pub rewritten: Vec<String>,
     pub requests: u32,
 }
 
@@ -60,6 +69,7 @@ pub enum Event<'a> {
     RoundEnd {
         round: u32,
         recovered: usize,
+        rewritten: usize,
     },
     Warning(String),
 }
@@ -79,6 +89,8 @@ pub struct Generated {
     pub model: Option<String>,
     pub calls: u32,
     pub transport_retries: u32,
+    /// Section ids present with content in the first answer, before any repair.
+    pub first_found: Vec<String>,
     pub first_truncated: bool,
     /// An API failure during repair: the plan so far is kept, repair stopped.
     pub repair_error: Option<String>,
@@ -217,6 +229,8 @@ pub struct State {
     /// A model that wrote no usable heading will not follow headings when re-asked either.
     pub one_at_a_time: bool,
     pub first_truncated: bool,
+    /// Section ids present with content in the first answer, before any repair.
+    pub first_found: Vec<String>,
 }
 
 /// What the next round asks for.
@@ -246,13 +260,15 @@ impl State {
             draft.to_string()
         };
         let (_, report) = checker.check(&plan, Some(stages));
-        let strategies = report
+        let first_found: Vec<String> = report
             .sections
             .iter()
             .filter(|r| r.state == crate::check::SectionState::Found)
-            .map(|r| (r.id.clone(), Strategy::First))
+            .map(|r| r.id.clone())
             .collect();
+        let strategies = first_found.iter().map(|id| (id.clone(), Strategy::First)).collect();
         State {
+            first_found,
             one_at_a_time: report.found_count() == 0,
             plan,
             report,
@@ -340,18 +356,32 @@ impl State {
             asked: ids(&mut ask.missing.iter().copied()),
             rewrite: ids(&mut ask.rewrite.iter().map(|(i, _)| *i)),
             recovered: Vec::new(),
+            rewritten: Vec::new(),
             requests,
         };
-        if !edits.is_empty() {
-            self.plan = splice(&self.plan, checker, edits);
+        // Missing sections go in as they came. A rewrite of a present section goes in only
+        // if it has fewer problems than the text it replaces: a weak model's rewrite is often
+        // worse, and must not replace what it wrote first.
+        let (fills, rewrites): (Vec<_>, Vec<_>) = edits.iter().cloned().partition(|(i, _)| ask.missing.contains(i));
+        if !fills.is_empty() {
+            self.plan = splice(&self.plan, checker, &fills);
         }
-        let (_, next) = checker.check(&self.plan, Some(stages));
-        for (idx, _) in edits {
-            let id = &checker.spec.sections[*idx].id;
+        let (_, mut next) = checker.check(&self.plan, Some(stages));
+        for (idx, body) in rewrites {
+            let candidate = splice(&self.plan, checker, &[(idx, body)]);
+            let (_, after) = checker.check(&candidate, Some(stages));
+            if fewer_problems(&after, &next, checker, idx) {
+                self.plan = candidate;
+                next = after;
+                r.rewritten.push(checker.spec.sections[idx].id.clone());
+            }
+        }
+        for (idx, _) in &fills {
             if next.sections[*idx].state == crate::check::SectionState::Found {
+                let id = checker.spec.sections[*idx].id.clone();
                 r.recovered.push(id.clone());
-                self.strategies.retain(|(sid, _)| sid != id);
-                self.strategies.push((id.clone(), ask.strategy));
+                self.strategies.retain(|(sid, _)| *sid != id);
+                self.strategies.push((id, ask.strategy));
             }
         }
         let got = ask
@@ -359,8 +389,9 @@ impl State {
             .iter()
             .filter(|&&i| next.sections[i].state == crate::check::SectionState::Found)
             .count();
-        if ask.strategy == Strategy::Repair && got * 2 < ask.missing.len() {
-            // The model did not write most of the headings it was given: next round, one at a time.
+        if ask.strategy == Strategy::Repair && got < ask.missing.len() {
+            // The model did not write every heading it was given: next round, each of the
+            // rest alone (for one or two sections this is also the cheaper request).
             self.one_at_a_time = true;
         }
         self.report = next;
@@ -425,14 +456,28 @@ async fn improve(
             }
         }
         if ask.strategy == Strategy::Section {
-            for (target, msgs) in state.requests(&ask, template, inputs, &base)? {
-                requests += 1;
-                match s.call(msgs).await {
-                    Ok(res) => edits.extend(State::edits_from(&ask, target, &res, checker)),
-                    Err(e) if e.is_auth() => return Err(e.into()),
-                    Err(e) => {
-                        repair_error = Some(e.to_string());
-                        break;
+            'targets: for (target, msgs) in state.requests(&ask, template, inputs, &base)? {
+                // A missing section whose reply held nothing usable is asked again, the same
+                // request: a sampling model answers differently each time.
+                let attempts = match target {
+                    Some(i) if ask.missing.contains(&i) => SECTION_ATTEMPTS,
+                    _ => 1,
+                };
+                for _ in 0..attempts {
+                    requests += 1;
+                    match s.call(msgs.clone()).await {
+                        Ok(res) => {
+                            let got = State::edits_from(&ask, target, &res, checker);
+                            if !got.is_empty() {
+                                edits.extend(got);
+                                break;
+                            }
+                        }
+                        Err(e) if e.is_auth() => return Err(e.into()),
+                        Err(e) => {
+                            repair_error = Some(e.to_string());
+                            break 'targets;
+                        }
                     }
                 }
             }
@@ -441,6 +486,7 @@ async fn improve(
         on_event(Event::RoundEnd {
             round,
             recovered: r.recovered.len(),
+            rewritten: r.rewritten.len(),
         });
         if repair_error.is_some() {
             break;
@@ -452,6 +498,7 @@ async fn improve(
         rounds,
         mut strategies,
         first_truncated,
+        first_found,
         ..
     } = state;
     strategies.sort_by_key(|(id, _)| checker.spec.index_of(id));
@@ -466,9 +513,21 @@ async fn improve(
         model: s.model,
         calls: s.calls,
         transport_retries: s.retries,
+        first_found,
         first_truncated,
         repair_error,
     })
+}
+
+/// Whether section `idx` is present in `after` with fewer structural problems than in `before`.
+fn fewer_problems(after: &CheckReport, before: &CheckReport, checker: &Checker, idx: usize) -> bool {
+    let count = |r: &CheckReport| {
+        r.problems_by_section(&checker.spec)
+            .into_iter()
+            .find(|(i, _)| *i == idx)
+            .map_or(0, |(_, p)| p.len())
+    };
+    after.sections[idx].state == crate::check::SectionState::Found && count(after) < count(before)
 }
 
 /// A reply cut off by the token limit: its last section may be unfinished, so drop it
@@ -494,7 +553,10 @@ pub fn sections_from_reply(reply: &str, checker: &Checker, wanted: &[usize], tru
         if l.empty || !wanted.contains(&l.section) || out.iter().any(|(i, _)| *i == l.section) {
             continue;
         }
-        out.push((l.section, reply[l.body_start..l.end].trim().to_string()));
+        let body = drop_empty_headings(reply[l.body_start..l.end].trim());
+        if has_content(&body) {
+            out.push((l.section, body));
+        }
     }
     out
 }
@@ -503,12 +565,14 @@ pub fn sections_from_reply(reply: &str, checker: &Checker, wanted: &[usize], tru
 /// it is dropped. Anything from another required section's heading on is dropped too.
 pub fn body_from_fill(reply: &str, checker: &Checker, idx: usize, truncated: bool) -> Option<String> {
     let outline = checker.outline(reply);
-    if let Some(l) = outline.found.iter().find(|l| l.section == idx && !l.empty) {
-        return Some(reply[l.body_start..l.end].trim().to_string());
-    }
-    let mut text = match outline.found.iter().find(|l| l.section != idx) {
-        Some(other) => &reply[..other.start],
-        None => reply,
+    // The part of the reply that is this section, and whether it runs to the reply's end
+    // (only then can a cut-off reply have cut it).
+    let (mut text, mut runs_to_end) = match outline.found.iter().find(|l| l.section == idx && !l.empty) {
+        Some(l) => (&reply[l.body_start..l.end], l.end >= reply.len()),
+        None => match outline.found.iter().find(|l| l.section != idx) {
+            Some(other) => (&reply[..other.start], false),
+            None => (reply, true),
+        },
     };
     // A leading heading that names this section (e.g. "# Rollback philosophy for X") goes;
     // any other leading heading is the body's own subsection and stays.
@@ -519,26 +583,158 @@ pub fn body_from_fill(reply: &str, checker: &Checker, idx: usize, truncated: boo
     {
         text = &text[h.end..];
     }
+    // A title line of another section with that section's number starts that section,
+    // heading or not: weak models list sections as "**2. Rollback decision matrix**" lines.
+    // (A numbered step that happens to use a section's name, "**3. Communication**" in a
+    // by-stage body, carries another number and stays.)
+    let doc = markdown::parse(text);
+    let other = doc.blocks.iter().find(|b| {
+        title_line(&text[b.start..b.end], checker).is_some_and(|(m, n)| m.section != idx && n == Some(m.section + 1))
+    });
+    if let Some(b) = other {
+        text = &text[..b.start];
+        runs_to_end = false;
+    }
     let mut body = text.trim().to_string();
-    if truncated {
-        // Keep whole blocks only: the last one may stop mid-sentence.
+    if truncated && runs_to_end {
+        body = drop_unfinished_block(&body);
+    }
+    // A leading line that only restates this section's title is the heading echoed, not
+    // content: "**10. The hard truth about rollback:**", "\"6. Communication during rollback.\"".
+    // Models repeat it in several forms, so each leading echo goes.
+    loop {
         let doc = markdown::parse(&body);
-        if doc.blocks.len() > 1
-            && let Some(last) = doc.blocks.last()
-        {
-            body = body[..last.start].trim().to_string();
+        match doc.blocks.first() {
+            Some(b)
+                if body[..b.start].trim().is_empty()
+                    && title_line(&body[b.start..b.end], checker).is_some_and(|(m, _)| m.section == idx) =>
+            {
+                body = body[b.end..].trim().to_string();
+            }
+            _ => break,
         }
     }
-    (!body.is_empty()).then_some(body)
+    let body = drop_empty_headings(&body);
+    has_content(&body).then_some(body)
 }
 
-/// Put each (section, body) into `plan`: replacing the section where it exists, else
-/// inserting it before the first present section that comes after it in canonical order.
+/// The section a paragraph names when it is one decorated line and nothing else: bold,
+/// quoted or code, numbered, or ending in a colon (`**3. Rollback by stage**`,
+/// `"6. Communication during rollback."`, `Rollback philosophy:`). A plain sentence that
+/// happens to use a section's words is not a title. Also gives its leading number, if any.
+fn title_line(block: &str, checker: &Checker) -> Option<(markdown::HeadingMatch, Option<usize>)> {
+    let line = block.trim();
+    if line.is_empty() || line.contains('\n') {
+        return None;
+    }
+    let wrappers = |c: char| matches!(c, '*' | '_' | '"' | '\'' | '`' | '“' | '”' | ' ' | '-' | '+');
+    let bare = line.trim_matches(wrappers);
+    let digits: String = bare.chars().take_while(char::is_ascii_digit).collect();
+    let number = digits.parse::<usize>().ok();
+    let decorated = bare.len() < line.len() || number.is_some() || bare.ends_with(':');
+    if !decorated {
+        return None;
+    }
+    checker.matcher.match_heading(bare).map(|m| (m, number))
+}
+
+/// Whether a body has something under its headings: a block that is not a rule or a comment.
+fn has_content(body: &str) -> bool {
+    markdown::parse(body).blocks.iter().any(|b| b.is_content())
+}
+
+/// Drop headings with nothing under them (before the next heading at their level or above,
+/// or the end). Weak models pad a reply with runs of empty numbered subheadings.
+pub fn drop_empty_headings(body: &str) -> String {
+    let doc = markdown::parse(body);
+    let heads: Vec<&markdown::Heading> = doc.headings.iter().filter(|h| h.top_level).collect();
+    let mut out = String::with_capacity(body.len());
+    let mut pos = 0;
+    for (i, h) in heads.iter().enumerate() {
+        let until = heads[i + 1..]
+            .iter()
+            .find(|n| n.level <= h.level)
+            .map_or(body.len(), |n| n.start);
+        let empty = !doc
+            .blocks
+            .iter()
+            .any(|b| b.start >= h.end && b.start < until && b.is_content());
+        if empty {
+            out.push_str(&body[pos..h.start]);
+            pos = h.end;
+        }
+    }
+    out.push_str(&body[pos..]);
+    tidy_blank_lines(&out)
+}
+
+/// At most one blank line in a row, none at the ends (outside code blocks, lines are
+/// compared trimmed).
+fn tidy_blank_lines(text: &str) -> String {
+    let doc = markdown::parse(text);
+    let in_code = |at: usize| {
+        doc.blocks
+            .iter()
+            .any(|b| b.kind == markdown::BlockKind::Code && b.start < at && at < b.end)
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut blank_run = 0;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let blank = line.trim().is_empty() && !in_code(at);
+        at += line.len();
+        if blank {
+            blank_run += 1;
+            if blank_run > 1 {
+                continue;
+            }
+        } else {
+            blank_run = 0;
+        }
+        out.push_str(line);
+    }
+    out.trim().to_string()
+}
+
+/// A body cut off by the token limit, without its unfinished end. The last element goes,
+/// whether a block or a heading (a heading with nothing after it is no content); from a
+/// list, only its last item. A body that is a single block is kept whole: a cut paragraph
+/// says more than nothing.
+pub fn drop_unfinished_block(body: &str) -> String {
+    let doc = markdown::parse(body);
+    let last_heading = doc.headings.iter().filter(|h| h.top_level).map(|h| h.start).max();
+    let cut = match doc.blocks.last() {
+        Some(b) if last_heading.is_none_or(|h| b.start > h) => {
+            let items = if b.kind == markdown::BlockKind::List {
+                markdown::list_item_starts(&body[b.start..b.end])
+            } else {
+                Vec::new()
+            };
+            match items.last() {
+                Some(&last) if items.len() > 1 => b.start + last,
+                _ if doc.blocks.len() > 1 => b.start,
+                _ => body.len(),
+            }
+        }
+        _ => last_heading.unwrap_or(body.len()),
+    };
+    body[..cut].trim_end().to_string()
+}
+
+/// Put each (section, body) into `plan`: replacing the section where it has content, else
+/// inserting it before the first section that comes after it in canonical order. Empty
+/// occurrences (a heading with nothing under it, often repeated by weak models) of an
+/// edited section, or of one present elsewhere, are removed: each section ends up once.
 pub fn splice(plan: &str, checker: &Checker, edits: &[(usize, String)]) -> String {
     let plan = &markdown::close_open_blocks(plan);
     let outline = checker.outline(plan);
     let level = outline.level.max(1);
+    let edited = |section: usize| edits.iter().any(|(i, _)| *i == section);
+    let removed = |l: &markdown::Located| l.empty && (edited(l.section) || outline.is_present(l.section));
     let mut ops: Vec<(usize, usize, usize, String)> = Vec::new(); // (start, end, order, text)
+    for l in outline.found.iter().filter(|l| removed(l)) {
+        ops.push((l.start, l.end, l.section, String::new()));
+    }
     for (idx, body) in edits {
         let body = markdown::demote_headings(&markdown::close_open_blocks(body.trim()), level + 1);
         let text = format!(
@@ -547,44 +743,45 @@ pub fn splice(plan: &str, checker: &Checker, edits: &[(usize, String)]) -> Strin
             checker.spec.heading(*idx),
             body.trim_end()
         );
-        match outline.primary(*idx) {
+        match outline.primary(*idx).filter(|l| !l.empty) {
             Some(l) => ops.push((l.start, l.end, *idx, text)),
             None => {
-                let at = insertion_point(plan, &outline, *idx);
+                // Before the first section after this one that stays where it is.
+                let at = outline
+                    .found
+                    .iter()
+                    .filter(|l| l.section > *idx && !removed(l))
+                    .filter(|l| outline.primary(l.section).is_some_and(|p| p.start == l.start))
+                    .map(|l| l.start)
+                    .min()
+                    .unwrap_or(plan.len());
                 ops.push((at, at, *idx, text));
             }
         }
     }
     // Walk the plan once, emitting original text between the edits; equal points keep
     // canonical order. Inserted text always starts after a blank line.
-    ops.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+    ops.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)).then(a.1.cmp(&b.1)));
     let mut out = String::with_capacity(plan.len() + ops.iter().map(|o| o.3.len()).sum::<usize>());
     let mut cursor = 0;
     for (start, end, _, text) in ops {
         out.push_str(&plan[cursor.min(start)..start]);
+        cursor = cursor.max(end);
+        if text.is_empty() {
+            continue;
+        }
         let kept = out.trim_end().len();
         out.truncate(kept);
         if !out.is_empty() {
             out.push_str("\n\n");
         }
         out.push_str(&text);
-        cursor = cursor.max(end);
     }
     out.push_str(&plan[cursor.min(plan.len())..]);
     let kept = out.trim_end().len();
     out.truncate(kept);
     out.push('\n');
     out
-}
-
-fn insertion_point(plan: &str, outline: &Outline, idx: usize) -> usize {
-    outline
-        .found
-        .iter()
-        .filter(|l| l.section > idx && outline.primary(l.section).is_some_and(|p| p.start == l.start))
-        .map(|l| l.start)
-        .min()
-        .unwrap_or(plan.len())
 }
 
 #[cfg(test)]
@@ -627,6 +824,47 @@ mod tests {
         );
         let (_, r) = c.check(&out, None);
         assert!(r.findings.iter().all(|f| f.code != "empty" && f.code != "duplicate"));
+    }
+
+    // SmolLM2-135M's first answer was nothing but empty headings, each section two to five
+    // times ("### 11. The hard truth about rollback", "## 12. Rollback philosophy", ...
+    // "## 46. Pre-cutover rehearsal"). Each filled section went into its first empty
+    // heading, so the plan opened with section 10, and 36 empty duplicates stayed at its end.
+    #[test]
+    fn splice_removes_empty_duplicates_and_keeps_canonical_order() {
+        let c = checker();
+        let plan = "### 11. The hard truth about rollback\n## 12. Rollback philosophy\n## 13. Rollback decision matrix\n## 21. The hard truth about rollback\n## 22. Rollback philosophy\n";
+        let out = splice(plan, &c, &[(0, "A".into()), (9, "T".into())]);
+        // The unedited empty heading of section 2 stays, and 1 goes before it.
+        assert_eq!(
+            out,
+            "## 1. Rollback philosophy\n\nA\n\n## 13. Rollback decision matrix\n\n## 10. The hard truth about rollback\n\nT\n"
+        );
+        let out = splice(plan, &c, &[(0, "A".into()), (1, "B".into()), (9, "T".into())]);
+        assert_eq!(ids(&out), vec![0, 1, 9]);
+        let (_, r) = c.check(&out, None);
+        assert!(r.findings.iter().all(|f| f.code != "duplicate"), "{:?}", r.findings);
+        // A present section keeps its place when rewritten; its empty duplicates go.
+        let plan = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nold\n\n## 2. Rollback decision matrix\n";
+        let out = splice(plan, &c, &[(1, "new".into())]);
+        assert_eq!(
+            out,
+            "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nnew\n"
+        );
+    }
+
+    // SmolLM2-135M's first answer: "## Rollback what-if scenarios" empty near the top, and
+    // "## The rollback what-if scenarios" with text at the end. The empty one stayed in the
+    // assembled plan as a duplicate, out of order.
+    #[test]
+    fn splice_removes_empty_duplicates_of_sections_present_elsewhere() {
+        let c = checker();
+        let plan = "## Rollback philosophy\n\nA\n\n## Rollback what-if scenarios\n\n## Rollback decision matrix\n\n## The rollback what-if scenarios\n\nW\n";
+        let out = splice(plan, &c, &[(1, "B".into())]);
+        assert_eq!(
+            out,
+            "## Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nB\n\n## The rollback what-if scenarios\n\nW\n"
+        );
     }
 
     #[test]
@@ -683,5 +921,119 @@ mod tests {
             body_from_fill("Para one.\n\nPara two is cut", &c, 0, true).as_deref(),
             Some("Para one.")
         );
+    }
+
+    // SmolLM2-135M, asked to add a table to its decision matrix, answered with a numbered
+    // list of "N. Rollback decision matrix" lines; that replaced the first answer's text
+    // and was counted as recovered. A rewrite must fix something to go in.
+    #[test]
+    fn a_rewrite_counts_only_when_it_has_fewer_problems() {
+        let c = checker();
+        let plan = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nThe IC decides.\n";
+        let (_, before) = c.check(plan, None);
+        let worse = splice(
+            plan,
+            &c,
+            &[(
+                1,
+                "1. 2. Rollback decision matrix\n2. 3. Rollback decision matrix".into(),
+            )],
+        );
+        let (_, after) = c.check(&worse, None);
+        assert!(!fewer_problems(&after, &before, &c, 1));
+        let table = "| Problem type | Decision authority | Time to decide | Default action |\n|---|---|---|---|\n| a | b | c | d |\n| a | b | c | d |\n| a | b | c | d |\n| a | b | c | d |";
+        let fixed = splice(plan, &c, &[(1, table.into())]);
+        let (_, after) = c.check(&fixed, None);
+        assert!(fewer_problems(&after, &before, &c, 1));
+    }
+
+    // Replies of SmolLM2-135M to one-section requests that were taken as content: the
+    // title echoed as a line, and a list of every section's title as bold lines.
+    #[test]
+    fn echoed_titles_are_not_content_and_numbered_titles_end_the_section() {
+        let c = checker();
+        assert_eq!(
+            body_from_fill("\"6. Communication during rollback.\"", &c, 5, false),
+            None
+        );
+        let titles =
+            "**1. Rollback philosophy**\n\n**2. Rollback decision matrices**\n\n**3. Rollback rollback procedures**\n";
+        assert_eq!(body_from_fill(titles, &c, 0, false), None);
+        assert_eq!(
+            body_from_fill(
+                "**Rolling 8. Post-mortem template**\n\nTo roll this migration, we need both.",
+                &c,
+                7,
+                false
+            )
+            .as_deref(),
+            Some("To roll this migration, we need both.")
+        );
+        let chapters = "**3. Rollback by stage: CHAPTER 1: Rollback by stage**\n\n**3. Rollback by stage: CHAPTER 2: CHAPTER 3: CH";
+        assert_eq!(body_from_fill(chapters, &c, 2, true), None);
+        let echo_then_list =
+            "**10. The hard truth about rollback:**\n\n- Some migrations cannot roll back\n- Reduces the amo";
+        assert_eq!(
+            body_from_fill(echo_then_list, &c, 9, true).as_deref(),
+            Some("- Some migrations cannot roll back")
+        );
+        // The title twice, as code-ish text and as a list item, then empty headings to the limit.
+        let twice = "`Rollback what-if scenarios: \n- \"9. Rollback what-if scenarios\"\n\n# \n#\n\n## \n## \n##";
+        assert_eq!(body_from_fill(twice, &c, 8, true), None);
+        // A numbered step that uses another section's name, with another number, stays.
+        let steps = "**1. Stop CDC**\n\nPause the connector.\n\n**3. Communication**\n\nTell the channel.";
+        assert_eq!(body_from_fill(steps, &c, 2, false).as_deref(), Some(steps));
+        // A plain sentence using a section's words, or a bold line naming no section, stays.
+        let plain = "Rollback by stage is covered below.\n\n**Dual-running**\n\nStop CDC.";
+        assert_eq!(body_from_fill(plain, &c, 2, false).as_deref(), Some(plain));
+    }
+
+    // SmolLM2-135M padded a "Pre-cutover rehearsal" reply with 27 empty headings
+    // ("### 2. Rollback to previous version", ...), and a repair reply with nothing but
+    // headings. Those headings said nothing and only cluttered the plan.
+    #[test]
+    fn empty_subheadings_are_dropped_and_a_body_of_headings_is_no_body() {
+        let c = checker();
+        let reply = "The drill, timed in staging.\n\n### 1. Rollback to previous version\n\n### 2. Rollback to previous version\n\n### Timing\n\n#### Measured\n\nIt took 20 minutes.\n\n### 3. Rollback to previous version\n";
+        assert_eq!(
+            body_from_fill(reply, &c, 4, false).as_deref(),
+            Some("The drill, timed in staging.\n\n### Timing\n\n#### Measured\n\nIt took 20 minutes.")
+        );
+        assert_eq!(body_from_fill("### A\n\n### B\n\n---\n", &c, 4, false), None);
+        let repair = "## 5. Pre-cutover rehearsal\n\n### Drill\n\n### Timing\n\n## 7. Post-rollback checklist\n\n### Traffic\n\n- [ ] 100% on MySQL\n\n### Notes\n";
+        let got = sections_from_reply(repair, &c, &[4, 6], false);
+        assert_eq!(got, vec![(6, "### Traffic\n\n- [ ] 100% on MySQL".to_string())]);
+        // Code blocks keep their blank lines.
+        assert_eq!(
+            drop_empty_headings("```\na\n\n\nb\n```\n\n### x\n"),
+            "```\na\n\n\nb\n```"
+        );
+    }
+
+    // SmolLM2-135M, asked for "5. Pre-cutover rehearsal" with --max-tokens 400: one paragraph,
+    // then empty numbered headings until the limit cut "### 28." in half. The old rule only
+    // looked at non-heading blocks, saw one, and kept the cut heading.
+    #[test]
+    fn cut_off_fill_loses_its_last_heading_or_list_item_not_the_whole_list() {
+        let c = checker();
+        let reply = "The drill, timed in staging.\n\n### 1. Rollback to previous version\n\n### 28.";
+        let body = body_from_fill(reply, &c, 4, true).unwrap();
+        assert!(!body.contains("### 28."), "{body}");
+        assert!(body.starts_with("The drill, timed in staging."), "{body}");
+        // Its "hard truth" reply was one long list cut mid-item: the list stays, minus that item.
+        let reply = "Intro.\n\n- Reduces the amount of data to backfill\n- Reduces data\n- Reduces the amo";
+        assert_eq!(
+            body_from_fill(reply, &c, 9, true).as_deref(),
+            Some("Intro.\n\n- Reduces the amount of data to backfill\n- Reduces data")
+        );
+        // Cut by another section's heading, the body is whole even if the reply was cut later.
+        let reply = "Para one.\n\nPara two.\n\n## 2. Rollback decision matrix\n\nrows are cu";
+        assert_eq!(
+            body_from_fill(reply, &c, 0, true).as_deref(),
+            Some("Para one.\n\nPara two.")
+        );
+        // The section's own heading, then a cut: the unfinished block still goes.
+        let reply = "## 1. Rollback philosophy\n\nWhole.\n\nCut in the mid";
+        assert_eq!(body_from_fill(reply, &c, 0, true).as_deref(), Some("Whole."));
     }
 }

@@ -97,7 +97,11 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
                     parts.join("; ")
                 )
             }
-            Event::RoundEnd { round, recovered } => format!("repair round {round}: {recovered} section(s) recovered"),
+            Event::RoundEnd {
+                round,
+                recovered,
+                rewritten,
+            } => format!("repair round {round}: {recovered} section(s) recovered, {rewritten} rewritten"),
             Event::Warning(w) => format!("warning: {w}"),
         };
         ui.note(line);
@@ -276,6 +280,11 @@ pub fn json_report(
         "request_ids": g.request_ids,
         "requests": g.calls,
         "transport_retries": g.transport_retries,
+        "first_answer": {
+            "found": g.first_found.len(),
+            "sections": g.first_found,
+            "truncated": g.first_truncated,
+        },
         "first_answer_truncated": g.first_truncated,
         "repair_error": g.repair_error,
         "template": {"origin": template.origin, "hash": template.hash},

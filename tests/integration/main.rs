@@ -10,4 +10,6 @@ mod batch;
 mod batchapi;
 mod check;
 mod faults;
+mod live;
 mod regen;
+mod smollm2;
