@@ -319,6 +319,12 @@ fn finish(path: &Path, line: usize, raw: Raw) -> Result<Item> {
     };
     let summary = text(raw.summary, "summary")?;
     let stages = text(raw.stages, "stages")?;
+    if crate::structure::parse_stages(&stages).is_empty() {
+        // Only separators or list markers: nothing a plan could be checked against.
+        return Err(err(format!(
+            "{who} names no stage in \"stages\": give one per line, or separate them with \";\""
+        )));
+    }
     let model = raw.model.map(|m| m.trim().to_string()).filter(|m| !m.is_empty());
     Ok(Item {
         slug: slug(&name),
@@ -461,6 +467,11 @@ mod tests {
         assert!(e.contains("s.csv:1:") && e.contains("\"stage\""), "{e}");
         let e = err("s.csv", "name,summary,stages\na,S,x\nb,   ,x\n");
         assert!(e.contains("s.csv:3:") && e.contains("empty \"summary\""), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.jsonl");
+        std::fs::write(&p, "{\"name\":\"a\",\"summary\":\"s\",\"stages\":\"x\"}\n{\"name\":\"b\",\"summary\":\"s\",\"stages\":\" ; - ;\"}\n").unwrap();
+        let e = validate(&p).err().unwrap().to_string();
+        assert!(e.contains("s.jsonl:2:") && e.contains("names no stage"), "{e}");
         let e = err(
             "s.yaml",
             "- name: a\n  summary: S\n  stages: x\n- name: b\n  summary: S\n",
