@@ -30,7 +30,7 @@ fn main() {
         vec![(500, 100, 16), (10_000, 100, 16)]
     };
     println!(
-        "| items | latency | concurrency | wall | ideal | wall ÷ ideal | requests | client CPU / request | peak RSS |"
+        "| items | latency | concurrency | wall | ideal | wall ÷ ideal | requests | client CPU / request (user + sys) | peak RSS |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (n, lat, c) in runs {
