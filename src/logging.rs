@@ -19,9 +19,14 @@ pub fn register_secret(key: &str) {
 
 /// Scrub the registered key from text about to be printed.
 pub fn scrub(text: &str) -> String {
+    scrub_cow(text).into_owned()
+}
+
+/// `scrub`, without a copy when there is nothing to remove (large reports).
+pub fn scrub_cow(text: &str) -> std::borrow::Cow<'_, str> {
     match SECRET.get() {
-        Some(k) => text.replace(k.as_str(), "[REDACTED]"),
-        None => text.to_string(),
+        Some(k) if text.contains(k.as_str()) => text.replace(k.as_str(), "[REDACTED]").into(),
+        _ => text.into(),
     }
 }
 

@@ -81,9 +81,15 @@ impl OutDir {
 
     /// `report.json` and `report.md`, each atomically.
     pub fn write_report(&self, r: &BatchReport) -> Result<()> {
-        for (name, text) in [("report.json", r.to_json()), ("report.md", r.to_markdown())] {
+        // One at a time: at 10,000 services each text is megabytes.
+        let texts: [(&str, fn(&BatchReport) -> String); 2] = [
+            ("report.json", BatchReport::to_json),
+            ("report.md", BatchReport::to_markdown),
+        ];
+        for (name, make) in texts {
+            let text = make(r);
             // Errors are scrubbed where they arise; this is the last line of defence.
-            let text = crate::logging::scrub(&text);
+            let text = crate::logging::scrub_cow(&text);
             let p = self.path.join(name);
             output::write_atomic(&p, text.as_bytes()).map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
         }
