@@ -82,7 +82,8 @@ impl OutDir {
     /// `report.json` and `report.md`, each atomically.
     pub fn write_report(&self, r: &BatchReport) -> Result<()> {
         // One at a time: at 10,000 services each text is megabytes.
-        let texts: [(&str, fn(&BatchReport) -> String); 2] = [
+        type Render = fn(&BatchReport) -> String;
+        let texts: [(&str, Render); 2] = [
             ("report.json", BatchReport::to_json),
             ("report.md", BatchReport::to_markdown),
         ];
