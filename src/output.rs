@@ -53,6 +53,9 @@ pub struct Provenance {
     /// The service name, for plans written by `rbplan batch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The risky stages the plan was asked to cover, so `rbplan check` can check them later.
+    #[serde(default)]
+    pub stages: Vec<String>,
 }
 
 impl Provenance {
@@ -64,8 +67,13 @@ impl Provenance {
             .as_ref()
             .map(|n| format!("  name: {}\n", quote(n)))
             .unwrap_or_default();
+        let stages = if self.stages.is_empty() {
+            String::new()
+        } else {
+            format!("  stages: {}\n", list(&self.stages))
+        };
         format!(
-            "---\nrbplan:\n{name}  template: {}\n  template_hash: {}\n  model: {}\n  input_hash: {}\n  status: {}\n  missing: {}\n  generated_by: {}\n---\n\n",
+            "---\nrbplan:\n{name}  template: {}\n  template_hash: {}\n  model: {}\n  input_hash: {}\n  status: {}\n  missing: {}\n{stages}  generated_by: {}\n---\n\n",
             quote(&self.template),
             quote(&self.template_hash),
             quote(&self.model),
@@ -106,6 +114,7 @@ impl Provenance {
             missing: map.get("missing").map(|v| parse_list(v)).unwrap_or_default(),
             generated_by: get("generated_by").unwrap_or_default(),
             name: get("name"),
+            stages: map.get("stages").map(|v| parse_list(v)).unwrap_or_default(),
         })
     }
 }
@@ -148,6 +157,7 @@ mod tests {
             missing: vec!["what-if".into(), "a, b".into()],
             generated_by: "rbplan 0.1.0".into(),
             name: Some("../odd: \"name\"".into()),
+            stages: vec!["Backfill (high)".into(), "Write \"cutover\"".into()],
         };
         let fm = p.to_front_matter();
         let doc = crate::markdown::parse(&fm);

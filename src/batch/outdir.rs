@@ -123,6 +123,7 @@ mod tests {
             missing: vec![],
             generated_by: "rbplan".into(),
             name: Some("svc".into()),
+            stages: vec![],
         };
         let want = Wanted {
             template_hash: "th",

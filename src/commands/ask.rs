@@ -127,6 +127,7 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
         missing: g.report.missing_ids(),
         generated_by: format!("rbplan {}", env!("CARGO_PKG_VERSION")),
         name: None,
+        stages: stages.clone(),
     };
     if let Some(out) = &args.out {
         let text = prov.to_front_matter() + &g.plan;

@@ -40,10 +40,12 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
                 continue;
             }
         };
-        let (_, mut report) = checker.check(&text, stages.as_deref());
         let prov = markdown::parse(&text)
             .front_matter
             .and_then(Provenance::from_front_matter);
+        // Without --stages, a plan rbplan wrote is checked against the stages it was made for.
+        let own = prov.as_ref().map(|p| p.stages.clone()).filter(|s| !s.is_empty());
+        let (_, mut report) = checker.check(&text, stages.as_deref().or(own.as_deref()));
         if let Some(p) = &prov
             && p.template_hash != template.hash
         {

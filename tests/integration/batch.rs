@@ -672,4 +672,28 @@ fn structural_findings_are_reported_per_service_even_when_every_section_is_there
         md.contains("| findings |") && md.contains("Quantum flux migration"),
         "{md}"
     );
+
+    // The plans remember their stages: a later `rbplan check` of the folder, with no
+    // --stages, checks each plan against its own.
+    let plan = std::fs::read_to_string(dir.path().join("out/ok-b.md")).unwrap();
+    assert!(plan.contains("stages: [\"Quantum flux migration\"]"), "{plan}");
+    let out = rbplan(dir.path()).args(["check", "out", "--json"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let files = out.json()["files"].as_array().unwrap().clone();
+    let findings = |name: &str| -> Vec<String> {
+        files
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(name))
+            .unwrap()["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(findings("ok-a.md").is_empty(), "{:?}", findings("ok-a.md"));
+    assert_eq!(
+        findings("ok-b.md"),
+        ["stage \"Quantum flux migration\" has no subsection in \"3. Rollback by stage\""]
+    );
 }
