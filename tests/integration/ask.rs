@@ -822,3 +822,36 @@ fn a_repair_round_that_leaves_a_section_missing_falls_back_to_one_section_reques
     assert_eq!(strategy("checklist"), "section");
     assert_eq!(section_order(v["plan"].as_str().unwrap()), (0..10).collect::<Vec<_>>());
 }
+
+/// Issue 5: a first answer with no headings at all is completed one section at a time,
+/// each request naming its section's heading, and every section reports that strategy.
+#[test]
+fn prose_with_no_headings_is_completed_section_by_section() {
+    let server = fixture_server("no-headings");
+    let dir = tempdir();
+    let out = ask(&server, dir.path(), &["--no-stream", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["first_answer"]["found"], 0);
+    let reqs = server.chats();
+    assert_eq!(reqs.len(), 11, "the draft, then one request per section");
+    let asked: Vec<usize> = reqs[1..]
+        .iter()
+        .map(|q| asked_single(&q.last_user()).expect("a one-section request"))
+        .collect();
+    assert_eq!(asked, (0..10).collect::<Vec<_>>(), "each section once, in order");
+    for q in &reqs[1..] {
+        let body = q.json();
+        let roles: Vec<&str> = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["system", "user"], "a fresh request, not the whole conversation");
+    }
+    for s in v["sections"].as_array().unwrap() {
+        assert_eq!(s["strategy"], "section", "{s}");
+    }
+    assert_eq!(section_order(v["plan"].as_str().unwrap()), (0..10).collect::<Vec<_>>());
+}
