@@ -29,7 +29,7 @@ use crate::report::{BatchReport, ItemReport, Status};
 use crate::spec::Severity;
 use crate::template::Template;
 use items::Item;
-use outdir::{OutDir, Wanted};
+use outdir::{Earlier, OutDir, Wanted};
 use progress::Progress;
 
 /// Why a run ended before every item was done.
@@ -54,6 +54,8 @@ pub struct Ctx {
     pub force: bool,
     /// Where first answers come from.
     pub source: Source,
+    /// Plans from an earlier run that were redone, by reason.
+    pub redone: std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>>,
 }
 
 /// Where an item's first answer comes from.
@@ -135,6 +137,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         max_repairs: args.repair.max_repairs,
         force: args.force,
         source: Source::Live,
+        redone: Default::default(),
     };
 
     if let Some(path) = &args.export {
@@ -231,6 +234,11 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         }
     }
     summarize(&report, &ctx.out, ui);
+    let redone = ctx.redone.lock().expect("not poisoned");
+    if !redone.is_empty() {
+        let parts: Vec<String> = redone.iter().map(|(why, n)| format!("{n} because {why}")).collect();
+        ui.note(format!("redone from an earlier run: {}", parts.join(", ")));
+    }
     if args.json {
         print_stdout(&report.to_json())?;
     }
@@ -292,21 +300,25 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
 impl Ctx {
     /// The report of an item whose plan from an earlier run is current, if it is.
     fn kept(&self, item: &Item, model: &str, file: &str, input_hash: &str) -> Option<ItemReport> {
-        if self.force {
-            return None;
-        }
         let want = Wanted {
             template_hash: &self.template.hash,
             model,
             input_hash,
         };
-        self.out.is_current(&item.slug, &want, &self.checker).then(|| {
-            let mut r = ItemReport::pending(&item.name, file, item.line, model, "");
-            r.status = Status::Complete;
-            r.resumed = true;
-            r.error = None;
-            r
-        })
+        let why = match self.out.earlier(&item.slug, &want, &self.checker) {
+            Earlier::None => return None,
+            Earlier::Current if !self.force => {
+                let mut r = ItemReport::pending(&item.name, file, item.line, model, "");
+                r.status = Status::Complete;
+                r.resumed = true;
+                r.error = None;
+                return Some(r);
+            }
+            Earlier::Current => "--force was given",
+            Earlier::Stale(why) => why,
+        };
+        *self.redone.lock().expect("not poisoned").entry(why).or_default() += 1;
+        None
     }
 
     /// Write a generated plan and report it.

@@ -14,6 +14,17 @@ pub struct OutDir {
     pub path: PathBuf,
 }
 
+/// A plan file from an earlier run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Earlier {
+    /// No plan file.
+    None,
+    /// Complete, and made from the same template, model and input: kept.
+    Current,
+    /// Redone, for this reason.
+    Stale(&'static str),
+}
+
 /// What a plan must have been made from to be kept on a rerun.
 pub struct Wanted<'a> {
     pub template_hash: &'a str,
@@ -53,21 +64,32 @@ impl OutDir {
     /// The plan for `slug` exists, was made from the same template, model and input, and
     /// still has every required section when checked now.
     pub fn is_current(&self, slug: &str, want: &Wanted, checker: &Checker) -> bool {
+        self.earlier(slug, want, checker) == Earlier::Current
+    }
+
+    /// What an earlier run left for `slug`, and if it must be redone, why.
+    pub fn earlier(&self, slug: &str, want: &Wanted, checker: &Checker) -> Earlier {
         let Ok(text) = std::fs::read_to_string(self.plan_path(slug)) else {
-            return false;
+            return Earlier::None;
         };
         let doc = markdown::parse(&text);
         let Some(p) = doc.front_matter.and_then(Provenance::from_front_matter) else {
-            return false;
+            return Earlier::Stale("not written by rbplan (no front matter)");
         };
-        if p.template_hash != want.template_hash
-            || p.model != want.model
-            || p.input_hash != want.input_hash
-            || p.status != "complete"
-        {
-            return false;
-        }
-        checker.check(&text, None).1.complete()
+        let why = if p.template_hash != want.template_hash {
+            "the template changed"
+        } else if p.model != want.model {
+            "the model changed"
+        } else if p.input_hash != want.input_hash {
+            "the input changed"
+        } else if p.status != "complete" {
+            "it was incomplete"
+        } else if !checker.check(&text, None).1.complete() {
+            "it no longer passes the check"
+        } else {
+            return Earlier::Current;
+        };
+        Earlier::Stale(why)
     }
 
     /// Write one plan atomically, front matter first.

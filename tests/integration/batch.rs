@@ -538,8 +538,15 @@ fn reruns_redo_only_what_changed_and_force_redoes_everything() {
         .unwrap()
         .replace("Service ok-b.", "Service ok-b. Now with a cache.");
     std::fs::write(&input, text).unwrap();
-    assert_eq!(batch(dir.path(), &server, &input, &[]).code, 0);
+    let out = batch(dir.path(), &server, &input, &[]);
+    assert_eq!(out.code, 0);
     assert_eq!(asked(&server)[3..], ["ok-b"]);
+    assert!(
+        out.stderr
+            .contains("redone from an earlier run: 1 because the input changed"),
+        "says why: {}",
+        out.stderr
+    );
 
     // A plan someone broke by hand is redone.
     let c = dir.path().join("out/ok-c.md");
@@ -547,8 +554,14 @@ fn reruns_redo_only_what_changed_and_force_redoes_everything() {
         .unwrap()
         .replace("## 10. The hard truth about rollback", "Closing words");
     std::fs::write(&c, broken).unwrap();
-    assert_eq!(batch(dir.path(), &server, &input, &[]).code, 0);
+    let out = batch(dir.path(), &server, &input, &[]);
+    assert_eq!(out.code, 0);
     assert_eq!(asked(&server)[4..], ["ok-c"]);
+    assert!(
+        out.stderr.contains("1 because it no longer passes the check"),
+        "{}",
+        out.stderr
+    );
 
     // Another model: everything is redone. So is --force.
     let with_model = |model: &str, extra: &[&str]| {
@@ -559,13 +572,17 @@ fn reruns_redo_only_what_changed_and_force_redoes_everything() {
             .args(extra)
             .run()
     };
-    assert_eq!(with_model("m2", &[]).code, 0);
+    let out = with_model("m2", &[]);
+    assert_eq!(out.code, 0);
     assert_eq!(server.chats().len(), 8);
     assert!(server.chats()[5..].iter().all(|q| q.json()["model"] == "m2"));
+    assert!(out.stderr.contains("3 because the model changed"), "{}", out.stderr);
     assert_eq!(with_model("m2", &[]).code, 0);
     assert_eq!(server.chats().len(), 8);
-    assert_eq!(with_model("m2", &["--force"]).code, 0);
+    let out = with_model("m2", &["--force"]);
+    assert_eq!(out.code, 0);
     assert_eq!(server.chats().len(), 11);
+    assert!(out.stderr.contains("3 because --force was given"), "{}", out.stderr);
 }
 
 #[test]
