@@ -16,7 +16,8 @@ rbplan ask --example --replay fixtures/quickstart\n\n\
 Configuration comes from flags, then the environment, then a .env file in the working \
 directory (which never overrides the real environment). See .env.example.",
     after_help = "Exit codes: 0 complete, 1 local I/O error, 2 usage or input error, 3 plan incomplete \
-(or check found problems), 4 API or network failure, 130 interrupted."
+(check: a required section missing or empty, or any finding with --strict; batch: some plans \
+incomplete), 4 API or network failure, 130 interrupted."
 )]
 pub struct Cli {
     /// More diagnostics on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
@@ -54,6 +55,7 @@ rbplan ask --summary-file summary.txt --stages-file - --json < stages.txt"
 
 Exit codes:
   0    every plan is complete
+  1    a local file could not be written (the output folder, a report)
   2    bad flags or input; nothing was sent
   3    some plans are incomplete after repairs (none failed)
   4    some services failed at the API (a 401 or an exhausted quota stops the run)
@@ -311,7 +313,8 @@ pub enum Via {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Plan files, or folders (every .md file in them is checked).
+    /// Plan files, or folders: the .md files directly in them (not in subfolders; README.md
+    /// and a batch's report.md are skipped).
     #[arg(required = true, value_name = "PLAN")]
     pub paths: Vec<PathBuf>,
     /// The risky stages the plans must cover in "Rollback by stage".

@@ -56,6 +56,9 @@ pub struct ItemReport {
     pub duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why a plan from an earlier run was redone (the template, model or input changed…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redone: Option<String>,
 }
 
 impl ItemReport {
@@ -77,6 +80,7 @@ impl ItemReport {
             tokens: Usage::default(),
             duration_ms: 0,
             error: Some(why.into()),
+            redone: None,
         }
     }
 }
@@ -178,14 +182,17 @@ impl BatchReport {
         }
         let _ = writeln!(
             s,
-            "\n**{} items: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending.** {} with error findings (all sections present, but see below). {} requests, {} repair rounds, {} transport retries, {} tokens.\n",
+            "\n**{} items: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending.**{} {} requests, {} repair rounds, {} transport retries, {} tokens.\n",
             t.items,
             t.complete,
             t.resumed,
             t.incomplete,
             t.failed,
             t.pending,
-            t.with_findings,
+            match t.with_findings {
+                0 => String::new(),
+                n => format!(" {n} with error findings (see the findings column)."),
+            },
             t.requests,
             t.repair_rounds,
             t.transport_retries,
@@ -196,10 +203,10 @@ impl BatchReport {
             "| service | status | missing | findings | repairs | retries | tokens | seconds | error |\n|---|---|---|---|---|---|---|---|---|"
         );
         for i in &self.items {
-            let status = if i.resumed {
-                "complete (kept)".to_string()
-            } else {
-                i.status.as_str().to_string()
+            let status = match (&i.redone, i.resumed) {
+                (_, true) => "complete (kept)".to_string(),
+                (Some(why), _) => format!("{} (redone: {why})", i.status.as_str()),
+                (None, _) => i.status.as_str().to_string(),
             };
             let name = if i.status == Status::Complete || i.status == Status::Incomplete {
                 format!("[{}]({})", md_cell(&i.name), i.file)

@@ -59,8 +59,9 @@ impl Imported {
         }
         for p in &parts {
             ui.note(format!(
-                "wrote {} repair requests to {}: run them as a batch, then rerun with its output as one more --import",
+                "wrote {} repair request{} to {}: run them as a batch, then rerun with its output as one more --import",
                 p.requests,
+                if p.requests == 1 { "" } else { "s" },
                 p.path.display()
             ));
         }

@@ -127,9 +127,10 @@ pub async fn plan_one(ctx: &Ctx, item: Item, progress: &Progress) -> Option<(Ite
     let model = item.model.clone().unwrap_or_else(|| ctx.default_model.clone());
     let file = super::outdir::OutDir::file_name(&item.slug);
     let input_hash = item.inputs.hash();
-    if let Some(r) = ctx.kept(&item, &model, &file, &input_hash) {
-        return Some((r, None));
-    }
+    let redo = match ctx.kept(&item, &model, &file, &input_hash) {
+        Ok(r) => return Some((r, None)),
+        Err(why) => why.map(str::to_string),
+    };
     progress.started(&item.name);
     let t0 = Instant::now();
     let stages = parse_stages(&item.inputs.stages);
@@ -157,7 +158,7 @@ pub async fn plan_one(ctx: &Ctx, item: Item, progress: &Progress) -> Option<(Ite
         Source::Live => repair::generate(job, None, &quiet).await,
         Source::Import(imp) => super::import::generate(imp, ctx, &item, job, &quiet).await,
     };
-    Some(match generated {
+    let (mut r, fatal) = match generated {
         Ok(g) => ctx.finish(&item, &model, &file, &input_hash, g, t0),
         Err(Error::Api(crate::client::ApiError::NotStarted)) => {
             progress.dropped(&item.name);
@@ -170,5 +171,7 @@ pub async fn plan_one(ctx: &Ctx, item: Item, progress: &Progress) -> Option<(Ite
             };
             (ctx.failed(&item, &model, &file, &e, t0), fatal)
         }
-    })
+    };
+    r.redone = redo;
+    Some((r, fatal))
 }

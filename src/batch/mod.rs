@@ -299,26 +299,28 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
 
 impl Ctx {
     /// The report of an item whose plan from an earlier run is current, if it is.
-    fn kept(&self, item: &Item, model: &str, file: &str, input_hash: &str) -> Option<ItemReport> {
+    /// Keep a current plan from an earlier run (Ok), or say why it must be made (Err: None
+    /// for a new one, else the reason an earlier plan is redone).
+    fn kept(&self, item: &Item, model: &str, file: &str, input_hash: &str) -> Result<ItemReport, Option<&'static str>> {
         let want = Wanted {
             template_hash: &self.template.hash,
             model,
             input_hash,
         };
         let why = match self.out.earlier(&item.slug, &want, &self.checker) {
-            Earlier::None => return None,
+            Earlier::None => return Err(None),
             Earlier::Current if !self.force => {
                 let mut r = ItemReport::pending(&item.name, file, item.line, model, "");
                 r.status = Status::Complete;
                 r.resumed = true;
                 r.error = None;
-                return Some(r);
+                return Ok(r);
             }
             Earlier::Current => "--force was given",
             Earlier::Stale(why) => why,
         };
         *self.redone.lock().expect("not poisoned").entry(why).or_default() += 1;
-        None
+        Err(Some(why))
     }
 
     /// Write a generated plan and report it.
@@ -366,6 +368,7 @@ impl Ctx {
             tokens: g.usage,
             duration_ms: 0,
             error: g.repair_error.clone(),
+            redone: None,
         };
         if let Err(e) = self.out.write_plan(&item.slug, &prov, &g.plan) {
             r.status = Status::Failed;

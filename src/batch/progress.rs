@@ -125,13 +125,14 @@ pub fn line(r: &ItemReport) -> String {
     match r.status {
         Status::Complete if r.resumed => format!("{}: complete (kept from an earlier run)", r.name),
         Status::Complete => format!(
-            "{}: complete ({} repair round{}, {} request{}, {:.1}s)",
+            "{}: complete ({} repair round{}, {} request{}, {:.1}s){}",
             r.name,
             r.repair_rounds,
             if r.repair_rounds == 1 { "" } else { "s" },
             r.requests,
             if r.requests == 1 { "" } else { "s" },
-            secs
+            secs,
+            r.redone.as_ref().map(|w| format!("; redone: {w}")).unwrap_or_default()
         ),
         Status::Incomplete => format!(
             "{}: INCOMPLETE, missing {} ({} repair round{}, {:.1}s)",

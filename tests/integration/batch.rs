@@ -547,6 +547,9 @@ fn reruns_redo_only_what_changed_and_force_redoes_everything() {
         "says why: {}",
         out.stderr
     );
+    assert!(out.stderr.contains("ok-b: complete ("), "{}", out.stderr);
+    assert_eq!(item(&report(dir.path()), "ok-b")["redone"], "the input changed");
+    assert!(item(&report(dir.path()), "ok-a").get("redone").is_none());
 
     // A plan someone broke by hand is redone.
     let c = dir.path().join("out/ok-c.md");
