@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::client::Usage;
+use crate::commands::{count, count_as};
 use crate::error::Outcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -182,8 +183,8 @@ impl BatchReport {
         }
         let _ = writeln!(
             s,
-            "\n**{} items: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending.**{} {} requests, {} repair rounds, {} transport retries, {} tokens.\n",
-            t.items,
+            "\n**{}: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending.**{} {}, {}, {}, {}.\n",
+            count(t.items as u64, "item"),
             t.complete,
             t.resumed,
             t.incomplete,
@@ -193,10 +194,10 @@ impl BatchReport {
                 0 => String::new(),
                 n => format!(" {n} with error findings (see the findings column)."),
             },
-            t.requests,
-            t.repair_rounds,
-            t.transport_retries,
-            crate::commands::thousands(t.tokens.total_tokens)
+            count(t.requests, "request"),
+            count(t.repair_rounds, "repair round"),
+            count_as(t.transport_retries, "transport retry", "transport retries"),
+            count(t.tokens.total_tokens, "token")
         );
         let _ = writeln!(
             s,

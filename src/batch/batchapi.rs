@@ -207,9 +207,9 @@ pub async fn submit_and_collect(
         if rec.parts[i].input_file_id.is_none() {
             let id = ctx.client.upload_batch_file(&file).await?;
             ui.note(format!(
-                "uploaded {} ({} requests) as {id}",
+                "uploaded {} ({}) as {id}",
                 file.display(),
-                rec.parts[i].requests
+                crate::commands::count(rec.parts[i].requests as u64, "request")
             ));
             rec.parts[i].input_file_id = Some(id);
             save(dir, &rec)?;

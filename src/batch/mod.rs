@@ -176,8 +176,8 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
     };
     let ctx = Arc::new(ctx);
     ui.note(format!(
-        "{} items from {} → {} ({}, concurrency {}{})",
-        manifest.len(),
+        "{} from {} → {} ({}, concurrency {}{})",
+        crate::commands::count(manifest.len() as u64, "item"),
         manifest.path.display(),
         ctx.out.path.display(),
         engine,
@@ -260,15 +260,15 @@ fn pacing_note(rpm: Option<u32>, tpm: Option<u32>) -> String {
 fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
     let t = &r.totals;
     ui.note(format!(
-        "{} items: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending; {} requests, {} tokens → {}",
-        t.items,
+        "{}: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending; {}, {} → {}",
+        crate::commands::count(t.items as u64, "item"),
         t.complete,
         t.resumed,
         t.incomplete,
         t.failed,
         t.pending,
-        t.requests,
-        crate::commands::thousands(t.tokens.total_tokens),
+        crate::commands::count(t.requests, "request"),
+        crate::commands::count(t.tokens.total_tokens, "token"),
         out.path.join("report.md").display()
     ));
     if let Some(why) = &r.stopped {

@@ -62,6 +62,17 @@ pub fn print_stdout(text: &str) -> Result<()> {
     }
 }
 
+/// "1 request", "2 requests", "1,234 tokens"; `word` takes an "s" unless `plural` is given.
+pub fn count(n: impl Into<u64>, word: &str) -> String {
+    count_as(n, word, &format!("{word}s"))
+}
+
+/// `count` for irregular plurals: "1 transport retry", "2 transport retries".
+pub fn count_as(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
 /// "1,234" for token counts.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();
