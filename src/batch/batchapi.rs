@@ -43,6 +43,9 @@ pub struct Part {
     pub input_file_id: Option<String>,
     #[serde(default)]
     pub batch_id: Option<String>,
+    /// A create call was sent; if no id was recorded, look for the batch before creating one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attempted_create: bool,
     #[serde(default)]
     pub status: Option<String>,
 }
@@ -186,6 +189,7 @@ pub async fn submit_and_collect(
                     requests: p.requests,
                     input_file_id: None,
                     batch_id: None,
+                    attempted_create: false,
                     status: None,
                 });
             }
@@ -215,6 +219,19 @@ pub async fn submit_and_collect(
             save(dir, &rec)?;
         }
         let fid = rec.parts[i].input_file_id.clone().expect("set above");
+        // A run that stopped between creating the batch and recording it (a crash, a
+        // timeout on the create call) left a batch over this file: adopt it, don't pay twice.
+        if rec.parts[i].attempted_create
+            && let Some(b) = ctx.client.find_batch_for_file(&fid).await?
+        {
+            ui.note(format!("found batch {} ({}) already created for {fid}", b.id, b.status));
+            rec.parts[i].batch_id = Some(b.id);
+            rec.parts[i].status = Some(b.status);
+            save(dir, &rec)?;
+            continue;
+        }
+        rec.parts[i].attempted_create = true;
+        save(dir, &rec)?;
         let meta = json!({"rbplan_input": manifest.path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(), "part": format!("{}/{n}", i + 1)});
         let b = ctx.client.create_batch(&fid, meta).await?;
         ui.note(format!("created batch {} ({})", b.id, b.status));

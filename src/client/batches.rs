@@ -158,6 +158,23 @@ impl Client {
         batch_of(v)
     }
 
+    /// The most recent batch (among the last 100) created over `input_file_id`, if any.
+    pub async fn find_batch_for_file(&self, input_file_id: &str) -> Result<Option<BatchInfo>, ApiError> {
+        let h = self.http()?;
+        let u = url(&self.cfg, "batches");
+        let u = format!("{u}{}limit=100", if u.contains('?') { '&' } else { '?' });
+        let v = self
+            .with_retries(true, |_| async { json_of(send(&self.cfg, h.http.get(&u), &u).await?) })
+            .await
+            .map_err(|e| step(format!("listing batches (GET {u})"), e))?;
+        let list = v.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
+        Ok(list
+            .into_iter()
+            .filter(|b| b.get("input_file_id").and_then(Value::as_str) == Some(input_file_id))
+            .filter_map(|b| serde_json::from_value::<BatchInfo>(b).ok())
+            .next())
+    }
+
     pub async fn cancel_batch(&self, id: &str) -> Result<BatchInfo, ApiError> {
         let h = self.http()?;
         let u = url(&self.cfg, &format!("batches/{id}/cancel"));

@@ -365,6 +365,8 @@ struct Fake {
     files: HashMap<String, Vec<u8>>,
     batches: HashMap<String, FakeBatch>,
     released: bool,
+    /// Create the first batch, then drop the connection before answering.
+    lose_first_create_reply: bool,
 }
 
 struct FakeBatch {
@@ -442,7 +444,14 @@ fn batch_api(end: End) -> (Server, Arc<Mutex<Fake>>) {
                 };
                 let v = batch_json(&id, &b);
                 s.batches.insert(id, b);
+                if std::mem::take(&mut s.lose_first_create_reply) {
+                    return Reply::Reset;
+                }
                 Reply::json(200, &v)
+            }
+            ("GET", "/v1/batches") => {
+                let data: Vec<Value> = s.batches.iter().map(|(id, b)| batch_json(id, b)).collect();
+                Reply::json(200, &json!({"object": "list", "data": data, "has_more": false}))
             }
             ("GET", p) if p.starts_with("/v1/batches/") => {
                 let id = p.trim_start_matches("/v1/batches/").to_string();
@@ -733,4 +742,28 @@ fn a_server_without_the_batch_api_gets_an_error_that_says_what_to_do_instead() {
         out.stderr
     );
     assert_eq!(server.requests().len(), 1, "a 404 is not retried");
+}
+
+#[test]
+fn a_batch_created_but_not_recorded_is_found_again_not_paid_for_twice() {
+    let (server, fake) = batch_api(End::Completed);
+    fake.lock().unwrap().lose_first_create_reply = true;
+    let dir = tempdir();
+    let input = jsonl(dir.path(), &["ok-a", "ok-b"]);
+    let args = ["--via", "batch-api", "--poll-interval", "0.05"];
+    let out = batch(dir.path(), &server, &input, &args);
+    assert_eq!(out.code, 4, "the create reply was lost: {}", out.stderr);
+    assert_eq!(
+        calls(&server, "POST", "/v1/batches$").len(),
+        1,
+        "a create is not retried blind"
+    );
+
+    let out = batch(dir.path(), &server, &input, &args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("found batch batch_1"), "{}", out.stderr);
+    assert_eq!(calls(&server, "POST", "/v1/batches$").len(), 1, "no second batch");
+    assert_eq!(calls(&server, "POST", "/v1/files$").len(), 1, "no second upload");
+    assert!(calls(&server, "GET", "/v1/batches?limit=100$").len() == 1);
+    assert_eq!(report(dir.path())["totals"]["complete"], 2);
 }
