@@ -38,6 +38,12 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
         .enable_all()
         .build()
         .map_err(|e| error::Error::io("starting the async runtime", e))?;
+    // (check prints its own per-file JSON, unreadable files included.)
+    let json = match &cli.command {
+        cli::Command::Ask(a) => a.json,
+        cli::Command::Batch(b) => b.json,
+        _ => false,
+    };
     let replay = match &cli.command {
         cli::Command::Ask(a) => a.conn.replay.clone(),
         cli::Command::Batch(b) => b.conn.replay.clone(),
@@ -54,10 +60,19 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
     });
     // The client finds a missing --replay folder when it loads the fixtures and says so as
     // an API error; it is bad input (exit 2), found before anything was replayed.
-    result.map_err(|e| match e {
+    let result = result.map_err(|e| match e {
         error::Error::Api(client::ApiError::Replay(msg)) if replay.as_deref().is_some_and(|d| !d.is_dir()) => {
             error::Error::Usage(msg)
         }
         e => e,
-    })
+    });
+    // With --json, a script reading stdout gets an object on failure too.
+    if json && let Err(e) = &result {
+        let v = serde_json::json!({
+            "error": logging::scrub(&e.to_string()),
+            "exit_code": e.exit_code(),
+        });
+        let _ = commands::print_stdout(&v.to_string());
+    }
+    result
 }

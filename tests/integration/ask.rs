@@ -855,3 +855,32 @@ fn prose_with_no_headings_is_completed_section_by_section() {
     }
     assert_eq!(section_order(v["plan"].as_str().unwrap()), (0..10).collect::<Vec<_>>());
 }
+
+/// With --json, a failure is a JSON object on stdout too, so a script never parses nothing.
+#[test]
+fn json_mode_reports_a_failure_as_json_on_stdout() {
+    let server = Server::start(|req, _| {
+        let sent = req.header("authorization").unwrap_or_default().to_string();
+        Reply::json(
+            401,
+            &serde_json::json!({"error": {"message": format!("bad key {sent}")}}),
+        )
+    });
+    let dir = tempdir();
+    let out = rbplan(dir.path())
+        .env("OPENAI_API_KEY", "sk-json-secret-777777")
+        .args(["ask", "--example", "--no-stream", "--json", "--base-url", &server.url()])
+        .run();
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["exit_code"], 4);
+    let e = v["error"].as_str().unwrap();
+    assert!(e.contains("HTTP 401") && e.contains("[REDACTED]"), "{e}");
+    assert!(!out.stdout.contains("json-secret") && !out.stderr.contains("json-secret"));
+    // Bad input too, before anything is sent.
+    let out = rbplan(dir.path())
+        .args(["ask", "--summary", " ", "--stages", "x", "--json"])
+        .run();
+    assert_eq!(out.code, 2);
+    assert_eq!(out.json()["exit_code"], 2);
+}
