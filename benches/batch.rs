@@ -104,6 +104,11 @@ fn bench(n: usize, latency: Duration, c: usize) {
         per(sys),
         usage.ru_maxrss as f64 / 1024.0,
     );
+    // System time on a VM varies with things outside the process; these say which.
+    eprintln!(
+        "  {n} items: {} minor / {} major page faults, {} voluntary / {} involuntary context switches",
+        usage.ru_minflt, usage.ru_majflt, usage.ru_nvcsw, usage.ru_nivcsw
+    );
 }
 
 fn tv(t: libc::timeval) -> Duration {
