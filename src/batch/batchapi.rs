@@ -98,10 +98,10 @@ fn sha256_of(files: &[PathBuf]) -> Result<String> {
 
 /// Cancel every recorded batch that has not ended.
 pub async fn cancel(ctx: &Ctx, ui: Ui) -> Result<Outcome> {
-    let Some(rec) = load(&ctx.out.path)? else {
+    let Some(rec) = load(&ctx.out().path)? else {
         return Err(Error::usage(format!(
             "no batch is recorded in {}: nothing to cancel",
-            state_path(&ctx.out.path).display()
+            state_path(&ctx.out().path).display()
         )));
     };
     for id in rec.parts.iter().filter_map(|p| p.batch_id.as_deref()) {
@@ -128,13 +128,13 @@ pub async fn submit_and_collect(
     poll: Duration,
     ui: Ui,
 ) -> Result<Collected> {
-    let dir = &ctx.out.path;
+    let dir = &ctx.out().path;
     // Render the requests into a scratch folder first, to compare with what was sent.
     let scratch = tempfile::Builder::new()
         .prefix(output::TMP_PREFIX)
         .tempdir_in(dir)
         .map_err(|e| Error::io(format!("creating a folder in {}", dir.display()), e))?;
-    let skip = if ctx.force { None } else { Some(&ctx.out) };
+    let skip = if ctx.force { None } else { Some(ctx.out()) };
     let (parts, kept) = export::write_requests(
         ctx,
         manifest,
@@ -309,7 +309,7 @@ async fn wait(ctx: &Ctx, rec: &mut Recorded, poll: Duration, ui: Ui) -> Result<O
             p.status = Some(b.status.clone());
             infos.push(b);
         }
-        save(&ctx.out.path, rec)?;
+        save(&ctx.out().path, rec)?;
         let done: u64 = infos.iter().map(|b| b.counts().completed + b.counts().failed).sum();
         let failed: u64 = infos.iter().map(|b| b.counts().failed).sum();
         let statuses = infos.iter().map(|b| b.status.as_str()).collect::<Vec<_>>().join(", ");

@@ -45,7 +45,8 @@ pub struct Ctx {
     pub client: Client,
     pub template: Template,
     pub checker: Checker,
-    pub out: OutDir,
+    /// The output folder; only `--export` runs without one (see `Ctx::out`).
+    pub out: Option<OutDir>,
     /// `--model` (or its default); an item's own `model` wins.
     pub default_model: String,
     pub temperature: Option<f32>,
@@ -128,9 +129,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         client,
         checker,
         template,
-        out: OutDir {
-            path: Default::default(),
-        },
+        out,
         default_model: settings.model.clone(),
         temperature: settings.temperature,
         max_tokens: settings.max_tokens,
@@ -141,13 +140,16 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
     };
 
     if let Some(path) = &args.export {
-        let skip = if args.force { None } else { out.as_ref() };
+        let skip = if args.force { None } else { ctx.out.as_ref() };
         let (parts, kept) = export::write_requests(&ctx, &manifest, path, limits, skip)?;
         export::summarize(&parts, kept, &manifest, &ctx.default_model, args.json, ui)?;
         return Ok(Outcome::Complete);
     }
-    let out = out.ok_or_else(|| Error::usage("--out-dir DIR is required: the folder for the plans and the report"))?;
-    ctx.out = out;
+    if ctx.out.is_none() {
+        return Err(Error::usage(
+            "--out-dir DIR is required: the folder for the plans and the report",
+        ));
+    }
     let engine = if args.via == Via::BatchApi {
         if args.cancel {
             return batchapi::cancel(&ctx, ui).await;
@@ -179,7 +181,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         "{} from {} → {} ({}, concurrency {}{})",
         crate::commands::count(manifest.len() as u64, "item"),
         manifest.path.display(),
-        ctx.out.path.display(),
+        ctx.out().path.display(),
         engine,
         args.concurrency,
         pacing_note(args.rpm, args.tpm)
@@ -226,14 +228,14 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         items,
     };
     report.tally();
-    ctx.out.write_report(&report)?;
+    ctx.out().write_report(&report)?;
     if let Source::Import(imp) = &ctx.source {
         imp.finish_repairs(ui)?;
         if engine == "batch-api" && stop.is_none() {
-            batchapi::mark_imported(&ctx.out)?;
+            batchapi::mark_imported(ctx.out())?;
         }
     }
-    summarize(&report, &ctx.out, ui);
+    summarize(&report, ctx.out(), ui);
     let redone = ctx.redone.lock().expect("not poisoned");
     if !redone.is_empty() {
         let parts: Vec<String> = redone.iter().map(|(why, n)| format!("{n} because {why}")).collect();
@@ -298,6 +300,11 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
 }
 
 impl Ctx {
+    /// The output folder. `run` refuses every engine but `--export` without one.
+    pub fn out(&self) -> &OutDir {
+        self.out.as_ref().expect("--out-dir is checked before any engine runs")
+    }
+
     /// The report of an item whose plan from an earlier run is current, if it is.
     /// Keep a current plan from an earlier run (Ok), or say why it must be made (Err: None
     /// for a new one, else the reason an earlier plan is redone).
@@ -307,7 +314,7 @@ impl Ctx {
             model,
             input_hash,
         };
-        let why = match self.out.earlier(&item.slug, &want, &self.checker) {
+        let why = match self.out().earlier(&item.slug, &want, &self.checker) {
             Earlier::None => return Err(None),
             Earlier::Current if !self.force => {
                 let mut r = ItemReport::pending(&item.name, file, item.line, model, "");
@@ -370,7 +377,7 @@ impl Ctx {
             error: g.repair_error.clone(),
             redone: None,
         };
-        if let Err(e) = self.out.write_plan(&item.slug, &prov, &g.plan) {
+        if let Err(e) = self.out().write_plan(&item.slug, &prov, &g.plan) {
             r.status = Status::Failed;
             r.error = Some(e.to_string());
         }
