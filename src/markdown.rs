@@ -319,6 +319,11 @@ pub fn words(text: &str, vocab: &HashSet<String>) -> Vec<String> {
 
 /// `words`, with every hyphenated word kept whole when `join_hyphens` (to build a vocabulary).
 fn words_in(text: &str, vocab: &HashSet<String>, join_hyphens: bool) -> Vec<String> {
+    join_tokens(&stripped_tokens(text, vocab, join_hyphens), vocab)
+}
+
+/// The tokens of `words` before joining.
+fn stripped_tokens(text: &str, vocab: &HashSet<String>, join_hyphens: bool) -> Vec<String> {
     let lowered = text.to_lowercase().replace('&', " and ");
     // Apostrophes inside words join; hyphens inside words are decided below; other
     // punctuation separates.
@@ -352,11 +357,21 @@ fn words_in(text: &str, vocab: &HashSet<String>, join_hyphens: bool) -> Vec<Stri
             break;
         }
     }
-    let stripped: Vec<String> = toks
-        .into_iter()
+    toks.into_iter()
         .filter(|t| !STOPWORDS.contains(&t.as_str()))
         .map(|t| strip_suffix(&t))
-        .collect();
+        .collect()
+}
+
+/// Words of a text without hyphens, up to the joining step, which is the only part that
+/// depends on a vocabulary: for matching one text against many vocabularies.
+pub fn tokens(text: &str) -> Vec<String> {
+    debug_assert!(!text.contains('-'), "hyphenated words depend on the vocabulary");
+    stripped_tokens(text, &HashSet::new(), false)
+}
+
+/// `words` from `tokens`: neighbours joined where the vocabulary knows the joined word.
+pub fn join_tokens(stripped: &[String], vocab: &HashSet<String>) -> Vec<String> {
     // Join neighbours whose concatenation is a known word: "roll back" → "rollback",
     // "cutting over" → "cutover".
     let mut out: Vec<String> = Vec::with_capacity(stripped.len());

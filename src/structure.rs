@@ -348,27 +348,42 @@ fn table_problem(scan: &Scan, columns: &[String], min_rows: usize) -> Option<(Op
 /// Words that say "this is a stage" and nothing about which.
 const STAGE_WORDS: &[&str] = &["stage", "phase", "step"];
 
-/// Significant words of a stage name, hyphens split, forms folded; neighbours are joined
-/// when `vocab` knows them as one word ("cut over" → "cutover").
-fn stage_words(s: &str, vocab: &HashSet<String>) -> Vec<String> {
+/// A stage name or title as tokens, made once. Every non-alphanumeric character splits
+/// words, so no hyphen is left whose reading depends on a vocabulary.
+fn phrase(s: &str) -> Vec<String> {
+    let split: String = s.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+    markdown::tokens(&split)
+}
+
+/// Significant words of a phrase: forms folded, neighbours joined when `vocab` knows them
+/// as one word ("cut over" → "cutover"), generic words ("stage", "phase") and numbers dropped.
+fn stage_words_from(tokens: &[String], vocab: &HashSet<String>) -> Vec<String> {
     // The stems of the generic words, made once.
     static GENERIC: std::sync::LazyLock<Vec<String>> =
         std::sync::LazyLock::new(|| STAGE_WORDS.iter().map(|s| markdown::stem(s)).collect());
-    let split: String = s.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
-    markdown::words(&split, vocab)
+    markdown::join_tokens(tokens, vocab)
         .into_iter()
         .filter(|w| !GENERIC.contains(w) && !w.chars().all(|c| c.is_ascii_digit()))
         .collect()
 }
 
-/// Each subsection title of a section with its own words, worked out once per section
-/// rather than once per stage.
-fn titles_of(scan: &Scan) -> Vec<(&str, HashSet<String>)> {
+/// A subsection title's tokens and its own words, worked out once per section rather than
+/// once per stage.
+struct Title {
+    tokens: Vec<String>,
+    vocab: HashSet<String>,
+}
+
+fn titles_of(scan: &Scan) -> Vec<Title> {
     let none = HashSet::new();
     let subheadings = scan.subheadings.iter().map(|(_, h)| h);
     subheadings
         .chain(&scan.bold_leads)
-        .map(|t| (t.as_str(), stage_words(t, &none).into_iter().collect()))
+        .map(|t| {
+            let tokens = phrase(t);
+            let vocab = stage_words_from(&tokens, &none).into_iter().collect();
+            Title { tokens, vocab }
+        })
         .collect()
 }
 
@@ -376,16 +391,16 @@ fn titles_of(scan: &Scan) -> Vec<(&str, HashSet<String>)> {
 /// half of its significant words ("Read cutover" does not cover "Write cutover"). Word
 /// forms fold ("Backfilling new columns" covers "Backfill the new column"), and a word one
 /// side writes as two is joined ("Cutting over reads" covers "Read cutover").
-fn stage_covered(titles: &[(&str, HashSet<String>)], stage: &str) -> bool {
-    let none = HashSet::new();
-    let alone = stage_words(stage, &none);
+fn stage_covered(titles: &[Title], stage: &str) -> bool {
+    let tokens = phrase(stage);
+    let alone = stage_words_from(&tokens, &HashSet::new());
     if alone.is_empty() {
         return true;
     }
     let stage_vocab: HashSet<String> = alone.into_iter().collect();
-    titles.iter().any(|(title, title_vocab)| {
-        let want = stage_words(stage, title_vocab);
-        let have = stage_words(title, &stage_vocab);
+    titles.iter().any(|t| {
+        let want = stage_words_from(&tokens, &t.vocab);
+        let have = stage_words_from(&t.tokens, &stage_vocab);
         let need = want.len() / 2 + 1;
         want.iter().filter(|w| have.contains(w)).count() >= need
     })
