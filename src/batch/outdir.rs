@@ -11,7 +11,13 @@ use crate::output::{self, Provenance, TMP_PREFIX};
 use crate::report::BatchReport;
 
 pub struct OutDir {
+    /// As given, for messages.
     pub path: PathBuf,
+    /// Absolute, for writing (no working-directory lookup per file).
+    abs: PathBuf,
+    /// The folder's files (as listed at the start, plus what this run wrote): a plan
+    /// that is not there is not looked for on disk.
+    existing: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
 }
 
 /// A plan file from an earlier run.
@@ -43,13 +49,19 @@ impl OutDir {
         }
         std::fs::create_dir_all(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         let rd = std::fs::read_dir(path).map_err(|e| Error::io(format!("listing {}", path.display()), e))?;
+        let mut existing = std::collections::HashSet::new();
         for e in rd.flatten() {
             if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
                 let _ = std::fs::remove_file(e.path());
+            } else {
+                existing.insert(e.file_name());
             }
         }
+        let abs = std::path::absolute(path).map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
         Ok(OutDir {
             path: path.to_path_buf(),
+            abs,
+            existing: std::sync::Mutex::new(existing),
         })
     }
 
@@ -58,7 +70,7 @@ impl OutDir {
     }
 
     pub fn plan_path(&self, slug: &str) -> PathBuf {
-        self.path.join(Self::file_name(slug))
+        self.abs.join(Self::file_name(slug))
     }
 
     /// The plan for `slug` exists, was made from the same template, model and input, and
@@ -69,6 +81,10 @@ impl OutDir {
 
     /// What an earlier run left for `slug`, and if it must be redone, why.
     pub fn earlier(&self, slug: &str, want: &Wanted, checker: &Checker) -> Earlier {
+        let name = std::ffi::OsString::from(Self::file_name(slug));
+        if !self.existing.lock().expect("not poisoned").contains(&name) {
+            return Earlier::None;
+        }
         let Ok(text) = std::fs::read_to_string(self.plan_path(slug)) else {
             return Earlier::None;
         };
@@ -98,7 +114,12 @@ impl OutDir {
         let text = prov.to_front_matter() + plan;
         // No fsync per plan (see write_atomic_with); the reports at the end are durable.
         output::write_atomic_with(&path, text.as_bytes(), false)
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        self.existing
+            .lock()
+            .expect("not poisoned")
+            .insert(Self::file_name(slug).into());
+        Ok(())
     }
 
     /// `report.json` and `report.md`, each atomically.
