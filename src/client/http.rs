@@ -38,10 +38,16 @@ impl HttpTransport {
             v.set_sensitive(true);
             headers.insert(HeaderName::from_static(name), v);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .default_headers(headers)
             .connect_timeout(cfg.connect_timeout)
-            .user_agent(concat!("rbplan/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("rbplan/", env!("CARGO_PKG_VERSION")));
+        if cfg.base_url.trim_start().to_ascii_lowercase().starts_with("http://") {
+            // Plain HTTP (a local server): don't read and parse the system's ~150 root
+            // certificates at start-up (some 300 system calls and 11 M instructions).
+            builder = builder.tls_certs_only(Vec::new());
+        }
+        let http = builder
             .build()
             .map_err(|e| ApiError::Usage(format!("cannot build the HTTP client: {e}")))?;
         Ok(HttpTransport { http })
