@@ -559,7 +559,7 @@ fn a_closed_stdout_is_not_a_crash() {
 /// print the key.
 #[test]
 fn doctor_never_prints_a_key_the_server_echoes() {
-    let key = "sk-test-echoed-4242424242";
+    let key = "fake-key-for-tests-echoed";
     let server = Server::start(|req, _| {
         let auth = req.header("authorization").unwrap_or_default().to_string();
         Reply::json(
@@ -868,7 +868,7 @@ fn json_mode_reports_a_failure_as_json_on_stdout() {
     });
     let dir = tempdir();
     let out = rbplan(dir.path())
-        .env("OPENAI_API_KEY", "sk-json-secret-777777")
+        .env("OPENAI_API_KEY", "fake-key-for-tests-json")
         .args(["ask", "--example", "--no-stream", "--json", "--base-url", &server.url()])
         .run();
     assert_eq!(out.code, 4, "{}", out.stderr);
@@ -876,7 +876,7 @@ fn json_mode_reports_a_failure_as_json_on_stdout() {
     assert_eq!(v["exit_code"], 4);
     let e = v["error"].as_str().unwrap();
     assert!(e.contains("HTTP 401") && e.contains("[REDACTED]"), "{e}");
-    assert!(!out.stdout.contains("json-secret") && !out.stderr.contains("json-secret"));
+    assert!(!out.stdout.contains("fake-key-for-tests-json") && !out.stderr.contains("fake-key-for-tests-json"));
     // Bad input too, before anything is sent.
     let out = rbplan(dir.path())
         .args(["ask", "--summary", " ", "--stages", "x", "--json"])

@@ -603,7 +603,7 @@ fn unauthorized_stops_the_whole_run_at_once() {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let input = jsonl(dir.path(), &names);
     let out = rbplan(dir.path())
-        .env("OPENAI_API_KEY", "sk-batch-secret-0123456789")
+        .env("OPENAI_API_KEY", "fake-key-for-tests-batch")
         .args(["batch"])
         .arg_path(&input)
         .args([
@@ -633,7 +633,7 @@ fn unauthorized_stops_the_whole_run_at_once() {
         everything.contains("[REDACTED]"),
         "the echo reached the output, scrubbed"
     );
-    assert!(!everything.contains("secret-0123456789"), "the key leaked");
+    assert!(!everything.contains("fake-key-for-tests-batch"), "the key leaked");
 }
 
 fn plans_in(dir: &Path) -> usize {
