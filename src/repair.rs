@@ -202,9 +202,11 @@ pub struct Draft {
     pub requests: u32,
 }
 
-/// Repair a draft live, in the remaining rounds of `--max-repairs`.
+/// Repair a draft live, in the remaining rounds of `--max-repairs`. `base` is the
+/// conversation the draft answers (`Template::messages`), already rendered by the caller.
 pub async fn generate_from(
     job: Job<'_>,
+    base: Vec<Message>,
     draft: Draft,
     on_event: &(dyn Fn(Event) + Send + Sync),
 ) -> crate::error::Result<Generated> {
@@ -214,7 +216,6 @@ pub async fn generate_from(
     s.request_ids = draft.request_ids;
     s.model = draft.model;
     s.calls = draft.requests;
-    let base = job.template.messages(job.inputs)?;
     improve(job, s, base, draft.state, on_event).await
 }
 
@@ -242,6 +243,15 @@ pub struct Ask {
 }
 
 impl Ask {
+    /// What each request of this round is for, in the order `State::requests` builds
+    /// them: one repair of all targets (None), or one request per section (Some(index)).
+    pub fn request_targets(&self) -> Vec<Option<usize>> {
+        match self.strategy {
+            Strategy::Section => self.targets().into_iter().map(|(i, _)| Some(i)).collect(),
+            _ => vec![None],
+        }
+    }
+
     /// Every section this round targets, missing first.
     pub fn targets(&self) -> Vec<(usize, Vec<String>)> {
         self.missing

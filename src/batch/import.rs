@@ -24,7 +24,7 @@ use super::items::{Item, Manifest};
 use crate::client::{ApiError, ChatResult, Usage, wire};
 use crate::commands::Ui;
 use crate::error::{Error, Result};
-use crate::repair::{self, Draft, Event, Generated, Job, State};
+use crate::repair::{self, Ask, Draft, Event, Generated, Job, State};
 use crate::spec::Spec;
 
 /// Output files joined by custom_id, and where exported repairs go.
@@ -94,7 +94,6 @@ pub fn check_matches(imp: &Imported, manifest: &Manifest, files: &[PathBuf]) -> 
         )));
     }
     if stray > 0 {
-        tracing::warn!("{stray} custom_id(s) in {list} name no service in the input; ignored");
         eprintln!(
             "warning: {stray} line(s) in {list} answer no service in {}; ignored",
             manifest.path.display()
@@ -103,14 +102,11 @@ pub fn check_matches(imp: &Imported, manifest: &Manifest, files: &[PathBuf]) -> 
     Ok(())
 }
 
-fn ids_for(
-    name: &str,
-    round: usize,
-    reqs: &[(Option<usize>, Vec<crate::client::Message>)],
-    spec: &Spec,
-) -> Vec<String> {
-    reqs.iter()
-        .map(|(t, _)| export::repair_id(name, round, t.map(|i| spec.sections[i].id.as_str())))
+/// The custom_ids of a round's requests, in `Ask::request_targets` order.
+fn ids_for(name: &str, round: usize, ask: &Ask, spec: &Spec) -> Vec<String> {
+    ask.request_targets()
+        .into_iter()
+        .map(|t| export::repair_id(name, round, t.map(|i| spec.sections[i].id.as_str())))
         .collect()
 }
 
@@ -164,18 +160,17 @@ pub async fn generate(
     while (state.rounds.len() as u32) < job.opts.max_repairs {
         let Some(ask) = state.next(checker) else { break };
         let round = state.rounds.len() + 1;
-        let reqs = state.requests(&ask, job.template, job.inputs, &base)?;
-        let ids = ids_for(&item.name, round, &reqs, spec);
+        let ids = ids_for(&item.name, round, &ask, spec);
         if !ids.iter().any(|id| imp.index.contains(id)) {
             break;
         }
         let (mut edits, mut n) = (Vec::new(), 0);
-        for ((target, _), id) in reqs.iter().zip(&ids) {
+        for (target, id) in ask.request_targets().into_iter().zip(&ids) {
             match imp.index.get(id)? {
                 Some(Answer::Ok(c)) => {
                     tally.add(&c);
                     n += 1;
-                    edits.extend(State::edits_from(&ask, *target, &c, checker));
+                    edits.extend(State::edits_from(&ask, target, &c, checker));
                 }
                 Some(Answer::Failed(m)) => {
                     n += 1;
@@ -196,7 +191,7 @@ pub async fn generate(
         if let Some(ask) = state.next(checker) {
             let round = state.rounds.len() + 1;
             let reqs = state.requests(&ask, job.template, job.inputs, &base)?;
-            let ids = ids_for(&item.name, round, &reqs, spec);
+            let ids = ids_for(&item.name, round, &ask, spec);
             let mut guard = w.lock().expect("not poisoned");
             let w = guard.as_mut().expect("open until the run ends");
             for ((_, msgs), id) in reqs.into_iter().zip(ids) {
@@ -214,7 +209,7 @@ pub async fn generate(
         requests: tally.requests,
     };
     let job = Job { opts: &opts, ..job };
-    let mut g = repair::generate_from(job, draft, on_event).await?;
+    let mut g = repair::generate_from(job, base, draft, on_event).await?;
     if g.repair_error.is_none() {
         g.repair_error = note;
     }
