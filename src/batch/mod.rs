@@ -55,8 +55,6 @@ pub struct Ctx {
     pub force: bool,
     /// Where first answers come from.
     pub source: Source,
-    /// Plans from an earlier run that were redone, by reason.
-    pub redone: std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>>,
 }
 
 /// Where an item's first answer comes from.
@@ -136,7 +134,6 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         max_repairs: args.repair.max_repairs,
         force: args.force,
         source: Source::Live,
-        redone: Default::default(),
     };
 
     if let Some(path) = &args.export {
@@ -236,11 +233,6 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         }
     }
     summarize(&report, ctx.out(), ui);
-    let redone = ctx.redone.lock().expect("not poisoned");
-    if !redone.is_empty() {
-        let parts: Vec<String> = redone.iter().map(|(why, n)| format!("{n} because {why}")).collect();
-        ui.note(format!("redone from an earlier run: {}", parts.join(", ")));
-    }
     if args.json {
         print_stdout(&report.to_json())?;
     }
@@ -291,6 +283,15 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
             out.path.join("report.md").display()
         );
     }
+    // Plans an earlier run left that this one redid, by reason.
+    let mut redone: std::collections::BTreeMap<&str, usize> = Default::default();
+    for why in r.items.iter().filter_map(|i| i.redone.as_deref()) {
+        *redone.entry(why).or_default() += 1;
+    }
+    if !redone.is_empty() {
+        let parts: Vec<String> = redone.iter().map(|(why, n)| format!("{n} because {why}")).collect();
+        ui.note(format!("redone from an earlier run: {}", parts.join(", ")));
+    }
     if r.interrupted {
         eprintln!(
             "interrupted: rerun the same command to finish the {} pending item(s)",
@@ -305,7 +306,6 @@ impl Ctx {
         self.out.as_ref().expect("--out-dir is checked before any engine runs")
     }
 
-    /// The report of an item whose plan from an earlier run is current, if it is.
     /// Keep a current plan from an earlier run (Ok), or say why it must be made (Err: None
     /// for a new one, else the reason an earlier plan is redone).
     fn kept(&self, item: &Item, model: &str, file: &str, input_hash: &str) -> Result<ItemReport, Option<&'static str>> {
@@ -314,20 +314,18 @@ impl Ctx {
             model,
             input_hash,
         };
-        let why = match self.out().earlier(&item.slug, &want, &self.checker) {
-            Earlier::None => return Err(None),
+        match self.out().earlier(&item.slug, &want, &self.checker) {
+            Earlier::None => Err(None),
             Earlier::Current if !self.force => {
                 let mut r = ItemReport::pending(&item.name, file, item.line, model, "");
                 r.status = Status::Complete;
                 r.resumed = true;
                 r.error = None;
-                return Ok(r);
+                Ok(r)
             }
-            Earlier::Current => "--force was given",
-            Earlier::Stale(why) => why,
-        };
-        *self.redone.lock().expect("not poisoned").entry(why).or_default() += 1;
-        Err(Some(why))
+            Earlier::Current => Err(Some("--force was given")),
+            Earlier::Stale(why) => Err(Some(why)),
+        }
     }
 
     /// Write a generated plan and report it.
