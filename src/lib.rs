@@ -63,11 +63,6 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
         cli::Command::Batch(b) => b.json,
         _ => false,
     };
-    let replay = match &cli.command {
-        cli::Command::Ask(a) => a.conn.replay.clone(),
-        cli::Command::Batch(b) => b.conn.replay.clone(),
-        _ => None,
-    };
     let result = rt.block_on(async move {
         match cli.command {
             cli::Command::Ask(a) => commands::ask::run(a, ui).await,
@@ -76,14 +71,6 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
             cli::Command::Render(r) => commands::render::run(r),
             cli::Command::Doctor(d) => commands::doctor::run(d).await,
         }
-    });
-    // The client finds a missing --replay folder when it loads the fixtures and says so as
-    // an API error; it is bad input (exit 2), found before anything was replayed.
-    let result = result.map_err(|e| match e {
-        error::Error::Api(client::ApiError::Replay(msg)) if replay.as_deref().is_some_and(|d| !d.is_dir()) => {
-            error::Error::Usage(msg)
-        }
-        e => e,
     });
     // With --json, a script reading stdout gets an object on failure too.
     if json && let Err(e) = &result {

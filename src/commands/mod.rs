@@ -40,7 +40,12 @@ pub fn connect(conn: &ConnArgs, env: &Env) -> Result<(Settings, Client)> {
         use secrecy::ExposeSecret;
         crate::logging::register_secret(k.expose_secret());
     }
-    let client = Client::new(settings.client.clone()).map_err(Error::from)?;
+    let client = Client::new(settings.client.clone()).map_err(|e| match e {
+        // Building the client only loads fixtures: a --replay folder that is missing, empty
+        // or malformed is bad input (exit 2), not an API failure.
+        crate::client::ApiError::Replay(msg) => Error::Usage(msg),
+        e => Error::from(e),
+    })?;
     if settings.model_source == Source::Default
         && let Some(models) = client.replay_models()
         && let [only] = models.as_slice()
