@@ -19,22 +19,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// plan: it costs about as much CPU as checking the plan, and a plan a crash empties is
 /// re-checked and redone by the rerun.
 pub fn write_atomic_with(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut b = tempfile::Builder::new();
-    b.prefix(TMP_PREFIX);
-    // tempfile makes 0600 files; a plan is an ordinary document (umask still applies).
-    #[cfg(unix)]
-    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let mut tmp = b.tempfile_in(dir)?;
+    let mut tmp = temp_beside(path)?;
     tmp.write_all(bytes)?;
     if durable {
         tmp.as_file().sync_all()?;
     }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// A temp file in `path`'s folder (so the final rename is atomic), named with
+/// `TMP_PREFIX` (so a batch sweeps one a killed run left), with ordinary 0644 permissions
+/// (tempfile makes 0600; the umask still applies). Every file rbplan writes starts here.
+pub fn temp_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut b = tempfile::Builder::new();
+    b.prefix(TMP_PREFIX);
+    #[cfg(unix)]
+    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    b.tempfile_in(dir)
 }
 
 /// Provenance written at the top of every plan file rbplan makes (YAML front matter).

@@ -87,13 +87,18 @@ pub fn mark_imported(out: &super::outdir::OutDir) -> Result<()> {
     Ok(())
 }
 
-fn sha256_of(files: &[PathBuf]) -> Result<String> {
-    let mut h = Sha256::new();
-    for f in files {
-        let bytes = std::fs::read(f).map_err(|e| Error::io(format!("reading {}", f.display()), e))?;
-        h.update(&bytes);
+/// One fingerprint for all request files, from the hashes the writer made as it wrote them.
+fn fingerprint(parts: &[export::Written]) -> String {
+    match parts {
+        [one] => one.sha256.clone(),
+        many => {
+            let mut h = Sha256::new();
+            for p in many {
+                h.update(p.sha256.as_bytes());
+            }
+            h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        }
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Cancel every recorded batch that has not ended.
@@ -142,8 +147,7 @@ pub async fn submit_and_collect(
         limits,
         skip,
     )?;
-    let files: Vec<PathBuf> = parts.iter().map(|p| p.path.clone()).collect();
-    let hash = sha256_of(&files)?;
+    let hash = fingerprint(&parts);
 
     let mut rec = match load(dir)? {
         Some(r) if !r.imported && r.requests_sha256 == hash => {

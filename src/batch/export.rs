@@ -15,6 +15,8 @@ use super::outdir::{OutDir, Wanted};
 use crate::client::{ChatRequest, Message, request_body};
 use crate::commands::{Ui, print_stdout};
 use crate::error::{Error, Result};
+use crate::output;
+use sha2::{Digest, Sha256};
 
 /// Repair requests are `NAME::repair-ROUND`, or `NAME::repair-ROUND::SECTION` when
 /// sections are asked for one at a time.
@@ -92,6 +94,11 @@ pub fn write_requests(
 
 /// `requests.jsonl` for model `gpt-4o` → `requests-gpt-4o.jsonl`.
 fn model_path(path: &Path, model: &str) -> PathBuf {
+    with_suffix(path, &items::slug(model))
+}
+
+/// `stem.ext` → `stem-SUFFIX.ext`.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -100,7 +107,7 @@ fn model_path(path: &Path, model: &str) -> PathBuf {
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    path.with_file_name(format!("{stem}-{}{ext}", items::slug(model)))
+    path.with_file_name(format!("{stem}-{suffix}{ext}"))
 }
 
 /// Say what was written and what to run next.
@@ -176,6 +183,8 @@ struct Part {
     file: BufWriter<NamedTempFile>,
     requests: usize,
     bytes: u64,
+    /// Of the bytes written, so nobody reads the file again to fingerprint it.
+    sha256: Sha256,
 }
 
 /// Writes request lines into as many parts as the limits need.
@@ -192,6 +201,8 @@ pub struct Written {
     pub path: PathBuf,
     pub requests: usize,
     pub bytes: u64,
+    /// sha256 of the file's bytes, in hex.
+    pub sha256: String,
 }
 
 impl Writer {
@@ -203,10 +214,6 @@ impl Writer {
             url: url.to_string(),
             parts: Vec::new(),
         }
-    }
-
-    pub fn requests(&self) -> usize {
-        self.parts.iter().map(|p| p.requests).sum()
     }
 
     /// Add one request. A single request larger than the byte limit is an error.
@@ -231,31 +238,23 @@ impl Writer {
             .last()
             .is_none_or(|p| p.requests >= self.limits.max_requests || p.bytes + n > self.limits.max_bytes);
         if full {
-            let dir = self.dir();
-            let tmp = tempfile::Builder::new()
-                .prefix(".rbplan-tmp-")
-                .tempfile_in(&dir)
-                .map_err(|e| Error::io(format!("cannot create a file in {}", dir.display()), e))?;
+            let tmp = output::temp_beside(&self.path)
+                .map_err(|e| Error::io(format!("cannot create a file beside {}", self.path.display()), e))?;
             self.parts.push(Part {
                 file: BufWriter::new(tmp),
                 requests: 0,
                 bytes: 0,
+                sha256: Sha256::new(),
             });
         }
         let part = self.parts.last_mut().expect("a part exists");
         part.file
             .write_all(&line)
             .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))?;
+        part.sha256.update(&line);
         part.requests += 1;
         part.bytes += n;
         Ok(())
-    }
-
-    fn dir(&self) -> PathBuf {
-        match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
     }
 
     /// The name of part `i` (1-based) of `n`: the path itself when there is one part,
@@ -264,15 +263,7 @@ impl Writer {
         if n <= 1 {
             return path.to_path_buf();
         }
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let ext = path
-            .extension()
-            .map(|e| format!(".{}", e.to_string_lossy()))
-            .unwrap_or_default();
-        path.with_file_name(format!("{stem}-{i:03}{ext}"))
+        with_suffix(path, &format!("{i:03}"))
     }
 
     /// Move every part into place. With no requests, nothing is written.
@@ -284,17 +275,12 @@ impl Writer {
             let err = |e: std::io::Error| Error::io(format!("cannot write {}", dest.display()), e);
             let tmp = p.file.into_inner().map_err(|e| err(e.into_error()))?;
             tmp.as_file().sync_all().map_err(err)?;
-            // Ordinary file permissions (a temp file is created 0600).
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
-            }
             tmp.persist(&dest).map_err(|e| err(e.error))?;
             out.push(Written {
                 path: dest,
                 requests: p.requests,
                 bytes: p.bytes,
+                sha256: p.sha256.finalize().iter().map(|b| format!("{b:02x}")).collect(),
             });
         }
         Ok(out)
