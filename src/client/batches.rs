@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use super::http::{HttpTransport, send_error};
-use super::{ApiError, Client, ClientConfig, Provider, Transport, retry, wire};
+use super::{ApiError, Client, ClientConfig, Provider, Transport, wire};
 
 /// A batch as the server describes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -223,28 +223,12 @@ impl Client {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            let may = after_send || matches!(err, ApiError::Connect { .. } | ApiError::Status { .. });
-            match retry::decide(&err, attempt, self.cfg.max_retries) {
-                retry::Decision::Retry(delay) if may => {
-                    tracing::warn!(
-                        attempt = attempt + 1,
-                        delay_ms = delay.as_millis() as u64,
-                        "retrying: {err}"
-                    );
-                    if err.is_rate_limit() {
-                        self.gate.pause_for(delay);
-                    }
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                _ if attempt > 0 => {
-                    return Err(ApiError::Exhausted {
-                        attempts: attempt + 1,
-                        last: Box::new(err),
-                    });
-                }
-                _ => return Err(err),
+            // A request that may have reached the server is not sent again blind.
+            if !(after_send || matches!(err, ApiError::Connect { .. } | ApiError::Status { .. })) {
+                return Err(super::give_up(err, attempt));
             }
+            self.back_off(err, attempt).await?;
+            attempt += 1;
         }
     }
 }
@@ -294,15 +278,8 @@ fn batch_of(v: Value) -> Result<BatchInfo, ApiError> {
 
 /// Stream a response body into a temp file beside `dest`, then rename it into place.
 async fn save_stream(mut resp: reqwest::Response, dest: &Path, idle: std::time::Duration) -> Result<u64, ApiError> {
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let io = |e: std::io::Error| ApiError::Usage(format!("cannot write {}: {e}", dest.display()));
-    let tmp = tempfile::Builder::new()
-        .prefix(".rbplan-tmp-")
-        .tempfile_in(dir)
-        .map_err(io)?;
+    let tmp = crate::output::temp_beside(dest).map_err(io)?;
     let mut f = tokio::fs::File::from_std(tmp.reopen().map_err(io)?);
     let mut n = 0u64;
     loop {

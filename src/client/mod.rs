@@ -222,13 +222,12 @@ impl Client {
         let body = wire::request_body(req, &self.cfg.max_tokens_field);
         let bytes = bytes::Bytes::from(serde_json::to_vec(&body).expect("a JSON value serializes"));
         let cost = pacing::estimate_tokens(&body, req.max_tokens);
-        let replaying = matches!(*self.transport, Transport::Replay(_));
         let mut attempt = 0u32;
         loop {
             // A slot first, then the 429 gate: a request that waited for a slot must still
             // honour a pause that began meanwhile. The slot is held for this attempt only,
             // never across a retry's wait.
-            let _slot = match &self.limit {
+            let slot = match &self.limit {
                 Some(s) => Some(s.clone().acquire_owned().await.expect("the semaphore is never closed")),
                 None => None,
             };
@@ -260,41 +259,36 @@ impl Client {
                     self.stop_new_work();
                     return Err(err);
                 }
-                Err(err) => match retry::decide(&err, attempt, self.cfg.max_retries) {
-                    retry::Decision::Retry(delay) => {
-                        tracing::warn!(
-                            attempt = attempt + 1,
-                            delay_ms = delay.as_millis() as u64,
-                            "retrying: {err}"
-                        );
-                        if err.is_rate_limit() {
-                            // Pause every worker sharing this client, not just this one.
-                            self.gate.pause_for(delay);
-                        }
-                        if !replaying {
-                            tokio::time::sleep(delay).await;
-                        }
-                        attempt += 1;
-                    }
-                    retry::Decision::GiveUp => {
-                        let err = match retry::hint_too_long(&err) {
-                            Some(wait) => ApiError::HintTooLong {
-                                wait,
-                                source: Box::new(err),
-                            },
-                            None => err,
-                        };
-                        return Err(if attempt > 0 {
-                            ApiError::Exhausted {
-                                attempts: attempt + 1,
-                                last: Box::new(err),
-                            }
-                        } else {
-                            err
-                        });
-                    }
-                },
+                Err(err) => {
+                    drop(slot); // free for others while this one waits
+                    self.back_off(err, attempt).await?;
+                    attempt += 1;
+                }
             }
+        }
+    }
+
+    /// After a failed attempt: wait (pausing every clone on a 429) and return Ok to try
+    /// again, or the error to give up with, saying how many attempts it took. The one
+    /// retry policy for chat, Files and Batches calls.
+    async fn back_off(&self, err: ApiError, attempt: u32) -> Result<(), ApiError> {
+        match retry::decide(&err, attempt, self.cfg.max_retries) {
+            retry::Decision::Retry(delay) => {
+                tracing::warn!(
+                    attempt = attempt + 1,
+                    delay_ms = delay.as_millis() as u64,
+                    "retrying: {err}"
+                );
+                if err.is_rate_limit() {
+                    // Pause every worker sharing this client, not just this one.
+                    self.gate.pause_for(delay);
+                }
+                if !matches!(*self.transport, Transport::Replay(_)) {
+                    tokio::time::sleep(delay).await;
+                }
+                Ok(())
+            }
+            retry::Decision::GiveUp => Err(give_up(err, attempt)),
         }
     }
 
@@ -304,5 +298,25 @@ impl Client {
             Transport::Http(h) => h.get_models(&self.cfg).await,
             Transport::Replay(_) => Err(ApiError::Usage("doctor checks a live server; drop --replay".into())),
         }
+    }
+}
+
+/// The error to report after `attempt` (0-based) failed for good: a too-long server hint
+/// and the number of attempts are said.
+fn give_up(err: ApiError, attempt: u32) -> ApiError {
+    let err = match retry::hint_too_long(&err) {
+        Some(wait) => ApiError::HintTooLong {
+            wait,
+            source: Box::new(err),
+        },
+        None => err,
+    };
+    if attempt > 0 {
+        ApiError::Exhausted {
+            attempts: attempt + 1,
+            last: Box::new(err),
+        }
+    } else {
+        err
     }
 }
