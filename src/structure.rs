@@ -134,25 +134,13 @@ fn normalize(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let (mut space, mut after_plus) = (false, false);
     for c in s.chars() {
-        if c.is_ascii() {
-            // The common case, without the Unicode tables.
-            if c.is_ascii_whitespace() || c == '\x0b' {
-                space = !out.is_empty();
-                continue;
-            }
-            if c == '+' {
-                after_plus = true;
-            } else {
-                if space && !after_plus {
-                    out.push(' ');
-                }
-                after_plus = false;
-            }
-            space = false;
-            out.push(c.to_ascii_lowercase());
-            continue;
-        }
-        if c.is_whitespace() {
+        // ASCII, the common case, skips the Unicode tables.
+        let white = if c.is_ascii() {
+            c.is_ascii_whitespace() || c == '\x0b'
+        } else {
+            c.is_whitespace()
+        };
+        if white {
             space = !out.is_empty();
             continue;
         }
@@ -165,7 +153,11 @@ fn normalize(s: &str) -> String {
             after_plus = false;
         }
         space = false;
-        out.extend(c.to_lowercase());
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.extend(c.to_lowercase());
+        }
     }
     out
 }
