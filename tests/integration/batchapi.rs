@@ -321,13 +321,10 @@ fn an_output_file_from_another_input_is_refused_before_anything_is_written() {
     let server = fleet(std::time::Duration::ZERO);
     let dir = tempdir();
     let input = jsonl(dir.path(), &["ok-a"]);
-    std::fs::write(
-        dir.path().join("out.jsonl"),
+    let stray =
         json!({"id": "1", "custom_id": "someone-else", "response": null, "error": {"code": "x", "message": "y"}})
-            .to_string()
-            + "\n{not json\n",
-    )
-    .unwrap();
+            .to_string();
+    std::fs::write(dir.path().join("out.jsonl"), format!("{stray}\n{{not json\n")).unwrap();
     let out = batch(dir.path(), &server, &input, &["--import", "out.jsonl"]);
     assert_eq!(out.code, 2);
     assert!(
@@ -335,13 +332,7 @@ fn an_output_file_from_another_input_is_refused_before_anything_is_written() {
         "names the file and line: {}",
         out.stderr
     );
-    std::fs::write(
-        dir.path().join("out.jsonl"),
-        json!({"id": "1", "custom_id": "someone-else", "response": null, "error": {"code": "x", "message": "y"}})
-            .to_string()
-            + "\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("out.jsonl"), format!("{stray}\n")).unwrap();
     let out = batch(dir.path(), &server, &input, &["--import", "out.jsonl"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("another input"), "{}", out.stderr);
