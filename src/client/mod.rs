@@ -251,6 +251,14 @@ impl Client {
                     if let (Some(p), Some(u)) = (&self.pacer, res.usage) {
                         p.settle(cost, u.total_tokens);
                     }
+                    if slot.is_some() {
+                        // Let the items waiting for this slot send their requests before
+                        // this one's reply is checked: on the one-thread runtime the
+                        // check would otherwise delay them (measured: 1.03-1.10x the
+                        // ideal wall time at 500 items, 1.02x with the yield).
+                        drop(slot);
+                        tokio::task::yield_now().await;
+                    }
                     return Ok(res);
                 }
                 Err(err) if self.limit.is_some() && (err.is_auth() || err.is_quota()) => {
