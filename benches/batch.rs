@@ -1,13 +1,23 @@
 //! Benchmark of `rbplan batch` against a local OpenAI-compatible server with a fixed
 //! latency. Not a test: it prints figures for BENCHMARKS.md.
 //!
-//!   cargo bench --bench batch                       # the two standard runs
+//!   cargo bench --bench batch                       # the standard runs
 //!   cargo bench --bench batch -- ITEMS LATENCY_MS CONCURRENCY
 //!
 //! For each run it reports wall time ÷ the ideal ⌈N/C⌉ × latency, the client's CPU time
 //! (user + system, from wait4) per request, and the client's peak resident memory.
+//!
+//! Where the plans are written matters: creating a file on this VM's ext4 disk costs
+//! from 0.05 to 0.9 ms of system time depending on the directory, rbplan or not. So the
+//! 500-item run is made twice, with the output folder on tmpfs (`/dev/shm`: the client's
+//! own cost) and on disk (the system temp folder, `TMPDIR`).
+//!
+//! Environment:
+//!   RBPLAN_BENCH_BASELINE=/path/to/rbplan   also run this binary, interleaved, for ratios
+//!                                           measured in one run
+//!   RBPLAN_BENCH_REPEAT=N                   run every row N times (default 1)
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,27 +28,95 @@ use tokio::net::{TcpListener, TcpStream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rbplan");
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let runs: Vec<(usize, u64, usize)> = if args.len() >= 3 {
-        vec![(
-            args[0].parse().expect("ITEMS"),
-            args[1].parse().expect("LATENCY_MS"),
-            args[2].parse().expect("CONCURRENCY"),
-        )]
-    } else {
-        vec![(500, 100, 16), (10_000, 100, 16)]
-    };
-    println!(
-        "| items | latency | concurrency | wall | ideal | wall ÷ ideal | requests | client CPU / request (user + sys) | peak RSS |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (n, lat, c) in runs {
-        bench(n, Duration::from_millis(lat), c);
+/// One row: how many items, latency, concurrency, and where the output folder lives.
+struct Run {
+    n: usize,
+    latency: Duration,
+    c: usize,
+    place: Place,
+}
+
+#[derive(Clone, Copy)]
+enum Place {
+    Tmpfs,
+    Disk,
+}
+
+impl Place {
+    fn label(self) -> &'static str {
+        match self {
+            Place::Tmpfs => "tmpfs",
+            Place::Disk => "disk",
+        }
+    }
+    fn parent(self) -> PathBuf {
+        match self {
+            Place::Tmpfs => PathBuf::from("/dev/shm"),
+            Place::Disk => std::env::temp_dir(),
+        }
     }
 }
 
-fn bench(n: usize, latency: Duration, c: usize) {
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let tmpfs = Path::new("/dev/shm").is_dir();
+    let both = |n, lat, c| {
+        let mut v = vec![];
+        if tmpfs {
+            v.push(Run {
+                n,
+                latency: Duration::from_millis(lat),
+                c,
+                place: Place::Tmpfs,
+            });
+        }
+        v.push(Run {
+            n,
+            latency: Duration::from_millis(lat),
+            c,
+            place: Place::Disk,
+        });
+        v
+    };
+    let runs: Vec<Run> = if args.len() >= 3 {
+        both(
+            args[0].parse().expect("ITEMS"),
+            args[1].parse().expect("LATENCY_MS"),
+            args[2].parse().expect("CONCURRENCY"),
+        )
+    } else {
+        let mut v = both(500, 100, 16);
+        v.push(Run {
+            n: 10_000,
+            latency: Duration::from_millis(100),
+            c: 16,
+            place: Place::Disk,
+        });
+        v
+    };
+    let mut bins = vec![("current", PathBuf::from(BIN))];
+    if let Some(b) = std::env::var_os("RBPLAN_BENCH_BASELINE") {
+        bins.push(("baseline", PathBuf::from(b)));
+    }
+    let repeat: usize = std::env::var("RBPLAN_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    println!(
+        "| binary | items | latency | concurrency | output on | wall | ideal | wall ÷ ideal | requests | client CPU / request (user + sys) | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for run in &runs {
+        for _ in 0..repeat {
+            for (label, bin) in &bins {
+                bench(run, label, bin);
+            }
+        }
+    }
+}
+
+fn bench(run: &Run, label: &str, bin: &Path) {
+    let Run { n, latency, c, place } = *run;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let plan = std::fs::read_to_string(repo.join("fixtures/authored/plan.md")).unwrap();
     let t: toml::Value =
@@ -47,7 +125,7 @@ fn bench(n: usize, latency: Duration, c: usize) {
         t["example"]["summary"].as_str().unwrap(),
         t["example"]["stages"].as_str().unwrap(),
     );
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(place.parent()).unwrap();
     let input = dir.path().join("fleet.jsonl");
     let mut text = String::new();
     for i in 0..n {
@@ -63,10 +141,9 @@ fn bench(n: usize, latency: Duration, c: usize) {
     let t0 = Instant::now();
     // Reaped by wait4 below, which also reads its CPU time and peak memory.
     #[allow(clippy::zombie_processes)]
-    let child = Command::new(BIN)
+    let child = Command::new(bin)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(std::env::vars().filter(|(k, _)| k == "TOKIO_WORKER_THREADS"))
         .current_dir(dir.path())
         .args([
             "batch",
@@ -94,8 +171,9 @@ fn bench(n: usize, latency: Duration, c: usize) {
     let (user, sys) = (tv(usage.ru_utime), tv(usage.ru_stime));
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / reqs as f64;
     println!(
-        "| {n} | {} ms | {c} | {:.3} s | {:.3} s | {:.3}× | {reqs} | {:.3} ms ({:.3} + {:.3}) | {:.1} MiB |",
+        "| {label} | {n} | {} ms | {c} | {} | {:.3} s | {:.3} s | {:.3}× | {reqs} | {:.3} ms ({:.3} + {:.3}) | {:.1} MiB |",
         latency.as_millis(),
+        place.label(),
         wall.as_secs_f64(),
         ideal.as_secs_f64(),
         wall.as_secs_f64() / ideal.as_secs_f64(),
@@ -106,8 +184,12 @@ fn bench(n: usize, latency: Duration, c: usize) {
     );
     // System time on a VM varies with things outside the process; these say which.
     eprintln!(
-        "  {n} items: {} minor / {} major page faults, {} voluntary / {} involuntary context switches",
-        usage.ru_minflt, usage.ru_majflt, usage.ru_nvcsw, usage.ru_nivcsw
+        "  {label}, {n} items, {}: {} minor / {} major page faults, {} voluntary / {} involuntary context switches",
+        place.label(),
+        usage.ru_minflt,
+        usage.ru_majflt,
+        usage.ru_nvcsw,
+        usage.ru_nivcsw
     );
 }
 
