@@ -8,9 +8,10 @@
 //! (user + system, from wait4) per request, and the client's peak resident memory.
 //!
 //! Where the plans are written matters: creating a file on this VM's ext4 disk costs
-//! from 0.05 to 0.9 ms of system time depending on the directory, rbplan or not. So the
-//! 500-item run is made twice, with the output folder on tmpfs (`/dev/shm`: the client's
-//! own cost) and on disk (the system temp folder, `TMPDIR`).
+//! from 0.05 to 0.9 ms of system time, rbplan or not. So each run is made with the output
+//! folder on tmpfs (`/dev/shm`: the client's own cost) and on disk (the system temp
+//! folder, `TMPDIR`), and the last column gives what creating the same number of files
+//! in a new folder beside it cost this process before the run, with no rbplan involved.
 //!
 //! Environment:
 //!   RBPLAN_BENCH_BASELINE=/path/to/rbplan   also run this binary, interleaved, for ratios
@@ -103,9 +104,9 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     println!(
-        "| binary | items | latency | concurrency | output on | wall | ideal | wall ÷ ideal | requests | client CPU / request (user + sys) | peak RSS |"
+        "| binary | items | latency | concurrency | output on | wall | ideal | wall ÷ ideal | requests | client CPU / request (user + sys) | peak RSS | file create, no rbplan |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for run in &runs {
         for _ in 0..repeat {
             for (label, bin) in &bins {
@@ -137,6 +138,9 @@ fn bench(run: &Run, label: &str, bin: &Path) {
     }
     std::fs::write(&input, text).unwrap();
 
+    // Before the run, in a fresh sibling folder, kept until the end so the run does not
+    // reuse what it frees: the same pattern as the plans (n new files in a new folder).
+    let create = file_create_cost(&dir.path().join("calib"), n);
     let (addr, served) = start_server(latency, plan);
     let t0 = Instant::now();
     // Reaped by wait4 below, which also reads its CPU time and peak memory.
@@ -171,7 +175,7 @@ fn bench(run: &Run, label: &str, bin: &Path) {
     let (user, sys) = (tv(usage.ru_utime), tv(usage.ru_stime));
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / reqs as f64;
     println!(
-        "| {label} | {n} | {} ms | {c} | {} | {:.3} s | {:.3} s | {:.3}× | {reqs} | {:.3} ms ({:.3} + {:.3}) | {:.1} MiB |",
+        "| {label} | {n} | {} ms | {c} | {} | {:.3} s | {:.3} s | {:.3}× | {reqs} | {:.3} ms ({:.3} + {:.3}) | {:.1} MiB | {:.3} ms |",
         latency.as_millis(),
         place.label(),
         wall.as_secs_f64(),
@@ -181,6 +185,7 @@ fn bench(run: &Run, label: &str, bin: &Path) {
         per(user),
         per(sys),
         usage.ru_maxrss as f64 / 1024.0,
+        create.as_secs_f64() * 1000.0,
     );
     // System time on a VM varies with things outside the process; these say which.
     eprintln!(
@@ -191,6 +196,32 @@ fn bench(run: &Run, label: &str, bin: &Path) {
         usage.ru_nvcsw,
         usage.ru_nivcsw
     );
+}
+
+/// CPU time (user + system) this thread spends creating one 12 kB file the way rbplan
+/// does (temp file, write, rename) in the new folder `dir`, averaged over `k` files: what
+/// the file system charges per plan, with no rbplan involved. On this VM's ext4 it falls
+/// from about 0.9 ms to 0.05 ms per file as a new folder fills.
+fn file_create_cost(dir: &Path, k: usize) -> Duration {
+    use std::io::Write;
+    std::fs::create_dir(dir).unwrap();
+    let data = vec![b'x'; 12 * 1024];
+    let before = thread_cpu();
+    for i in 0..k {
+        let (tmp, dst) = (dir.join(format!(".calib-{i}.tmp")), dir.join(format!("calib-{i}")));
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).unwrap();
+        f.write_all(&data).unwrap();
+        drop(f);
+        std::fs::rename(&tmp, &dst).unwrap();
+    }
+    (thread_cpu() - before) / k.max(1) as u32
+}
+
+fn thread_cpu() -> Duration {
+    // SAFETY: rusage is plain data; getrusage fills it for the calling thread.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) }, 0);
+    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 fn tv(t: libc::timeval) -> Duration {
