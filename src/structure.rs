@@ -97,9 +97,13 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, stages: Option<&[String]>)
                     }
                 }
                 CheckSpec::Mentions { all, scope, what, .. } => {
-                    let text = match scope {
-                        Scope::Section => normalize(&scan.text),
-                        Scope::Document => doc_text.get_or_insert_with(|| normalize(&doc.text)).clone(),
+                    let section_text;
+                    let text: &str = match scope {
+                        Scope::Section => {
+                            section_text = normalize(&scan.text);
+                            &section_text
+                        }
+                        Scope::Document => doc_text.get_or_insert_with(|| normalize(&doc.text)),
                     };
                     let absent: Vec<&str> = all
                         .iter()
