@@ -259,6 +259,26 @@ pub fn resolve(a: &ConnArgs, env: &Env) -> Result<Settings> {
                 "set the key with OPENAI_API_KEY, not as a {k} header"
             )));
         }
+        // rbplan frames every request itself; these would contradict it.
+        if matches!(
+            lower.as_str(),
+            "content-length" | "content-type" | "transfer-encoding" | "connection"
+        ) {
+            return Err(Error::usage(format!(
+                "header {k} is set by rbplan for each request and cannot be given with --header"
+            )));
+        }
+        if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            return Err(Error::usage(format!(
+                "header name {k:?} is not valid: letters, digits and - only, e.g. \"X-Team: sre\""
+            )));
+        }
+        // The value is not echoed: gateway headers often carry tokens.
+        if reqwest::header::HeaderValue::from_str(v.trim()).is_err() {
+            return Err(Error::usage(format!(
+                "the value of header {k} has characters a header cannot carry (control characters or non-ASCII)"
+            )));
+        }
         headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
         headers.push((k, v.trim().to_string()));
     }
@@ -419,6 +439,23 @@ mod tests {
             ..Default::default()
         };
         assert!(resolve(&bad, &env(&[], &[])).is_err());
+        // Refused before anything is sent, as usage errors naming the header but never
+        // echoing its value.
+        for (h, says) in [
+            ("Content-Length: 5", "Content-Length is set by rbplan"),
+            ("Bad Name: x", "header name \"Bad Name\" is not valid"),
+            ("X-Token: sec\u{1}ret", "value of header X-Token has characters"),
+        ] {
+            let a = ConnArgs {
+                headers: vec![h.into()],
+                ..Default::default()
+            };
+            let e = resolve(&a, &env(&[], &[])).err().expect(h);
+            assert_eq!(e.exit_code(), crate::error::code::USAGE, "{h}");
+            let msg = e.to_string();
+            assert!(msg.contains(says), "{h}: {msg}");
+            assert!(!msg.contains("sec\u{1}ret"), "{msg}");
+        }
     }
 
     #[test]

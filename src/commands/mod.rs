@@ -41,9 +41,9 @@ pub fn connect(conn: &ConnArgs, env: &Env) -> Result<(Settings, Client)> {
         crate::logging::register_secret(k.expose_secret());
     }
     let client = Client::new(settings.client.clone()).map_err(|e| match e {
-        // Building the client only loads fixtures: a --replay folder that is missing, empty
-        // or malformed is bad input (exit 2), not an API failure.
-        crate::client::ApiError::Replay(msg) => Error::Usage(msg),
+        // Building the client sends nothing: a --replay folder that is missing, empty or
+        // malformed, or a setting the HTTP client refuses, is bad input (exit 2).
+        crate::client::ApiError::Replay(msg) | crate::client::ApiError::Usage(msg) => Error::Usage(msg),
         e => Error::from(e),
     })?;
     if settings.model_source == Source::Default
