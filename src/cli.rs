@@ -112,7 +112,8 @@ pub struct InputArgs {
     /// Read the summary from a file ("-" for stdin).
     #[arg(long, value_name = "PATH")]
     pub summary_file: Option<PathBuf>,
-    /// The risky stages: one per line, or separated by ";" (a risk note in parentheses is fine).
+    /// The risky stages: one per line, or separated by ";" or "->" (a risk note in
+    /// parentheses, or after ":" or a dash, is not part of the name).
     #[arg(long, value_name = "TEXT", conflicts_with = "stages_file")]
     pub stages: Option<String>,
     /// Read the stages from a file ("-" for stdin).

@@ -403,16 +403,20 @@ fn stage_covered(titles: &[Title], stage: &str) -> bool {
 }
 
 /// Split the free-text stages input into stage names: one per line, else per `;`, else
-/// per `,`; list markers and "Stage:" prefixes dropped, and anything after `(`, `[`, `:` or
-/// a dash (the risk note) cut off.
+/// per arrow ("Expand -> Backfill → Cutover"), else per `,`, never inside brackets
+/// ("Backfill (high, slow), Cutover" is two stages); list markers and "Stage:" prefixes
+/// dropped, and anything after `(`, `[`, `:`, a dash or a comma that starts a risk note
+/// ("Backfill, high risk") cut off.
 pub fn parse_stages(input: &str) -> Vec<String> {
     let lines: Vec<&str> = input.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let items: Vec<&str> = if lines.len() > 1 {
         lines
-    } else if input.contains(';') {
-        input.split(';').collect()
+    } else if let Some(v) = split_outside(input, &[";"]) {
+        v
+    } else if let Some(v) = split_outside(input, ARROWS) {
+        v
     } else {
-        input.split(',').collect()
+        split_outside(input, &[","]).unwrap_or_else(|| vec![input])
     };
     let mut out = Vec::new();
     for item in items {
@@ -447,12 +451,66 @@ pub fn parse_stages(input: &str) -> Vec<String> {
         .flatten()
         .min()
         .unwrap_or(s.len());
-        let name = s[..cut].trim().trim_end_matches(['.', ',']).trim();
+        let mut name = s[..cut].trim().trim_end_matches(['.', ',']).trim();
+        if let Some((head, note)) = name.split_once(',')
+            && is_risk_note(note)
+        {
+            name = head.trim();
+        }
         if !name.is_empty() {
             out.push(name.to_string());
         }
     }
     out
+}
+
+const ARROWS: &[&str] = &["->", "=>", "→", "⇒", "➔", "⟶"];
+
+/// `s` split at any of `seps` outside brackets, or None when no separator is found there.
+fn split_outside<'a>(s: &'a str, seps: &[&str]) -> Option<Vec<&'a str>> {
+    let (mut depth, mut start, mut out) = (0usize, 0usize, Vec::new());
+    let mut i = 0;
+    while i < s.len() {
+        let rest = &s[i..];
+        let c = rest.chars().next().expect("i is a char boundary");
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth == 0
+            && let Some(sep) = seps.iter().find(|sep| rest.starts_with(**sep))
+        {
+            out.push(&s[start..i]);
+            i += sep.len();
+            start = i;
+            continue;
+        }
+        i += c.len_utf8();
+    }
+    (!out.is_empty()).then(|| {
+        out.push(&s[start..]);
+        out
+    })
+}
+
+/// Text after a comma in a stage name that says how risky it is rather than what it is:
+/// "high risk", "irreversible", "point of no return".
+fn is_risk_note(note: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "risk",
+        "risky",
+        "high",
+        "medium",
+        "med",
+        "low",
+        "critical",
+        "irreversible",
+        "reversible",
+        "pnr",
+    ];
+    let lower = note.to_lowercase();
+    lower.contains("no return") || lower.split(|c: char| !c.is_alphanumeric()).any(|w| WORDS.contains(&w))
 }
 
 #[cfg(test)]
@@ -727,6 +785,20 @@ mod tests {
         assert_eq!(
             parse_stages("Backfill [high]; Write cutover [point of no return]"),
             ["Backfill", "Write cutover"]
+        );
+        // Arrows on one line, and separators inside brackets kept out of the split.
+        assert_eq!(
+            parse_stages("Expand -> Backfill (high, slow) → Cutover => Contract"),
+            ["Expand", "Backfill", "Cutover", "Contract"]
+        );
+        assert_eq!(
+            parse_stages("Backfill (high, slow), Cutover (medium)"),
+            ["Backfill", "Cutover"]
+        );
+        // A comma note about risk is cut; a comma inside a name that is not one is kept.
+        assert_eq!(
+            parse_stages("Backfill orders, high risk\nWrite cutover, point of no return\nDrop users, orders tables"),
+            ["Backfill orders", "Write cutover", "Drop users, orders tables"]
         );
     }
 }
