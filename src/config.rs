@@ -450,7 +450,9 @@ mod tests {
                 headers: vec![h.into()],
                 ..Default::default()
             };
-            let e = resolve(&a, &env(&[], &[])).err().expect(h);
+            let Err(e) = resolve(&a, &env(&[], &[])) else {
+                panic!("{h} was accepted")
+            };
             assert_eq!(e.exit_code(), crate::error::code::USAGE, "{h}");
             let msg = e.to_string();
             assert!(msg.contains(says), "{h}: {msg}");
