@@ -76,6 +76,7 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
                 Ok(c) => json!({
                     "path": p.display().to_string(),
                     "ok": !c.bad,
+                    "verdict": c.verdict().name(),
                     "complete": c.report.complete(),
                     "missing": c.report.missing_ids(),
                     "sections": c.report.sections,
@@ -167,6 +168,18 @@ enum Verdict {
     Warnings,
     Errors,
     Fail,
+}
+
+impl Verdict {
+    /// As `--json` spells it.
+    fn name(self) -> &'static str {
+        match self {
+            Verdict::Clean => "clean",
+            Verdict::Warnings => "warnings",
+            Verdict::Errors => "errors",
+            Verdict::Fail => "fail",
+        }
+    }
 }
 
 impl Checked {

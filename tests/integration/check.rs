@@ -543,11 +543,13 @@ fn json_report_shape_field_by_field() {
             "ok",
             "path",
             "provenance",
-            "sections"
+            "sections",
+            "verdict"
         ]
     );
     assert_eq!(empty["path"], "fixtures/check/problems/empty-section.md");
     assert_eq!(empty["ok"], false);
+    assert_eq!(empty["verdict"], "fail");
     assert_eq!(empty["complete"], false);
     assert_eq!(empty["missing"], json!(["by-component"]));
     assert_eq!(empty["provenance"], Value::Null);
@@ -591,6 +593,7 @@ fn json_report_shape_field_by_field() {
 
     let dup = &files[1];
     assert_eq!(dup["ok"], true, "a warning alone does not fail without --strict");
+    assert_eq!(dup["verdict"], "warnings");
     assert_eq!(dup["complete"], true);
     assert_eq!(dup["missing"], json!([]));
     assert_eq!(dup["sections"][5]["occurrences"], 2);
@@ -616,6 +619,15 @@ fn json_report_shape_field_by_field() {
     assert_eq!(out.code, 3);
     assert_eq!(out.json()["ok"], false);
     assert_eq!(out.json()["files"][0]["ok"], false);
+    assert_eq!(out.json()["files"][0]["verdict"], "fail");
+
+    // Error findings that pass without --strict: "ok" is true, the verdict says "errors".
+    let out = check(&["--json", "fixtures/check/problems/matrix-columns.md"]);
+    assert_eq!(out.code, 0);
+    let f = &out.json()["files"][0];
+    assert_eq!((f["ok"].clone(), f["verdict"].clone()), (json!(true), json!("errors")));
+    let clean = check(&["--json", "fixtures/authored/plan.md"]);
+    assert_eq!(clean.json()["files"][0]["verdict"], "clean", "{}", clean.stdout);
 }
 
 #[test]
