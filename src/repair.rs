@@ -232,6 +232,10 @@ pub struct State {
     pub first_truncated: bool,
     /// Section ids present with content in the first answer, before any repair.
     pub first_found: Vec<String>,
+    /// Sections whose own one-section rewrite request fixed nothing: not asked again.
+    /// Each costs a whole request, and a model that could not fix a section alone rarely
+    /// does on the next try (with SmolLM2, 1 rewrite in 26 went in).
+    pub rewrite_refused: Vec<usize>,
 }
 
 /// What the next round asks for.
@@ -285,13 +289,15 @@ impl State {
             rounds: Vec::new(),
             strategies,
             first_truncated: truncated,
+            rewrite_refused: Vec::new(),
         }
     }
 
     /// The next round's request, or None when nothing is left to repair.
     pub fn next(&self, checker: &Checker) -> Option<Ask> {
         let missing = self.report.missing();
-        let rewrite = self.report.problems_by_section(&checker.spec);
+        let mut rewrite = self.report.problems_by_section(&checker.spec);
+        rewrite.retain(|(i, _)| !self.rewrite_refused.contains(i));
         if missing.is_empty() && rewrite.is_empty() {
             return None;
         }
@@ -384,6 +390,13 @@ impl State {
                 self.plan = candidate;
                 next = after;
                 r.rewritten.push(checker.spec.sections[idx].id.clone());
+            }
+        }
+        if ask.strategy == Strategy::Section {
+            for (idx, _) in &ask.rewrite {
+                if !r.rewritten.contains(&checker.spec.sections[*idx].id) {
+                    self.rewrite_refused.push(*idx);
+                }
             }
         }
         for (idx, _) in &fills {
@@ -955,6 +968,27 @@ mod tests {
         let fixed = splice(plan, &c, &[(1, table.into())]);
         let (_, after) = c.check(&fixed, None);
         assert!(fewer_problems(&after, &before, &c, 1));
+    }
+
+    // A one-section rewrite that fixed nothing is not asked for again; a repair round
+    // (one request for everything) still names it, and a missing section is asked again.
+    #[test]
+    fn a_one_section_rewrite_that_fixed_nothing_is_not_asked_again() {
+        let c = checker();
+        let plan = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nThe IC decides.\n";
+        let mut state = State::start(plan, false, &c, &[]);
+        let first = state.next(&c).expect("sections are missing");
+        assert_eq!(first.rewrite.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
+        state.one_at_a_time = true;
+        let ask = state.next(&c).unwrap();
+        assert_eq!(ask.strategy, Strategy::Section);
+        // The rewrite comes back no better; section 3 stays missing too.
+        let r = state.apply(&ask, &[(1, "Still no table.".into())], 9, &c, &[]);
+        assert!(r.rewritten.is_empty());
+        let again = state.next(&c).unwrap();
+        assert!(again.rewrite.is_empty(), "{:?}", again.rewrite);
+        assert!(again.missing.contains(&2));
+        assert_eq!(state.rewrite_refused, [1]);
     }
 
     // Replies of SmolLM2-135M to one-section requests that were taken as content: the
