@@ -25,7 +25,8 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true, display_order = 900)]
     pub verbose: u8,
 
-    /// Print nothing on stderr but errors.
+    /// No progress, status or retry lines on stderr: only errors, and warnings about the
+    /// result (a plan that fails a check, a batch that stopped).
     #[arg(short, long, global = true, display_order = 901)]
     pub quiet: bool,
 
