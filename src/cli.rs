@@ -108,14 +108,25 @@ streamed) and are not listed here; --record and --replay are refused: doctor che
 #[derive(Debug, Args, Clone, Default)]
 pub struct InputArgs {
     /// The migration, in a sentence or a paragraph.
-    #[arg(long, value_name = "TEXT", conflicts_with = "summary_file")]
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "summary_file",
+        allow_hyphen_values = true
+    )]
     pub summary: Option<String>,
     /// Read the summary from a file ("-" for stdin).
     #[arg(long, value_name = "PATH")]
     pub summary_file: Option<PathBuf>,
-    /// The risky stages: one per line, or separated by ";" or "->" (a risk note in
-    /// parentheses, or after ":" or a dash, is not part of the name).
-    #[arg(long, value_name = "TEXT", conflicts_with = "stages_file")]
+    /// The risky stages: one per line ("\n" counts as a line break; a pasted "- " list
+    /// is fine), else separated by ";", else by "->", else by ",". A risk note in brackets,
+    /// or after ":", a dash or a comma ("Backfill, high risk"), is not part of the name.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "stages_file",
+        allow_hyphen_values = true
+    )]
     pub stages: Option<String>,
     /// Read the stages from a file ("-" for stdin).
     #[arg(long, value_name = "PATH")]
@@ -319,8 +330,14 @@ pub struct CheckArgs {
     /// and a batch's report.md are skipped).
     #[arg(required = true, value_name = "PLAN")]
     pub paths: Vec<PathBuf>,
-    /// The risky stages the plans must cover in "Rollback by stage".
-    #[arg(long, value_name = "TEXT", conflicts_with = "stages_file")]
+    /// The risky stages the plans must cover in "Rollback by stage", written as for
+    /// `ask --stages` (one per line, else separated by ";", "->" or ",").
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "stages_file",
+        allow_hyphen_values = true
+    )]
     pub stages: Option<String>,
     /// Read the stages from a file ("-" for stdin).
     #[arg(long, value_name = "PATH")]

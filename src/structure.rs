@@ -408,6 +408,14 @@ fn stage_covered(titles: &[Title], stage: &str) -> bool {
 /// dropped, and anything after `(`, `[`, `:`, a dash or a comma that starts a risk note
 /// ("Backfill, high risk") cut off.
 pub fn parse_stages(input: &str) -> Vec<String> {
+    // A "\n" typed inside shell quotes arrives as backslash and n: a line break all the same.
+    let unescaped;
+    let input = if input.contains("\\n") {
+        unescaped = input.replace("\\n", "\n");
+        unescaped.as_str()
+    } else {
+        input
+    };
     let lines: Vec<&str> = input.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let items: Vec<&str> = if lines.len() > 1 {
         lines
@@ -419,6 +427,9 @@ pub fn parse_stages(input: &str) -> Vec<String> {
         split_outside(input, &[","]).unwrap_or_else(|| vec![input])
     };
     let mut out = Vec::new();
+    // "Backfill, high risk, Cutover" on one line: an item that is only a risk note
+    // belongs to the stage before it.
+    let items = items.into_iter().filter(|i| !is_only_risk_note(i));
     for item in items {
         let mut s = item.trim();
         s = s.trim_start_matches(['-', '*', '•', ' ']);
@@ -464,7 +475,37 @@ pub fn parse_stages(input: &str) -> Vec<String> {
     out
 }
 
-const ARROWS: &[&str] = &["->", "=>", "→", "⇒", "➔", "⟶"];
+const ARROWS: &[&str] = &["->", "=>", " > ", "→", "⇒", "➔", "⟶"];
+
+/// Words of a risk note: "high risk", "irreversible", "point of no return".
+const RISK_WORDS: &[&str] = &[
+    "risk",
+    "risky",
+    "high",
+    "medium",
+    "med",
+    "low",
+    "critical",
+    "irreversible",
+    "reversible",
+    "pnr",
+];
+
+fn words_lower(s: &str) -> impl Iterator<Item = String> + '_ {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// An item that says only how risky something is ("high risk", "medium"), no stage.
+fn is_only_risk_note(item: &str) -> bool {
+    const FILLER: &[&str] = &["very", "quite", "point", "of", "no", "return"];
+    let words: Vec<String> = words_lower(item).collect();
+    words.iter().any(|w| RISK_WORDS.contains(&w.as_str()) || w == "return")
+        && words
+            .iter()
+            .all(|w| RISK_WORDS.contains(&w.as_str()) || FILLER.contains(&w.as_str()))
+}
 
 /// `s` split at any of `seps` outside brackets, or None when no separator is found there.
 fn split_outside<'a>(s: &'a str, seps: &[&str]) -> Option<Vec<&'a str>> {
@@ -497,20 +538,7 @@ fn split_outside<'a>(s: &'a str, seps: &[&str]) -> Option<Vec<&'a str>> {
 /// Text after a comma in a stage name that says how risky it is rather than what it is:
 /// "high risk", "irreversible", "point of no return".
 fn is_risk_note(note: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "risk",
-        "risky",
-        "high",
-        "medium",
-        "med",
-        "low",
-        "critical",
-        "irreversible",
-        "reversible",
-        "pnr",
-    ];
-    let lower = note.to_lowercase();
-    lower.contains("no return") || lower.split(|c: char| !c.is_alphanumeric()).any(|w| WORDS.contains(&w))
+    note.to_lowercase().contains("no return") || words_lower(note).any(|w| RISK_WORDS.contains(&w.as_str()))
 }
 
 #[cfg(test)]
@@ -795,6 +823,18 @@ mod tests {
             parse_stages("Backfill (high, slow), Cutover (medium)"),
             ["Backfill", "Cutover"]
         );
+        // One line: an item that is only a risk note is not a stage; " > " is an arrow.
+        assert_eq!(
+            parse_stages("Backfill, high risk, Cutover, medium, Point of no return"),
+            ["Backfill", "Cutover"]
+        );
+        assert_eq!(
+            parse_stages("Expand > Backfill > Contract"),
+            ["Expand", "Backfill", "Contract"]
+        );
+        // "\n" typed in shell quotes, and a pasted Markdown list.
+        assert_eq!(parse_stages(r"Backfill, high risk\nCutover"), ["Backfill", "Cutover"]);
+        assert_eq!(parse_stages("- Expand\n- Backfill"), ["Expand", "Backfill"]);
         // A comma note about risk is cut; a comma inside a name that is not one is kept.
         assert_eq!(
             parse_stages("Backfill orders, high risk\nWrite cutover, point of no return\nDrop users, orders tables"),
