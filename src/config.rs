@@ -238,25 +238,49 @@ pub fn resolve(a: &ConnArgs, env: &Env) -> Result<Settings> {
         .map(|v| v.0)
         .unwrap_or(DEFAULT_MAX_RETRIES);
 
-    let mut header_specs: Vec<String> = match env.get("RBPLAN_HEADERS") {
-        Some((v, _)) => v
+    // Each header with where it came from, for messages: "RBPLAN_HEADERS (.env), item 2".
+    let mut header_specs: Vec<(String, String)> = match env.get("RBPLAN_HEADERS") {
+        Some((v, src)) => v
             .split(';')
-            .map(str::to_string)
-            .filter(|s| !s.trim().is_empty())
+            .enumerate()
+            .filter(|(_, s)| !s.trim().is_empty())
+            .map(|(i, s)| {
+                (
+                    s.to_string(),
+                    format!("RBPLAN_HEADERS ({src}), item {} of the \";\"-separated list", i + 1),
+                )
+            })
             .collect(),
         None => Vec::new(),
     };
-    header_specs.extend(a.headers.iter().cloned()); // flags after env: a flag wins on the same name
+    // Flags after env: a flag wins on the same name.
+    let n = a.headers.len();
+    header_specs.extend(a.headers.iter().enumerate().map(|(i, h)| {
+        let which = if n > 1 {
+            format!(" (#{} of {n})", i + 1)
+        } else {
+            String::new()
+        };
+        (h.clone(), format!("--header{which}"))
+    }));
     let mut headers: Vec<(String, String)> = Vec::new();
-    for h in header_specs {
-        let (k, v) = h
-            .split_once(':')
-            .ok_or_else(|| Error::usage(format!("header {:?} must look like \"Name: value\"", redact_header(&h))))?;
+    for (h, origin) in header_specs {
+        let (k, v) = h.split_once(':').ok_or_else(|| {
+            let hint = if origin.starts_with("RBPLAN_HEADERS") {
+                "; a \";\" inside a value splits it there"
+            } else {
+                ""
+            };
+            Error::usage(format!(
+                "{origin}: a header must look like \"Name: value\" (got {}{hint})",
+                redact_header(&h)
+            ))
+        })?;
         let k = k.trim().to_string();
         let lower = k.to_ascii_lowercase();
         if matches!(lower.as_str(), "authorization" | "api-key") {
             return Err(Error::usage(format!(
-                "set the key with OPENAI_API_KEY, not as a {k} header"
+                "{origin}: set the key with OPENAI_API_KEY, not as a header ({k})"
             )));
         }
         // rbplan frames every request itself; these would contradict it.
@@ -265,18 +289,18 @@ pub fn resolve(a: &ConnArgs, env: &Env) -> Result<Settings> {
             "content-length" | "content-type" | "transfer-encoding" | "connection"
         ) {
             return Err(Error::usage(format!(
-                "header {k} is set by rbplan for each request and cannot be given with --header"
+                "{origin}: header {k} is set by rbplan for each request and cannot be given"
             )));
         }
         if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
             return Err(Error::usage(format!(
-                "header name {k:?} is not valid: letters, digits and - only, e.g. \"X-Team: sre\""
+                "{origin}: header name {k:?} is not valid: letters, digits and - only, e.g. \"X-Team: sre\""
             )));
         }
         // The value is not echoed: gateway headers often carry tokens.
         if reqwest::header::HeaderValue::from_str(v.trim()).is_err() {
             return Err(Error::usage(format!(
-                "the value of header {k} has characters a header cannot carry (control characters or non-ASCII)"
+                "{origin}: the value of header {k} has characters a header cannot carry (control characters)"
             )));
         }
         headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
@@ -309,6 +333,7 @@ pub fn resolve(a: &ConnArgs, env: &Env) -> Result<Settings> {
 fn redact_header(h: &str) -> String {
     match h.split_once(':') {
         Some((k, _)) => format!("{k}: …"),
+        // No name to show: any part of it may be a token.
         None => "…".into(),
     }
 }
@@ -453,11 +478,31 @@ mod tests {
             let Err(e) = resolve(&a, &env(&[], &[])) else {
                 panic!("{h} was accepted")
             };
+            assert!(e.to_string().starts_with("--header: "), "{e}");
             assert_eq!(e.exit_code(), crate::error::code::USAGE, "{h}");
             let msg = e.to_string();
             assert!(msg.contains(says), "{h}: {msg}");
             assert!(!msg.contains("sec\u{1}ret"), "{msg}");
         }
+        // From the environment: which item of the list, and no part of a value.
+        let Err(e) = resolve(
+            &ConnArgs::default(),
+            &env(&[("RBPLAN_HEADERS", "X-Token: abc;def-secret")], &[]),
+        ) else {
+            panic!("a header without a name was accepted")
+        };
+        let msg = e.to_string();
+        assert!(msg.starts_with("RBPLAN_HEADERS (environment), item 2"), "{msg}");
+        assert!(!msg.contains("def-secret") && !msg.contains("abc"), "{msg}");
+        // Which of several flags.
+        let two = ConnArgs {
+            headers: vec!["X-A: 1".into(), "X-B 2".into()],
+            ..Default::default()
+        };
+        let Err(e) = resolve(&two, &env(&[], &[])) else {
+            panic!("accepted")
+        };
+        assert!(e.to_string().starts_with("--header (#2 of 2): "), "{e}");
     }
 
     #[test]
