@@ -92,7 +92,7 @@ accepted, so ask's flags can be reused, but ignored, and not listed here.",
     #[command(
         long_about = "Check the configuration and that the server, key and model work: where each \
 setting came from, that GET /models answers and accepts the key, that the model is listed, and \
-with --ping that it answers a one-token chat request.\n\n\
+with --ping that it answers a tiny chat request (16 tokens at most).\n\n\
 The connection flags apply as they do for ask (--max-tokens-field too, for the ping). \
 --temperature, --max-tokens and --idle-timeout do not (the ping asks for 16 tokens, not \
 streamed) and are not listed here; --record and --replay are refused: doctor checks a live server.",
@@ -370,7 +370,7 @@ pub struct RenderArgs {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
-    /// Also send a one-token chat request to prove the model answers.
+    /// Also send a tiny chat request (16 tokens at most) to prove the model answers.
     #[arg(long)]
     pub ping: bool,
 }

@@ -231,7 +231,11 @@ fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker) {
                 crate::spec::Severity::Warning => "note",
             },
             f.message,
-            f.line.map(|l| format!(" (line {l})")).unwrap_or_default()
+            // Messages that already name their lines ("appears 2 times (lines 67, 71)") keep them.
+            f.line
+                .filter(|_| !f.message.contains("(line"))
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default()
         ));
     }
 }

@@ -86,6 +86,7 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
                 Err(e) => json!({
                     "path": p.display().to_string(),
                     "ok": false,
+                    "verdict": "unreadable",
                     "error": e.msg,
                     "line": e.line,
                 }),

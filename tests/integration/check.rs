@@ -895,7 +895,7 @@ fn an_unreadable_plan_is_reported_in_place_and_the_others_are_checked() {
     assert_eq!(files.len(), 4);
     assert_eq!(
         files[1],
-        json!({"path": "plans/b.md", "ok": false, "error": "not valid UTF-8 text", "line": 5})
+        json!({"path": "plans/b.md", "ok": false, "verdict": "unreadable", "error": "not valid UTF-8 text", "line": 5})
     );
     assert_eq!(files[0]["ok"], true);
 }
