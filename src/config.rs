@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use crate::cli::{ConnArgs, ProviderArg};
 use crate::client::{ClientConfig, Provider};
@@ -338,18 +338,10 @@ fn redact_header(h: &str) -> String {
     }
 }
 
-/// Replace every occurrence of the key in `text`. Used on everything rbplan prints, as a
-/// last line of defence behind never formatting the key in the first place.
-pub fn redact(text: &str, key: Option<&SecretString>) -> String {
-    match key.map(|k| k.expose_secret()).filter(|k| k.len() >= 4) {
-        Some(k) => text.replace(k, "[REDACTED]"),
-        None => text.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     fn env(real: &[(&str, &str)], dot: &[(&str, &str)]) -> Env {
         let m = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -528,11 +520,5 @@ mod tests {
         std::fs::write(&p, "A=1\nexport B=\"two words\"\n").unwrap();
         let m = read_dotenv(&p).unwrap();
         assert_eq!(m["B"], "two words");
-    }
-
-    #[test]
-    fn redact_replaces_the_key() {
-        let k: SecretString = "sk-test-xyz".into();
-        assert_eq!(redact("Bearer sk-test-xyz!", Some(&k)), "Bearer [REDACTED]!");
     }
 }

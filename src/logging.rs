@@ -25,8 +25,8 @@ pub fn scrub(text: &str) -> String {
 /// `scrub`, without a copy when there is nothing to remove (large reports).
 pub fn scrub_cow(text: &str) -> std::borrow::Cow<'_, str> {
     match SECRET.get() {
-        Some(k) if text.contains(k.as_str()) => text.replace(k.as_str(), "[REDACTED]").into(),
-        _ => text.into(),
+        Some(k) => crate::util::redact_secret(text, k),
+        None => text.into(),
     }
 }
 

@@ -19,6 +19,35 @@ pub fn short_hash(parts: &[&[u8]]) -> String {
     s
 }
 
+/// `text` with every occurrence of `secret` replaced by `[REDACTED]`, in any ASCII case (a
+/// server may echo a key upper-cased). Borrowed when there is nothing to replace.
+pub fn redact_secret<'a>(text: &'a str, secret: &str) -> std::borrow::Cow<'a, str> {
+    let (hay, needle) = (text.as_bytes(), secret.as_bytes());
+    if needle.is_empty() || hay.len() < needle.len() {
+        return text.into();
+    }
+    let first = needle[0];
+    let at = |i: usize| hay[i..].len() >= needle.len() && hay[i..i + needle.len()].eq_ignore_ascii_case(needle);
+    let mut out = String::new();
+    let (mut from, mut i) = (0, 0);
+    while i + needle.len() <= hay.len() {
+        if hay[i].eq_ignore_ascii_case(&first) && at(i) {
+            // A match starts and ends on char boundaries: `secret` is a whole str.
+            out.push_str(&text[from..i]);
+            out.push_str("[REDACTED]");
+            i += needle.len();
+            from = i;
+        } else {
+            i += 1;
+        }
+    }
+    if from == 0 {
+        return text.into();
+    }
+    out.push_str(&text[from..]);
+    out.into()
+}
+
 /// 1-based line number of byte offset `pos` in `text`.
 pub fn line_of(text: &str, pos: usize) -> usize {
     let pos = pos.min(text.len());
@@ -67,6 +96,26 @@ pub fn snippet(s: &str, n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_secret_is_redacted_in_any_ascii_case() {
+        let k = "sk-test-xyz";
+        assert_eq!(redact_secret("Bearer sk-test-xyz!", k), "Bearer [REDACTED]!");
+        assert_eq!(
+            redact_secret("SK-TEST-XYZ and Sk-Test-Xyz", k),
+            "[REDACTED] and [REDACTED]"
+        );
+        assert_eq!(
+            redact_secret("é sk-test-xyzsk-test-xyz é", k),
+            "é [REDACTED][REDACTED] é"
+        );
+        assert!(matches!(
+            redact_secret("nothing here", k),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(redact_secret("sk-test-xy", k), "sk-test-xy");
+    }
+
     use super::*;
 
     #[test]

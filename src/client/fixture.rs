@@ -176,7 +176,7 @@ impl Recorder {
         if let Some(k) = &self.key
             && !k.expose_secret().is_empty()
         {
-            out = out.replace(k.expose_secret(), "[REDACTED]");
+            out = crate::util::redact_secret(&out, k.expose_secret()).into_owned();
         }
         out.push('\n');
         crate::output::write_atomic(&path, out.as_bytes()).map_err(|e| ApiError::Record(e.to_string()))

@@ -856,6 +856,40 @@ fn prose_with_no_headings_is_completed_section_by_section() {
     assert_eq!(section_order(v["plan"].as_str().unwrap()), (0..10).collect::<Vec<_>>());
 }
 
+/// A server that echoes the key in another case (upper-cased here) must not get it printed,
+/// logged or recorded either: redaction ignores ASCII case.
+#[test]
+fn a_key_echoed_in_another_case_is_redacted_everywhere() {
+    let server = Server::start(|req, _| {
+        let sent = req.header("authorization").unwrap_or_default().to_uppercase();
+        Reply::json(
+            401,
+            &serde_json::json!({"error": {"message": format!("bad key {sent}")}}),
+        )
+    });
+    let dir = tempdir();
+    let key = "fake-key-for-tests-case";
+    let out = rbplan(dir.path())
+        .env("OPENAI_API_KEY", key)
+        .args(["ask", "--example", "--no-stream", "--json", "-vv", "--record", "rec"])
+        .args(["--base-url", &server.url()])
+        .run();
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    let e = out.json()["error"].as_str().unwrap().to_string();
+    assert!(e.contains("bad key BEARER [REDACTED]"), "{e}");
+    let mut seen = out.stdout.clone() + &out.stderr;
+    for f in std::fs::read_dir(dir.path().join("rec")).unwrap() {
+        seen.push_str(&std::fs::read_to_string(f.unwrap().path()).unwrap());
+    }
+    assert!(seen.contains("[REDACTED]"));
+    assert!(!seen.to_lowercase().contains(key), "{seen}");
+    // The server did get the key, as sent.
+    assert_eq!(
+        server.chats()[0].header("authorization"),
+        Some(format!("Bearer {key}").as_str())
+    );
+}
+
 /// With --json, a failure is a JSON object on stdout too, so a script never parses nothing.
 #[test]
 fn json_mode_reports_a_failure_as_json_on_stdout() {
