@@ -207,7 +207,10 @@ fn strip_json_pos(e: &serde_json::Error) -> String {
 
 fn csv_items(path: PathBuf, file: File) -> impl Iterator<Item = Result<Item>> + Send {
     let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::Headers).from_reader(file);
-    let headers = rdr.headers().cloned();
+    // Column names as written, without a byte-order mark; matched in any case ("Name").
+    let headers: std::result::Result<Vec<String>, csv::Error> = rdr
+        .headers()
+        .map(|h| h.iter().map(|c| c.trim_start_matches('\u{feff}').to_string()).collect());
     let mut records = rdr.into_records();
     let mut header_checked = false;
     std::iter::from_fn(move || {
@@ -216,9 +219,11 @@ fn csv_items(path: PathBuf, file: File) -> impl Iterator<Item = Result<Item>> + 
             match &headers {
                 Err(e) => return Some(Err(csv_error(&path, e, 1))),
                 Ok(h) => {
-                    for col in h.iter() {
-                        let col = col.trim_start_matches('\u{feff}');
-                        if !["name", "summary", "stages", "model"].contains(&col) {
+                    for col in h {
+                        if !["name", "summary", "stages", "model"]
+                            .iter()
+                            .any(|k| col.eq_ignore_ascii_case(k))
+                        {
                             return Some(Err(Error::input(
                                 &path,
                                 Some(1),
@@ -229,7 +234,7 @@ fn csv_items(path: PathBuf, file: File) -> impl Iterator<Item = Result<Item>> + 
                         }
                     }
                     for need in ["name", "summary", "stages"] {
-                        if !h.iter().any(|c| c.trim_start_matches('\u{feff}') == need) {
+                        if !h.iter().any(|c| c.eq_ignore_ascii_case(need)) {
                             return Some(Err(Error::input(
                                 &path,
                                 Some(1),
@@ -253,7 +258,7 @@ fn csv_items(path: PathBuf, file: File) -> impl Iterator<Item = Result<Item>> + 
                 let line = r.position().map(|p| p.line() as usize).unwrap_or(0);
                 let get = |k: &str| {
                     h.iter()
-                        .position(|c| c.trim_start_matches('\u{feff}') == k)
+                        .position(|c| c.eq_ignore_ascii_case(k))
                         .and_then(|i| r.get(i))
                         .map(str::to_string)
                 };
@@ -431,11 +436,13 @@ mod tests {
             "{\"name\":\"a\",\"summary\":\"S1\",\"stages\":\"x; y\"}\n\n{\"name\":\"b\",\"summary\":\"S2\",\"stages\":\"z\",\"model\":\"m2\"}\n",
         );
         let (_b, c) = write("s.csv", "name,summary,stages,model\na,S1,x; y,\nb,S2,z,m2\n");
+        // Column names in any case, as spreadsheets like to write them.
+        let (_d, c2) = write("t.csv", "Name,Summary,STAGES,Model\na,S1,x; y,\nb,S2,z,m2\n");
         let (_c, y) = write(
             "s.yaml",
             "- name: a\n  summary: S1\n  stages: x; y\n- name: b\n  summary: S2\n  stages: z\n  model: m2\n",
         );
-        for p in [j, c, y] {
+        for p in [j, c, c2, y] {
             let items: Vec<Item> = open(&p).unwrap().map(|i| i.unwrap()).collect();
             assert_eq!(items.len(), 2, "{}", p.display());
             assert_eq!(items[0].name, "a");
