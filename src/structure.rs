@@ -328,17 +328,21 @@ fn table_problem(scan: &Scan, columns: &[String], min_rows: usize) -> Option<(Op
             best = Some((score, t, lacking));
         }
     }
+    // Every problem of the closest table at once, so one fix is not followed by another.
     let (_, t, lacking) = best.expect("at least one table");
-    let msg = if !lacking.is_empty() {
-        format!("the table has no column for {}", quoted(&lacking))
-    } else {
-        format!(
-            "the table has {} row{}; expected at least {min_rows}",
+    let mut problems = Vec::new();
+    if !lacking.is_empty() {
+        problems.push(format!("the table has no column for {}", quoted(&lacking)));
+    }
+    if t.rows < min_rows {
+        problems.push(format!(
+            "{} {} row{}; expected at least {min_rows}",
+            if problems.is_empty() { "the table has" } else { "it has" },
             t.rows,
             if t.rows == 1 { "" } else { "s" }
-        )
-    };
-    Some((Some(t.line), msg))
+        ));
+    }
+    Some((Some(t.line), problems.join(", and ")))
 }
 
 /// Words that say "this is a stage" and nothing about which.
@@ -612,6 +616,16 @@ mod tests {
         assert_eq!(f[0].line, Some(3));
         let few_rows = GOOD_MATRIX.lines().take(6).collect::<Vec<_>>().join("\n");
         assert!(findings(&few_rows, None)[0].message.contains("2 rows"));
+        // Both problems of one table in one finding.
+        let both = "## 2. Rollback decision matrix\n\n| Problem | Action |\n|---|---|\n| a | b |\n";
+        let f = findings(both, None);
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].message
+                .ends_with("\"Time to decide\", and it has 1 row; expected at least 4"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]
