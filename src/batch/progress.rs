@@ -122,6 +122,17 @@ impl Progress {
 /// One line about a finished item.
 pub fn line(r: &ItemReport) -> String {
     let secs = r.duration_ms as f64 / 1000.0;
+    // A blank name still needs something to point at: its line and file.
+    let named;
+    let r = if r.name.trim().is_empty() {
+        named = ItemReport {
+            name: format!("(no name, line {} → {})", r.line, r.file),
+            ..r.clone()
+        };
+        &named
+    } else {
+        r
+    };
     match r.status {
         Status::Complete if r.resumed => format!("{}: complete (kept from an earlier run)", r.name),
         Status::Complete => format!(
