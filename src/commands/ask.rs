@@ -196,6 +196,10 @@ fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker) {
             thousands(g.usage.total_tokens)
         )
     };
+    // Why the repair rounds ended early comes before the verdict it explains.
+    if let Some(e) = &g.repair_error {
+        ui.warn(format!("repair stopped on an API error: {e}"));
+    }
     let dest = out.map(|p| format!(" → {}", p.display())).unwrap_or_default();
     let found = g.report.found_count();
     let total = g.report.sections.len();
@@ -214,9 +218,6 @@ fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker) {
         // Always said, even with --quiet: the plan on disk or stdout is not whole.
         let names: Vec<String> = g.report.missing().iter().map(|&i| checker.spec.heading(i)).collect();
         eprintln!("missing sections: {}", names.join("; "));
-    }
-    if let Some(e) = &g.repair_error {
-        ui.warn(format!("repair stopped on an API error: {e}"));
     }
     for f in g
         .report
