@@ -209,7 +209,11 @@ fn file_create_cost(dir: &Path, k: usize) -> Duration {
     let before = thread_cpu();
     for i in 0..k {
         let (tmp, dst) = (dir.join(format!(".calib-{i}.tmp")), dir.join(format!("calib-{i}")));
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .unwrap();
         f.write_all(&data).unwrap();
         drop(f);
         std::fs::rename(&tmp, &dst).unwrap();
