@@ -133,18 +133,39 @@ fn quoted(v: &[&str]) -> String {
 }
 
 /// Lower case, whitespace collapsed, no spaces around `+` ("T + 4h" reads as "t+4h").
-/// One pass: this runs over every section of every plan checked.
+/// This runs over every section of every plan checked, so runs of bytes that stay as
+/// they are (lower-case ASCII, digits, punctuation) are copied whole; only white space,
+/// `+`, capitals and non-ASCII characters are looked at one by one.
 fn normalize(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    let bytes = s.as_bytes();
+    let plain = |b: u8| b.is_ascii() && !b.is_ascii_uppercase() && !b.is_ascii_whitespace() && b != b'+' && b != 0x0b;
+    let mut out: Vec<u8> = Vec::with_capacity(s.len());
+    // `space`: white space seen since the last character; `after_plus`: that was a `+`.
     let (mut space, mut after_plus) = (false, false);
-    for c in s.chars() {
-        // ASCII, the common case, skips the Unicode tables.
-        let white = if c.is_ascii() {
-            c.is_ascii_whitespace() || c == '\x0b'
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && plain(bytes[i]) {
+            i += 1;
+        }
+        if i > start {
+            if space && !after_plus {
+                out.push(b' ');
+            }
+            out.extend_from_slice(&bytes[start..i]);
+            (space, after_plus) = (false, false);
+            if i == bytes.len() {
+                break;
+            }
+        }
+        let b = bytes[i];
+        let c = if b.is_ascii() {
+            b as char
         } else {
-            c.is_whitespace()
+            s[i..].chars().next().expect("i is a char boundary")
         };
-        if white {
+        i += c.len_utf8();
+        if b.is_ascii_whitespace() || b == 0x0b || (!b.is_ascii() && c.is_whitespace()) {
             space = !out.is_empty();
             continue;
         }
@@ -152,18 +173,21 @@ fn normalize(s: &str) -> String {
             after_plus = true;
         } else {
             if space && !after_plus {
-                out.push(' ');
+                out.push(b' ');
             }
             after_plus = false;
         }
         space = false;
-        if c.is_ascii() {
-            out.push(c.to_ascii_lowercase());
+        if b.is_ascii() {
+            out.push(b.to_ascii_lowercase());
         } else {
-            out.extend(c.to_lowercase());
+            let mut buf = [0u8; 4];
+            for l in c.to_lowercase() {
+                out.extend_from_slice(l.encode_utf8(&mut buf).as_bytes());
+            }
         }
     }
-    out
+    String::from_utf8(out).expect("built from whole chars")
 }
 
 /// Plain text of Markdown, as `Doc::text` and `Scan::text` build it in their own passes.
@@ -495,20 +519,20 @@ const RISK_WORDS: &[&str] = &[
     "pnr",
 ];
 
-fn words_lower(s: &str) -> impl Iterator<Item = String> + '_ {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+fn words(s: &str) -> impl Iterator<Item = &str> {
+    s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty())
+}
+
+/// `w` is one of `list` (ASCII words), in any case.
+fn one_of(w: &str, list: &[&str]) -> bool {
+    list.iter().any(|l| w.eq_ignore_ascii_case(l))
 }
 
 /// An item that says only how risky something is ("high risk", "medium"), no stage.
 fn is_only_risk_note(item: &str) -> bool {
     const FILLER: &[&str] = &["very", "quite", "point", "of", "no", "return"];
-    let words: Vec<String> = words_lower(item).collect();
-    words.iter().any(|w| RISK_WORDS.contains(&w.as_str()) || w == "return")
-        && words
-            .iter()
-            .all(|w| RISK_WORDS.contains(&w.as_str()) || FILLER.contains(&w.as_str()))
+    words(item).any(|w| one_of(w, RISK_WORDS) || w.eq_ignore_ascii_case("return"))
+        && words(item).all(|w| one_of(w, RISK_WORDS) || one_of(w, FILLER))
 }
 
 /// `s` split at any of `seps` outside brackets, or None when no separator is found there.
@@ -542,7 +566,7 @@ fn split_outside<'a>(s: &'a str, seps: &[&str]) -> Option<Vec<&'a str>> {
 /// Text after a comma in a stage name that says how risky it is rather than what it is:
 /// "high risk", "irreversible", "point of no return".
 fn is_risk_note(note: &str) -> bool {
-    note.to_lowercase().contains("no return") || words_lower(note).any(|w| RISK_WORDS.contains(&w.as_str()))
+    note.to_ascii_lowercase().contains("no return") || words(note).any(|w| one_of(w, RISK_WORDS))
 }
 
 #[cfg(test)]
@@ -555,7 +579,17 @@ mod tests {
         assert_eq!(normalize("a +b+ c + d"), "a+b+c+d");
         assert_eq!(normalize(""), "");
         // The one-pass version agrees with the obvious one.
-        for s in ["X  +  Y", " +a", "b+ ", "ÄB  C\r\nD", "T+ 30 min  after T +1h"] {
+        for s in [
+            "X  +  Y",
+            " +a",
+            "b+ ",
+            "ÄB  C\r\nD",
+            "T+ 30 min  after T +1h",
+            "ab+cd  ef+ gh +ij",
+            "é\u{a0}É\u{2003}x  ",
+            "\u{b}a\u{b}b",
+            "İstanbul ΣΑ",
+        ] {
             let slow = s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
             assert_eq!(normalize(s), slow.replace(" +", "+").replace("+ ", "+"), "{s:?}");
         }
