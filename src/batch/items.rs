@@ -28,6 +28,8 @@ pub struct Item {
     pub line: usize,
     /// The plan's file name inside the output folder, without `.md`.
     pub slug: String,
+    /// The stage names read from `inputs.stages`, once.
+    pub stages: Vec<String>,
 }
 
 /// What the input file declares, before checks.
@@ -324,7 +326,8 @@ fn finish(path: &Path, line: usize, raw: Raw) -> Result<Item> {
     };
     let summary = text(raw.summary, "summary")?;
     let stages = text(raw.stages, "stages")?;
-    if crate::structure::parse_stages(&stages).is_empty() {
+    let stage_names = crate::structure::parse_stages(&stages);
+    if stage_names.is_empty() {
         // Only separators or list markers: nothing a plan could be checked against.
         return Err(err(format!(
             "{who} names no stage in \"stages\": give one per line, or separate them with \";\""
@@ -337,6 +340,7 @@ fn finish(path: &Path, line: usize, raw: Raw) -> Result<Item> {
         inputs: Inputs { summary, stages },
         model,
         line,
+        stages: stage_names,
     })
 }
 

@@ -16,7 +16,6 @@ use super::{Ctx, Source, Stop};
 use crate::error::{Error, Result};
 use crate::repair::{self, Event};
 use crate::report::ItemReport;
-use crate::structure::parse_stages;
 
 /// Run every item of `manifest`. Returns the reports in input order (None: not reached)
 /// and why the run stopped early, if it did.
@@ -133,7 +132,6 @@ pub async fn plan_one(ctx: &Ctx, item: Item, progress: &Progress) -> Option<(Ite
     };
     progress.started(&item.name);
     let t0 = Instant::now();
-    let stages = parse_stages(&item.inputs.stages);
     let opts = repair::Options {
         model: model.clone(),
         temperature: ctx.temperature,
@@ -146,7 +144,7 @@ pub async fn plan_one(ctx: &Ctx, item: Item, progress: &Progress) -> Option<(Ite
         template: &ctx.template,
         checker: &ctx.checker,
         inputs: &item.inputs,
-        stages: &stages,
+        stages: &item.stages,
         opts: &opts,
     };
     let quiet = |ev: Event| {

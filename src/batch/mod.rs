@@ -355,7 +355,7 @@ impl Ctx {
             missing: g.report.missing_ids(),
             generated_by: format!("rbplan {}", env!("CARGO_PKG_VERSION")),
             name: Some(item.name.clone()),
-            stages: crate::structure::parse_stages(&item.inputs.stages),
+            stages: item.stages.clone(),
         };
         let mut r = ItemReport {
             name: item.name.clone(),
