@@ -2,7 +2,9 @@
 //! part of a document is which required section. No regexes over raw text: headings in
 //! code fences, prose mentions and front matter never count because the parser says so.
 
-use std::collections::HashSet;
+// Sets of a few short words, hashed for every heading and stage of every plan: FxHash
+// instead of SipHash (nothing here is keyed by untrusted input at a scale that matters).
+use rustc_hash::FxHashSet as HashSet;
 
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
@@ -266,10 +268,10 @@ impl Matcher {
     pub fn new(spec: &Spec) -> Matcher {
         // Vocabulary first (from the words as written, hyphenated ones whole), so compound
         // words can be joined: "roll back", "post-mortem" / "post mortem".
-        let mut vocab = HashSet::new();
+        let mut vocab = HashSet::default();
         for s in &spec.sections {
             for name in std::iter::once(&s.title).chain(&s.aliases) {
-                vocab.extend(words_in(name, &HashSet::new(), true));
+                vocab.extend(words_in(name, &HashSet::default(), true));
             }
         }
         let mut names = Vec::new();
@@ -367,7 +369,7 @@ fn stripped_tokens(text: &str, vocab: &HashSet<String>, join_hyphens: bool) -> V
 /// depends on a vocabulary: for matching one text against many vocabularies.
 pub fn tokens(text: &str) -> Vec<String> {
     debug_assert!(!text.contains('-'), "hyphenated words depend on the vocabulary");
-    stripped_tokens(text, &HashSet::new(), false)
+    stripped_tokens(text, &HashSet::default(), false)
 }
 
 /// `words` from `tokens`: neighbours joined where the vocabulary knows the joined word.
@@ -740,12 +742,12 @@ mod tests {
 
     #[test]
     fn words_fold_forms() {
-        let v: HashSet<String> = [stem("rollback"), stem("cutover")].into();
+        let v: HashSet<String> = [stem("rollback"), stem("cutover")].into_iter().collect();
         assert_eq!(words("Rolling back", &v), vec!["rollback"]);
         assert_eq!(words("Roll-backs", &v), vec!["rollback"]);
         assert_eq!(words("Cutting over", &v), vec!["cutover"]);
         assert_eq!(words("3) The Stages", &v), words("stage", &v));
-        let none = HashSet::new();
+        let none = HashSet::default();
         for forms in [
             &["stage", "stages", "staging", "staged"][..],
             &["write", "writes", "writing"],

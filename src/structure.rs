@@ -2,7 +2,9 @@
 //! a table with given columns, a subsection per risky stage, a number of items, checkboxes,
 //! and phrases that must be mentioned. Nothing here knows about rollback plans.
 
-use std::collections::HashSet;
+// Sets of a few short words, hashed for every heading and stage of every plan: FxHash
+// instead of SipHash (nothing here is keyed by untrusted input at a scale that matters).
+use rustc_hash::FxHashSet as HashSet;
 
 use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 
@@ -399,7 +401,7 @@ struct Title {
 }
 
 fn titles_of(scan: &Scan) -> Vec<Title> {
-    let none = HashSet::new();
+    let none = HashSet::default();
     let subheadings = scan.subheadings.iter().map(|(_, h)| h);
     subheadings
         .chain(&scan.bold_leads)
@@ -417,7 +419,7 @@ fn titles_of(scan: &Scan) -> Vec<Title> {
 /// side writes as two is joined ("Cutting over reads" covers "Read cutover").
 fn stage_covered(titles: &[Title], stage: &str) -> bool {
     let tokens = phrase(stage);
-    let alone = stage_words_from(&tokens, &HashSet::new());
+    let alone = stage_words_from(&tokens, &HashSet::default());
     if alone.is_empty() {
         return true;
     }
