@@ -294,7 +294,7 @@ pub fn resolve(a: &ConnArgs, env: &Env) -> Result<Settings> {
         }
         if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
             return Err(Error::usage(format!(
-                "{origin}: header name {k:?} is not valid: letters, digits and - only, e.g. \"X-Team: sre\""
+                "{origin}: the text before the first \":\" is not a header name (one word, such as \"X-Team\", then \": value\"); it is not shown, as it may hold a token"
             )));
         }
         // The value is not echoed: gateway headers often carry tokens.
@@ -460,7 +460,9 @@ mod tests {
         // echoing its value.
         for (h, says) in [
             ("Content-Length: 5", "Content-Length is set by rbplan"),
-            ("Bad Name: x", "header name \"Bad Name\" is not valid"),
+            ("Bad Name: x", "is not a header name"),
+            // A forgotten ":" after the name: nothing of what follows is echoed.
+            ("Authorization Bearer sec\u{1}ret:x", "is not a header name"),
             ("X-Token: sec\u{1}ret", "value of header X-Token has characters"),
         ] {
             let a = ConnArgs {
@@ -474,7 +476,7 @@ mod tests {
             assert_eq!(e.exit_code(), crate::error::code::USAGE, "{h}");
             let msg = e.to_string();
             assert!(msg.contains(says), "{h}: {msg}");
-            assert!(!msg.contains("sec\u{1}ret"), "{msg}");
+            assert!(!msg.contains("sec\u{1}ret") && !msg.contains("Bearer"), "{msg}");
         }
         // From the environment: which item of the list, and no part of a value.
         let Err(e) = resolve(
