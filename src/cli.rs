@@ -118,9 +118,10 @@ pub struct InputArgs {
     /// Read the summary from a file ("-" for stdin).
     #[arg(long, value_name = "PATH")]
     pub summary_file: Option<PathBuf>,
-    /// The risky stages: one per line ("\n" counts as a line break; a pasted "- " list
-    /// is fine), else separated by ";", else by "->", else by ",". A risk note in brackets,
-    /// or after ":", a dash or a comma ("Backfill, high risk"), is not part of the name.
+    /// The risky stages: one per line ("\n" typed here counts as a line break; a pasted
+    /// "- " list is fine), else separated by ";", else by arrows ("->", "=>", "→"), else
+    /// by ",". A risk note is not part of a name: in brackets, after ":" or a dash, or a
+    /// last comma part that only speaks of risk ("Backfill, high risk").
     #[arg(
         long,
         value_name = "TEXT",
@@ -331,7 +332,7 @@ pub struct CheckArgs {
     #[arg(required = true, value_name = "PLAN")]
     pub paths: Vec<PathBuf>,
     /// The risky stages the plans must cover in "Rollback by stage", written as for
-    /// `ask --stages` (one per line, else separated by ";", "->" or ",").
+    /// `ask --stages` (one per line, else separated by ";", else by "->", else by ",").
     #[arg(
         long,
         value_name = "TEXT",

@@ -82,7 +82,7 @@ pub fn read_text(path: &Path, what: &str) -> Result<String> {
 /// The text of one input, from its flag or its file, with where it came from.
 fn one(text: Option<&str>, file: Option<&Path>, what: &str) -> Result<(String, String)> {
     let (value, origin) = match (text, file) {
-        (Some(t), _) => (t.to_string(), format!("--{what}")),
+        (Some(t), _) => (typed(t, what)?, format!("--{what}")),
         (None, Some(p)) => read_arg(p, what)?,
         (None, None) => {
             let verb = if what == "stages" { "are" } else { "is" };
@@ -95,9 +95,50 @@ fn one(text: Option<&str>, file: Option<&Path>, what: &str) -> Result<(String, S
     Ok((value.trim_end_matches(['\n', '\r']).to_string(), origin))
 }
 
+/// The text typed after `--{what}`. Such flags take text that starts with "-" (a pasted
+/// "- Expand" list), so a lone option name ("--stages --json") is refused rather than taken
+/// as the text. In stages, a "\n" typed inside shell quotes is a line break, unless the
+/// text already has real ones.
+pub fn typed(text: &str, what: &str) -> Result<String> {
+    let t = text.trim();
+    let flag_like = t.starts_with('-')
+        && t.len() > 1
+        && t.trim_start_matches('-')
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+        && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if flag_like {
+        return Err(Error::usage(format!(
+            "--{what} was given {t:?}, which looks like an option, not the {what}: put the text right after --{what} (or use --{what}-file)"
+        )));
+    }
+    if what == "stages" && text.contains("\\n") && !text.contains('\n') {
+        return Ok(text.replace("\\n", "\n"));
+    }
+    Ok(text.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_text_refuses_a_lone_option_and_reads_a_typed_line_break() {
+        for t in ["--json", "-q", "--max-tokens"] {
+            let e = typed(t, "stages").unwrap_err().to_string();
+            assert!(e.contains("looks like an option"), "{t}: {e}");
+        }
+        assert_eq!(typed("- Expand\n- Backfill", "stages").unwrap(), "- Expand\n- Backfill");
+        assert_eq!(
+            typed("-x fix for the thing", "summary").unwrap(),
+            "-x fix for the thing"
+        );
+        assert_eq!(typed(r"A, high risk\nB", "stages").unwrap(), "A, high risk\nB");
+        // Only stages, and only without real line breaks.
+        assert_eq!(typed(r"a\nb", "summary").unwrap(), r"a\nb");
+        assert_eq!(typed("Copy C:\\new\nB", "stages").unwrap(), "Copy C:\\new\nB");
+    }
 
     #[test]
     fn stages_that_name_no_stage_are_refused() {

@@ -438,14 +438,6 @@ fn stage_covered(titles: &[Title], stage: &str) -> bool {
 /// dropped, and anything after `(`, `[`, `:`, a dash or a comma that starts a risk note
 /// ("Backfill, high risk") cut off.
 pub fn parse_stages(input: &str) -> Vec<String> {
-    // A "\n" typed inside shell quotes arrives as backslash and n: a line break all the same.
-    let unescaped;
-    let input = if input.contains("\\n") {
-        unescaped = input.replace("\\n", "\n");
-        unescaped.as_str()
-    } else {
-        input
-    };
     let lines: Vec<&str> = input.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let items: Vec<&str> = if lines.len() > 1 {
         lines
@@ -493,8 +485,9 @@ pub fn parse_stages(input: &str) -> Vec<String> {
         .min()
         .unwrap_or(s.len());
         let mut name = s[..cut].trim().trim_end_matches(['.', ',']).trim();
-        if let Some((head, note)) = name.split_once(',')
-            && is_risk_note(note)
+        // "Backfill orders, high risk": the last comma's part, when it is only a risk note.
+        if let Some((head, note)) = name.rsplit_once(',')
+            && is_only_risk_note(note)
         {
             name = head.trim();
         }
@@ -505,7 +498,8 @@ pub fn parse_stages(input: &str) -> Vec<String> {
     out
 }
 
-const ARROWS: &[&str] = &["->", "=>", " > ", "→", "⇒", "➔", "⟶"];
+// Longest first: "-->" must not leave a "-" behind.
+const ARROWS: &[&str] = &["-->", "==>", "->", "=>", "→", "⇒", "➔", "⟶"];
 
 /// Words of a risk note: "high risk", "irreversible", "point of no return".
 const RISK_WORDS: &[&str] = &[
@@ -538,15 +532,21 @@ fn is_only_risk_note(item: &str) -> bool {
 }
 
 /// `s` split at any of `seps` outside brackets, or None when no separator is found there.
+/// A bracket left open ("Backfill (high, Cutover") hides nothing: then brackets are ignored.
 fn split_outside<'a>(s: &'a str, seps: &[&str]) -> Option<Vec<&'a str>> {
+    split_at(s, seps, true).unwrap_or_else(|()| split_at(s, seps, false).unwrap_or(None))
+}
+
+/// Err when `brackets` is set and one is left open.
+fn split_at<'a>(s: &'a str, seps: &[&str], brackets: bool) -> Result<Option<Vec<&'a str>>, ()> {
     let (mut depth, mut start, mut out) = (0usize, 0usize, Vec::new());
     let mut i = 0;
     while i < s.len() {
         let rest = &s[i..];
         let c = rest.chars().next().expect("i is a char boundary");
         match c {
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '(' | '[' | '{' if brackets => depth += 1,
+            ')' | ']' | '}' if brackets => depth = depth.saturating_sub(1),
             _ => {}
         }
         if depth == 0
@@ -559,16 +559,13 @@ fn split_outside<'a>(s: &'a str, seps: &[&str]) -> Option<Vec<&'a str>> {
         }
         i += c.len_utf8();
     }
-    (!out.is_empty()).then(|| {
+    if depth > 0 {
+        return Err(());
+    }
+    Ok((!out.is_empty()).then(|| {
         out.push(&s[start..]);
         out
-    })
-}
-
-/// Text after a comma in a stage name that says how risky it is rather than what it is:
-/// "high risk", "irreversible", "point of no return".
-fn is_risk_note(note: &str) -> bool {
-    note.to_ascii_lowercase().contains("no return") || words(note).any(|w| one_of(w, RISK_WORDS))
+    }))
 }
 
 #[cfg(test)]
@@ -873,18 +870,30 @@ mod tests {
             parse_stages("Backfill (high, slow), Cutover (medium)"),
             ["Backfill", "Cutover"]
         );
-        // One line: an item that is only a risk note is not a stage; " > " is an arrow.
+        // One line: an item that is only a risk note is not a stage.
         assert_eq!(
             parse_stages("Backfill, high risk, Cutover, medium, Point of no return"),
             ["Backfill", "Cutover"]
         );
         assert_eq!(
-            parse_stages("Expand > Backfill > Contract"),
+            parse_stages("Expand --> Backfill ==> Contract"),
             ["Expand", "Backfill", "Contract"]
         );
-        // "\n" typed in shell quotes, and a pasted Markdown list.
-        assert_eq!(parse_stages(r"Backfill, high risk\nCutover"), ["Backfill", "Cutover"]);
         assert_eq!(parse_stages("- Expand\n- Backfill"), ["Expand", "Backfill"]);
+        // A bracket left open does not swallow the stages after it.
+        assert_eq!(
+            parse_stages("Backfill (high, Nonexistent stage, Contract"),
+            ["Backfill", "Nonexistent stage", "Contract"]
+        );
+        assert_eq!(
+            parse_stages("Expand (low; Backfill; Cutover"),
+            ["Expand", "Backfill", "Cutover"]
+        );
+        // Only a last part that is all risk note is cut from a name with commas.
+        assert_eq!(
+            parse_stages("Drop users, orders tables, high risk\nMigrate accounts, high-value customers"),
+            ["Drop users, orders tables", "Migrate accounts, high-value customers"]
+        );
         // A comma note about risk is cut; a comma inside a name that is not one is kept.
         assert_eq!(
             parse_stages("Backfill orders, high risk\nWrite cutover, point of no return\nDrop users, orders tables"),

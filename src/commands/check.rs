@@ -18,7 +18,7 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     let template = Template::resolve(args.template.template.as_deref())?;
     let checker = Checker::new(&template);
     let stages = match (&args.stages, &args.stages_file) {
-        (Some(s), _) => Some(input::stage_list(s, "--stages")?),
+        (Some(s), _) => Some(input::stage_list(&input::typed(s, "stages")?, "--stages")?),
         (None, Some(p)) => {
             let (text, origin) = input::read_arg(p, "stages")?;
             Some(input::stage_list(&text, &origin)?)
