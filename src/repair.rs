@@ -355,11 +355,14 @@ impl State {
         }
     }
 
-    /// Splice a round's edits in, re-check, and record the round.
+    /// Splice a round's edits in, re-check, and record the round. `answered`: the sections
+    /// whose own one-section request got a reply (usable or not); a rewrite among them that
+    /// did not go in is not asked again, one that got no reply may be.
     pub fn apply(
         &mut self,
         ask: &Ask,
         edits: &[(usize, String)],
+        answered: &[usize],
         requests: u32,
         checker: &Checker,
         stages: &[String],
@@ -394,7 +397,7 @@ impl State {
         }
         if ask.strategy == Strategy::Section {
             for (idx, _) in &ask.rewrite {
-                if !r.rewritten.contains(&checker.spec.sections[*idx].id) {
+                if answered.contains(idx) && !r.rewritten.contains(&checker.spec.sections[*idx].id) {
                     self.rewrite_refused.push(*idx);
                 }
             }
@@ -461,6 +464,7 @@ async fn improve(
             rewrite: &rewrite,
         });
         let mut edits: Vec<(usize, String)> = Vec::new();
+        let mut answered: Vec<usize> = Vec::new();
         let mut requests = 0;
         if ask.strategy == Strategy::Repair {
             let (_, msgs) = state.requests(&ask, template, inputs, &base)?.remove(0);
@@ -490,6 +494,7 @@ async fn improve(
                     requests += 1;
                     match s.call(msgs.clone()).await {
                         Ok(res) => {
+                            answered.extend(target);
                             let got = State::edits_from(&ask, target, &res, checker);
                             if !got.is_empty() {
                                 edits.extend(got);
@@ -505,7 +510,7 @@ async fn improve(
                 }
             }
         }
-        let r = state.apply(&ask, &edits, requests, checker, stages);
+        let r = state.apply(&ask, &edits, &answered, requests, checker, stages);
         on_event(Event::RoundEnd {
             round,
             recovered: r.recovered.len(),
@@ -970,8 +975,8 @@ mod tests {
         assert!(fewer_problems(&after, &before, &c, 1));
     }
 
-    // A one-section rewrite that fixed nothing is not asked for again; a repair round
-    // (one request for everything) still names it, and a missing section is asked again.
+    // A one-section rewrite that was answered and fixed nothing is not asked for again; one
+    // that got no answer (a failed line in a batch) is, and a missing section is too.
     #[test]
     fn a_one_section_rewrite_that_fixed_nothing_is_not_asked_again() {
         let c = checker();
@@ -982,12 +987,16 @@ mod tests {
         state.one_at_a_time = true;
         let ask = state.next(&c).unwrap();
         assert_eq!(ask.strategy, Strategy::Section);
-        // The rewrite comes back no better; section 3 stays missing too.
-        let r = state.apply(&ask, &[(1, "Still no table.".into())], 9, &c, &[]);
-        assert!(r.rewritten.is_empty());
+        // No answer for the rewrite (nor for section 3): both are asked again.
+        state.apply(&ask, &[], &[], 9, &c, &[]);
         let again = state.next(&c).unwrap();
-        assert!(again.rewrite.is_empty(), "{:?}", again.rewrite);
-        assert!(again.missing.contains(&2));
+        assert_eq!(again.rewrite.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
+        // The rewrite is answered and comes back no better; section 3 stays missing.
+        let r = state.apply(&again, &[(1, "Still no table.".into())], &[1], 9, &c, &[]);
+        assert!(r.rewritten.is_empty());
+        let last = state.next(&c).unwrap();
+        assert!(last.rewrite.is_empty(), "{:?}", last.rewrite);
+        assert!(last.missing.contains(&2));
         assert_eq!(state.rewrite_refused, [1]);
     }
 

@@ -164,11 +164,12 @@ pub async fn generate(
         if !ids.iter().any(|id| imp.index.contains(id)) {
             break;
         }
-        let (mut edits, mut n) = (Vec::new(), 0);
+        let (mut edits, mut answered, mut n) = (Vec::new(), Vec::new(), 0);
         for (target, id) in ask.request_targets().into_iter().zip(&ids) {
             match imp.index.get(id)? {
                 Some(Answer::Ok(c)) => {
                     tally.add(&c);
+                    answered.extend(target);
                     n += 1;
                     edits.extend(State::edits_from(&ask, target, &c, checker));
                 }
@@ -179,7 +180,7 @@ pub async fn generate(
                 None => {}
             }
         }
-        state.apply(&ask, &edits, n, checker, job.stages);
+        state.apply(&ask, &edits, &answered, n, checker, job.stages);
     }
 
     let rounds_left = (state.rounds.len() as u32) < job.opts.max_repairs;
