@@ -221,7 +221,14 @@ fn csv_items(path: PathBuf, file: File) -> impl Iterator<Item = Result<Item>> + 
             match &headers {
                 Err(e) => return Some(Err(csv_error(&path, e, 1))),
                 Ok(h) => {
-                    for col in h {
+                    for (i, col) in h.iter().enumerate() {
+                        if h[..i].iter().any(|c| c.eq_ignore_ascii_case(col)) {
+                            return Some(Err(Error::input(
+                                &path,
+                                Some(1),
+                                format!("column {col:?} appears twice in the header (names match in any case)"),
+                            )));
+                        }
                         if !["name", "summary", "stages", "model"]
                             .iter()
                             .any(|k| col.eq_ignore_ascii_case(k))
@@ -474,6 +481,8 @@ mod tests {
         assert!(e.contains(":2:") && e.contains("unknown field `stage`"), "{e}");
         let e = err("s.csv", "name,summary,stages\na,S,x\nb,S\n");
         assert!(e.contains("s.csv:3:") && e.contains("2 fields"), "{e}");
+        let e = err("s.csv", "name,Name,summary,stages\na,b,S,x\n");
+        assert!(e.contains("s.csv:1:") && e.contains("\"Name\" appears twice"), "{e}");
         let e = err("s.csv", "name,summary,stage\na,S,x\n");
         assert!(e.contains("s.csv:1:") && e.contains("\"stage\""), "{e}");
         let e = err("s.csv", "name,summary,stages\na,S,x\nb,   ,x\n");

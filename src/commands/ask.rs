@@ -232,9 +232,9 @@ fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker) {
                 crate::spec::Severity::Warning => "note",
             },
             f.message,
-            // Messages that already name their lines ("appears 2 times (lines 67, 71)") keep them.
+            // A duplicate's message already names its lines ("appears 2 times (lines 67, 71)").
             f.line
-                .filter(|_| !f.message.contains("(line"))
+                .filter(|_| f.code != "duplicate")
                 .map(|l| format!(" (line {l})"))
                 .unwrap_or_default()
         ));
