@@ -196,6 +196,39 @@ fn plan_that_stays_incomplete_is_written_and_exits_3() {
     assert_eq!(names, ["plan.md"]);
 }
 
+/// stderr says why repair stopped before the verdict it explains, and a duplicated section
+/// is named once with its lines, not with an extra "(line N)".
+#[test]
+fn repair_error_comes_before_the_verdict_and_duplicates_name_their_lines_once() {
+    let dup = read_fixture_plan("fixtures/check/problems/duplicate.md");
+    let server = Server::start(move |req, n| {
+        if n == 0 {
+            // Complete but with a duplicated section, and sections 9-10 left out.
+            let cut = dup.find("## 9.").unwrap();
+            reply(req, n, &dup[..cut], "stop")
+        } else {
+            Reply::json(400, &serde_json::json!({"error": {"message": "bad request"}}))
+        }
+    });
+    let dir = tempdir();
+    let out = ask(&server, dir.path(), &["--no-stream"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let err = &out.stderr;
+    let warn = err.find("warning: repair stopped on an API error").expect(err);
+    let verdict = err.find("plan INCOMPLETE").expect(err);
+    assert!(warn < verdict, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("appears 2 times"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.ends_with(')') && line.matches("(line").count() == 1, "{line}");
+    assert_eq!(server.chats().len(), 2, "the draft and one repair request");
+}
+
+fn read_fixture_plan(path: &str) -> String {
+    std::fs::read_to_string(super::common::repo().join(path)).unwrap()
+}
+
 #[test]
 fn streamed_answer_is_assembled_from_sse() {
     let server = fixture_server("complete-stream");
