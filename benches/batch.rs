@@ -104,7 +104,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     println!(
-        "| binary | items | latency | concurrency | output on | wall | ideal | wall ÷ ideal | requests | client CPU / request (user + sys) | peak RSS | file create, no rbplan |"
+        "| binary | items | latency | concurrency | output on | wall | ideal | wall ÷ ideal | requests | client CPU / request (user + sys) | peak RSS | file create in a sibling folder, no rbplan |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for run in &runs {
