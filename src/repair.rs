@@ -232,9 +232,9 @@ pub struct State {
     pub first_truncated: bool,
     /// Section ids present with content in the first answer, before any repair.
     pub first_found: Vec<String>,
-    /// Sections whose own one-section rewrite request fixed nothing: not asked again.
-    /// Each costs a whole request, and a model that could not fix a section alone rarely
-    /// does on the next try (with SmolLM2, 1 rewrite in 26 went in).
+    /// Sections whose rewrite was asked for, answered, and fixed nothing: not asked again.
+    /// A model that could not fix a section rarely does on the next try (with SmolLM2, 1
+    /// rewrite in 26 went in), and each try costs a request or a longer one.
     pub rewrite_refused: Vec<usize>,
 }
 
@@ -356,8 +356,9 @@ impl State {
     }
 
     /// Splice a round's edits in, re-check, and record the round. `answered`: the sections
-    /// whose own one-section request got a reply (usable or not); a rewrite among them that
-    /// did not go in is not asked again, one that got no reply may be.
+    /// whose request got a reply, usable or not (in a repair round, every target when its
+    /// one request was answered); a rewrite among them that did not go in is not asked
+    /// again, one that got no reply may be.
     pub fn apply(
         &mut self,
         ask: &Ask,
@@ -395,11 +396,9 @@ impl State {
                 r.rewritten.push(checker.spec.sections[idx].id.clone());
             }
         }
-        if ask.strategy == Strategy::Section {
-            for (idx, _) in &ask.rewrite {
-                if answered.contains(idx) && !r.rewritten.contains(&checker.spec.sections[*idx].id) {
-                    self.rewrite_refused.push(*idx);
-                }
+        for (idx, _) in &ask.rewrite {
+            if answered.contains(idx) && !r.rewritten.contains(&checker.spec.sections[*idx].id) {
+                self.rewrite_refused.push(*idx);
             }
         }
         for (idx, _) in &fills {
@@ -470,7 +469,10 @@ async fn improve(
             let (_, msgs) = state.requests(&ask, template, inputs, &base)?.remove(0);
             requests += 1;
             match s.call(msgs).await {
-                Ok(res) => edits = State::edits_from(&ask, None, &res, checker),
+                Ok(res) => {
+                    answered.extend(ask.targets().into_iter().map(|(i, _)| i));
+                    edits = State::edits_from(&ask, None, &res, checker);
+                }
                 Err(e) if e.is_context_overflow() => {
                     on_event(Event::Warning(
                         "the conversation no longer fits the model's context; asking for sections one at a time".into(),
@@ -998,6 +1000,20 @@ mod tests {
         assert!(last.rewrite.is_empty(), "{:?}", last.rewrite);
         assert!(last.missing.contains(&2));
         assert_eq!(state.rewrite_refused, [1]);
+    }
+
+    // The same in a repair round: its one answered request answered every target.
+    #[test]
+    fn a_rewrite_a_repair_request_answered_without_fixing_is_not_asked_again() {
+        let c = checker();
+        let plan = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nThe IC decides.\n";
+        let mut state = State::start(plan, false, &c, &[]);
+        let ask = state.next(&c).unwrap();
+        assert_eq!(ask.strategy, Strategy::Repair);
+        let all: Vec<usize> = ask.targets().into_iter().map(|(i, _)| i).collect();
+        state.apply(&ask, &[(1, "Still no table.".into())], &all, 1, &c, &[]);
+        assert_eq!(state.rewrite_refused, [1]);
+        assert!(state.next(&c).unwrap().rewrite.is_empty());
     }
 
     // Replies of SmolLM2-135M to one-section requests that were taken as content: the
