@@ -362,12 +362,20 @@ const MAX_SLUG: usize = 80;
 /// name in lower case gets a hash of the original, so two names never share a file.
 pub fn slug(name: &str) -> String {
     let mut s = String::with_capacity(name.len().min(MAX_SLUG));
-    for c in name.chars() {
+    let mut push = |c: char| {
         let c = c.to_ascii_lowercase();
         if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
             s.push(c);
         } else if !s.ends_with('-') {
             s.push('-');
+        }
+    };
+    for c in name.chars() {
+        // Letters outside ASCII keep a readable form ("zürich" → "zurich"); the hash added
+        // below keeps such names apart from their ASCII twins.
+        match deunicode::deunicode_char(c).filter(|_| !c.is_ascii() && c.is_alphabetic()) {
+            Some(ascii) => ascii.chars().for_each(&mut push),
+            None => push(c),
         }
     }
     let mut s = s.trim_matches(|c| c == '-' || c == '.').to_string();
@@ -393,6 +401,18 @@ mod tests {
     fn plain_names_are_kept() {
         assert_eq!(slug("orders-db"), "orders-db");
         assert_eq!(slug("payments_v2.eu"), "payments_v2.eu");
+    }
+
+    #[test]
+    fn letters_outside_ascii_keep_a_readable_form() {
+        let s = slug("zürich-api");
+        assert!(
+            s.starts_with("zurich-api-") && s.len() == "zurich-api-".len() + 8,
+            "{s}"
+        );
+        assert_ne!(s, slug("zurich-api"));
+        assert!(slug("Straße").starts_with("strasse-"), "{}", slug("Straße"));
+        assert!(slug("ok\u{1F600}").starts_with("ok-"), "{}", slug("ok\u{1F600}"));
     }
 
     #[test]
