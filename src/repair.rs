@@ -256,6 +256,17 @@ impl Ask {
         }
     }
 
+    /// The sections a reply to the request for `target` answered, usable or not: a
+    /// one-section reply answers its section; a repair reply answers every target, except
+    /// that one cut off by the token limit answers only the sections it holds (`edits`).
+    pub fn answered_by(&self, target: Option<usize>, reply: &ChatResult, edits: &[(usize, String)]) -> Vec<usize> {
+        match target {
+            Some(i) => vec![i],
+            None if reply.truncated() => edits.iter().map(|(i, _)| *i).collect(),
+            None => self.targets().into_iter().map(|(i, _)| i).collect(),
+        }
+    }
+
     /// Every section this round targets, missing first.
     pub fn targets(&self) -> Vec<(usize, Vec<String>)> {
         self.missing
@@ -356,9 +367,8 @@ impl State {
     }
 
     /// Splice a round's edits in, re-check, and record the round. `answered`: the sections
-    /// whose request got a reply, usable or not (in a repair round, every target when its
-    /// one request was answered); a rewrite among them that did not go in is not asked
-    /// again, one that got no reply may be.
+    /// a reply answered (`Ask::answered_by`); a rewrite among them that did not go in is not
+    /// asked again, one that got no reply, or was cut off before it, may be.
     pub fn apply(
         &mut self,
         ask: &Ask,
@@ -470,8 +480,8 @@ async fn improve(
             requests += 1;
             match s.call(msgs).await {
                 Ok(res) => {
-                    answered.extend(ask.targets().into_iter().map(|(i, _)| i));
                     edits = State::edits_from(&ask, None, &res, checker);
+                    answered = ask.answered_by(None, &res, &edits);
                 }
                 Err(e) if e.is_context_overflow() => {
                     on_event(Event::Warning(
@@ -496,8 +506,8 @@ async fn improve(
                     requests += 1;
                     match s.call(msgs.clone()).await {
                         Ok(res) => {
-                            answered.extend(target);
                             let got = State::edits_from(&ask, target, &res, checker);
+                            answered.extend(ask.answered_by(target, &res, &got));
                             if !got.is_empty() {
                                 edits.extend(got);
                                 break;
@@ -1014,6 +1024,39 @@ mod tests {
         state.apply(&ask, &[(1, "Still no table.".into())], &all, 1, &c, &[]);
         assert_eq!(state.rewrite_refused, [1]);
         assert!(state.next(&c).unwrap().rewrite.is_empty());
+    }
+
+    // A repair reply cut off by the token limit answered only the sections it holds: a
+    // rewrite it never reached is asked again.
+    #[test]
+    fn a_rewrite_a_cut_off_repair_reply_never_reached_is_asked_again() {
+        let c = checker();
+        let plan = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nThe IC decides.\n";
+        let mut state = State::start(plan, false, &c, &[]);
+        let ask = state.next(&c).unwrap();
+        assert_eq!(ask.strategy, Strategy::Repair);
+        let cut = ChatResult {
+            text: "## 3. Rollback by stage\n\nBackfill first, then".into(),
+            finish_reason: Some("length".into()),
+            usage: None,
+            request_id: None,
+            model: None,
+            retries: 0,
+        };
+        let edits = State::edits_from(&ask, None, &cut, &c);
+        let answered = ask.answered_by(None, &cut, &edits);
+        assert!(!answered.contains(&1), "{answered:?}");
+        state.apply(&ask, &edits, &answered, 1, &c, &[]);
+        assert!(state.rewrite_refused.is_empty());
+        let next = state.next(&c).unwrap();
+        assert_eq!(next.rewrite.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
+        // Not cut off: the reply answered every target, the rewrite it left out included.
+        let whole = ChatResult {
+            finish_reason: Some("stop".into()),
+            ..cut
+        };
+        let all = next.answered_by(None, &whole, &[]);
+        assert!(all.contains(&1) && all.contains(&2), "{all:?}");
     }
 
     // Replies of SmolLM2-135M to one-section requests that were taken as content: the

@@ -169,13 +169,10 @@ pub async fn generate(
             match imp.index.get(id)? {
                 Some(Answer::Ok(c)) => {
                     tally.add(&c);
-                    // One repair request answers for every target of its round.
-                    match target {
-                        Some(i) => answered.push(i),
-                        None => answered.extend(ask.targets().into_iter().map(|(i, _)| i)),
-                    }
                     n += 1;
-                    edits.extend(State::edits_from(&ask, target, &c, checker));
+                    let got = State::edits_from(&ask, target, &c, checker);
+                    answered.extend(ask.answered_by(target, &c, &got));
+                    edits.extend(got);
                 }
                 Some(Answer::Failed(m)) => {
                     n += 1;

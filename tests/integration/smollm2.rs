@@ -45,16 +45,16 @@ fn smollm2_ends_with_every_section_after_repair_and_one_section_requests() {
     let first = ids(&v["first_answer"]["sections"]);
     assert!(!first.contains(&"philosophy".into()) && !first.contains(&"checklist".into()));
 
-    // Round 1 asks in the conversation (the two missing sections, and four to rewrite) and
-    // gets nothing usable; round 2 asks one section per request and recovers both. The
-    // rewrites were answered in round 1 and fixed nothing, so round 2 does not ask them
-    // again (the recording, made before that rule, holds the four it then asked: unused).
+    // Round 1 asks in the conversation and gets nothing usable; round 2 asks one section per
+    // request and recovers both. No rewrite had fewer problems, so none went in. Round 1's
+    // reply was cut off before any section, so its rewrites count as unanswered and round 2
+    // asks them again; an answered rewrite that fixed nothing would not be.
     let rounds = v["repairs"]["detail"].as_array().unwrap();
     assert_eq!(rounds.len(), 2);
     let rewrite = json!(["decision-matrix", "by-stage", "what-if", "hard-truth"]);
-    for (r, strategy, rewrite, recovered, requests) in [
-        (&rounds[0], "repair", rewrite, json!([]), 1),
-        (&rounds[1], "section", json!([]), json!(["philosophy", "checklist"]), 2),
+    for (r, strategy, recovered, requests) in [
+        (&rounds[0], "repair", json!([]), 1),
+        (&rounds[1], "section", json!(["philosophy", "checklist"]), 6),
     ] {
         assert_eq!(r["strategy"], strategy);
         assert_eq!(r["asked"], json!(["philosophy", "checklist"]));
@@ -73,22 +73,15 @@ fn smollm2_ends_with_every_section_after_repair_and_one_section_requests() {
         assert_eq!(s["strategy"], want, "{s}");
     }
 
-    // Usage is the sum of what the server reported for the four exchanges used: the first
-    // four recorded (draft, repair, philosophy, checklist). The whole recording holds 8.
-    assert_eq!(v["requests"], 4);
-    let sum = |files: &[(String, rbplan::client::fixture::Fixture)]| {
-        files.iter().fold((0, 0), |(p, c), (_, f)| {
-            let u = &f.responses[0].json.as_ref().unwrap()["usage"];
-            (
-                p + u["prompt_tokens"].as_u64().unwrap(),
-                c + u["completion_tokens"].as_u64().unwrap(),
-            )
-        })
-    };
-    let all = read_dir_fixtures(&fixture_dir(NAME)).unwrap();
-    assert_eq!(sum(&all), (23_193, 2_630));
-    let (prompt, completion) = sum(&all[..4]);
-    assert_eq!((prompt, completion), (11_896, 1_300));
+    // Usage is the sum of what the server reported.
+    assert_eq!(v["requests"], 8);
+    let (mut prompt, mut completion) = (0, 0);
+    for (_, f) in read_dir_fixtures(&fixture_dir(NAME)).unwrap() {
+        let u = &f.responses[0].json.as_ref().unwrap()["usage"];
+        prompt += u["prompt_tokens"].as_u64().unwrap();
+        completion += u["completion_tokens"].as_u64().unwrap();
+    }
+    assert_eq!((prompt, completion), (23_193, 2_630));
     assert_eq!(v["usage"]["prompt_tokens"], prompt);
     assert_eq!(v["usage"]["completion_tokens"], completion);
     assert_eq!(v["usage"]["total_tokens"], prompt + completion);
@@ -120,7 +113,7 @@ fn smollm2_repair_requests_name_exactly_the_missing_headings() {
     let out = ask(&server);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let chats = server.chats();
-    assert_eq!(chats.len(), 4, "every request was answered from the recording");
+    assert_eq!(chats.len(), 8, "every request was answered from the recording");
     for c in &chats {
         assert!(c.header("authorization").is_none(), "no key, no Authorization header");
         let body = c.json();
@@ -155,14 +148,14 @@ fn smollm2_repair_requests_name_exactly_the_missing_headings() {
         "{rewrite}"
     );
 
-    // Round 2: one request per missing section, heading supplied, no conversation; the
-    // rewrites round 1 answered without fixing are not asked again.
+    // Round 2: one request per section, heading supplied, no conversation: the missing
+    // ones first, then the rewrites.
     let singles: Vec<usize> = chats[2..]
         .iter()
         .map(|c| asked_single(&c.last_user()).expect("a one-section request"))
         .collect();
-    assert_eq!(singles, vec![0, 6]);
-    for i in 2..4 {
+    assert_eq!(singles, vec![0, 6, 1, 2, 8, 9]);
+    for i in 2..8 {
         assert_eq!(roles(i), ["system", "user"]);
     }
 }
