@@ -234,7 +234,9 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
     }
     summarize(&report, ctx.out(), ui);
     if args.json {
-        print_stdout(&report.to_json())?;
+        // Items and errors are scrubbed where they arise; this is the last line of defence,
+        // as for the report files.
+        print_stdout(&crate::logging::scrub_cow(&report.to_json()))?;
     }
     Ok(report.outcome())
 }

@@ -27,10 +27,11 @@ pub fn request_body(req: &ChatRequest, max_tokens_field: &str) -> Value {
 }
 
 /// The id to quote in errors and reports.
+/// Scrubbed of the key as it is read, like error bodies: a gateway may echo credentials here.
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
     ["x-request-id", "apim-request-id", "request-id"]
         .iter()
-        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(str::to_string))
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(crate::logging::scrub))
 }
 
 pub fn is_event_stream(headers: &HeaderMap) -> bool {

@@ -597,13 +597,15 @@ fn reruns_redo_only_what_changed_and_force_redoes_everything() {
 
 #[test]
 fn unauthorized_stops_the_whole_run_at_once() {
-    // Like some gateways, the server echoes the credentials it was sent in its error.
+    // Like some gateways, the server echoes the credentials it was sent in its error, and
+    // (regression) in its request id, which `--json` printed on stdout unscrubbed.
     let server = Server::start(|req, _| {
         let sent = req.header("authorization").unwrap_or_default().to_string();
         Reply::json(
             401,
             &json!({"error": {"message": format!("Incorrect API key provided ({sent})"), "type": "invalid_request_error", "code": "invalid_api_key"}}),
         )
+        .with_header("x-request-id", &format!("req_{sent}"))
     });
     let dir = tempdir();
     let names: Vec<String> = (0..20).map(|i| format!("ok-{i}")).collect();
@@ -622,10 +624,12 @@ fn unauthorized_stops_the_whole_run_at_once() {
             &server.url(),
             "-j",
             "2",
+            "--json",
         ])
         .run();
     assert_eq!(out.code, 4, "{}", out.stderr);
     assert!(out.stderr.contains("Incorrect API key provided"), "{}", out.stderr);
+    assert!(out.stdout.contains("req_Bearer [REDACTED]"), "{}", out.stdout);
     assert!(server.chats().len() <= 2, "401 is not retried and stops the run");
     let r = report(dir.path());
     assert!(r["stopped"].as_str().unwrap().contains("401"));
