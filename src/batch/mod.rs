@@ -225,6 +225,9 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         items,
     };
     report.tally();
+    // Items stopped while their request was in flight (a 401 stops the run at once) report
+    // none, but the server got them: the total counts every request sent.
+    report.totals.requests = report.totals.requests.max(ctx.client.requests_started());
     ctx.out().write_report(&report)?;
     if let Source::Import(imp) = &ctx.source {
         imp.finish_repairs(ui)?;

@@ -146,6 +146,9 @@ pub struct Client {
     limit: Option<Arc<tokio::sync::Semaphore>>,
     /// Set when a batch stops starting new work (first Ctrl-C).
     stop_new: Arc<std::sync::atomic::AtomicBool>,
+    /// Requests sent over every clone (first attempts; retries are counted apart), so a
+    /// batch can count those of items stopped while their request was in flight.
+    started: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Called with each piece of text as a stream arrives.
@@ -169,6 +172,7 @@ impl Client {
             pacer: None,
             limit: None,
             stop_new: Arc::default(),
+            started: Arc::default(),
         })
     }
 
@@ -177,6 +181,11 @@ impl Client {
     pub fn with_limit(mut self, n: usize) -> Client {
         self.limit = Some(Arc::new(tokio::sync::Semaphore::new(n.max(1))));
         self
+    }
+
+    /// Requests sent so far over every clone, each counted once however often retried.
+    pub fn requests_started(&self) -> u64 {
+        self.started.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// From now on `chat_first` refuses to start new work; calls already started go on.
@@ -237,6 +246,9 @@ impl Client {
             }
             if first && attempt == 0 && self.stop_new.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(ApiError::NotStarted);
+            }
+            if attempt == 0 {
+                self.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             let result = match &*self.transport {
                 Transport::Http(h) => {

@@ -632,6 +632,14 @@ fn unauthorized_stops_the_whole_run_at_once() {
     assert!(out.stdout.contains("req_Bearer [REDACTED]"), "{}", out.stdout);
     assert!(server.chats().len() <= 2, "401 is not retried and stops the run");
     let r = report(dir.path());
+    // Every request the server got is counted, an aborted item's included (one aborted
+    // before the server read all of it may be counted too: at most the 2 in flight).
+    let counted = r["totals"]["requests"].as_u64().unwrap();
+    assert!(
+        counted >= server.chats().len() as u64 && counted <= 2,
+        "{counted} counted, {} received",
+        server.chats().len()
+    );
     assert!(r["stopped"].as_str().unwrap().contains("401"));
     assert!(r["totals"]["pending"].as_u64().unwrap() >= 18);
     let everything = format!(
