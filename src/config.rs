@@ -286,7 +286,7 @@ pub fn resolve(a: &ConnArgs, env: &Env) -> Result<Settings> {
         // rbplan frames every request itself; these would contradict it.
         if matches!(
             lower.as_str(),
-            "content-length" | "content-type" | "transfer-encoding" | "connection"
+            "content-length" | "content-type" | "transfer-encoding" | "connection" | "x-rbplan-retry-count"
         ) {
             return Err(Error::usage(format!(
                 "{origin}: header {k} is set by rbplan for each request and cannot be given"
@@ -460,6 +460,7 @@ mod tests {
         // echoing its value.
         for (h, says) in [
             ("Content-Length: 5", "Content-Length is set by rbplan"),
+            ("X-Rbplan-Retry-Count: 7", "X-Rbplan-Retry-Count is set by rbplan"),
             ("Bad Name: x", "is not a header name"),
             // A forgotten ":" after the name: nothing of what follows is echoed.
             ("Authorization Bearer sec\u{1}ret:x", "is not a header name"),

@@ -38,10 +38,14 @@ impl HttpTransport {
             v.set_sensitive(true);
             headers.insert(HeaderName::from_static(name), v);
         }
+        // A gateway may want its own User-Agent (--header "User-Agent: …"): it wins.
+        let own_agent = headers.contains_key(reqwest::header::USER_AGENT);
         let mut builder = reqwest::Client::builder()
             .default_headers(headers)
-            .connect_timeout(cfg.connect_timeout)
-            .user_agent(concat!("rbplan/", env!("CARGO_PKG_VERSION")));
+            .connect_timeout(cfg.connect_timeout);
+        if !own_agent {
+            builder = builder.user_agent(concat!("rbplan/", env!("CARGO_PKG_VERSION")));
+        }
         if cfg.base_url.trim_start().to_ascii_lowercase().starts_with("http://") {
             // Plain HTTP (a local server): don't read and parse the system's ~150 root
             // certificates at start-up (some 300 system calls and 11 M instructions).

@@ -55,6 +55,7 @@ fn complete_first_answer_needs_one_request() {
 
     let chats = server.chats();
     assert_eq!(chats.len(), 1);
+    assert!(chats[0].header("user-agent").unwrap().starts_with("rbplan/"));
     let body = chats[0].json();
     assert_eq!(body["model"], MODEL);
     assert_eq!(body["max_tokens"], 4096);

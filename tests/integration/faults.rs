@@ -417,6 +417,8 @@ fn gateway_headers_and_max_completion_tokens() {
             &server.url(),
             "--header",
             "X-Team: sre",
+            "--header",
+            "User-Agent: team-gateway/1",
         ])
         .args([
             "--max-tokens-field",
@@ -432,6 +434,8 @@ fn gateway_headers_and_max_completion_tokens() {
     let r = &server.chats()[0];
     assert_eq!(r.header("x-team"), Some("sre"));
     assert_eq!(r.header("x-env"), Some("prod"));
+    // A gateway's own User-Agent replaces rbplan's, not the other way round.
+    assert_eq!(r.header("user-agent"), Some("team-gateway/1"));
     let body = r.json();
     assert_eq!(body["max_completion_tokens"], 3000);
     assert!(body.get("max_tokens").is_none());
