@@ -38,9 +38,38 @@ pub struct Item {
 struct Raw {
     name: Option<String>,
     summary: Option<String>,
+    #[serde(default, deserialize_with = "text_or_list")]
     stages: Option<String>,
     #[serde(default)]
     model: Option<String>,
+}
+
+/// `stages` as one text, or (JSON and YAML) as a list of stage names: one line each.
+fn text_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a text, or a list of stage names")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Self::Value, A::Error> {
+            let mut lines = Vec::new();
+            while let Some(s) = seq.next_element::<String>()? {
+                lines.push(s.replace('\n', " "));
+            }
+            Ok(Some(lines.join("\n")))
+        }
+    }
+    d.deserialize_any(V)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +249,13 @@ fn csv_items(path: PathBuf, file: File) -> impl Iterator<Item = Result<Item>> + 
             header_checked = true;
             match &headers {
                 Err(e) => return Some(Err(csv_error(&path, e, 1))),
+                Ok(h) if h.iter().all(|c| c.trim().is_empty()) => {
+                    return Some(Err(Error::input(
+                        &path,
+                        Some(1),
+                        "the file is empty: expected a header row (name,summary,stages) and a row per service",
+                    )));
+                }
                 Ok(h) => {
                     for (i, col) in h.iter().enumerate() {
                         if h[..i].iter().any(|c| c.eq_ignore_ascii_case(col)) {
@@ -301,13 +337,21 @@ fn yaml(path: PathBuf, file: File) -> Result<Items> {
     let list: Vec<serde_saphyr::Spanned<Raw>> = serde_saphyr::from_str(&text).map_err(|e| {
         let line = e.location().map(|l| l.line() as usize).filter(|&l| l > 0);
         let msg = e.to_string();
-        // The library's message can carry a rendered snippet; the first line says what.
-        let first = msg.lines().next().unwrap_or("invalid YAML").trim().to_string();
-        Error::input(
-            &path,
-            line,
-            format!("{first} (expected a list of items with name, summary, stages)"),
-        )
+        // The library's message can carry a rendered snippet; the first line says what,
+        // after an "error: line N column M: " prefix the file:line already says.
+        let first = msg.lines().next().unwrap_or("invalid YAML").trim();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        let (what, column) = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+            Some((pos, rest)) => (rest, pos.split_once(" column ").map(|(_, c)| c.to_string())),
+            None => (first, None),
+        };
+        let column = column.map(|c| format!(" (column {c})")).unwrap_or_default();
+        let hint = if what.contains("expected") && !what.contains("sequence") {
+            ""
+        } else {
+            " (expected a list of items with name, summary, stages)"
+        };
+        Error::input(&path, line, format!("{what}{column}{hint}"))
     })?;
     Ok(Box::new(
         list.into_iter()
@@ -501,6 +545,8 @@ mod tests {
         assert!(e.contains(":2:") && e.contains("unknown field `stage`"), "{e}");
         let e = err("s.csv", "name,summary,stages\na,S,x\nb,S\n");
         assert!(e.contains("s.csv:3:") && e.contains("2 fields"), "{e}");
+        let e = err("s.csv", "");
+        assert!(e.contains("s.csv:1:") && e.contains("the file is empty"), "{e}");
         let e = err("s.csv", "name,Name,summary,stages\na,b,S,x\n");
         assert!(e.contains("s.csv:1:") && e.contains("\"Name\" appears twice"), "{e}");
         let e = err("s.csv", "name,summary,stage\na,S,x\n");
@@ -519,8 +565,36 @@ mod tests {
         assert!(e.contains("s.yaml:4:") && e.contains("\"stages\""), "{e}");
         let e = err("s.yaml", "- name: a\n  summary: [unclosed\n");
         assert!(e.contains("s.yaml:"), "{e}");
+        // No "error:" of the library's own (main adds one), the position once, the field named.
+        let e = err("s.yaml", "- name: a\n  summary: S\n  stages: x\n  bogus: 1\n");
+        assert!(
+            e.contains("s.yaml:4: unknown field `bogus`") && !e.contains("error"),
+            "{e}"
+        );
+        assert!(e.contains("(column 3)") && !e.contains("line 4 column"), "{e}");
+        let e = err("s.yaml", "name: a\n");
+        assert!(e.contains("expected a list of items"), "{e}");
+        let e = err("s.jsonl", "{\"name\":\"a\",\"summary\":\"S\",\"stages\":7}\n");
+        assert!(e.contains("expected a text, or a list of stage names"), "{e}");
         let e = err("s.txt", "");
         assert!(e.contains("unknown input format"), "{e}");
+    }
+
+    #[test]
+    fn stages_may_be_a_list_in_json_and_yaml() {
+        let (_a, j) = write(
+            "s.jsonl",
+            "{\"name\":\"a\",\"summary\":\"S\",\"stages\":[\"Backfill (high)\",\"Cutover\"]}\n",
+        );
+        let (_b, y) = write(
+            "s.yaml",
+            "- name: a\n  summary: S\n  stages: [Backfill (high), Cutover]\n",
+        );
+        for p in [j, y] {
+            let items: Vec<Item> = open(&p).unwrap().map(|i| i.unwrap()).collect();
+            assert_eq!(items[0].inputs.stages, "Backfill (high)\nCutover", "{}", p.display());
+            assert_eq!(items[0].stages, ["Backfill", "Cutover"]);
+        }
     }
 
     #[test]
