@@ -114,7 +114,7 @@ pub fn typed(text: &str, what: &str) -> Result<String> {
         )));
     }
     if what == "stages" && text.contains("\\n") && !text.contains('\n') {
-        return Ok(text.replace("\\n", "\n"));
+        return Ok(text.replace("\\r\\n", "\n").replace("\\n", "\n"));
     }
     Ok(text.to_string())
 }
@@ -135,6 +135,7 @@ mod tests {
             "-x fix for the thing"
         );
         assert_eq!(typed(r"A, high risk\nB", "stages").unwrap(), "A, high risk\nB");
+        assert_eq!(typed(r"A\r\nB", "stages").unwrap(), "A\nB");
         // Only stages, and only without real line breaks.
         assert_eq!(typed(r"a\nb", "summary").unwrap(), r"a\nb");
         assert_eq!(typed("Copy C:\\new\nB", "stages").unwrap(), "Copy C:\\new\nB");

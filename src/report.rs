@@ -209,10 +209,16 @@ impl BatchReport {
                 (Some(why), _) => format!("{} (redone: {why})", i.status.as_str()),
                 (None, _) => i.status.as_str().to_string(),
             };
-            let name = if i.status == Status::Complete || i.status == Status::Incomplete {
-                format!("[{}]({})", md_cell(&i.name), i.file)
+            // A blank name still needs visible text for its link.
+            let shown = if i.name.trim().is_empty() {
+                format!("(no name, line {})", i.line)
             } else {
                 md_cell(&i.name)
+            };
+            let name = if i.status == Status::Complete || i.status == Status::Incomplete {
+                format!("[{shown}]({})", i.file)
+            } else {
+                shown
             };
             let _ = writeln!(
                 s,

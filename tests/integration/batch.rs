@@ -479,13 +479,16 @@ fn duplicate_names_are_refused_and_hostile_names_stay_inside_the_folder() {
     }
     assert_eq!(item(&r, "ok")["file"], "ok.md");
     assert_ne!(item(&r, "report")["file"], "report.md");
-    // The blank name's progress line points at its input line and plan file.
+    // The blank name's progress line points at its input line and plan file, and its
+    // link in report.md has text.
     let blank = item(&r, "")["file"].as_str().unwrap().to_string();
     assert!(
         out.stderr.contains(&format!("(no name, line 3 → {blank}): complete")),
         "{}",
         out.stderr
     );
+    let md = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    assert!(md.contains(&format!("| [(no name, line 3)]({blank}) |")), "{md}");
 }
 
 #[test]
