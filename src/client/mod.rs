@@ -273,13 +273,20 @@ impl Client {
                     }
                     return Ok(res);
                 }
-                Err(err) if self.limit.is_some() && (err.is_auth() || err.is_quota()) => {
-                    // Every other request would fail the same way: start no new work,
-                    // decided before this slot frees for a waiting item.
-                    self.stop_new_work();
-                    return Err(err);
-                }
                 Err(err) => {
+                    // A 401 or exhausted quota that will not be retried: every other request
+                    // would fail the same way, so start no new work, decided before this
+                    // slot frees for a waiting item. Retrying and giving up stay the same
+                    // as for any error (back_off).
+                    if self.limit.is_some()
+                        && (err.is_auth() || err.is_quota())
+                        && matches!(
+                            retry::decide(&err, attempt, self.cfg.max_retries),
+                            retry::Decision::GiveUp
+                        )
+                    {
+                        self.stop_new_work();
+                    }
                     drop(slot); // free for others while this one waits
                     self.back_off(err, attempt).await?;
                     attempt += 1;
