@@ -259,7 +259,7 @@ async fn send(cfg: &ClientConfig, rb: reqwest::RequestBuilder, u: &str) -> Resul
 fn json_of((status, headers, body): (u16, HeaderMap, Bytes)) -> Result<Value, ApiError> {
     serde_json::from_slice(&body).map_err(|_| ApiError::BadBody {
         status,
-        snippet: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        snippet: wire::body_snippet(&body),
         request_id: wire::request_id(&headers),
     })
 }

@@ -46,7 +46,8 @@ pub fn is_event_stream(headers: &HeaderMap) -> bool {
 pub fn status_error(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
     // A server may echo the request's headers in its error: the key goes before anything
     // is cut or kept, so no part of it survives in a message, a log or a report.
-    let scrubbed = crate::logging::scrub(&String::from_utf8_lossy(body));
+    let lossy = String::from_utf8_lossy(body);
+    let scrubbed = crate::logging::scrub_cow(&lossy);
     let body = scrubbed.as_bytes();
     let (message, kind) = match serde_json::from_slice::<Value>(body) {
         Ok(v) => error_fields(&v).unwrap_or_else(|| (snippet(&String::from_utf8_lossy(body), 300), None)),
@@ -165,8 +166,9 @@ pub fn parse_completion(status: u16, headers: &HeaderMap, body: &[u8]) -> Result
     })
 }
 
-fn body_snippet(body: &[u8]) -> String {
-    let t = crate::logging::scrub(&String::from_utf8_lossy(body));
+pub(super) fn body_snippet(body: &[u8]) -> String {
+    let lossy = String::from_utf8_lossy(body);
+    let t = crate::logging::scrub_cow(&lossy);
     if t.trim().is_empty() {
         "(empty body)".into()
     } else {
