@@ -63,6 +63,18 @@ pub struct ItemReport {
 }
 
 impl ItemReport {
+    /// The name to show: a blank one as its input line (and, `with_file`, its plan file),
+    /// so it still has something to point at.
+    pub fn shown_name(&self, with_file: bool) -> std::borrow::Cow<'_, str> {
+        if !self.name.trim().is_empty() {
+            return self.name.as_str().into();
+        }
+        match with_file {
+            true => format!("(no name, line {} → {})", self.line, self.file).into(),
+            false => format!("(no name, line {})", self.line).into(),
+        }
+    }
+
     /// An entry for an item that did not run (or was cut short).
     pub fn pending(name: &str, file: &str, line: usize, model: &str, why: &str) -> ItemReport {
         ItemReport {
@@ -209,12 +221,7 @@ impl BatchReport {
                 (Some(why), _) => format!("{} (redone: {why})", i.status.as_str()),
                 (None, _) => i.status.as_str().to_string(),
             };
-            // A blank name still needs visible text for its link.
-            let shown = if i.name.trim().is_empty() {
-                format!("(no name, line {})", i.line)
-            } else {
-                md_cell(&i.name)
-            };
+            let shown = md_cell(&i.shown_name(false));
             let name = if i.status == Status::Complete || i.status == Status::Incomplete {
                 format!("[{shown}]({})", i.file)
             } else {

@@ -122,22 +122,12 @@ impl Progress {
 /// One line about a finished item.
 pub fn line(r: &ItemReport) -> String {
     let secs = r.duration_ms as f64 / 1000.0;
-    // A blank name still needs something to point at: its line and file.
-    let named;
-    let r = if r.name.trim().is_empty() {
-        named = ItemReport {
-            name: format!("(no name, line {} → {})", r.line, r.file),
-            ..r.clone()
-        };
-        &named
-    } else {
-        r
-    };
+    let name = r.shown_name(true);
     match r.status {
-        Status::Complete if r.resumed => format!("{}: complete (kept from an earlier run)", r.name),
+        Status::Complete if r.resumed => format!("{}: complete (kept from an earlier run)", name),
         Status::Complete => format!(
             "{}: complete ({} repair round{}, {} request{}, {:.1}s){}",
-            r.name,
+            name,
             r.repair_rounds,
             if r.repair_rounds == 1 { "" } else { "s" },
             r.requests,
@@ -147,13 +137,13 @@ pub fn line(r: &ItemReport) -> String {
         ),
         Status::Incomplete => format!(
             "{}: INCOMPLETE, missing {} ({} repair round{}, {:.1}s)",
-            r.name,
+            name,
             r.missing.join(", "),
             r.repair_rounds,
             if r.repair_rounds == 1 { "" } else { "s" },
             secs
         ),
-        Status::Failed => format!("{}: FAILED: {}", r.name, r.error.as_deref().unwrap_or("unknown error")),
-        Status::Pending => format!("{}: not done ({})", r.name, r.error.as_deref().unwrap_or("pending")),
+        Status::Failed => format!("{}: FAILED: {}", name, r.error.as_deref().unwrap_or("unknown error")),
+        Status::Pending => format!("{}: not done ({})", name, r.error.as_deref().unwrap_or("pending")),
     }
 }
