@@ -96,15 +96,50 @@ pub struct Generated {
     pub repair_error: Option<String>,
 }
 
+/// What the answers for one plan add up to: usage, request ids, the model the server
+/// named, and how many requests were made. Kept by a live session, and by import for the
+/// answers it reads from output files.
+pub struct Tally {
+    pub usage: Usage,
+    /// False once an answer came without usage (the total is then a lower bound).
+    pub usage_complete: bool,
+    pub request_ids: Vec<String>,
+    pub model: Option<String>,
+    pub requests: u32,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            usage: Usage::default(),
+            usage_complete: true,
+            request_ids: Vec::new(),
+            model: None,
+            requests: 0,
+        }
+    }
+}
+
+impl Tally {
+    /// Count one answer's usage, request id and model (`requests` is the caller's).
+    pub fn add(&mut self, c: &ChatResult) {
+        match c.usage {
+            Some(u) => self.usage += u,
+            None => self.usage_complete = false,
+        }
+        self.request_ids.extend(c.request_id.clone());
+        if self.model.is_none() {
+            self.model = c.model.clone();
+        }
+    }
+}
+
 struct Session<'a> {
     client: &'a Client,
     opts: &'a Options,
     on_delta: Option<OnDelta<'a>>,
-    usage: Usage,
-    usage_complete: bool,
-    request_ids: Vec<String>,
-    model: Option<String>,
-    calls: u32,
+    /// `requests` counts every call made, answered or not.
+    tally: Tally,
     retries: u32,
 }
 
@@ -114,11 +149,7 @@ impl<'a> Session<'a> {
             client,
             opts,
             on_delta,
-            usage: Usage::default(),
-            usage_complete: true,
-            request_ids: Vec::new(),
-            model: None,
-            calls: 0,
+            tally: Tally::default(),
             retries: 0,
         }
     }
@@ -132,23 +163,16 @@ impl<'a> Session<'a> {
             max_tokens: self.opts.max_tokens,
             stream: self.opts.stream,
         };
-        let show = if self.calls == 0 { self.on_delta } else { None };
-        self.calls += 1;
-        let r = if self.calls == 1 {
+        let show = if self.tally.requests == 0 { self.on_delta } else { None };
+        self.tally.requests += 1;
+        let r = if self.tally.requests == 1 {
             self.client.chat_first(&req, show).await
         } else {
             self.client.chat(&req, show).await
         };
         if let Ok(res) = &r {
             self.retries += res.retries;
-            match res.usage {
-                Some(u) => self.usage += u,
-                None => self.usage_complete = false,
-            }
-            self.request_ids.extend(res.request_id.clone());
-            if self.model.is_none() {
-                self.model = res.model.clone();
-            }
+            self.tally.add(res);
         } else if let Err(ApiError::Exhausted { attempts, .. }) = &r {
             self.retries += attempts - 1;
         }
@@ -195,11 +219,8 @@ pub async fn generate(
 /// repair rounds already applied from later output files.
 pub struct Draft {
     pub state: State,
-    pub usage: Usage,
-    pub usage_complete: bool,
-    pub request_ids: Vec<String>,
-    pub model: Option<String>,
-    pub requests: u32,
+    /// The answers read so far (`requests`: those answered).
+    pub tally: Tally,
 }
 
 /// Repair a draft live, in the remaining rounds of `--max-repairs`. `base` is the
@@ -211,11 +232,7 @@ pub async fn generate_from(
     on_event: &(dyn Fn(Event) + Send + Sync),
 ) -> crate::error::Result<Generated> {
     let mut s = Session::new(job.client, job.opts, None);
-    s.usage = draft.usage;
-    s.usage_complete = draft.usage_complete;
-    s.request_ids = draft.request_ids;
-    s.model = draft.model;
-    s.calls = draft.requests;
+    s.tally = draft.tally;
     improve(job, s, base, draft.state, on_event).await
 }
 
@@ -547,11 +564,11 @@ async fn improve(
         report,
         rounds,
         strategies,
-        usage: s.usage,
-        usage_complete: s.usage_complete,
-        request_ids: s.request_ids,
-        model: s.model,
-        calls: s.calls,
+        usage: s.tally.usage,
+        usage_complete: s.tally.usage_complete,
+        request_ids: s.tally.request_ids,
+        model: s.tally.model,
+        calls: s.tally.requests,
         transport_retries: s.retries,
         first_found,
         first_truncated,

@@ -21,10 +21,10 @@ use std::sync::Mutex;
 use super::Ctx;
 use super::export::{self, Writer};
 use super::items::{Item, Manifest};
-use crate::client::{ApiError, ChatResult, Usage, wire};
+use crate::client::{ApiError, ChatResult, wire};
 use crate::commands::Ui;
 use crate::error::{Error, Result};
-use crate::repair::{self, Ask, Draft, Event, Generated, Job, State};
+use crate::repair::{self, Ask, Draft, Event, Generated, Job, State, Tally};
 use crate::spec::Spec;
 
 /// Output files joined by custom_id, and where exported repairs go.
@@ -110,30 +110,6 @@ fn ids_for(name: &str, round: usize, ask: &Ask, spec: &Spec) -> Vec<String> {
         .collect()
 }
 
-/// Usage, request ids and request count over the answers read for one item.
-#[derive(Default)]
-struct Tally {
-    usage: Usage,
-    usage_complete: bool,
-    request_ids: Vec<String>,
-    model: Option<String>,
-    requests: u32,
-}
-
-impl Tally {
-    fn add(&mut self, c: &ChatResult) {
-        match c.usage {
-            Some(u) => self.usage += u,
-            None => self.usage_complete = false,
-        }
-        self.request_ids.extend(c.request_id.clone());
-        if self.model.is_none() {
-            self.model = c.model.clone();
-        }
-        self.requests += 1;
-    }
-}
-
 /// One item from the output files: its first answer, then every repair round already
 /// answered in them (`NAME::repair-N…`), then the rounds left: exported as requests
 /// with --export-repairs, else asked live.
@@ -149,11 +125,9 @@ pub async fn generate(
         Some(Answer::Failed(m)) => return Err(ApiError::InBatch(m).into()),
         Some(Answer::Ok(c)) => c,
     };
-    let mut tally = Tally {
-        usage_complete: true,
-        ..Default::default()
-    };
+    let mut tally = Tally::default();
     tally.add(&first);
+    tally.requests += 1;
     let (checker, spec) = (job.checker, &job.checker.spec);
     let mut state = State::start(&first.text, first.truncated(), checker, job.stages);
     let base = job.template.messages(job.inputs)?;
@@ -169,6 +143,7 @@ pub async fn generate(
             match imp.index.get(id)? {
                 Some(Answer::Ok(c)) => {
                     tally.add(&c);
+                    tally.requests += 1;
                     n += 1;
                     let got = State::edits_from(&ask, target, &c, checker);
                     answered.extend(ask.answered_by(target, &c, &got));
@@ -202,14 +177,7 @@ pub async fn generate(
             note = Some(format!("repair round {round} exported to {}", path.display()));
         }
     }
-    let draft = Draft {
-        state,
-        usage: tally.usage,
-        usage_complete: tally.usage_complete,
-        request_ids: tally.request_ids,
-        model: tally.model,
-        requests: tally.requests,
-    };
+    let draft = Draft { state, tally };
     let job = Job { opts: &opts, ..job };
     let mut g = repair::generate_from(job, base, draft, on_event).await?;
     if g.repair_error.is_none() {
