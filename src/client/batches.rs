@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::http::{HttpTransport, send_error};
+use super::http::{HttpTransport, resource_url, send_error};
 use super::{ApiError, Client, ClientConfig, Provider, Transport, wire};
 
 /// A batch as the server describes it.
@@ -74,15 +74,6 @@ impl BatchInfo {
     }
 }
 
-/// Where each call goes for this provider.
-fn url(cfg: &ClientConfig, path: &str) -> String {
-    let base = cfg.base_url.trim_end_matches('/');
-    match &cfg.provider {
-        Provider::OpenAi => format!("{base}/{path}"),
-        Provider::Azure { api_version } => format!("{base}/openai/{path}?api-version={api_version}"),
-    }
-}
-
 impl Client {
     /// The `url` of each request line and the batch's `endpoint`.
     pub fn batch_endpoint(&self) -> &'static str {
@@ -104,7 +95,7 @@ impl Client {
     /// Upload a request file with `purpose=batch`; returns the file id.
     pub async fn upload_batch_file(&self, path: &Path) -> Result<String, ApiError> {
         let h = self.http()?;
-        let u = url(&self.cfg, "files");
+        let u = resource_url(&self.cfg, "files");
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -132,7 +123,7 @@ impl Client {
     /// Create a batch over an uploaded file, with a 24 h completion window.
     pub async fn create_batch(&self, input_file_id: &str, metadata: Value) -> Result<BatchInfo, ApiError> {
         let h = self.http()?;
-        let u = url(&self.cfg, "batches");
+        let u = resource_url(&self.cfg, "batches");
         let body = json!({
             "input_file_id": input_file_id,
             "endpoint": self.batch_endpoint(),
@@ -150,7 +141,7 @@ impl Client {
 
     pub async fn get_batch(&self, id: &str) -> Result<BatchInfo, ApiError> {
         let h = self.http()?;
-        let u = url(&self.cfg, &format!("batches/{id}"));
+        let u = resource_url(&self.cfg, &format!("batches/{id}"));
         let v = self
             .with_retries(true, |_| async { json_of(send(&self.cfg, h.http.get(&u), &u).await?) })
             .await
@@ -161,7 +152,7 @@ impl Client {
     /// The most recent batch (among the last 100) created over `input_file_id`, if any.
     pub async fn find_batch_for_file(&self, input_file_id: &str) -> Result<Option<BatchInfo>, ApiError> {
         let h = self.http()?;
-        let u = url(&self.cfg, "batches");
+        let u = resource_url(&self.cfg, "batches");
         let u = format!("{u}{}limit=100", if u.contains('?') { '&' } else { '?' });
         let v = self
             .with_retries(true, |_| async { json_of(send(&self.cfg, h.http.get(&u), &u).await?) })
@@ -177,7 +168,7 @@ impl Client {
 
     pub async fn cancel_batch(&self, id: &str) -> Result<BatchInfo, ApiError> {
         let h = self.http()?;
-        let u = url(&self.cfg, &format!("batches/{id}/cancel"));
+        let u = resource_url(&self.cfg, &format!("batches/{id}/cancel"));
         let v = self
             .with_retries(true, |_| async { json_of(send(&self.cfg, h.http.post(&u), &u).await?) })
             .await
@@ -188,7 +179,7 @@ impl Client {
     /// Download a file's content to `dest`, atomically; returns its size in bytes.
     pub async fn download_file(&self, id: &str, dest: &Path) -> Result<u64, ApiError> {
         let h = self.http()?;
-        let u = url(&self.cfg, &format!("files/{id}/content"));
+        let u = resource_url(&self.cfg, &format!("files/{id}/content"));
         self.with_retries(true, |_| async {
             let resp = tokio::time::timeout(self.cfg.request_timeout, h.http.get(&u).send())
                 .await
@@ -338,7 +329,7 @@ mod tests {
             replay: None,
         };
         assert_eq!(
-            url(&cfg, "batches"),
+            resource_url(&cfg, "batches"),
             "https://r.openai.azure.com/openai/batches?api-version=2024-10-21"
         );
     }

@@ -109,7 +109,7 @@ impl HttpTransport {
     }
 
     pub async fn get_models(&self, cfg: &ClientConfig) -> Result<(u16, Value), ApiError> {
-        let url = models_url(cfg);
+        let url = resource_url(cfg, "models");
         let resp = match tokio::time::timeout(cfg.request_timeout, self.http.get(&url).send()).await {
             Err(_) => {
                 return Err(ApiError::Timeout {
@@ -257,10 +257,12 @@ pub fn chat_url(cfg: &ClientConfig, model: &str) -> String {
     }
 }
 
-fn models_url(cfg: &ClientConfig) -> String {
+/// `{base}/{path}` for the resources beside chat completions (models, files, batches);
+/// on Azure under `/openai/` with the api-version.
+pub(super) fn resource_url(cfg: &ClientConfig, path: &str) -> String {
     let base = cfg.base_url.trim_end_matches('/');
     match &cfg.provider {
-        Provider::OpenAi => format!("{base}/models"),
-        Provider::Azure { api_version } => format!("{base}/openai/models?api-version={api_version}"),
+        Provider::OpenAi => format!("{base}/{path}"),
+        Provider::Azure { api_version } => format!("{base}/openai/{path}?api-version={api_version}"),
     }
 }
