@@ -11,10 +11,15 @@ pub fn short_hash(parts: &[&[u8]]) -> String {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p);
     }
-    let digest = h.finalize();
-    let mut s = String::from("sha256:");
-    for b in &digest[..8] {
-        s.push_str(&format!("{b:02x}"));
+    format!("sha256:{}", hex(&h.finalize()[..8]))
+}
+
+/// Lower-case hex of `bytes`, two digits each.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
     }
     s
 }

@@ -96,7 +96,7 @@ fn fingerprint(parts: &[export::Written]) -> String {
             for p in many {
                 h.update(p.sha256.as_bytes());
             }
-            h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+            crate::util::hex(&h.finalize())
         }
     }
 }

@@ -280,7 +280,7 @@ impl Writer {
                 path: dest,
                 requests: p.requests,
                 bytes: p.bytes,
-                sha256: p.sha256.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+                sha256: crate::util::hex(&p.sha256.finalize()),
             });
         }
         Ok(out)
