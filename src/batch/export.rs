@@ -128,9 +128,8 @@ pub fn summarize(parts: &[Written], kept: usize, manifest: &Manifest, model: &st
     }
     for p in parts {
         ui.note(format!(
-            "wrote {} request{} ({}) to {}",
-            p.requests,
-            if p.requests == 1 { "" } else { "s" },
+            "wrote {} ({}) to {}",
+            crate::commands::count(p.requests as u64, "request"),
             size(p.bytes),
             p.path.display()
         ));

@@ -59,9 +59,8 @@ impl Imported {
         }
         for p in &parts {
             ui.note(format!(
-                "wrote {} repair request{} to {}: run them as a batch, then rerun with its output as one more --import",
-                p.requests,
-                if p.requests == 1 { "" } else { "s" },
+                "wrote {} to {}: run them as a batch, then rerun with its output as one more --import",
+                crate::commands::count(p.requests as u64, "repair request"),
                 p.path.display()
             ));
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::commands::count;
 use crate::report::{ItemReport, Status};
 
 #[derive(Default)]
@@ -126,21 +127,18 @@ pub fn line(r: &ItemReport) -> String {
     match r.status {
         Status::Complete if r.resumed => format!("{}: complete (kept from an earlier run)", name),
         Status::Complete => format!(
-            "{}: complete ({} repair round{}, {} request{}, {:.1}s){}",
+            "{}: complete ({}, {}, {:.1}s){}",
             name,
-            r.repair_rounds,
-            if r.repair_rounds == 1 { "" } else { "s" },
-            r.requests,
-            if r.requests == 1 { "" } else { "s" },
+            count(r.repair_rounds, "repair round"),
+            count(r.requests, "request"),
             secs,
             r.redone.as_ref().map(|w| format!("; redone: {w}")).unwrap_or_default()
         ),
         Status::Incomplete => format!(
-            "{}: INCOMPLETE, missing {} ({} repair round{}, {:.1}s)",
+            "{}: INCOMPLETE, missing {} ({}, {:.1}s)",
             name,
             r.missing.join(", "),
-            r.repair_rounds,
-            if r.repair_rounds == 1 { "" } else { "s" },
+            count(r.repair_rounds, "repair round"),
             secs
         ),
         Status::Failed => format!("{}: FAILED: {}", name, r.error.as_deref().unwrap_or("unknown error")),
