@@ -307,13 +307,18 @@ async fn wait(ctx: &Ctx, rec: &mut Recorded, poll: Duration, ui: Ui) -> Result<O
     let mut sigint = super::live::interrupts();
     loop {
         let mut infos = Vec::new();
+        let mut changed = false;
         for p in rec.parts.iter_mut() {
             let id = p.batch_id.as_deref().expect("created before waiting");
             let b = ctx.client.get_batch(id).await?;
+            changed |= p.status.as_deref() != Some(b.status.as_str());
             p.status = Some(b.status.clone());
             infos.push(b);
         }
-        save(&ctx.out().path, rec)?;
+        // The record on disk changes only when a status does, not at every poll.
+        if changed {
+            save(&ctx.out().path, rec)?;
+        }
         let done: u64 = infos.iter().map(|b| b.counts().completed + b.counts().failed).sum();
         let failed: u64 = infos.iter().map(|b| b.counts().failed).sum();
         let statuses = infos.iter().map(|b| b.status.as_str()).collect::<Vec<_>>().join(", ");
