@@ -284,6 +284,15 @@ impl Ask {
         }
     }
 
+    /// The ids of the sections asked for (missing) and of those to rewrite.
+    pub fn ids(&self, checker: &Checker) -> (Vec<String>, Vec<String>) {
+        let id = |i: usize| checker.spec.sections[i].id.clone();
+        (
+            self.missing.iter().map(|&i| id(i)).collect(),
+            self.rewrite.iter().map(|(i, _)| id(*i)).collect(),
+        )
+    }
+
     /// Every section this round targets, missing first.
     pub fn targets(&self) -> Vec<(usize, Vec<String>)> {
         self.missing
@@ -395,13 +404,12 @@ impl State {
         checker: &Checker,
         stages: &[String],
     ) -> &Round {
-        let ids =
-            |v: &mut dyn Iterator<Item = usize>| v.map(|i| checker.spec.sections[i].id.clone()).collect::<Vec<_>>();
+        let (asked, rewrite) = ask.ids(checker);
         let mut r = Round {
             round: self.rounds.len() as u32 + 1,
             strategy: ask.strategy,
-            asked: ids(&mut ask.missing.iter().copied()),
-            rewrite: ids(&mut ask.rewrite.iter().map(|(i, _)| *i)),
+            asked,
+            rewrite,
             recovered: Vec::new(),
             rewritten: Vec::new(),
             requests,
@@ -477,12 +485,7 @@ async fn improve(
     while (state.rounds.len() as u32) < opts.max_repairs {
         let Some(mut ask) = state.next(checker) else { break };
         let round = state.rounds.len() as u32 + 1;
-        let names =
-            |v: &mut dyn Iterator<Item = usize>| v.map(|i| checker.spec.sections[i].id.clone()).collect::<Vec<_>>();
-        let (asked, rewrite) = (
-            names(&mut ask.missing.iter().copied()),
-            names(&mut ask.rewrite.iter().map(|(i, _)| *i)),
-        );
+        let (asked, rewrite) = ask.ids(checker);
         on_event(Event::RoundStart {
             round,
             strategy: ask.strategy,
