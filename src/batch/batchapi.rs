@@ -139,14 +139,7 @@ pub async fn submit_and_collect(
         .prefix(output::TMP_PREFIX)
         .tempdir_in(dir)
         .map_err(|e| Error::io(format!("creating a folder in {}", dir.display()), e))?;
-    let skip = if ctx.force { None } else { Some(ctx.out()) };
-    let (parts, kept) = export::write_requests(
-        ctx,
-        manifest,
-        &scratch.path().join("batch-requests.jsonl"),
-        limits,
-        skip,
-    )?;
+    let (parts, kept) = export::write_requests(ctx, manifest, &scratch.path().join("batch-requests.jsonl"), limits)?;
     let hash = fingerprint(&parts);
 
     let mut rec = match load(dir)? {

@@ -11,7 +11,6 @@ use tempfile::NamedTempFile;
 
 use super::Ctx;
 use super::items::{self, Manifest};
-use super::outdir::{OutDir, Wanted};
 use crate::client::{ChatRequest, Message, request_body};
 use crate::commands::{Ui, print_stdout};
 use crate::error::{Error, Result};
@@ -41,17 +40,12 @@ pub fn body(ctx: &Ctx, model: &str, messages: Vec<Message>) -> Value {
     request_body(&req, &ctx.client.config().max_tokens_field)
 }
 
-/// One first-answer request per service, streamed from the input. Services whose plan in
-/// `skip` is current are left out; returns the parts written and how many were left out.
+/// One first-answer request per service, streamed from the input. Services with a current
+/// plan in the output folder are left out (`Ctx::keeps`); returns the parts written and
+/// how many were left out.
 /// A Batch API file (and a `vllm run-batch` run) serves one model, so when services use
 /// several models each gets its own file: `requests-<model>.jsonl`.
-pub fn write_requests(
-    ctx: &Ctx,
-    manifest: &Manifest,
-    path: &Path,
-    limits: Limits,
-    skip: Option<&OutDir>,
-) -> Result<(Vec<Written>, usize)> {
+pub fn write_requests(ctx: &Ctx, manifest: &Manifest, path: &Path, limits: Limits) -> Result<(Vec<Written>, usize)> {
     let mut all: std::collections::BTreeSet<&str> = manifest.models.iter().map(String::as_str).collect();
     if manifest.uses_default_model {
         all.insert(&ctx.default_model);
@@ -63,16 +57,9 @@ pub fn write_requests(
         let item = item?;
         let model = item.model.clone().unwrap_or_else(|| ctx.default_model.clone());
         let input_hash = item.inputs.hash();
-        if let Some(out) = skip {
-            let want = Wanted {
-                template_hash: &ctx.template.hash,
-                model: &model,
-                input_hash: &input_hash,
-            };
-            if out.is_current(&item.slug, &want, &ctx.checker) {
-                kept += 1;
-                continue;
-            }
+        if ctx.keeps(&item, &model, &input_hash) {
+            kept += 1;
+            continue;
         }
         let messages = ctx.template.messages(&item.inputs)?;
         let w = writers.entry(model.clone()).or_insert_with(|| {

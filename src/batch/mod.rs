@@ -137,8 +137,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
     };
 
     if let Some(path) = &args.export {
-        let skip = if args.force { None } else { ctx.out.as_ref() };
-        let (parts, kept) = export::write_requests(&ctx, &manifest, path, limits, skip)?;
+        let (parts, kept) = export::write_requests(&ctx, &manifest, path, limits)?;
         export::summarize(&parts, kept, &manifest, &ctx.default_model, args.json, ui)?;
         return Ok(Outcome::Complete);
     }
@@ -311,15 +310,26 @@ impl Ctx {
         self.out.as_ref().expect("--out-dir is checked before any engine runs")
     }
 
-    /// Keep a current plan from an earlier run (Ok), or say why it must be made (Err: None
-    /// for a new one, else the reason an earlier plan is redone).
-    fn kept(&self, item: &Item, model: &str, file: &str, input_hash: &str) -> Result<ItemReport, Option<&'static str>> {
+    /// What an earlier run left in the output folder for `item` made with `model`.
+    fn earlier(&self, item: &Item, model: &str, input_hash: &str) -> Earlier {
         let want = Wanted {
             template_hash: &self.template.hash,
             model,
             input_hash,
         };
-        match self.out().earlier(&item.slug, &want, &self.checker) {
+        self.out().earlier(&item.slug, &want, &self.checker)
+    }
+
+    /// A current plan for `item` is in the output folder and no --force asks to redo it
+    /// (false without an output folder): an export leaves such services out.
+    pub fn keeps(&self, item: &Item, model: &str, input_hash: &str) -> bool {
+        self.out.is_some() && !self.force && self.earlier(item, model, input_hash) == Earlier::Current
+    }
+
+    /// Keep a current plan from an earlier run (Ok), or say why it must be made (Err: None
+    /// for a new one, else the reason an earlier plan is redone).
+    fn kept(&self, item: &Item, model: &str, file: &str, input_hash: &str) -> Result<ItemReport, Option<&'static str>> {
+        match self.earlier(item, model, input_hash) {
             Earlier::None => Err(None),
             Earlier::Current if !self.force => {
                 let mut r = ItemReport::pending(&item.name, file, item.line, model, "");
