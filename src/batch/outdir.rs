@@ -184,8 +184,9 @@ mod tests {
             assert_ne!(out.earlier("svc", &other, &c), Earlier::Current);
         }
         out.write_plan("svc", &prov("incomplete"), &full).unwrap();
-        assert!(
-            !(out.earlier("svc", &want, &c) == Earlier::Current),
+        assert_ne!(
+            out.earlier("svc", &want, &c),
+            Earlier::Current,
             "status says incomplete"
         );
         // Someone edited the plan and removed a section: redo it.
