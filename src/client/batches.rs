@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::http::{HttpTransport, resource_url, send_error};
+use super::http::{HttpTransport, resource_url, send_checked};
 use super::{ApiError, Client, ClientConfig, Provider, Transport, wire};
 
 /// A batch as the server describes it.
@@ -181,19 +181,7 @@ impl Client {
         let h = self.http()?;
         let u = resource_url(&self.cfg, &format!("files/{id}/content"));
         self.with_retries(true, |_| async {
-            let resp = tokio::time::timeout(self.cfg.request_timeout, h.http.get(&u).send())
-                .await
-                .map_err(|_| ApiError::Timeout {
-                    phase: "waiting for the file",
-                    after: self.cfg.request_timeout,
-                })?
-                .map_err(|e| send_error(e, &u, self.cfg.request_timeout))?;
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            if !(200..300).contains(&status) {
-                let body = resp.bytes().await.unwrap_or_default();
-                return Err(wire::status_error(status, &headers, &body));
-            }
+            let resp = send_checked(&self.cfg, h.http.get(&u), &u, "waiting for the file").await?;
             save_stream(resp, dest, self.cfg.idle_timeout).await
         })
         .await
@@ -233,17 +221,12 @@ fn step(step: String, source: ApiError) -> ApiError {
 
 /// Send with the request timeout; any non-2xx status becomes the provider's error.
 async fn send(cfg: &ClientConfig, rb: reqwest::RequestBuilder, u: &str) -> Result<(u16, HeaderMap, Bytes), ApiError> {
-    let resp = rb
-        .timeout(cfg.request_timeout)
-        .send()
-        .await
-        .map_err(|e| send_error(e, u, cfg.request_timeout))?;
+    // The whole reply (not only its head) within the timeout: these bodies are small.
+    let rb = rb.timeout(cfg.request_timeout);
+    let resp = send_checked(cfg, rb, u, "waiting for the response").await?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.bytes().await.map_err(|e| ApiError::Transport(e.to_string()))?;
-    if !(200..300).contains(&status) {
-        return Err(wire::status_error(status, &headers, &body));
-    }
     Ok((status, headers, body))
 }
 

@@ -110,22 +110,9 @@ impl HttpTransport {
 
     pub async fn get_models(&self, cfg: &ClientConfig) -> Result<(u16, Value), ApiError> {
         let url = resource_url(cfg, "models");
-        let resp = match tokio::time::timeout(cfg.request_timeout, self.http.get(&url).send()).await {
-            Err(_) => {
-                return Err(ApiError::Timeout {
-                    phase: "waiting for /models",
-                    after: cfg.request_timeout,
-                });
-            }
-            Ok(Err(e)) => return Err(send_error(e, &url, cfg.request_timeout)),
-            Ok(Ok(r)) => r,
-        };
+        let resp = send_checked(cfg, self.http.get(&url), &url, "waiting for /models").await?;
         let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
         let body = resp.bytes().await.map_err(|e| ApiError::Transport(e.to_string()))?;
-        if !(200..300).contains(&status) {
-            return Err(wire::status_error(status, &headers, &body));
-        }
         let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
         Ok((status, v))
     }
@@ -201,6 +188,33 @@ async fn read_all(
             Err(e) => return Err(ApiError::Transport(describe(&e))),
         }
     }
+}
+
+/// Send a request beside chat completions (models, files, batches) and check its status:
+/// the response head must come within `cfg.request_timeout` (`phase` says what was
+/// awaited); a status other than 2xx is an error made from its body.
+pub(super) async fn send_checked(
+    cfg: &ClientConfig,
+    rb: reqwest::RequestBuilder,
+    url: &str,
+    phase: &'static str,
+) -> Result<reqwest::Response, ApiError> {
+    let resp = match tokio::time::timeout(cfg.request_timeout, rb.send()).await {
+        Err(_) => {
+            return Err(ApiError::Timeout {
+                phase,
+                after: cfg.request_timeout,
+            });
+        }
+        Ok(r) => r.map_err(|e| send_error(e, url, cfg.request_timeout))?,
+    };
+    let status = resp.status().as_u16();
+    if !(200..300).contains(&status) {
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.unwrap_or_default();
+        return Err(wire::status_error(status, &headers, &body));
+    }
+    Ok(resp)
 }
 
 pub(super) fn send_error(e: reqwest::Error, url: &str, timeout: Duration) -> ApiError {
