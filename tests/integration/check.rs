@@ -223,46 +223,35 @@ fn a_byte_order_mark_hides_no_heading() {
 // ---------------------------------------------------------------------------
 // Plans with problems
 
+/// Plans in fixtures/check/problems with one finding each: file, severity, code, section,
+/// and the text its line starts with.
+#[rustfmt::skip]
+const ONE_FINDING: &[(&str, &str, &str, &str, &str)] = &[
+    ("empty-section.md", "error", "empty", "by-component", "## 4. Specific rollback procedures"),
+    ("duplicate.md", "warning", "duplicate", "communication", "## 6. Communication during rollback\n"),
+    ("out-of-order.md", "warning", "out_of_order", "checklist", "## 7. Post-rollback checklist"),
+    ("matrix-columns.md", "error", "table", "decision-matrix", "| Problem type"),
+    ("matrix-rows.md", "error", "table", "decision-matrix", "| Problem type"),
+    ("matrix-no-table.md", "error", "table", "decision-matrix", "## 2. Rollback decision matrix"),
+    ("few-scenarios.md", "error", "items", "what-if", "## 9. Rollback what-if"),
+    ("many-scenarios.md", "error", "items", "what-if", "## 9. Rollback what-if"),
+    ("no-checkboxes.md", "error", "checkboxes", "checklist", "## 7. Post-rollback checklist"),
+    ("no-point-of-no-return.md", "error", "mentions", "hard-truth", "## 10. The hard truth"),
+    ("communication-audiences.md", "warning", "mentions", "communication", "## 6. Communication"),
+];
+
 /// Every plan in fixtures/check/problems, with exactly the findings it must produce.
 fn expected_problems() -> BTreeMap<String, Vec<Brief>> {
     let p = |name: &str| format!("{PROBLEMS}/{name}");
     let at = |name: &str, start: &str| Some(line(&p(name), start));
     let mut m = BTreeMap::new();
-    m.insert(
-        p("prose-mention.md"),
-        vec![brief("error", "missing", Some("rehearsal"), None)],
-    );
-    m.insert(
-        p("code-fence.md"),
-        vec![brief("error", "missing", Some("post-mortem"), None)],
-    );
-    m.insert(
-        p("empty-section.md"),
-        vec![brief(
-            "error",
-            "empty",
-            Some("by-component"),
-            at("empty-section.md", "## 4. Specific rollback procedures"),
-        )],
-    );
-    m.insert(
-        p("duplicate.md"),
-        vec![brief(
-            "warning",
-            "duplicate",
-            Some("communication"),
-            at("duplicate.md", "## 6. Communication during rollback\n"),
-        )],
-    );
-    m.insert(
-        p("out-of-order.md"),
-        vec![brief(
-            "warning",
-            "out_of_order",
-            Some("checklist"),
-            at("out-of-order.md", "## 7. Post-rollback checklist"),
-        )],
-    );
+    // One missing section each.
+    for (name, section) in [("prose-mention.md", "rehearsal"), ("code-fence.md", "post-mortem")] {
+        m.insert(p(name), vec![brief("error", "missing", Some(section), None)]);
+    }
+    for &(name, sev, code, section, start) in ONE_FINDING {
+        m.insert(p(name), vec![brief(sev, code, Some(section), at(name, start))]);
+    }
     m.insert(
         p("missing-sections.md"),
         vec![
@@ -270,46 +259,6 @@ fn expected_problems() -> BTreeMap<String, Vec<Brief>> {
             brief("error", "missing", Some("rehearsal"), None),
             brief("error", "missing", Some("post-mortem"), None),
         ],
-    );
-    for name in ["matrix-columns.md", "matrix-rows.md"] {
-        m.insert(
-            p(name),
-            vec![brief(
-                "error",
-                "table",
-                Some("decision-matrix"),
-                at(name, "| Problem type"),
-            )],
-        );
-    }
-    m.insert(
-        p("matrix-no-table.md"),
-        vec![brief(
-            "error",
-            "table",
-            Some("decision-matrix"),
-            at("matrix-no-table.md", "## 2. Rollback decision matrix"),
-        )],
-    );
-    for name in ["few-scenarios.md", "many-scenarios.md"] {
-        m.insert(
-            p(name),
-            vec![brief(
-                "error",
-                "items",
-                Some("what-if"),
-                at(name, "## 9. Rollback what-if"),
-            )],
-        );
-    }
-    m.insert(
-        p("no-checkboxes.md"),
-        vec![brief(
-            "error",
-            "checkboxes",
-            Some("checklist"),
-            at("no-checkboxes.md", "## 7. Post-rollback checklist"),
-        )],
     );
     m.insert(
         p("uncovered-stage.md"),
@@ -319,24 +268,6 @@ fn expected_problems() -> BTreeMap<String, Vec<Brief>> {
             Some("by-stage".into()),
             at("uncovered-stage.md", "## 3. Rollback by stage"),
             Some("Decommission MySQL".into()),
-        )],
-    );
-    m.insert(
-        p("no-point-of-no-return.md"),
-        vec![brief(
-            "error",
-            "mentions",
-            Some("hard-truth"),
-            at("no-point-of-no-return.md", "## 10. The hard truth"),
-        )],
-    );
-    m.insert(
-        p("communication-audiences.md"),
-        vec![brief(
-            "warning",
-            "mentions",
-            Some("communication"),
-            at("communication-audiences.md", "## 6. Communication"),
         )],
     );
     for name in ["stale-template.md", "stale-template-crlf.md"] {
