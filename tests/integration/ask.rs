@@ -201,7 +201,7 @@ fn plan_that_stays_incomplete_is_written_and_exits_3() {
 /// is named once with its lines, not with an extra "(line N)".
 #[test]
 fn repair_error_comes_before_the_verdict_and_duplicates_name_their_lines_once() {
-    let dup = read_fixture_plan("fixtures/check/problems/duplicate.md");
+    let dup = super::common::read("fixtures/check/problems/duplicate.md");
     let server = Server::start(move |req, n| {
         if n == 0 {
             // Complete but with a duplicated section, and sections 9-10 left out.
@@ -224,10 +224,6 @@ fn repair_error_comes_before_the_verdict_and_duplicates_name_their_lines_once() 
         .unwrap_or_else(|| panic!("{err}"));
     assert!(line.ends_with(')') && line.matches("(line").count() == 1, "{line}");
     assert_eq!(server.chats().len(), 2, "the draft and one repair request");
-}
-
-fn read_fixture_plan(path: &str) -> String {
-    std::fs::read_to_string(super::common::repo().join(path)).unwrap()
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::common::{Out, example_input, rbplan, repo, tempdir};
+use super::common::{Out, example_input, rbplan, read, repo, tempdir};
 
 const STYLES: &str = "fixtures/check/styles";
 const PROBLEMS: &str = "fixtures/check/problems";
@@ -23,10 +23,6 @@ fn check_in(dir: &Path, args: &[&str]) -> Out {
 /// The risky stages of the template's example migration, which every fixture plan covers.
 fn stages() -> String {
     example_input().1
-}
-
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 /// 1-based line of the only line of `rel` that starts with `start` (or is exactly `start`

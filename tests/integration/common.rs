@@ -12,6 +12,11 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A file of the repository, by its path from the root.
+pub fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
 pub fn fixture_dir(name: &str) -> PathBuf {
     repo().join("fixtures").join(name)
 }
