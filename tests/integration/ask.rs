@@ -190,11 +190,7 @@ fn plan_that_stays_incomplete_is_written_and_exits_3() {
     assert_eq!(section_order(&plan), (0..8).collect::<Vec<_>>());
     assert_eq!(server.chats().len(), 2, "one first request and one repair round");
     // Only the plan itself in the folder: no temp files left behind.
-    let names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, ["plan.md"]);
+    assert_eq!(super::common::files_in(dir.path()), ["plan.md"]);
 }
 
 /// stderr says why repair stopped before the verdict it explains, and a duplicated section
@@ -907,10 +903,8 @@ fn a_key_echoed_in_another_case_is_redacted_everywhere() {
     assert_eq!(out.code, 4, "{}", out.stderr);
     let e = out.json()["error"].as_str().unwrap().to_string();
     assert!(e.contains("bad key BEARER [REDACTED]"), "{e}");
-    let mut seen = out.stdout.clone() + &out.stderr;
-    for f in std::fs::read_dir(dir.path().join("rec")).unwrap() {
-        seen.push_str(&std::fs::read_to_string(f.unwrap().path()).unwrap());
-    }
+    assert!(dir.path().join("rec").is_dir(), "the exchange was recorded");
+    let seen = out.stdout.clone() + &out.stderr + &all_text_under(&dir.path().join("rec"));
     assert!(seen.contains("[REDACTED]"));
     assert!(!seen.to_lowercase().contains(key), "{seen}");
     // The server did get the key, as sent.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::common::{Out, example_input, interrupt, rbplan, tempdir, wait};
+use super::common::{Out, example_input, files_in, interrupt, rbplan, tempdir, wait};
 use super::model::{Authored, asked_headings, authored, is_repair, reply};
 use super::server::{Reply, Request, Server};
 
@@ -124,15 +124,6 @@ pub(super) fn item<'a>(r: &'a Value, name: &str) -> &'a Value {
 /// Names of services the server was asked about, one per chat request.
 fn asked(server: &Server) -> Vec<String> {
     server.chats().iter().map(service_of).collect()
-}
-
-pub(super) fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

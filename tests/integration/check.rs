@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::common::{Out, example_input, rbplan, read, repo, tempdir};
+use super::common::{Out, example_input, files_in, rbplan, read, repo, tempdir};
 
 const STYLES: &str = "fixtures/check/styles";
 const PROBLEMS: &str = "fixtures/check/problems";
@@ -43,14 +43,11 @@ fn line(rel: &str, start: &str) -> u64 {
 }
 
 fn md_files(dir: &str) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(repo().join(dir))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    files_in(&repo().join(dir))
+        .into_iter()
         .filter(|n| n.ends_with(".md"))
         .map(|n| format!("{dir}/{n}"))
-        .collect();
-    v.sort();
-    v
+        .collect()
 }
 
 /// The JSON report's files, by path.

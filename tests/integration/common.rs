@@ -120,6 +120,16 @@ pub fn example_input() -> (String, String) {
 }
 
 /// Every file under `dir`, concatenated, for "does this secret appear anywhere" checks.
+/// The names of the files in `dir`, sorted.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 pub fn all_text_under(dir: &Path) -> String {
     let mut out = String::new();
     for e in walk(dir) {
