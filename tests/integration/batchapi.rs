@@ -12,9 +12,27 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::batch::{batch, fleet, fleet_reply, item, jsonl, no_temp_files, report};
-use super::common::{interrupt, rbplan, tempdir, wait_at_most};
+use super::common::{Out, interrupt, rbplan, tempdir, wait_at_most};
 use super::model::{Authored, asked_headings, authored};
 use super::server::{Reply, Request, Server};
+
+/// `rbplan batch INPUT --export FILE --model m EXTRA` in `dir`.
+fn export(dir: &Path, input: &Path, file: &str, extra: &[&str]) -> Out {
+    rbplan(dir)
+        .args(["batch"])
+        .arg_path(input)
+        .args(["--export", file, "--model", "m"])
+        .args(extra)
+        .run()
+}
+
+/// `--via batch-api`, polling fast enough for a test.
+const VIA_API: [&str; 4] = ["--via", "batch-api", "--poll-interval", "0.05"];
+
+/// `rbplan batch INPUT --via batch-api` in `dir` against `server` (see `batch`).
+fn via_api(dir: &Path, server: &Server, input: &Path) -> Out {
+    batch(dir, server, input, &VIA_API)
+}
 
 fn read_lines(p: &Path) -> Vec<Value> {
     std::fs::read_to_string(p)
@@ -86,20 +104,12 @@ fn api_output(a: &Authored, requests: &[Value], ran: usize) -> (String, String) 
 fn export_writes_one_request_per_service_and_splits_at_the_limit() {
     let dir = tempdir();
     let input = jsonl(dir.path(), &["ok-a", "gap-b", "ok-c"]);
-    let out = rbplan(dir.path())
-        .args(["batch"])
-        .arg_path(&input)
-        .args([
-            "--export",
-            "req.jsonl",
-            "--model",
-            "m",
-            "--max-tokens",
-            "3000",
-            "--temperature",
-            "0.2",
-        ])
-        .run();
+    let out = export(
+        dir.path(),
+        &input,
+        "req.jsonl",
+        &["--max-tokens", "3000", "--temperature", "0.2"],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("vllm run-batch -i req.jsonl"), "{}", out.stderr);
     let lines = read_lines(&dir.path().join("req.jsonl"));
@@ -123,19 +133,12 @@ fn export_writes_one_request_per_service_and_splits_at_the_limit() {
         );
     }
     // The same export, split at two requests per file.
-    let out = rbplan(dir.path())
-        .args(["batch"])
-        .arg_path(&input)
-        .args([
-            "--export",
-            "split.jsonl",
-            "--model",
-            "m",
-            "--file-max-requests",
-            "2",
-            "--json",
-        ])
-        .run();
+    let out = export(
+        dir.path(),
+        &input,
+        "split.jsonl",
+        &["--file-max-requests", "2", "--json"],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let j = out.json();
     assert_eq!(j["requests"], 3);
@@ -162,11 +165,7 @@ fn export_writes_one_request_per_service_and_splits_at_the_limit() {
         .collect::<String>(),
     )
     .unwrap();
-    let out = rbplan(dir.path())
-        .args(["batch"])
-        .arg_path(&mixed)
-        .args(["--export", "mixed-req.jsonl", "--model", "m"])
-        .run();
+    let out = export(dir.path(), &mixed, "mixed-req.jsonl", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let small = read_lines(&dir.path().join("mixed-req-m.jsonl"));
     let big_file = std::fs::read_dir(dir.path())
@@ -194,11 +193,7 @@ fn vllm_round_trip_export_run_import_with_live_repair() {
     let server = fleet(std::time::Duration::ZERO);
     let dir = tempdir();
     let input = jsonl(dir.path(), &["ok-a", "gap-b", "down-c", "stuck-d"]);
-    let out = rbplan(dir.path())
-        .args(["batch"])
-        .arg_path(&input)
-        .args(["--export", "req.jsonl", "--model", "m"])
-        .run();
+    let out = export(dir.path(), &input, "req.jsonl", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let requests = read_lines(&dir.path().join("req.jsonl"));
     std::fs::write(dir.path().join("out.jsonl"), vllm_output(&a, &requests)).unwrap();
@@ -258,11 +253,7 @@ fn repairs_can_go_out_as_a_second_batch_and_come_back_in() {
     let server = fleet(std::time::Duration::ZERO);
     let dir = tempdir();
     let input = jsonl(dir.path(), &["ok-a", "gap-b"]);
-    let out = rbplan(dir.path())
-        .args(["batch"])
-        .arg_path(&input)
-        .args(["--export", "req.jsonl", "--model", "m"])
-        .run();
+    let out = export(dir.path(), &input, "req.jsonl", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let requests = read_lines(&dir.path().join("req.jsonl"));
     let (o, e) = api_output(&a, &requests, requests.len());
@@ -538,12 +529,7 @@ fn via_batch_api_uploads_creates_polls_downloads_and_imports() {
     let (server, fake) = batch_api(End::Completed);
     let dir = tempdir();
     let input = jsonl(dir.path(), &["ok-a", "gap-b", "down-c", "ok-d"]);
-    let out = batch(
-        dir.path(),
-        &server,
-        &input,
-        &["--via", "batch-api", "--poll-interval", "0.05"],
-    );
+    let out = via_api(dir.path(), &server, &input);
     assert_eq!(out.code, 4, "down-c failed in the batch: {}", out.stderr);
 
     let uploads = calls(&server, "POST", "/v1/files$");
@@ -605,12 +591,7 @@ fn via_batch_api_uploads_creates_polls_downloads_and_imports() {
     assert!(no_temp_files(&dir.path().join("out")));
 
     // A rerun submits only what is not done: down-c.
-    let out = batch(
-        dir.path(),
-        &server,
-        &input,
-        &["--via", "batch-api", "--poll-interval", "0.05"],
-    );
+    let out = via_api(dir.path(), &server, &input);
     assert_eq!(out.code, 4, "{}", out.stderr);
     assert_eq!(calls(&server, "POST", "/v1/batches$").len(), 2);
     let second = fake.lock().unwrap().files["file-in-2"].clone();
@@ -627,7 +608,7 @@ fn a_rerun_resumes_the_recorded_batch_and_cancel_cancels_it() {
         .args(["batch"])
         .arg_path(&input)
         .args(["--out-dir", "out", "--model", "m", "--base-url", &server.url()])
-        .args(["--via", "batch-api", "--poll-interval", "0.05"])
+        .args(VIA_API)
         .spawn();
     let t0 = Instant::now();
     while calls(&server, "GET", "/v1/batches/").len() < 2 {
@@ -652,12 +633,7 @@ fn a_rerun_resumes_the_recorded_batch_and_cancel_cancels_it() {
     // The rerun resumes batch_1: no new upload, no new batch. Cancelled batches keep
     // the output of what finished; here the fake finishes everything.
     fake.lock().unwrap().released = true;
-    let out = batch(
-        dir.path(),
-        &server,
-        &input,
-        &["--via", "batch-api", "--poll-interval", "0.05"],
-    );
+    let out = via_api(dir.path(), &server, &input);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("resuming"), "{}", out.stderr);
     assert_eq!(calls(&server, "POST", "/v1/files$").len(), 1);
@@ -671,12 +647,7 @@ fn a_batch_that_fails_validation_marks_every_service_failed_with_its_reason() {
     let (server, _) = batch_api(End::Failed);
     let dir = tempdir();
     let input = jsonl(dir.path(), &["ok-a", "ok-b"]);
-    let out = batch(
-        dir.path(),
-        &server,
-        &input,
-        &["--via", "batch-api", "--poll-interval", "0.05"],
-    );
+    let out = via_api(dir.path(), &server, &input);
     assert_eq!(out.code, 4, "{}", out.stderr);
     assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
     let r = report(dir.path());
@@ -694,12 +665,7 @@ fn an_expired_batch_keeps_what_ran_and_marks_the_rest() {
     let (server, _) = batch_api(End::Expired(2));
     let dir = tempdir();
     let input = jsonl(dir.path(), &["ok-a", "ok-b", "ok-c"]);
-    let out = batch(
-        dir.path(),
-        &server,
-        &input,
-        &["--via", "batch-api", "--poll-interval", "0.05"],
-    );
+    let out = via_api(dir.path(), &server, &input);
     assert_eq!(out.code, 4, "{}", out.stderr);
     let r = report(dir.path());
     assert_eq!(item(&r, "ok-a")["status"], "complete");
@@ -715,12 +681,7 @@ fn a_server_without_the_batch_api_gets_an_error_that_says_what_to_do_instead() {
     let server = Server::start(|_, _| Reply::json(404, &json!({"detail": "Not Found"})));
     let dir = tempdir();
     let input = jsonl(dir.path(), &["ok-a"]);
-    let out = batch(
-        dir.path(),
-        &server,
-        &input,
-        &["--via", "batch-api", "--poll-interval", "0.05"],
-    );
+    let out = via_api(dir.path(), &server, &input);
     assert_eq!(out.code, 4, "{}", out.stderr);
     assert!(
         out.stderr.contains("uploading") && out.stderr.contains("/v1/files"),
@@ -741,8 +702,7 @@ fn a_batch_created_but_not_recorded_is_found_again_not_paid_for_twice() {
     fake.lock().unwrap().lose_first_create_reply = true;
     let dir = tempdir();
     let input = jsonl(dir.path(), &["ok-a", "ok-b"]);
-    let args = ["--via", "batch-api", "--poll-interval", "0.05"];
-    let out = batch(dir.path(), &server, &input, &args);
+    let out = via_api(dir.path(), &server, &input);
     assert_eq!(out.code, 4, "the create reply was lost: {}", out.stderr);
     assert_eq!(
         calls(&server, "POST", "/v1/batches$").len(),
@@ -750,7 +710,7 @@ fn a_batch_created_but_not_recorded_is_found_again_not_paid_for_twice() {
         "a create is not retried blind"
     );
 
-    let out = batch(dir.path(), &server, &input, &args);
+    let out = via_api(dir.path(), &server, &input);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("found batch batch_1"), "{}", out.stderr);
     assert_eq!(calls(&server, "POST", "/v1/batches$").len(), 1, "no second batch");
