@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::common::{Out, example_input, files_in, interrupt, rbplan, tempdir, wait};
+use super::common::{Out, Run, example_input, files_in, interrupt, rbplan, tempdir, wait};
 use super::model::{Authored, asked_headings, authored, is_repair, reply};
 use super::server::{Reply, Request, Server};
 
@@ -99,13 +99,18 @@ pub(super) fn jsonl(dir: &Path, names: &[&str]) -> PathBuf {
     p
 }
 
-pub(super) fn batch(dir: &Path, server: &Server, input: &Path, extra: &[&str]) -> Out {
+/// `rbplan batch INPUT --out-dir out --model m --base-url SERVER EXTRA` in `dir`, to run
+/// or spawn.
+pub(super) fn batch_cmd(dir: &Path, server: &Server, input: &Path, extra: &[&str]) -> Run {
     rbplan(dir)
         .args(["batch"])
         .arg_path(input)
         .args(["--out-dir", "out", "--model", "m", "--base-url", &server.url()])
         .args(extra)
-        .run()
+}
+
+pub(super) fn batch(dir: &Path, server: &Server, input: &Path, extra: &[&str]) -> Out {
+    batch_cmd(dir, server, input, extra).run()
 }
 
 pub(super) fn report(dir: &Path) -> Value {
@@ -283,20 +288,7 @@ fn interrupted_run_resumes_without_asking_for_finished_plans_again() {
     let names: Vec<String> = (0..6).map(|i| format!("ok-{i}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let input = jsonl(dir.path(), &names);
-    let child = rbplan(dir.path())
-        .args(["batch"])
-        .arg_path(&input)
-        .args([
-            "--out-dir",
-            "out",
-            "--model",
-            "m",
-            "--base-url",
-            &server.url(),
-            "-j",
-            "1",
-        ])
-        .spawn();
+    let child = batch_cmd(dir.path(), &server, &input, &["-j", "1"]).spawn();
     // Wait for two plans, then press Ctrl-C once.
     let t0 = Instant::now();
     while plans_in(dir.path()) < 2 {
@@ -346,20 +338,7 @@ fn a_second_ctrl_c_stops_at_once_and_leaves_no_half_written_plan() {
     let server = Server::start(|_, _| Reply::Hang(Duration::from_secs(60)));
     let dir = tempdir();
     let input = jsonl(dir.path(), &["ok-a", "ok-b", "ok-c"]);
-    let child = rbplan(dir.path())
-        .args(["batch"])
-        .arg_path(&input)
-        .args([
-            "--out-dir",
-            "out",
-            "--model",
-            "m",
-            "--base-url",
-            &server.url(),
-            "-j",
-            "2",
-        ])
-        .spawn();
+    let child = batch_cmd(dir.path(), &server, &input, &["-j", "2"]).spawn();
     let t0 = Instant::now();
     while server.chats().len() < 2 {
         assert!(t0.elapsed() < Duration::from_secs(20), "requests never arrived");
@@ -605,21 +584,8 @@ fn unauthorized_stops_the_whole_run_at_once() {
     let names: Vec<String> = (0..20).map(|i| format!("ok-{i}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let input = jsonl(dir.path(), &names);
-    let out = rbplan(dir.path())
+    let out = batch_cmd(dir.path(), &server, &input, &["-j", "2", "--json"])
         .env("OPENAI_API_KEY", "fake-key-for-tests-batch")
-        .args(["batch"])
-        .arg_path(&input)
-        .args([
-            "--out-dir",
-            "out",
-            "--model",
-            "m",
-            "--base-url",
-            &server.url(),
-            "-j",
-            "2",
-            "--json",
-        ])
         .run();
     assert_eq!(out.code, 4, "{}", out.stderr);
     assert!(out.stderr.contains("Incorrect API key provided"), "{}", out.stderr);

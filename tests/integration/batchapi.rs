@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::batch::{batch, fleet, fleet_reply, item, jsonl, no_temp_files, report};
+use super::batch::{batch, batch_cmd, fleet, fleet_reply, item, jsonl, no_temp_files, report};
 use super::common::{Out, interrupt, rbplan, tempdir, wait_at_most};
 use super::model::{Authored, asked_headings, authored};
 use super::server::{Reply, Request, Server};
@@ -604,12 +604,7 @@ fn a_rerun_resumes_the_recorded_batch_and_cancel_cancels_it() {
     let (server, fake) = batch_api(End::Held);
     let dir = tempdir();
     let input = jsonl(dir.path(), &["ok-a", "ok-b"]);
-    let child = rbplan(dir.path())
-        .args(["batch"])
-        .arg_path(&input)
-        .args(["--out-dir", "out", "--model", "m", "--base-url", &server.url()])
-        .args(VIA_API)
-        .spawn();
+    let child = batch_cmd(dir.path(), &server, &input, &VIA_API).spawn();
     let t0 = Instant::now();
     while calls(&server, "GET", "/v1/batches/").len() < 2 {
         assert!(t0.elapsed().as_secs() < 20, "never polled");
