@@ -61,22 +61,18 @@ impl Place {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let tmpfs = Path::new("/dev/shm").is_dir();
+    let run = |n, lat, c, place| Run {
+        n,
+        latency: Duration::from_millis(lat),
+        c,
+        place,
+    };
     let both = |n, lat, c| {
         let mut v = vec![];
         if tmpfs {
-            v.push(Run {
-                n,
-                latency: Duration::from_millis(lat),
-                c,
-                place: Place::Tmpfs,
-            });
+            v.push(run(n, lat, c, Place::Tmpfs));
         }
-        v.push(Run {
-            n,
-            latency: Duration::from_millis(lat),
-            c,
-            place: Place::Disk,
-        });
+        v.push(run(n, lat, c, Place::Disk));
         v
     };
     let runs: Vec<Run> = if args.len() >= 3 {
@@ -87,12 +83,7 @@ fn main() {
         )
     } else {
         let mut v = both(500, 100, 16);
-        v.push(Run {
-            n: 10_000,
-            latency: Duration::from_millis(100),
-            c: 16,
-            place: Place::Disk,
-        });
+        v.push(run(10_000, 100, 16, Place::Disk));
         v
     };
     let mut bins = vec![("current", PathBuf::from(BIN))];
@@ -107,25 +98,26 @@ fn main() {
         "| binary | items | latency | concurrency | output on | wall | ideal | wall ÷ ideal | requests | client CPU / request (user + sys) | peak RSS | file create in a sibling folder, no rbplan |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    // The reply every request gets, and the template's example input for every service.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plan = std::fs::read_to_string(repo.join("fixtures/authored/plan.md")).unwrap();
+    let t: toml::Value =
+        toml::from_str(&std::fs::read_to_string(repo.join("prompts/rollback-plan/template.toml")).unwrap()).unwrap();
+    let example = (
+        t["example"]["summary"].as_str().unwrap(),
+        t["example"]["stages"].as_str().unwrap(),
+    );
     for run in &runs {
         for _ in 0..repeat {
             for (label, bin) in &bins {
-                bench(run, label, bin);
+                bench(run, label, bin, &plan, example);
             }
         }
     }
 }
 
-fn bench(run: &Run, label: &str, bin: &Path) {
+fn bench(run: &Run, label: &str, bin: &Path, plan: &str, (summary, stages): (&str, &str)) {
     let Run { n, latency, c, place } = *run;
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let plan = std::fs::read_to_string(repo.join("fixtures/authored/plan.md")).unwrap();
-    let t: toml::Value =
-        toml::from_str(&std::fs::read_to_string(repo.join("prompts/rollback-plan/template.toml")).unwrap()).unwrap();
-    let (summary, stages) = (
-        t["example"]["summary"].as_str().unwrap(),
-        t["example"]["stages"].as_str().unwrap(),
-    );
     let dir = tempfile::tempdir_in(place.parent()).unwrap();
     let input = dir.path().join("fleet.jsonl");
     let mut text = String::new();
@@ -244,7 +236,7 @@ fn wait4(pid: libc::pid_t) -> (i32, libc::rusage) {
 
 /// A minimal HTTP/1.1 chat-completions server on 127.0.0.1: every request is answered
 /// with the same complete plan after `latency`. Runs on its own thread and runtime.
-fn start_server(latency: Duration, plan: String) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+fn start_server(latency: Duration, plan: &str) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let served = Arc::new(AtomicUsize::new(0));
     let body = serde_json::json!({
         "id": "chatcmpl-bench", "object": "chat.completion", "model": "bench",
