@@ -60,13 +60,7 @@ fn complete_first_answer_needs_one_request() {
     assert_eq!(body["model"], MODEL);
     assert_eq!(body["max_tokens"], 4096);
     assert!(body.get("stream").is_none());
-    let roles: Vec<&str> = body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["role"].as_str().unwrap())
-        .collect();
-    assert_eq!(roles, ["system", "user"]);
+    assert_eq!(chats[0].roles(), ["system", "user"]);
     let (summary, stages) = example_input();
     let user = body["messages"][1]["content"].as_str().unwrap();
     assert!(user.contains(&summary) && user.contains(&stages));
@@ -122,8 +116,7 @@ fn missing_sections_are_repaired_by_asking_for_exactly_those() {
     // The second request continues the conversation and names exactly the three headings.
     let second = chats[1].json();
     let msgs = second["messages"].as_array().unwrap();
-    let roles: Vec<&str> = msgs.iter().map(|m| m["role"].as_str().unwrap()).collect();
-    assert_eq!(roles, ["system", "user", "assistant", "user"]);
+    assert_eq!(chats[1].roles(), ["system", "user", "assistant", "user"]);
     let first_reply = authored().without(&[3, 4, 7]);
     assert_eq!(
         msgs[2]["content"].as_str().unwrap().trim(),
@@ -867,14 +860,11 @@ fn prose_with_no_headings_is_completed_section_by_section() {
         .collect();
     assert_eq!(asked, (0..10).collect::<Vec<_>>(), "each section once, in order");
     for q in &reqs[1..] {
-        let body = q.json();
-        let roles: Vec<&str> = body["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["role"].as_str().unwrap())
-            .collect();
-        assert_eq!(roles, ["system", "user"], "a fresh request, not the whole conversation");
+        assert_eq!(
+            q.roles(),
+            ["system", "user"],
+            "a fresh request, not the whole conversation"
+        );
     }
     for s in v["sections"].as_array().unwrap() {
         assert_eq!(s["strategy"], "section", "{s}");

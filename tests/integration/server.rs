@@ -34,6 +34,16 @@ impl Request {
     }
 
     /// The last user message of a chat request.
+    /// The roles of the request's messages, in order.
+    pub fn roles(&self) -> Vec<String> {
+        self.json()["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     pub fn last_user(&self) -> String {
         let v = self.json();
         v["messages"]

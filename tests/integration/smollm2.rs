@@ -120,14 +120,7 @@ fn smollm2_repair_requests_name_exactly_the_missing_headings() {
         assert_eq!(body["model"], MODEL);
         assert_eq!(body["max_tokens"], 400);
     }
-    let roles = |i: usize| -> Vec<String> {
-        chats[i].json()["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["role"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let roles = |i: usize| chats[i].roles();
 
     // Round 1: the draft as the assistant turn, then the two missing headings and the four
     // to rewrite, each exactly as the template words it.
