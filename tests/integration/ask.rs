@@ -574,18 +574,21 @@ fn a_closed_stdout_is_not_a_crash() {
     }
 }
 
+/// A server that answers every request 401 with `message(the Authorization header it got)`,
+/// as some gateways echo credentials.
+fn echo_key_server(message: impl Fn(&str) -> String + Send + Sync + 'static) -> Server {
+    Server::start(move |req, _| {
+        let auth = req.header("authorization").unwrap_or_default();
+        Reply::json(401, &serde_json::json!({"error": {"message": message(auth)}}))
+    })
+}
+
 /// Regression: a server that echoes the Authorization header in its 401 body made doctor
 /// print the key.
 #[test]
 fn doctor_never_prints_a_key_the_server_echoes() {
     let key = "fake-key-for-tests-echoed";
-    let server = Server::start(|req, _| {
-        let auth = req.header("authorization").unwrap_or_default().to_string();
-        Reply::json(
-            401,
-            &serde_json::json!({"error": {"message": format!("bad key: {auth}")}}),
-        )
-    });
+    let server = echo_key_server(|auth| format!("bad key: {auth}"));
     let dir = tempdir();
     let out = rbplan(dir.path())
         .args(["doctor", "--ping", "--base-url", &server.url()])
@@ -876,13 +879,7 @@ fn prose_with_no_headings_is_completed_section_by_section() {
 /// logged or recorded either: redaction ignores ASCII case.
 #[test]
 fn a_key_echoed_in_another_case_is_redacted_everywhere() {
-    let server = Server::start(|req, _| {
-        let sent = req.header("authorization").unwrap_or_default().to_uppercase();
-        Reply::json(
-            401,
-            &serde_json::json!({"error": {"message": format!("bad key {sent}")}}),
-        )
-    });
+    let server = echo_key_server(|auth| format!("bad key {}", auth.to_uppercase()));
     let dir = tempdir();
     let key = "fake-key-for-tests-case";
     let out = rbplan(dir.path())
@@ -907,13 +904,7 @@ fn a_key_echoed_in_another_case_is_redacted_everywhere() {
 /// With --json, a failure is a JSON object on stdout too, so a script never parses nothing.
 #[test]
 fn json_mode_reports_a_failure_as_json_on_stdout() {
-    let server = Server::start(|req, _| {
-        let sent = req.header("authorization").unwrap_or_default().to_string();
-        Reply::json(
-            401,
-            &serde_json::json!({"error": {"message": format!("bad key {sent}")}}),
-        )
-    });
+    let server = echo_key_server(|auth| format!("bad key {auth}"));
     let dir = tempdir();
     let out = rbplan(dir.path())
         .env("OPENAI_API_KEY", "fake-key-for-tests-json")
