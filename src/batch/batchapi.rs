@@ -55,7 +55,7 @@ pub enum Collected {
     /// about services that have no line in them.
     Files { files: Vec<PathBuf>, note: String },
     /// Ctrl-C while waiting: the batches keep running at the provider.
-    Stopped(Outcome),
+    Interrupted,
 }
 
 fn state_path(dir: &Path) -> PathBuf {
@@ -243,7 +243,7 @@ pub async fn submit_and_collect(
              or add --cancel to cancel it ({})",
             ids(&rec)
         ));
-        return Ok(Collected::Stopped(Outcome::Interrupted));
+        return Ok(Collected::Interrupted);
     };
 
     // Download what each batch produced; say why services may be absent from it.

@@ -160,7 +160,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
                     &ctx,
                 )?));
             }
-            batchapi::Collected::Stopped(outcome) => return Ok(outcome),
+            batchapi::Collected::Interrupted => return Ok(Outcome::Interrupted),
         }
         "batch-api"
     } else if !args.import.is_empty() {

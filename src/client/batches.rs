@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
@@ -16,7 +16,7 @@ use super::http::{HttpTransport, resource_url, send_checked};
 use super::{ApiError, Client, ClientConfig, Provider, Transport, wire};
 
 /// A batch as the server describes it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct BatchInfo {
     pub id: String,
     pub status: String,
@@ -31,10 +31,8 @@ pub struct BatchInfo {
     pub errors: Option<Value>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
 pub struct Counts {
-    #[serde(default)]
-    pub total: u64,
     #[serde(default)]
     pub completed: u64,
     #[serde(default)]
