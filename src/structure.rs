@@ -534,20 +534,26 @@ fn is_only_risk_note(item: &str) -> bool {
 /// `s` split at any of `seps` outside brackets, or None when no separator is found there.
 /// A bracket left open ("Backfill (high, Cutover") hides nothing: then brackets are ignored.
 fn split_outside<'a>(s: &'a str, seps: &[&str]) -> Option<Vec<&'a str>> {
-    split_at(s, seps, true).unwrap_or_else(|()| split_at(s, seps, false).unwrap_or(None))
-}
-
-/// Err when `brackets` is set and one is left open.
-fn split_at<'a>(s: &'a str, seps: &[&str], brackets: bool) -> Result<Option<Vec<&'a str>>, ()> {
+    let opens = |c: char| matches!(c, '(' | '[' | '{');
+    let closes = |c: char| matches!(c, ')' | ']' | '}');
+    let track = s.chars().fold(0usize, |d, c| {
+        if opens(c) {
+            d + 1
+        } else if closes(c) {
+            d.saturating_sub(1)
+        } else {
+            d
+        }
+    }) == 0;
     let (mut depth, mut start, mut out) = (0usize, 0usize, Vec::new());
     let mut i = 0;
     while i < s.len() {
         let rest = &s[i..];
         let c = rest.chars().next().expect("i is a char boundary");
-        match c {
-            '(' | '[' | '{' if brackets => depth += 1,
-            ')' | ']' | '}' if brackets => depth = depth.saturating_sub(1),
-            _ => {}
+        if track && opens(c) {
+            depth += 1;
+        } else if track && closes(c) {
+            depth = depth.saturating_sub(1);
         }
         if depth == 0
             && let Some(sep) = seps.iter().find(|sep| rest.starts_with(**sep))
@@ -559,13 +565,10 @@ fn split_at<'a>(s: &'a str, seps: &[&str], brackets: bool) -> Result<Option<Vec<
         }
         i += c.len_utf8();
     }
-    if depth > 0 {
-        return Err(());
-    }
-    Ok((!out.is_empty()).then(|| {
+    (!out.is_empty()).then(|| {
         out.push(&s[start..]);
         out
-    }))
+    })
 }
 
 #[cfg(test)]
