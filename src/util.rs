@@ -31,12 +31,11 @@ pub fn redact_secret<'a>(text: &'a str, secret: &str) -> std::borrow::Cow<'a, st
     if needle.is_empty() || hay.len() < needle.len() {
         return text.into();
     }
-    let first = needle[0];
-    let at = |i: usize| hay[i..].len() >= needle.len() && hay[i..i + needle.len()].eq_ignore_ascii_case(needle);
     let mut out = String::new();
     let (mut from, mut i) = (0, 0);
     while i + needle.len() <= hay.len() {
-        if hay[i].eq_ignore_ascii_case(&first) && at(i) {
+        // The first byte alone rules out almost every position.
+        if hay[i].eq_ignore_ascii_case(&needle[0]) && hay[i..i + needle.len()].eq_ignore_ascii_case(needle) {
             // A match starts and ends on char boundaries: `secret` is a whole str.
             out.push_str(&text[from..i]);
             out.push_str("[REDACTED]");
