@@ -25,27 +25,8 @@ pub mod util;
 use commands::Ui;
 use error::{Outcome, Result};
 
-/// glibc grows each thread's malloc arena a page range at a time, one `mprotect` per
-/// growth: about 4 system calls per plan in a batch. A 4 MiB pad makes growth rare
-/// (measured with strace over 100 plans: 3,420 → ~2,800 system calls). Reserved address
-/// space, not memory: untouched pages are never resident.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        const M_TOP_PAD: std::ffi::c_int = -2;
-        unsafe extern "C" {
-            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
-        }
-        // SAFETY: mallopt only sets a tuning parameter; called before any other thread starts.
-        unsafe {
-            mallopt(M_TOP_PAD, 4 << 20);
-        }
-    }
-}
-
 /// Run a parsed command line.
 pub fn run(cli: cli::Cli) -> Result<Outcome> {
-    tune_allocator();
     logging::init(cli.verbose, cli.quiet);
     // One TLS crypto provider for the whole process (ring: small and quick to build).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -53,12 +34,7 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
         quiet: cli.quiet,
         verbose: cli.verbose,
     };
-    // One thread: rbplan waits on the network far more than it computes (checking a plan
-    // takes about 0.3 ms; a reply takes seconds). A multi-thread runtime cost a futex
-    // wake-up and a context switch or more per request handing work between threads
-    // (about 1,400 voluntary context switches per 500 plans, against 72-137 now). Plans
-    // are written inline: on a slow network file system each write delays reading the
-    // next reply by as long, which is small beside a model's latency.
+    // One thread: rbplan waits on the network far more than it computes (see BENCHMARKS.md).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -2,10 +2,6 @@
 //! part of a document is which required section. No regexes over raw text: headings in
 //! code fences, prose mentions and front matter never count because the parser says so.
 
-// Sets of a few short words, hashed for every heading and stage of every plan: FxHash
-// instead of SipHash (nothing here is keyed by untrusted input at a scale that matters).
-use rustc_hash::FxHashSet as HashSet;
-
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use crate::spec::Spec;
@@ -16,6 +12,51 @@ pub fn options() -> Options {
         | Options::ENABLE_TASKLISTS
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS
+}
+
+/// A small set of words (a heading's, a stage's, a vocabulary): a sorted list. For sets of
+/// a few words a binary search beats hashing, and needs no hasher crate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WordSet(Vec<String>);
+
+impl WordSet {
+    pub fn contains(&self, w: &str) -> bool {
+        self.0.binary_search_by(|x| x.as_str().cmp(w)).is_ok()
+    }
+
+    /// Both lists are sorted: one walk through each.
+    pub fn is_subset(&self, other: &WordSet) -> bool {
+        if self.0.len() > other.0.len() {
+            return false;
+        }
+        let mut theirs = other.0.iter();
+        self.0.iter().all(|w| theirs.any(|o| o == w))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<String> for WordSet {
+    fn from_iter<I: IntoIterator<Item = String>>(it: I) -> Self {
+        let mut v: Vec<String> = it.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        WordSet(v)
+    }
+}
+
+impl Extend<String> for WordSet {
+    fn extend<I: IntoIterator<Item = String>>(&mut self, it: I) {
+        self.0.extend(it);
+        self.0.sort_unstable();
+        self.0.dedup();
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -252,8 +293,8 @@ const MAX_EXTRA_WORDS: usize = 3;
 /// Matches heading text against the section titles and aliases of a spec.
 pub struct Matcher {
     /// (section index, the words of one of its names)
-    names: Vec<(usize, HashSet<String>)>,
-    vocab: HashSet<String>,
+    names: Vec<(usize, WordSet)>,
+    vocab: WordSet,
 }
 
 /// A heading that names a section.
@@ -268,16 +309,16 @@ impl Matcher {
     pub fn new(spec: &Spec) -> Matcher {
         // Vocabulary first (from the words as written, hyphenated ones whole), so compound
         // words can be joined: "roll back", "post-mortem" / "post mortem".
-        let mut vocab = HashSet::default();
+        let mut vocab = WordSet::default();
         for s in &spec.sections {
             for name in std::iter::once(&s.title).chain(&s.aliases) {
-                vocab.extend(words_in(name, &HashSet::default(), true));
+                vocab.extend(words_in(name, &WordSet::default(), true));
             }
         }
         let mut names = Vec::new();
         for (i, s) in spec.sections.iter().enumerate() {
             for name in std::iter::once(&s.title).chain(&s.aliases) {
-                let w: HashSet<String> = words(name, &vocab).into_iter().collect();
+                let w: WordSet = words(name, &vocab).into_iter().collect();
                 if !w.is_empty() {
                     names.push((i, w));
                 }
@@ -291,7 +332,7 @@ impl Matcher {
         if text.trim_end().ends_with('?') {
             return None;
         }
-        let heading: HashSet<String> = words(text, &self.vocab).into_iter().collect();
+        let heading: WordSet = words(text, &self.vocab).into_iter().collect();
         let mut best: Option<(usize, usize, usize)> = None; // (section, name size, extra)
         for (i, name) in &self.names {
             if name.is_subset(&heading) {
@@ -315,17 +356,17 @@ impl Matcher {
 /// Normalised words of a heading: lower case, numbering and stop words dropped, plurals
 /// folded, compounds `vocab` knows joined ("post-mortem", "roll back"); other hyphenated
 /// words are split ("rollback-decision-matrix").
-pub fn words(text: &str, vocab: &HashSet<String>) -> Vec<String> {
+pub fn words(text: &str, vocab: &WordSet) -> Vec<String> {
     words_in(text, vocab, false)
 }
 
 /// `words`, with every hyphenated word kept whole when `join_hyphens` (to build a vocabulary).
-fn words_in(text: &str, vocab: &HashSet<String>, join_hyphens: bool) -> Vec<String> {
+fn words_in(text: &str, vocab: &WordSet, join_hyphens: bool) -> Vec<String> {
     join_tokens(&stripped_tokens(text, vocab, join_hyphens), vocab)
 }
 
 /// The tokens of `words` before joining.
-fn stripped_tokens(text: &str, vocab: &HashSet<String>, join_hyphens: bool) -> Vec<String> {
+fn stripped_tokens(text: &str, vocab: &WordSet, join_hyphens: bool) -> Vec<String> {
     let lowered = text.to_lowercase().replace('&', " and ");
     // Apostrophes inside words join; hyphens inside words are decided below; other
     // punctuation separates.
@@ -369,11 +410,11 @@ fn stripped_tokens(text: &str, vocab: &HashSet<String>, join_hyphens: bool) -> V
 /// depends on a vocabulary: for matching one text against many vocabularies.
 pub fn tokens(text: &str) -> Vec<String> {
     debug_assert!(!text.contains('-'), "hyphenated words depend on the vocabulary");
-    stripped_tokens(text, &HashSet::default(), false)
+    stripped_tokens(text, &WordSet::default(), false)
 }
 
 /// `words` from `tokens`: neighbours joined where the vocabulary knows the joined word.
-pub fn join_tokens(stripped: &[String], vocab: &HashSet<String>) -> Vec<String> {
+pub fn join_tokens(stripped: &[String], vocab: &WordSet) -> Vec<String> {
     // Join neighbours whose concatenation is a known word: "roll back" → "rollback",
     // "cutting over" → "cutover".
     let mut out: Vec<String> = Vec::with_capacity(stripped.len());
@@ -742,12 +783,12 @@ mod tests {
 
     #[test]
     fn words_fold_forms() {
-        let v: HashSet<String> = [stem("rollback"), stem("cutover")].into_iter().collect();
+        let v: WordSet = [stem("rollback"), stem("cutover")].into_iter().collect();
         assert_eq!(words("Rolling back", &v), vec!["rollback"]);
         assert_eq!(words("Roll-backs", &v), vec!["rollback"]);
         assert_eq!(words("Cutting over", &v), vec!["cutover"]);
         assert_eq!(words("3) The Stages", &v), words("stage", &v));
-        let none = HashSet::default();
+        let none = WordSet::default();
         for forms in [
             &["stage", "stages", "staging", "staged"][..],
             &["write", "writes", "writing"],

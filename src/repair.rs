@@ -17,8 +17,7 @@ use crate::markdown;
 use crate::template::{Inputs, Template};
 
 /// Requests per missing section in a one-section-per-request round: the first, and more
-/// while the reply holds nothing usable (only its title, only empty headings). In five live
-/// runs with SmolLM2-135M, 2 of 46 such replies were unusable: both for one section, in a row.
+/// while the reply holds nothing usable (only its title, only empty headings).
 const SECTION_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone)]
@@ -249,9 +248,8 @@ pub struct State {
     pub first_truncated: bool,
     /// Section ids present with content in the first answer, before any repair.
     pub first_found: Vec<String>,
-    /// Sections whose rewrite was asked for, answered, and fixed nothing: not asked again.
-    /// A model that could not fix a section rarely does on the next try (with SmolLM2, 1
-    /// rewrite in 26 went in), and each try costs a request or a longer one.
+    /// Sections whose rewrite was asked for, answered, and fixed nothing: not asked again
+    /// (a model that could not fix a section rarely does on the next try).
     pub rewrite_refused: Vec<usize>,
 }
 

@@ -2,9 +2,7 @@
 //! a table with given columns, a subsection per risky stage, a number of items, checkboxes,
 //! and phrases that must be mentioned. Nothing here knows about rollback plans.
 
-// Sets of a few short words, hashed for every heading and stage of every plan: FxHash
-// instead of SipHash (nothing here is keyed by untrusted input at a scale that matters).
-use rustc_hash::FxHashSet as HashSet;
+use crate::markdown::WordSet;
 
 use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 
@@ -383,7 +381,7 @@ fn phrase(s: &str) -> Vec<String> {
 
 /// Significant words of a phrase: forms folded, neighbours joined when `vocab` knows them
 /// as one word ("cut over" → "cutover"), generic words ("stage", "phase") and numbers dropped.
-fn stage_words_from(tokens: &[String], vocab: &HashSet<String>) -> Vec<String> {
+fn stage_words_from(tokens: &[String], vocab: &WordSet) -> Vec<String> {
     // The stems of the generic words, made once.
     static GENERIC: std::sync::LazyLock<Vec<String>> =
         std::sync::LazyLock::new(|| STAGE_WORDS.iter().map(|s| markdown::stem(s)).collect());
@@ -397,11 +395,11 @@ fn stage_words_from(tokens: &[String], vocab: &HashSet<String>) -> Vec<String> {
 /// once per stage.
 struct Title {
     tokens: Vec<String>,
-    vocab: HashSet<String>,
+    vocab: WordSet,
 }
 
 fn titles_of(scan: &Scan) -> Vec<Title> {
-    let none = HashSet::default();
+    let none = WordSet::default();
     let subheadings = scan.subheadings.iter().map(|(_, h)| h);
     subheadings
         .chain(&scan.bold_leads)
@@ -419,11 +417,11 @@ fn titles_of(scan: &Scan) -> Vec<Title> {
 /// side writes as two is joined ("Cutting over reads" covers "Read cutover").
 fn stage_covered(titles: &[Title], stage: &str) -> bool {
     let tokens = phrase(stage);
-    let alone = stage_words_from(&tokens, &HashSet::default());
+    let alone = stage_words_from(&tokens, &WordSet::default());
     if alone.is_empty() {
         return true;
     }
-    let stage_vocab: HashSet<String> = alone.into_iter().collect();
+    let stage_vocab: WordSet = alone.into_iter().collect();
     titles.iter().any(|t| {
         let want = stage_words_from(&tokens, &t.vocab);
         let have = stage_words_from(&t.tokens, &stage_vocab);

@@ -47,8 +47,7 @@ impl HttpTransport {
             builder = builder.user_agent(concat!("rbplan/", env!("CARGO_PKG_VERSION")));
         }
         if cfg.base_url.trim_start().to_ascii_lowercase().starts_with("http://") {
-            // Plain HTTP (a local server): don't read and parse the system's ~150 root
-            // certificates at start-up (some 300 system calls and 11 M instructions).
+            // Plain HTTP (a local server): no need to load the system's root certificates.
             builder = builder.tls_certs_only(Vec::new());
         }
         let http = builder

@@ -265,9 +265,7 @@ impl Client {
                     }
                     if slot.is_some() {
                         // Let the items waiting for this slot send their requests before
-                        // this one's reply is checked: on the one-thread runtime the
-                        // check would otherwise delay them (measured: 1.03-1.10x the
-                        // ideal wall time at 500 items, 1.02x with the yield).
+                        // this one's reply is checked (see BENCHMARKS.md).
                         drop(slot);
                         tokio::task::yield_now().await;
                     }

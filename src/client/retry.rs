@@ -1,4 +1,4 @@
-//! When to retry and how long to wait, per ../shared/CLIENT-BAR.md:
+//! When to retry and how long to wait, as the OpenAI SDKs do:
 //! connection errors, timeouts, 408, 409, 429 and 5xx are retried; other 4xx and
 //! quota-exhausted 429s are not; `x-should-retry` overrides both. Server hints win over
 //! backoff: `retry-after-ms`, then `retry-after` in seconds, then as an HTTP-date.
