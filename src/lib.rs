@@ -16,14 +16,13 @@ pub mod logging;
 pub mod markdown;
 pub mod output;
 pub mod repair;
-pub mod report;
 pub mod spec;
-pub mod structure;
 pub mod template;
+pub mod term;
 pub mod util;
 
-use commands::Ui;
 use error::{Outcome, Result};
+use term::Ui;
 
 /// Run a parsed command line.
 pub fn run(cli: cli::Cli) -> Result<Outcome> {
@@ -60,7 +59,7 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
             "error": logging::scrub(&e.to_string()),
             "exit_code": e.exit_code(),
         });
-        let _ = commands::print_stdout(&v.to_string());
+        let _ = term::print_stdout(&v.to_string());
     }
     result
 }

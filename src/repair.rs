@@ -362,7 +362,11 @@ impl State {
                 .into_iter()
                 .map(|(idx, problems)| {
                     let prompt = template.section_prompt(inputs, idx, &problems)?;
-                    let mut msgs: Vec<Message> = base.iter().filter(|m| m.role == "system").cloned().collect();
+                    let mut msgs: Vec<Message> = base
+                        .iter()
+                        .filter(|m| m.role == crate::client::Role::System)
+                        .cloned()
+                        .collect();
                     msgs.push(Message::user(prompt));
                     Ok((Some(idx), msgs))
                 })
@@ -845,6 +849,7 @@ pub fn splice(plan: &str, checker: &Checker, edits: &[(usize, String)]) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::Code;
 
     fn checker() -> Checker {
         Checker::new(&Template::builtin())
@@ -881,7 +886,11 @@ mod tests {
             "{out}"
         );
         let (_, r) = c.check(&out, None);
-        assert!(r.findings.iter().all(|f| f.code != "empty" && f.code != "duplicate"));
+        assert!(
+            r.findings
+                .iter()
+                .all(|f| f.code != Code::Empty && f.code != Code::Duplicate)
+        );
     }
 
     // SmolLM2-135M's first answer was nothing but empty headings, each section two to five
@@ -901,7 +910,7 @@ mod tests {
         let out = splice(plan, &c, &[(0, "A".into()), (1, "B".into()), (9, "T".into())]);
         assert_eq!(ids(&out), vec![0, 1, 9]);
         let (_, r) = c.check(&out, None);
-        assert!(r.findings.iter().all(|f| f.code != "duplicate"), "{:?}", r.findings);
+        assert!(r.findings.iter().all(|f| f.code != Code::Duplicate), "{:?}", r.findings);
         // A present section keeps its place when rewritten; its empty duplicates go.
         let plan = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nold\n\n## 2. Rollback decision matrix\n";
         let out = splice(plan, &c, &[(1, "new".into())]);

@@ -267,7 +267,7 @@ mod tests {
         let t = Template::builtin();
         assert_eq!(t.spec.sections.len(), 10);
         let msgs = t.messages(&inputs("s", "t")).unwrap();
-        assert_eq!(msgs[0].role, "system");
+        assert_eq!(msgs[0].role, crate::client::Role::System);
         for (i, s) in t.spec.sections.iter().enumerate() {
             // The system prompt (from the seed) and the user message both name every section.
             assert!(

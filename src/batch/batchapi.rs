@@ -17,9 +17,9 @@ use super::Ctx;
 use super::export::{self, Limits};
 use super::items::Manifest;
 use crate::client::batches::BatchInfo;
-use crate::commands::Ui;
 use crate::error::{Error, Outcome, Result};
 use crate::output;
+use crate::term::Ui;
 
 pub const STATE_FILE: &str = "batch-api.json";
 
@@ -210,7 +210,7 @@ pub async fn submit_and_collect(
             ui.note(format!(
                 "uploaded {} ({}) as {id}",
                 file.display(),
-                crate::commands::count(rec.parts[i].requests as u64, "request")
+                crate::term::count(rec.parts[i].requests as u64, "request")
             ));
             rec.parts[i].input_file_id = Some(id);
             save(dir, &rec)?;

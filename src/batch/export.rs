@@ -12,9 +12,9 @@ use tempfile::NamedTempFile;
 use super::Ctx;
 use super::items::{self, Manifest};
 use crate::client::{ChatRequest, Message, request_body};
-use crate::commands::{Ui, print_stdout};
 use crate::error::{Error, Result};
 use crate::output;
+use crate::term::{Ui, print_stdout};
 use sha2::{Digest, Sha256};
 
 /// Repair requests are `NAME::repair-ROUND`, or `NAME::repair-ROUND::SECTION` when
@@ -116,7 +116,7 @@ pub fn summarize(parts: &[Written], kept: usize, manifest: &Manifest, model: &st
     for p in parts {
         ui.note(format!(
             "wrote {} ({}) to {}",
-            crate::commands::count(p.requests as u64, "request"),
+            crate::term::count(p.requests as u64, "request"),
             size(p.bytes),
             p.path.display()
         ));
@@ -173,6 +173,15 @@ struct Part {
     sha256: Sha256,
 }
 
+/// One line of a request file, fields in the documented order (custom_id first).
+#[derive(serde::Serialize)]
+struct RequestLine<'a> {
+    custom_id: &'a str,
+    method: &'static str,
+    url: &'a str,
+    body: &'a Value,
+}
+
 /// Writes request lines into as many parts as the limits need.
 pub struct Writer {
     path: PathBuf,
@@ -204,14 +213,14 @@ impl Writer {
 
     /// Add one request. A single request larger than the byte limit is an error.
     pub fn push(&mut self, custom_id: &str, body: &Value) -> Result<()> {
-        // Written by hand to keep the documented key order (custom_id first).
-        let line = format!(
-            "{{\"custom_id\":{},\"method\":\"POST\",\"url\":{},\"body\":{}}}\n",
-            Value::from(custom_id),
-            Value::from(self.url.as_str()),
-            body
-        )
-        .into_bytes();
+        let mut line = serde_json::to_vec(&RequestLine {
+            custom_id,
+            method: "POST",
+            url: &self.url,
+            body,
+        })
+        .expect("a request line serializes");
+        line.push(b'\n');
         let n = line.len() as u64;
         if n > self.limits.max_bytes {
             return Err(Error::usage(format!(

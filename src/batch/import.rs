@@ -22,10 +22,10 @@ use super::Ctx;
 use super::export::{self, Writer};
 use super::items::{Item, Manifest};
 use crate::client::{ApiError, ChatResult, wire};
-use crate::commands::Ui;
 use crate::error::{Error, Result};
 use crate::repair::{self, Ask, Draft, Event, Generated, Job, State, Tally};
 use crate::spec::Spec;
+use crate::term::Ui;
 
 /// Output files joined by custom_id, and where exported repairs go.
 pub struct Imported {
@@ -60,7 +60,7 @@ impl Imported {
         for p in &parts {
             ui.note(format!(
                 "wrote {} to {}: run them as a batch, then rerun with its output as one more --import",
-                crate::commands::count(p.requests as u64, "repair request"),
+                crate::term::count(p.requests as u64, "repair request"),
                 p.path.display()
             ));
         }

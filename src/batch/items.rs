@@ -377,7 +377,7 @@ fn finish(path: &Path, line: usize, raw: Raw) -> Result<Item> {
     };
     let summary = text(raw.summary, "summary")?;
     let stages = text(raw.stages, "stages")?;
-    let stage_names = crate::structure::parse_stages(&stages);
+    let stage_names = crate::input::parse_stages(&stages);
     if stage_names.is_empty() {
         // Only separators or list markers: nothing a plan could be checked against.
         return Err(err(format!(

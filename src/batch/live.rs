@@ -13,9 +13,9 @@ use tokio::task::JoinSet;
 use super::items::{self, Item, Manifest};
 use super::progress::Progress;
 use super::{Ctx, Source, Stop};
+use crate::batch::report::ItemReport;
 use crate::error::{Error, Result};
 use crate::repair::{self, Event};
-use crate::report::ItemReport;
 
 /// Run every item of `manifest`. Returns the reports in input order (None: not reached)
 /// and why the run stopped early, if it did.
@@ -85,7 +85,7 @@ pub async fn run(
                         let idx = in_flight.remove(&e.id()).unwrap_or(usize::MAX);
                         let Some(entry) = manifest.entries.get(idx) else { continue };
                         let mut r = ItemReport::pending(&entry.name, &super::outdir::OutDir::file_name(&entry.slug), entry.line, &ctx.default_model, "internal error");
-                        r.status = crate::report::Status::Failed;
+                        r.status = crate::batch::report::Status::Failed;
                         r.error = Some(format!("internal error: {e}"));
                         (idx, Some(r), None)
                     }

@@ -12,22 +12,24 @@ pub mod items;
 pub mod live;
 pub mod outdir;
 pub mod progress;
+pub mod report;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::batch::report::{BatchReport, ItemReport, Status};
 use crate::check::Checker;
 use crate::cli::{BatchArgs, Via};
 use crate::client::Client;
 use crate::client::pacing::Pacer;
-use crate::commands::{Ui, connect, print_stdout};
+use crate::commands::connect;
 use crate::config::Env;
 use crate::error::{Error, Outcome, Result};
 use crate::output::Provenance;
 use crate::repair::Generated;
-use crate::report::{BatchReport, ItemReport, Status};
 use crate::spec::Severity;
 use crate::template::Template;
+use crate::term::{Ui, print_stdout};
 use items::Item;
 use outdir::{Earlier, OutDir, Wanted};
 use progress::Progress;
@@ -175,7 +177,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
     let ctx = Arc::new(ctx);
     ui.note(format!(
         "{} from {} → {} ({}, concurrency {}{})",
-        crate::commands::count(manifest.len() as u64, "item"),
+        crate::term::count(manifest.len() as u64, "item"),
         manifest.path.display(),
         ctx.out().path.display(),
         engine,
@@ -259,14 +261,14 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
     let t = &r.totals;
     ui.note(format!(
         "{}: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending; {}, {} → {}",
-        crate::commands::count(t.items as u64, "item"),
+        crate::term::count(t.items as u64, "item"),
         t.complete,
         t.resumed,
         t.incomplete,
         t.failed,
         t.pending,
-        crate::commands::count(t.requests, "request"),
-        crate::commands::count(t.tokens.total_tokens, "token"),
+        crate::term::count(t.requests, "request"),
+        crate::term::count(t.tokens.total_tokens, "token"),
         out.path.join("report.md").display()
     ));
     if let Some(why) = &r.stopped {
@@ -358,7 +360,7 @@ impl Ctx {
             .report
             .findings
             .iter()
-            .filter(|f| f.severity == Severity::Error && !matches!(f.code.as_str(), "missing" | "empty"))
+            .filter(|f| f.severity == Severity::Error && !f.code.is_presence())
             .map(|f| f.message.clone())
             .collect();
         let prov = Provenance {

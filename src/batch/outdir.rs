@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::batch::report::BatchReport;
 use crate::check::Checker;
 use crate::error::{Error, Result};
 use crate::markdown;
 use crate::output::{self, Provenance, TMP_PREFIX};
-use crate::report::BatchReport;
 
 pub struct OutDir {
     /// As given, for messages.

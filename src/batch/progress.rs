@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::commands::count;
-use crate::report::{ItemReport, Status};
+use crate::batch::report::{ItemReport, Status};
+use crate::term::count;
 
 #[derive(Default)]
 struct Counts {

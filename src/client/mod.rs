@@ -26,28 +26,47 @@ use fixture::{Recorder, ReplaySet};
 use pacing::{Gate, Pacer};
 pub use wire::request_body;
 
+/// Who speaks a message, as the chat API names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
-    pub role: String,
+    pub role: Role,
     pub content: String,
 }
 
 impl Message {
     pub fn system(c: impl Into<String>) -> Self {
         Message {
-            role: "system".into(),
+            role: Role::System,
             content: c.into(),
         }
     }
     pub fn user(c: impl Into<String>) -> Self {
         Message {
-            role: "user".into(),
+            role: Role::User,
             content: c.into(),
         }
     }
     pub fn assistant(c: impl Into<String>) -> Self {
         Message {
-            role: "assistant".into(),
+            role: Role::Assistant,
             content: c.into(),
         }
     }

@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use reqwest::header::HeaderMap;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::sse;
@@ -117,53 +118,114 @@ fn strip_tags(html: &str) -> String {
 /// A complete non-streamed reply with a 2xx status.
 pub fn parse_completion(status: u16, headers: &HeaderMap, body: &[u8]) -> Result<ChatResult, ApiError> {
     let rid = request_id(headers);
-    let v: Value = serde_json::from_slice(body).map_err(|_| ApiError::BadBody {
+    let bad = |snippet: String| ApiError::BadBody {
         status,
-        snippet: body_snippet(body),
+        snippet,
         request_id: rid.clone(),
-    })?;
-    if v.get("error").is_some_and(|e| !e.is_null()) {
+    };
+    let c: Completion = serde_json::from_slice(body).map_err(|_| bad(body_snippet(body)))?;
+    if let Some(e) = c.error.filter(|e| !e.is_null()) {
         // Some gateways send errors with status 200.
-        let (message, kind) = error_fields(&v).unwrap_or_default();
-        let message = crate::logging::scrub(&message);
+        let (message, kind) = error_fields(&serde_json::json!({ "error": e })).unwrap_or_default();
         return Err(ApiError::Status {
             status,
-            message,
+            message: crate::logging::scrub(&message),
             kind,
             request_id: rid,
             retry_after: None,
             should_retry: None,
         });
     }
-    let choice = v
-        .get("choices")
-        .and_then(|c| c.get(0))
-        .ok_or_else(|| ApiError::BadBody {
-            status,
-            snippet: format!("no choices in {}", body_snippet(body)),
-            request_id: rid.clone(),
-        })?;
-    let text = choice
-        .pointer("/message/content")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let finish_reason = choice.get("finish_reason").and_then(Value::as_str).map(str::to_string);
-    let request_id = rid.or_else(|| v.get("id").and_then(Value::as_str).map(str::to_string));
+    let choice = c
+        .choices
+        .into_iter()
+        .flatten()
+        .next()
+        .ok_or_else(|| bad(format!("no choices in {}", body_snippet(body))))?;
+    let text = choice.message.and_then(|m| m.content).unwrap_or_default();
+    let request_id = rid.or(c.id);
     if text.trim().is_empty() {
         return Err(ApiError::Empty {
-            finish_reason,
+            finish_reason: choice.finish_reason,
             request_id,
         });
     }
     Ok(ChatResult {
         text,
-        finish_reason,
-        usage: v.get("usage").and_then(parse_usage),
+        finish_reason: choice.finish_reason,
+        usage: c.usage.and_then(WireUsage::usage),
         request_id,
-        model: v.get("model").and_then(Value::as_str).map(str::to_string),
+        model: c.model,
         retries: 0,
     })
+}
+
+/// A chat completion or one chunk of a stream, as the servers send them. Only what rbplan
+/// reads; unknown fields are ignored, and a field of an unexpected type counts as absent.
+#[derive(Deserialize)]
+struct Completion {
+    #[serde(default, deserialize_with = "lenient")]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    model: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    choices: Option<Vec<Choice>>,
+    #[serde(default, deserialize_with = "lenient")]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    /// A whole reply's text.
+    #[serde(default, deserialize_with = "lenient")]
+    message: Option<Content>,
+    /// A stream chunk's piece of text.
+    #[serde(default, deserialize_with = "lenient")]
+    delta: Option<Content>,
+    #[serde(default, deserialize_with = "lenient")]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Content {
+    #[serde(default, deserialize_with = "lenient")]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default, deserialize_with = "lenient")]
+    prompt_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
+    completion_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
+    total_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// None without prompt tokens: the usage is unknown, not zero.
+    fn usage(self) -> Option<Usage> {
+        let prompt = self.prompt_tokens?;
+        let completion = self.completion_tokens.unwrap_or(0);
+        Some(Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: self.total_tokens.unwrap_or(prompt + completion),
+        })
+    }
+}
+
+/// A field that does not have the expected type (a number where text was expected, say)
+/// is read as absent, as servers differ in what they send.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
 }
 
 pub(super) fn body_snippet(body: &[u8]) -> String {
@@ -174,17 +236,6 @@ pub(super) fn body_snippet(body: &[u8]) -> String {
     } else {
         snippet(&strip_tags(&t), 200)
     }
-}
-
-fn parse_usage(u: &Value) -> Option<Usage> {
-    let n = |k: &str| u.get(k).and_then(Value::as_u64);
-    let prompt = n("prompt_tokens")?;
-    let completion = n("completion_tokens").unwrap_or(0);
-    Some(Usage {
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        total_tokens: n("total_tokens").unwrap_or(prompt + completion),
-    })
 }
 
 /// Builds a reply from SSE chunks as they arrive, echoing text to `on_delta`.
@@ -239,14 +290,15 @@ impl<'a> StreamAssembler<'a> {
             self.done = true;
             return;
         }
-        let v: Value = match serde_json::from_str(data) {
-            Ok(v) => v,
+        let chunk: Completion = match serde_json::from_str(data) {
+            Ok(c) => c,
             Err(_) => {
                 self.error = Some(format!("malformed stream chunk: {}", snippet(data, 120)));
                 return;
             }
         };
-        if ev.event.as_deref() == Some("error") || v.get("error").is_some_and(|e| !e.is_null()) {
+        if ev.event.as_deref() == Some("error") || chunk.error.as_ref().is_some_and(|e| !e.is_null()) {
+            let v: Value = serde_json::from_str(data).unwrap_or_default();
             let msg = error_fields(&v).map(|(m, k)| match k {
                 Some(k) => format!("{m} ({k})"),
                 None => m,
@@ -254,28 +306,24 @@ impl<'a> StreamAssembler<'a> {
             self.error = Some(msg.unwrap_or_else(|| snippet(data, 200)));
             return;
         }
-        if self.id.is_none() {
-            self.id = v.get("id").and_then(Value::as_str).map(str::to_string);
-        }
-        if self.model.is_none() {
-            self.model = v.get("model").and_then(Value::as_str).map(str::to_string);
-        }
+        self.id = self.id.take().or(chunk.id);
+        self.model = self.model.take().or(chunk.model);
         // Keep the last non-null usage: some servers send it on every chunk.
-        if let Some(u) = v.get("usage").and_then(parse_usage) {
+        if let Some(u) = chunk.usage.and_then(WireUsage::usage) {
             self.usage = Some(u);
         }
         // Azure's first chunk and the include_usage chunk have `choices: []`.
-        if let Some(choice) = v.get("choices").and_then(|c| c.get(0)) {
-            if let Some(piece) = choice.pointer("/delta/content").and_then(Value::as_str)
+        if let Some(choice) = chunk.choices.into_iter().flatten().next() {
+            if let Some(piece) = choice.delta.and_then(|m| m.content)
                 && !piece.is_empty()
             {
-                self.text.push_str(piece);
                 if let Some(f) = self.on_delta {
-                    f(piece);
+                    f(&piece);
                 }
+                self.text.push_str(&piece);
             }
-            if let Some(fr) = choice.get("finish_reason").and_then(Value::as_str) {
-                self.finish_reason = Some(fr.to_string());
+            if let Some(fr) = choice.finish_reason {
+                self.finish_reason = Some(fr);
             }
         }
     }

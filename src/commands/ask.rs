@@ -5,15 +5,16 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{Ui, connect, print_stdout, thousands};
+use super::connect;
 use crate::check::Checker;
 use crate::cli::AskArgs;
 use crate::config::Env;
 use crate::error::{Error, Outcome, Result};
+use crate::input::parse_stages;
 use crate::output::{self, Provenance};
 use crate::repair::{self, Event, Generated, Strategy};
-use crate::structure::parse_stages;
 use crate::template::Template;
+use crate::term::{Ui, print_stdout, thousands};
 use crate::{input, logging};
 
 pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
@@ -219,12 +220,7 @@ fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker) {
         let names: Vec<String> = g.report.missing().iter().map(|&i| checker.spec.heading(i)).collect();
         eprintln!("missing sections: {}", names.join("; "));
     }
-    for f in g
-        .report
-        .findings
-        .iter()
-        .filter(|f| !matches!(f.code.as_str(), "missing" | "empty"))
-    {
+    for f in g.report.findings.iter().filter(|f| !f.code.is_presence()) {
         ui.note(format!(
             "{}: {}{}",
             match f.severity {
@@ -234,7 +230,7 @@ fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker) {
             f.message,
             // A duplicate's message already names its lines ("appears 2 times (lines 67, 71)").
             f.line
-                .filter(|_| f.code != "duplicate")
+                .filter(|_| f.code != crate::check::Code::Duplicate)
                 .map(|l| format!(" (line {l})"))
                 .unwrap_or_default()
         ));

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::{Ui, print_stdout};
 use crate::check::{CheckReport, Checker, Finding};
 use crate::cli::CheckArgs;
 use crate::error::{Error, Outcome, Result};
@@ -13,6 +12,7 @@ use crate::markdown;
 use crate::output::Provenance;
 use crate::spec::Severity;
 use crate::template::Template;
+use crate::term::{Ui, print_stdout};
 
 pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     let template = Template::resolve(args.template.template.as_deref())?;
@@ -51,7 +51,7 @@ pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
         {
             report.findings.push(Finding {
                 severity: Severity::Warning,
-                code: "stale_template".into(),
+                code: crate::check::Code::StaleTemplate,
                 section: None,
                 line: Some(1),
                 message: format!(

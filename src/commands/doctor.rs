@@ -5,12 +5,13 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{connect, print_stdout};
+use super::connect;
 use crate::cli::DoctorArgs;
 use crate::client::{ApiError, ChatRequest, Message, Provider};
 use crate::config::Env;
 use crate::error::{Error, Outcome, Result};
 use crate::logging::scrub;
+use crate::term::print_stdout;
 
 pub async fn run(args: DoctorArgs) -> Result<Outcome> {
     let env = Env::load()?;

@@ -1,11 +1,11 @@
 //! `rbplan render`: the messages that would be sent, with no call.
 
-use super::print_stdout;
 use crate::cli::RenderArgs;
 use crate::client::ChatRequest;
 use crate::config::{self, Env};
 use crate::error::{Outcome, Result};
 use crate::template::Template;
+use crate::term::print_stdout;
 
 pub fn run(args: RenderArgs) -> Result<Outcome> {
     let env = Env::load()?;

@@ -5,9 +5,13 @@
 
 use serde::Serialize;
 
+pub mod finding;
+pub mod structure;
+
+pub use finding::{Code, Finding};
+
 use crate::markdown::{self, Matcher, Outline};
 use crate::spec::{Severity, Spec};
-use crate::structure;
 use crate::template::Template;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -29,21 +33,6 @@ pub struct SectionReport {
     pub line: Option<usize>,
     /// How many headings name this section (more than one is a duplicate).
     pub occurrences: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub severity: Severity,
-    /// missing, empty, duplicate, out_of_order, or a structural check's kind.
-    pub code: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub section: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<usize>,
-    pub message: String,
-    /// For stage coverage: the stage that is not covered.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,9 +73,7 @@ impl CheckReport {
     pub fn problems_by_section(&self, spec: &Spec) -> Vec<(usize, Vec<String>)> {
         let mut out: Vec<(usize, Vec<String>)> = Vec::new();
         for f in &self.findings {
-            if matches!(f.code.as_str(), "missing" | "empty" | "duplicate" | "out_of_order")
-                || f.severity != Severity::Error
-            {
+            if f.code.is_presence() || f.code.is_placement() || f.severity != Severity::Error {
                 continue;
             }
             let Some(idx) = f.section.as_deref().and_then(|id| spec.index_of(id)) else {
@@ -140,7 +127,7 @@ impl Checker {
             match state {
                 SectionState::Missing => findings.push(Finding {
                     severity: Severity::Error,
-                    code: "missing".into(),
+                    code: Code::Missing,
                     section: Some(s.id.clone()),
                     line: None,
                     message: format!("section \"{heading}\" is missing"),
@@ -148,7 +135,7 @@ impl Checker {
                 }),
                 SectionState::Empty => findings.push(Finding {
                     severity: Severity::Error,
-                    code: "empty".into(),
+                    code: Code::Empty,
                     section: Some(s.id.clone()),
                     line: primary.map(|l| l.line),
                     message: format!("section \"{heading}\" has a heading but nothing under it"),
@@ -165,7 +152,7 @@ impl Checker {
                     .collect();
                 findings.push(Finding {
                     severity: Severity::Warning,
-                    code: "duplicate".into(),
+                    code: Code::Duplicate,
                     section: Some(s.id.clone()),
                     line: primary.map(|l| l.line),
                     message: format!(
@@ -202,7 +189,7 @@ fn order_findings(spec: &Spec, outline: &Outline) -> Vec<Finding> {
         match prev {
             Some((hi, hi_line)) if l.section < hi => out.push(Finding {
                 severity: Severity::Warning,
-                code: "out_of_order".into(),
+                code: Code::OutOfOrder,
                 section: Some(spec.sections[l.section].id.clone()),
                 line: Some(l.line),
                 message: format!(
@@ -243,7 +230,7 @@ mod tests {
         assert!(codes.contains(&("duplicate", Some("philosophy"))));
         assert!(codes.contains(&("out_of_order", Some("decision-matrix"))));
         assert!(codes.contains(&("empty", Some("by-component"))));
-        let empty = r.findings.iter().find(|f| f.code == "empty").unwrap();
+        let empty = r.findings.iter().find(|f| f.code == Code::Empty).unwrap();
         assert_eq!(empty.line, Some(13));
     }
 }

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::client::Usage;
-use crate::commands::{count, count_as};
 use crate::error::Outcome;
+use crate::term::{count, count_as};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -236,7 +236,7 @@ impl BatchReport {
                 md_cell(&i.problems.join("; ")),
                 i.repair_rounds,
                 i.transport_retries,
-                crate::commands::thousands(i.tokens.total_tokens),
+                crate::term::thousands(i.tokens.total_tokens),
                 i.duration_ms as f64 / 1000.0,
                 md_cell(i.error.as_deref().unwrap_or(""))
             );

@@ -6,7 +6,7 @@ use crate::markdown::WordSet;
 
 use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 
-use crate::check::Finding;
+use super::{Code, Finding};
 use crate::markdown::{self, Doc, Outline};
 use crate::spec::{CheckSpec, Scope, Spec};
 use crate::util::line_of;
@@ -25,10 +25,10 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, stages: Option<&[String]>)
         };
         let scan = Scan::new(doc.src, loc.body_start, loc.end, loc.level);
         let heading = spec.heading(i);
-        let mut finding = |check: &CheckSpec, line: usize, code: &str, message: String, stage: Option<String>| {
+        let mut finding = |check: &CheckSpec, line: usize, code: Code, message: String, stage: Option<String>| {
             out.push(Finding {
                 severity: check.severity(),
-                code: code.into(),
+                code,
                 section: Some(s.id.clone()),
                 line: Some(line),
                 message,
@@ -42,7 +42,7 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, stages: Option<&[String]>)
                         finding(
                             check,
                             line.unwrap_or(loc.line),
-                            "table",
+                            Code::Table,
                             format!("\"{heading}\": {msg}"),
                             None,
                         );
@@ -55,7 +55,7 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, stages: Option<&[String]>)
                             finding(
                                 check,
                                 loc.line,
-                                "stage_coverage",
+                                Code::StageCoverage,
                                 format!("stage \"{stage}\" has no subsection in \"{heading}\""),
                                 Some(stage.clone()),
                             );
@@ -76,7 +76,7 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, stages: Option<&[String]>)
                         finding(
                             check,
                             loc.line,
-                            "items",
+                            Code::Items,
                             format!("\"{heading}\" has {n} {what}; expected {range}"),
                             None,
                         );
@@ -87,7 +87,7 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, stages: Option<&[String]>)
                         finding(
                             check,
                             loc.line,
-                            "checkboxes",
+                            Code::Checkboxes,
                             format!(
                                 "\"{heading}\" has {} checkboxes (\"- [ ] item\"); expected at least {min}",
                                 scan.checkboxes
@@ -119,7 +119,7 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, stages: Option<&[String]>)
                             }
                             (Scope::Section, None) => format!("\"{heading}\" does not mention {}", quoted(&absent)),
                         };
-                        finding(check, loc.line, "mentions", msg, None);
+                        finding(check, loc.line, Code::Mentions, msg, None);
                     }
                 }
             }
@@ -430,145 +430,6 @@ fn stage_covered(titles: &[Title], stage: &str) -> bool {
     })
 }
 
-/// Split the free-text stages input into stage names: one per line, else per `;`, else
-/// per arrow ("Expand -> Backfill → Cutover"), else per `,`, never inside brackets
-/// ("Backfill (high, slow), Cutover" is two stages); list markers and "Stage:" prefixes
-/// dropped, and anything after `(`, `[`, `:`, a dash or a comma that starts a risk note
-/// ("Backfill, high risk") cut off.
-pub fn parse_stages(input: &str) -> Vec<String> {
-    let lines: Vec<&str> = input.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let items: Vec<&str> = if lines.len() > 1 {
-        lines
-    } else if let Some(v) = split_outside(input, &[";"]) {
-        v
-    } else if let Some(v) = split_outside(input, ARROWS) {
-        v
-    } else {
-        split_outside(input, &[","]).unwrap_or_else(|| vec![input])
-    };
-    let mut out = Vec::new();
-    // "Backfill, high risk, Cutover" on one line: an item that is only a risk note
-    // belongs to the stage before it.
-    let items = items.into_iter().filter(|i| !is_only_risk_note(i));
-    for item in items {
-        let mut s = item.trim();
-        s = s.trim_start_matches(['-', '*', '•', ' ']);
-        // "1." / "1)" / "Stage 2:" prefixes
-        let digits = s.chars().take_while(|c| c.is_ascii_digit()).count();
-        if digits > 0 && s[digits..].starts_with(['.', ')']) {
-            s = s[digits + 1..].trim_start();
-        }
-        let lower = s.to_lowercase();
-        for prefix in ["stage", "phase", "step"] {
-            if lower.starts_with(prefix) {
-                let rest = s[prefix.len()..].trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
-                if let Some(r) = rest.strip_prefix([':', '.', '-']) {
-                    s = r.trim_start();
-                } else if rest.len() < s.len() - prefix.len() {
-                    s = rest.trim_start();
-                }
-                break;
-            }
-        }
-        let cut = [
-            s.find('('),
-            s.find('['),
-            s.find(':'),
-            s.find(" - "),
-            s.find(" — "),
-            s.find(" – "),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(s.len());
-        let mut name = s[..cut].trim().trim_end_matches(['.', ',']).trim();
-        // "Backfill orders, high risk": the last comma's part, when it is only a risk note.
-        if let Some((head, note)) = name.rsplit_once(',')
-            && is_only_risk_note(note)
-        {
-            name = head.trim();
-        }
-        if !name.is_empty() {
-            out.push(name.to_string());
-        }
-    }
-    out
-}
-
-// Longest first: "-->" must not leave a "-" behind.
-const ARROWS: &[&str] = &["-->", "==>", "->", "=>", "→", "⇒", "➔", "⟶"];
-
-/// Words of a risk note: "high risk", "irreversible", "point of no return".
-const RISK_WORDS: &[&str] = &[
-    "risk",
-    "risky",
-    "high",
-    "medium",
-    "med",
-    "low",
-    "critical",
-    "irreversible",
-    "reversible",
-    "pnr",
-];
-
-fn words(s: &str) -> impl Iterator<Item = &str> {
-    s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty())
-}
-
-/// `w` is one of `list` (ASCII words), in any case.
-fn one_of(w: &str, list: &[&str]) -> bool {
-    list.iter().any(|l| w.eq_ignore_ascii_case(l))
-}
-
-/// An item that says only how risky something is ("high risk", "medium"), no stage.
-fn is_only_risk_note(item: &str) -> bool {
-    const FILLER: &[&str] = &["very", "quite", "point", "of", "no", "return"];
-    words(item).any(|w| one_of(w, RISK_WORDS) || w.eq_ignore_ascii_case("return"))
-        && words(item).all(|w| one_of(w, RISK_WORDS) || one_of(w, FILLER))
-}
-
-/// `s` split at any of `seps` outside brackets, or None when no separator is found there.
-/// A bracket left open ("Backfill (high, Cutover") hides nothing: then brackets are ignored.
-fn split_outside<'a>(s: &'a str, seps: &[&str]) -> Option<Vec<&'a str>> {
-    let opens = |c: char| matches!(c, '(' | '[' | '{');
-    let closes = |c: char| matches!(c, ')' | ']' | '}');
-    let track = s.chars().fold(0usize, |d, c| {
-        if opens(c) {
-            d + 1
-        } else if closes(c) {
-            d.saturating_sub(1)
-        } else {
-            d
-        }
-    }) == 0;
-    let (mut depth, mut start, mut out) = (0usize, 0usize, Vec::new());
-    let mut i = 0;
-    while i < s.len() {
-        let rest = &s[i..];
-        let c = rest.chars().next().expect("i is a char boundary");
-        if track && opens(c) {
-            depth += 1;
-        } else if track && closes(c) {
-            depth = depth.saturating_sub(1);
-        }
-        if depth == 0
-            && let Some(sep) = seps.iter().find(|sep| rest.starts_with(**sep))
-        {
-            out.push(&s[start..i]);
-            i += sep.len();
-            start = i;
-            continue;
-        }
-        i += c.len_utf8();
-    }
-    (!out.is_empty()).then(|| {
-        out.push(&s[start..]);
-        out
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,7 +481,7 @@ mod tests {
             .1
             .findings
             .into_iter()
-            .filter(|f| !matches!(f.code.as_str(), "missing" | "empty"))
+            .filter(|f| !f.code.is_presence())
             .collect()
     }
 
@@ -638,7 +499,7 @@ mod tests {
         assert!(codes(GOOD_MATRIX, None).is_empty(), "{:?}", codes(GOOD_MATRIX, None));
         let no_table = "## 2. Rollback decision matrix\n\nThe IC decides.\n";
         let f = findings(no_table, None);
-        assert_eq!(f[0].code, "table");
+        assert_eq!(f[0].code, Code::Table);
         assert!(f[0].message.contains("no table"));
         let few_cols = "## 2. Rollback decision matrix\n\n| Problem | Action |\n|---|---|\n| a | b |\n| a | b |\n| a | b |\n| a | b |\n";
         let f = findings(few_cols, None);
@@ -664,6 +525,7 @@ mod tests {
 
     #[test]
     fn stage_coverage_is_tolerant_and_names_the_stage() {
+        use crate::input::parse_stages;
         let stages =
             parse_stages("Schema conversion and backfill (high); CDC dual-running (medium); Write cutover (high)");
         assert_eq!(
@@ -847,58 +709,6 @@ mod tests {
                 ),
                 want("notes", "the plan never mentions \"DRI\"", Severity::Error),
             ]
-        );
-    }
-
-    #[test]
-    fn stages_input_forms() {
-        assert_eq!(
-            parse_stages("1. Backfill\n2) Cutover - risky\n- Stage 3: Decommission (low)"),
-            ["Backfill", "Cutover", "Decommission"]
-        );
-        assert_eq!(parse_stages("backfill, cutover"), ["backfill", "cutover"]);
-        assert_eq!(parse_stages("Phase: Read cutover"), ["Read cutover"]);
-        assert_eq!(
-            parse_stages("Backfill [high]; Write cutover [point of no return]"),
-            ["Backfill", "Write cutover"]
-        );
-        // Arrows on one line, and separators inside brackets kept out of the split.
-        assert_eq!(
-            parse_stages("Expand -> Backfill (high, slow) → Cutover => Contract"),
-            ["Expand", "Backfill", "Cutover", "Contract"]
-        );
-        assert_eq!(
-            parse_stages("Backfill (high, slow), Cutover (medium)"),
-            ["Backfill", "Cutover"]
-        );
-        // One line: an item that is only a risk note is not a stage.
-        assert_eq!(
-            parse_stages("Backfill, high risk, Cutover, medium, Point of no return"),
-            ["Backfill", "Cutover"]
-        );
-        assert_eq!(
-            parse_stages("Expand --> Backfill ==> Contract"),
-            ["Expand", "Backfill", "Contract"]
-        );
-        assert_eq!(parse_stages("- Expand\n- Backfill"), ["Expand", "Backfill"]);
-        // A bracket left open does not swallow the stages after it.
-        assert_eq!(
-            parse_stages("Backfill (high, Nonexistent stage, Contract"),
-            ["Backfill", "Nonexistent stage", "Contract"]
-        );
-        assert_eq!(
-            parse_stages("Expand (low; Backfill; Cutover"),
-            ["Expand", "Backfill", "Cutover"]
-        );
-        // Only a last part that is all risk note is cut from a name with commas.
-        assert_eq!(
-            parse_stages("Drop users, orders tables, high risk\nMigrate accounts, high-value customers"),
-            ["Drop users, orders tables", "Migrate accounts, high-value customers"]
-        );
-        // A comma note about risk is cut; a comma inside a name that is not one is kept.
-        assert_eq!(
-            parse_stages("Backfill orders, high risk\nWrite cutover, point of no return\nDrop users, orders tables"),
-            ["Backfill orders", "Write cutover", "Drop users, orders tables"]
         );
     }
 }

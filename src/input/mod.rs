@@ -7,8 +7,10 @@ use std::path::Path;
 
 use crate::cli::InputArgs;
 use crate::error::{Error, Result};
-use crate::structure::parse_stages;
 use crate::template::{Inputs, Template};
+
+mod stages;
+pub use stages::parse_stages;
 
 pub fn resolve(a: &InputArgs, template: &Template) -> Result<Inputs> {
     if a.example {
@@ -36,7 +38,7 @@ pub fn resolve(a: &InputArgs, template: &Template) -> Result<Inputs> {
     Ok(Inputs { summary, stages })
 }
 
-/// The stages named in `text` (as `structure::parse_stages` reads them). Text that names
+/// The stages named in `text` (as `parse_stages` reads them). Text that names
 /// none, such as only separators or list markers (";;", "- \n-"), is a usage error, not
 /// "nothing to cover": `origin` says where the text came from (--stages, a file name).
 pub fn stage_list(text: &str, origin: &str) -> Result<Vec<String>> {
