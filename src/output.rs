@@ -43,99 +43,129 @@ pub fn temp_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
     b.tempfile_in(dir)
 }
 
-/// Provenance written at the top of every plan file rbplan makes (YAML front matter).
+/// What rbplan concluded about a plan it wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanStatus {
+    /// Every required section is present.
+    Complete,
+    /// Sections are missing after repairs (also: no status recorded, or one not known).
+    #[default]
+    #[serde(other)]
+    Incomplete,
+}
+
+impl PlanStatus {
+    pub fn of(complete: bool) -> PlanStatus {
+        if complete {
+            PlanStatus::Complete
+        } else {
+            PlanStatus::Incomplete
+        }
+    }
+}
+
+/// "rbplan 0.1.0", for the front matter.
+pub fn generated_by() -> String {
+    format!("rbplan {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Provenance written at the top of every plan file rbplan makes (YAML front matter,
+/// under an `rbplan:` key, so a person's own keys beside it are left alone).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
+    /// The service name, for plans written by `rbplan batch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
     pub template: String,
     pub template_hash: String,
     pub model: String,
     pub input_hash: String,
-    /// complete / incomplete
-    pub status: String,
+    #[serde(default)]
+    pub status: PlanStatus,
     #[serde(default)]
     pub missing: Vec<String>,
+    /// The risky stages the plan was asked to cover, so `rbplan check` can check them later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<String>,
     #[serde(default)]
     pub generated_by: String,
-    /// The service name, for plans written by `rbplan batch`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The risky stages the plan was asked to cover, so `rbplan check` can check them later.
-    #[serde(default)]
-    pub stages: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct FrontMatter {
+    rbplan: Provenance,
+}
+
+/// How the front matter is written: every text double-quoted, lists on one line, so that
+/// no value (a name like `no`, `1.0` or `a: b`) can be read back as something else.
+#[derive(Serialize)]
+struct Written<'a> {
+    rbplan: WrittenProvenance<'a>,
+}
+
+type Quoted<'a> = serde_saphyr::DoubleQuoted<&'a str>;
+
+#[derive(Serialize)]
+struct WrittenProvenance<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<Quoted<'a>>,
+    template: Quoted<'a>,
+    template_hash: Quoted<'a>,
+    model: Quoted<'a>,
+    input_hash: Quoted<'a>,
+    status: Quoted<'a>,
+    missing: serde_saphyr::FlowSeq<Vec<Quoted<'a>>>,
+    #[serde(skip_serializing_if = "is_empty_seq")]
+    stages: serde_saphyr::FlowSeq<Vec<Quoted<'a>>>,
+    generated_by: Quoted<'a>,
+}
+
+fn is_empty_seq(s: &serde_saphyr::FlowSeq<Vec<Quoted<'_>>>) -> bool {
+    s.0.is_empty()
+}
+
+impl PlanStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanStatus::Complete => "complete",
+            PlanStatus::Incomplete => "incomplete",
+        }
+    }
 }
 
 impl Provenance {
-    /// The front matter block, in the subset of YAML this module reads back.
+    /// The front matter block, `---` lines included, and a blank line after it.
     pub fn to_front_matter(&self) -> String {
-        let list = |v: &[String]| format!("[{}]", v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", "));
-        let name = self
-            .name
-            .as_ref()
-            .map(|n| format!("  name: {}\n", quote(n)))
-            .unwrap_or_default();
-        let stages = if self.stages.is_empty() {
-            String::new()
-        } else {
-            format!("  stages: {}\n", list(&self.stages))
-        };
-        format!(
-            "---\nrbplan:\n{name}  template: {}\n  template_hash: {}\n  model: {}\n  input_hash: {}\n  status: {}\n  missing: {}\n{stages}  generated_by: {}\n---\n\n",
-            quote(&self.template),
-            quote(&self.template_hash),
-            quote(&self.model),
-            quote(&self.input_hash),
-            quote(&self.status),
-            list(&self.missing),
-            quote(&self.generated_by),
-        )
-    }
-
-    /// Read back the block written by `to_front_matter` (given the text between the `---` lines).
-    pub fn from_front_matter(fm: &str) -> Option<Provenance> {
-        let mut map = std::collections::HashMap::new();
-        let mut in_rbplan = false;
-        for line in fm.lines() {
-            if line.trim_end() == "rbplan:" {
-                in_rbplan = true;
-                continue;
-            }
-            if !in_rbplan || line.trim() == "---" {
-                continue;
-            }
-            if !line.starts_with("  ") {
-                in_rbplan = false;
-                continue;
-            }
-            if let Some((k, v)) = line.trim().split_once(':') {
-                map.insert(k.trim().to_string(), v.trim().to_string());
-            }
+        fn q(s: &str) -> Quoted<'_> {
+            serde_saphyr::DoubleQuoted(s)
         }
-        let get = |k: &str| map.get(k).map(|v| unquote(v));
-        Some(Provenance {
-            template: get("template").unwrap_or_default(),
-            template_hash: get("template_hash")?,
-            model: get("model")?,
-            input_hash: get("input_hash")?,
-            status: get("status").unwrap_or_default(),
-            missing: map.get("missing").map(|v| parse_list(v)).unwrap_or_default(),
-            generated_by: get("generated_by").unwrap_or_default(),
-            name: get("name"),
-            stages: map.get("stages").map(|v| parse_list(v)).unwrap_or_default(),
-        })
+        fn list(v: &[String]) -> serde_saphyr::FlowSeq<Vec<Quoted<'_>>> {
+            serde_saphyr::FlowSeq(v.iter().map(|s| q(s)).collect())
+        }
+        let w = Written {
+            rbplan: WrittenProvenance {
+                name: self.name.as_deref().map(q),
+                template: q(&self.template),
+                template_hash: q(&self.template_hash),
+                model: q(&self.model),
+                input_hash: q(&self.input_hash),
+                status: q(self.status.as_str()),
+                missing: list(&self.missing),
+                stages: list(&self.stages),
+                generated_by: q(&self.generated_by),
+            },
+        };
+        let yaml = serde_saphyr::to_string(&w).expect("provenance serializes");
+        format!("---\n{}\n---\n\n", yaml.trim_end())
     }
-}
 
-/// A JSON string is a valid YAML double-quoted scalar.
-fn quote(s: &str) -> String {
-    serde_json::to_string(s).expect("string")
-}
-
-fn unquote(s: &str) -> String {
-    serde_json::from_str::<String>(s).unwrap_or_else(|_| s.trim_matches('\'').to_string())
-}
-
-fn parse_list(s: &str) -> Vec<String> {
-    serde_json::from_str::<Vec<String>>(s).unwrap_or_default()
+    /// Read the provenance from a front matter block (the text between the `---` lines).
+    /// None when it has no `rbplan:` key or that key is not rbplan's provenance.
+    pub fn from_front_matter(fm: &str) -> Option<Provenance> {
+        serde_saphyr::from_str::<FrontMatter>(fm).ok().map(|f| f.rbplan)
+    }
 }
 
 #[cfg(test)]
@@ -159,7 +189,7 @@ mod tests {
             template_hash: "sha256:0011".into(),
             model: "my: \"model\"".into(),
             input_hash: "sha256:22".into(),
-            status: "incomplete".into(),
+            status: PlanStatus::Incomplete,
             missing: vec!["what-if".into(), "a, b".into()],
             generated_by: "rbplan 0.1.0".into(),
             name: Some("../odd: \"name\"".into()),
@@ -173,5 +203,19 @@ mod tests {
         let crlf = (fm + "## 1. Rollback philosophy\n\ntext\n").replace('\n', "\r\n");
         let doc = crate::markdown::parse(&crlf);
         assert_eq!(Provenance::from_front_matter(doc.front_matter.unwrap()).unwrap(), p);
+    }
+
+    /// The form rbplan 0.1.0 wrote by hand (JSON-quoted scalars, flow lists) still reads.
+    #[test]
+    fn front_matter_of_earlier_plans_still_reads() {
+        let old = "rbplan:\n  name: \"svc\"\n  template: \"built-in rollback-plan\"\n  template_hash: \"sha256:00\"\n  model: \"m\"\n  input_hash: \"sha256:11\"\n  status: \"complete\"\n  missing: []\n  stages: [\"Backfill\", \"Cutover\"]\n  generated_by: \"rbplan 0.1.0\"\n";
+        let p = Provenance::from_front_matter(old).unwrap();
+        assert_eq!(p.status, PlanStatus::Complete);
+        assert_eq!(p.stages, ["Backfill", "Cutover"]);
+        assert_eq!(p.name.as_deref(), Some("svc"));
+        // Other keys beside rbplan's are fine; a block without rbplan's is not provenance.
+        assert!(Provenance::from_front_matter(&format!("title: x\n{old}")).is_some());
+        assert!(Provenance::from_front_matter("title: x\n").is_none());
+        assert!(Provenance::from_front_matter("rbplan:\n  model: m\n").is_none());
     }
 }

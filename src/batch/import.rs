@@ -9,21 +9,19 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use std::path::Path;
-use std::sync::Mutex;
-
 use super::Ctx;
 use super::export::{self, Writer};
-use super::items::{Item, Manifest};
-use crate::client::{ApiError, ChatResult, wire};
+use super::items::Manifest;
+use crate::client::{ApiError, ChatRequest, ChatResult, request_body, wire};
 use crate::error::{Error, Result};
-use crate::repair::{self, Ask, Draft, Event, Generated, Job, State, Tally};
+use crate::repair::{Answer, LiveSource, Source, Stop, Target};
 use crate::spec::Spec;
 use crate::term::Ui;
 
@@ -33,6 +31,8 @@ pub struct Imported {
     /// Why an item has no line in the output (expired, cancelled, failed validation…).
     pub missing_note: String,
     repairs: Option<(PathBuf, Mutex<Option<Writer>>)>,
+    /// How exported repair requests name their token limit (as live requests do).
+    max_tokens_field: String,
 }
 
 impl Imported {
@@ -44,6 +44,7 @@ impl Imported {
                 let w = Writer::new(p, export::Limits::default(), ctx.client.batch_endpoint());
                 (p.to_path_buf(), Mutex::new(Some(w)))
             }),
+            max_tokens_field: ctx.client.config().max_tokens_field.clone(),
         })
     }
 
@@ -101,93 +102,103 @@ pub fn check_matches(imp: &Imported, manifest: &Manifest, files: &[PathBuf]) -> 
     Ok(())
 }
 
-/// The custom_ids of a round's requests, in `Ask::request_targets` order.
-fn ids_for(name: &str, round: usize, ask: &Ask, spec: &Spec) -> Vec<String> {
-    ask.request_targets()
-        .into_iter()
-        .map(|t| export::repair_id(name, round, t.map(|i| spec.sections[i].id.as_str())))
-        .collect()
+/// Answers for one item from the output files: its first answer, then every repair round
+/// the files answer (`NAME::repair-N…`). The rounds after those are asked live, or, with
+/// --export-repairs, the next one is written out as a request file and repair stops.
+pub struct FileSource<'a> {
+    imp: &'a Imported,
+    name: &'a str,
+    spec: &'a Spec,
+    /// Reading from the files; false once a round is not in them.
+    in_files: bool,
+    live: LiveSource<'a>,
 }
 
-/// One item from the output files: its first answer, then every repair round already
-/// answered in them (`NAME::repair-N…`), then the rounds left: exported as requests
-/// with --export-repairs, else asked live.
-pub async fn generate(
-    imp: &Imported,
-    ctx: &Ctx,
-    item: &Item,
-    job: Job<'_>,
-    on_event: &(dyn Fn(Event) + Send + Sync),
-) -> Result<Generated> {
-    let first = match imp.index.get(&item.name)? {
-        None => return Err(Error::Usage(imp.missing_note.clone())),
-        Some(Answer::Failed(m)) => return Err(ApiError::InBatch(m).into()),
-        Some(Answer::Ok(c)) => c,
-    };
-    let mut tally = Tally::default();
-    tally.add(&first);
-    tally.requests += 1;
-    let (checker, spec) = (job.checker, &job.checker.spec);
-    let mut state = State::start(&first.text, first.truncated(), checker, job.stages);
-    let base = job.template.messages(job.inputs)?;
-    while (state.rounds.len() as u32) < job.opts.max_repairs {
-        let Some(ask) = state.next(checker) else { break };
-        let round = state.rounds.len() + 1;
-        let ids = ids_for(&item.name, round, &ask, spec);
-        if !ids.iter().any(|id| imp.index.contains(id)) {
-            break;
+impl<'a> FileSource<'a> {
+    pub fn new(imp: &'a Imported, ctx: &'a Ctx, name: &'a str) -> Self {
+        FileSource {
+            imp,
+            name,
+            spec: &ctx.checker.spec,
+            in_files: true,
+            live: LiveSource {
+                client: &ctx.client,
+                on_delta: None,
+            },
         }
-        let (mut edits, mut answered, mut n) = (Vec::new(), Vec::new(), 0);
-        for (target, id) in ask.request_targets().into_iter().zip(&ids) {
-            match imp.index.get(id)? {
-                Some(Answer::Ok(c)) => {
-                    tally.add(&c);
-                    tally.requests += 1;
-                    n += 1;
-                    let got = State::edits_from(&ask, target, &c, checker);
-                    answered.extend(ask.answered_by(target, &c, &got));
-                    edits.extend(got);
-                }
-                Some(Answer::Failed(m)) => {
-                    n += 1;
-                    on_event(Event::Warning(format!("{id} failed in the batch: {m}")));
-                }
-                None => {}
-            }
-        }
-        state.apply(&ask, &edits, &answered, n, checker, job.stages);
     }
 
-    let rounds_left = (state.rounds.len() as u32) < job.opts.max_repairs;
-    let mut note = None;
-    let mut opts = job.opts.clone();
-    if let Some((path, w)) = imp.repairs.as_ref().filter(|_| rounds_left) {
-        // No live calls: the rounds left go out as the next batch file.
-        opts.max_repairs = state.rounds.len() as u32;
-        if let Some(ask) = state.next(checker) {
-            let round = state.rounds.len() + 1;
-            let reqs = state.requests(&ask, job.template, job.inputs, &base)?;
-            let ids = ids_for(&item.name, round, &ask, spec);
-            let mut guard = w.lock().expect("not poisoned");
-            let w = guard.as_mut().expect("open until the run ends");
-            for ((_, msgs), id) in reqs.into_iter().zip(ids) {
-                w.push(&id, &export::body(ctx, &job.opts.model, msgs))?;
-            }
-            note = Some(format!("repair round {round} exported to {}", path.display()));
+    /// The custom_id of the request for `at`.
+    fn id(&self, at: Target) -> String {
+        match at.round {
+            0 => self.name.to_string(),
+            n => export::repair_id(
+                self.name,
+                n as usize,
+                at.section.map(|i| self.spec.sections[i].id.as_str()),
+            ),
         }
     }
-    let draft = Draft { state, tally };
-    let job = Job { opts: &opts, ..job };
-    let mut g = repair::generate_from(job, base, draft, on_event).await?;
-    if g.repair_error.is_none() {
-        g.repair_error = note;
+
+    fn in_the_files(&self, at: Target) -> Result<Answer> {
+        let id = self.id(at);
+        if at.attempt > 0 {
+            return Ok(Answer::Skipped(None)); // one line per request: nothing to ask again
+        }
+        Ok(match (self.imp.index.get(&id)?, at.round) {
+            (Some(Line::Ok(c)), _) => Answer::Reply(c),
+            (Some(Line::Failed(m)), 0) => Answer::Failed(ApiError::InBatch(m)),
+            (Some(Line::Failed(m)), _) => Answer::Skipped(Some(format!("{id} failed in the batch: {m}"))),
+            (None, 0) => Answer::Failed(ApiError::Unanswered(self.imp.missing_note.clone())),
+            (None, _) => Answer::Skipped(None),
+        })
     }
-    Ok(g)
+
+    /// The round is not in the files: write it out as the next batch file and stop.
+    fn export(&self, path: &Path, w: &Mutex<Option<Writer>>, requests: &[(Target, ChatRequest)]) -> Result<Stop> {
+        let mut guard = w.lock().expect("not poisoned");
+        let w = guard.as_mut().expect("open until the run ends");
+        for (at, req) in requests {
+            let body = request_body(
+                &ChatRequest {
+                    stream: false,
+                    ..req.clone()
+                },
+                &self.imp.max_tokens_field,
+            );
+            w.push(&self.id(*at), &body)?;
+        }
+        Ok(Stop::Exported {
+            round: requests.first().map_or(1, |(at, _)| at.round),
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Source for FileSource<'_> {
+    async fn answer(&mut self, at: Target, req: &ChatRequest) -> Result<Answer> {
+        if self.in_files {
+            self.in_the_files(at)
+        } else {
+            self.live.answer(at, req).await
+        }
+    }
+
+    async fn begin_round(&mut self, requests: &[(Target, ChatRequest)]) -> Result<Option<Stop>> {
+        if !self.in_files || requests.iter().any(|(at, _)| self.imp.index.contains(&self.id(*at))) {
+            return Ok(None);
+        }
+        self.in_files = false;
+        match &self.imp.repairs {
+            Some((path, w)) => self.export(path, w, requests).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 /// What the batch said about one request.
 #[derive(Debug, Clone)]
-pub enum Answer {
+pub enum Line {
     Ok(ChatResult),
     /// Failed in the batch: the provider's message, with status and request id.
     Failed(String),
@@ -285,14 +296,14 @@ impl Index {
 
     /// The answer for `custom_id`. When a request appears more than once (in both an
     /// output and an error file, say), a successful answer wins.
-    pub fn get(&self, custom_id: &str) -> Result<Option<Answer>> {
+    pub fn get(&self, custom_id: &str) -> Result<Option<Line>> {
         let Some(locs) = self.at.get(custom_id) else {
             return Ok(None);
         };
         let mut first = None;
         for loc in locs {
             let a = self.read(loc)?;
-            if matches!(a, Answer::Ok(_)) {
+            if matches!(a, Line::Ok(_)) {
                 return Ok(Some(a));
             }
             first.get_or_insert(a);
@@ -300,7 +311,7 @@ impl Index {
         Ok(first)
     }
 
-    fn read(&self, loc: &Loc) -> Result<Answer> {
+    fn read(&self, loc: &Loc) -> Result<Line> {
         let path = &self.files[loc.file];
         let io = |e| Error::io(format!("cannot read {}", path.display()), e);
         let mut f = File::open(path).map_err(io)?;
@@ -313,7 +324,7 @@ impl Index {
     }
 }
 
-fn answer_of(out: OutLine) -> Answer {
+fn answer_of(out: OutLine) -> Line {
     let rid = out.response.as_ref().and_then(|r| r.request_id.clone());
     let with_rid = |m: String| match &rid {
         Some(r) => format!("{m} [request id {r}]"),
@@ -330,10 +341,10 @@ fn answer_of(out: OutLine) -> Answer {
                 }
             }
         };
-        return Answer::Failed(with_rid(msg));
+        return Line::Failed(with_rid(msg));
     }
     let Some(resp) = out.response else {
-        return Answer::Failed(format!("no response for {:?} in the output", out.custom_id));
+        return Line::Failed(format!("no response for {:?} in the output", out.custom_id));
     };
     let body = resp.body.as_ref().map_or(&b""[..], |b| b.get().as_bytes());
     let headers = HeaderMap::new();
@@ -345,9 +356,9 @@ fn answer_of(out: OutLine) -> Answer {
     match r {
         Ok(mut c) => {
             c.request_id = rid.or(c.request_id);
-            Answer::Ok(c)
+            Line::Ok(c)
         }
-        Err(e) => Answer::Failed(with_rid(e.to_string())),
+        Err(e) => Line::Failed(with_rid(e.to_string())),
     }
 }
 
@@ -394,11 +405,11 @@ mod tests {
         let ix = Index::build(&[out, errs]).unwrap();
         assert_eq!(ix.lines, 6);
         let text_of = |id: &str| match ix.get(id).unwrap() {
-            Some(Answer::Ok(c)) => c.text,
+            Some(Line::Ok(c)) => c.text,
             other => panic!("{id}: {other:?}"),
         };
         let failure = |id: &str| match ix.get(id).unwrap() {
-            Some(Answer::Failed(m)) => m,
+            Some(Line::Failed(m)) => m,
             other => panic!("{id}: {other:?}"),
         };
         assert_eq!(text_of("a"), "A plan");
@@ -408,7 +419,7 @@ mod tests {
         assert!(failure("e").contains("(batch_expired)"), "{}", failure("e"));
         assert!(ix.get("zzz").unwrap().is_none());
         match ix.get("a").unwrap() {
-            Some(Answer::Ok(c)) => {
+            Some(Line::Ok(c)) => {
                 assert_eq!(c.request_id.as_deref(), Some("req-1"));
                 assert_eq!(c.usage.unwrap().total_tokens, 7);
             }

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use super::items::{self, Item, Manifest};
 use super::progress::Progress;
-use super::{Ctx, Source, Stop};
+use super::{Answers, Ctx, Stop};
 use crate::batch::report::ItemReport;
 use crate::error::{Error, Result};
 use crate::repair::{self, Event};
@@ -140,7 +140,6 @@ pub async fn plan_one(ctx: &Ctx, item: Item, progress: &Progress) -> Option<(Ite
         stream: false,
     };
     let job = repair::Job {
-        client: &ctx.client,
         template: &ctx.template,
         checker: &ctx.checker,
         inputs: &item.inputs,
@@ -152,9 +151,18 @@ pub async fn plan_one(ctx: &Ctx, item: Item, progress: &Progress) -> Option<(Ite
             tracing::warn!(item = %item.name, "{w}");
         }
     };
-    let generated = match &ctx.source {
-        Source::Live => repair::generate(job, None, &quiet).await,
-        Source::Import(imp) => super::import::generate(imp, ctx, &item, job, &quiet).await,
+    let generated = match &ctx.answers {
+        Answers::Live => {
+            let mut live = repair::LiveSource {
+                client: &ctx.client,
+                on_delta: None,
+            };
+            repair::generate(&job, &mut live, &quiet).await
+        }
+        Answers::Files(imp) => {
+            let mut files = super::import::FileSource::new(imp, ctx, &item.name);
+            repair::generate(&job, &mut files, &quiet).await
+        }
     };
     let (mut r, fatal) = match generated {
         Ok(g) => ctx.finish(&item, &model, &file, &input_hash, g, t0),

@@ -56,15 +56,16 @@ pub struct Ctx {
     pub max_repairs: u32,
     pub force: bool,
     /// Where first answers come from.
-    pub source: Source,
+    pub answers: Answers,
 }
 
-/// Where an item's first answer comes from.
-pub enum Source {
+/// Where an item's answers come from.
+pub enum Answers {
     /// Asked live, item by item.
     Live,
-    /// Read from Batch API or vLLM output files (`--import`, `--via batch-api`).
-    Import(Box<import::Imported>),
+    /// Read from Batch API or vLLM output files (`--import`, `--via batch-api`), then
+    /// live or exported for the rounds the files do not answer.
+    Files(Box<import::Imported>),
 }
 
 pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
@@ -135,7 +136,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         max_tokens: settings.max_tokens,
         max_repairs: args.repair.max_repairs,
         force: args.force,
-        source: Source::Live,
+        answers: Answers::Live,
     };
 
     if let Some(path) = &args.export {
@@ -155,7 +156,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         let poll = std::time::Duration::from_secs_f64(args.poll_interval);
         match batchapi::submit_and_collect(&ctx, &manifest, limits, poll, ui).await? {
             batchapi::Collected::Files { files, note } => {
-                ctx.source = Source::Import(Box::new(import::Imported::new(
+                ctx.answers = Answers::Files(Box::new(import::Imported::new(
                     &files,
                     note,
                     args.export_repairs.as_deref(),
@@ -169,7 +170,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         let note = "no result for this service in the output file(s): the batch may have expired or been cancelled before it ran".to_string();
         let imported = import::Imported::new(&args.import, note, args.export_repairs.as_deref(), &ctx)?;
         import::check_matches(&imported, &manifest, &args.import)?;
-        ctx.source = Source::Import(Box::new(imported));
+        ctx.answers = Answers::Files(Box::new(imported));
         "import"
     } else {
         "live"
@@ -230,7 +231,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
     // none, but the server got them: the total counts every request sent.
     report.totals.requests = report.totals.requests.max(ctx.client.requests_started());
     ctx.out().write_report(&report)?;
-    if let Source::Import(imp) = &ctx.source {
+    if let Answers::Files(imp) = &ctx.answers {
         imp.finish_repairs(ui)?;
         if engine == "batch-api" && stop.is_none() {
             batchapi::mark_imported(ctx.out())?;
@@ -355,9 +356,9 @@ impl Ctx {
         g: Generated,
         t0: Instant,
     ) -> (ItemReport, Option<String>) {
-        let complete = g.report.complete();
-        let problems: Vec<String> = g
-            .report
+        let report = &g.state.report;
+        let complete = report.complete();
+        let problems: Vec<String> = report
             .findings
             .iter()
             .filter(|f| f.severity == Severity::Error && !f.code.is_presence())
@@ -368,9 +369,9 @@ impl Ctx {
             template_hash: self.template.hash.clone(),
             model: model.to_string(),
             input_hash: input_hash.to_string(),
-            status: if complete { "complete" } else { "incomplete" }.into(),
-            missing: g.report.missing_ids(),
-            generated_by: format!("rbplan {}", env!("CARGO_PKG_VERSION")),
+            status: crate::output::PlanStatus::of(complete),
+            missing: report.missing_ids(),
+            generated_by: crate::output::generated_by(),
             name: Some(item.name.clone()),
             stages: item.stages.clone(),
         };
@@ -381,18 +382,18 @@ impl Ctx {
             status: if complete { Status::Complete } else { Status::Incomplete },
             resumed: false,
             model: model.to_string(),
-            missing: g.report.missing_ids(),
+            missing: report.missing_ids(),
             findings: problems.len(),
             problems,
-            repair_rounds: g.rounds.len() as u32,
-            transport_retries: g.transport_retries,
-            requests: g.calls,
-            tokens: g.usage,
+            repair_rounds: g.state.rounds.len() as u32,
+            transport_retries: g.tally.retries,
+            requests: g.tally.requests,
+            tokens: g.tally.usage,
             duration_ms: 0,
-            error: g.repair_error.clone(),
+            error: g.stopped.as_ref().map(ToString::to_string),
             redone: None,
         };
-        if let Err(e) = self.out().write_plan(&item.slug, &prov, &g.plan) {
+        if let Err(e) = self.out().write_plan(&item.slug, &prov, &g.state.plan) {
             r.status = Status::Failed;
             r.error = Some(e.to_string());
         }
@@ -407,7 +408,7 @@ impl Ctx {
             // One request, as for a success; its attempts beyond the first are retries.
             r.transport_retries = attempts - 1;
             r.requests = 1;
-        } else if matches!(e, Error::Api(_)) {
+        } else if matches!(e, Error::Api(a) if !matches!(a, crate::client::ApiError::Unanswered(_))) {
             r.requests = 1;
         }
         r.duration_ms = t0.elapsed().as_millis() as u64;

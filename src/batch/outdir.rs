@@ -92,7 +92,7 @@ impl OutDir {
             "the model changed"
         } else if p.input_hash != want.input_hash {
             "the input changed"
-        } else if p.status != "complete" {
+        } else if p.status != crate::output::PlanStatus::Complete {
             "it was incomplete"
         } else if !checker.check(&text, None).1.complete() {
             "it no longer passes the check"
@@ -138,6 +138,7 @@ impl OutDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::PlanStatus;
     use crate::template::Template;
 
     #[test]
@@ -151,12 +152,12 @@ mod tests {
         let full: String = (0..10)
             .map(|i| format!("## {}\n\nbody\n\n", t.spec.heading(i)))
             .collect();
-        let prov = |status: &str| Provenance {
+        let prov = |status: PlanStatus| Provenance {
             template: "t".into(),
             template_hash: "th".into(),
             model: "m".into(),
             input_hash: "ih".into(),
-            status: status.into(),
+            status,
             missing: vec![],
             generated_by: "rbplan".into(),
             name: Some("svc".into()),
@@ -168,7 +169,7 @@ mod tests {
             input_hash: "ih",
         };
         assert_ne!(out.earlier("svc", &want, &c), Earlier::Current, "no file yet");
-        out.write_plan("svc", &prov("complete"), &full).unwrap();
+        out.write_plan("svc", &prov(PlanStatus::Complete), &full).unwrap();
         assert_eq!(out.earlier("svc", &want, &c), Earlier::Current);
         for other in [
             Wanted {
@@ -183,7 +184,7 @@ mod tests {
         ] {
             assert_ne!(out.earlier("svc", &other, &c), Earlier::Current);
         }
-        out.write_plan("svc", &prov("incomplete"), &full).unwrap();
+        out.write_plan("svc", &prov(PlanStatus::Incomplete), &full).unwrap();
         assert_ne!(
             out.earlier("svc", &want, &c),
             Earlier::Current,
@@ -191,7 +192,7 @@ mod tests {
         );
         // Someone edited the plan and removed a section: redo it.
         let cut = full.replace("## 10. The hard truth about rollback\n\nbody\n\n", "");
-        out.write_plan("svc", &prov("complete"), &cut).unwrap();
+        out.write_plan("svc", &prov(PlanStatus::Complete), &cut).unwrap();
         assert_ne!(out.earlier("svc", &want, &c), Earlier::Current);
     }
 }

@@ -68,6 +68,9 @@ pub enum ApiError {
     /// A request that failed inside a Batch API or vLLM batch, as its output line says.
     #[error("failed in the batch: {0}")]
     InBatch(String),
+    /// A request that nothing answered: a batch output file with no line for it.
+    #[error("{0}")]
+    Unanswered(String),
 }
 
 /// A 404 or 405 from a Files/Batches endpoint means the server has no Batch API.

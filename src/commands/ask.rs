@@ -2,17 +2,18 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::json;
 
 use super::connect;
-use crate::check::Checker;
+use crate::check::{Checker, Code, SectionState};
 use crate::cli::AskArgs;
 use crate::config::Env;
 use crate::error::{Error, Outcome, Result};
-use crate::input::parse_stages;
-use crate::output::{self, Provenance};
-use crate::repair::{self, Event, Generated, Strategy};
+use crate::output::{self, PlanStatus, Provenance};
+use crate::repair::{self, Event, Generated, Stop, Strategy};
+use crate::spec::Severity;
 use crate::template::Template;
 use crate::term::{Ui, print_stdout, thousands};
 use crate::{input, logging};
@@ -25,138 +26,53 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
         check_out_path(out)?;
     }
     let (settings, client) = connect(&args.conn, &env)?;
-    let stdout_tty = std::io::stdout().is_terminal();
-    let stream = if args.no_stream {
-        false
-    } else {
-        args.stream || (stdout_tty && !args.json)
-    };
-    // Where streamed text is shown: stdout when the plan goes there, else a terminal stderr.
-    let show_on_stdout = stream && args.out.is_none() && !args.json;
-    let show_on_stderr = stream && !show_on_stdout && std::io::stderr().is_terminal() && !ui.quiet;
-    let on_delta = move |piece: &str| {
-        if show_on_stdout {
-            let mut o = std::io::stdout().lock();
-            let _ = o.write_all(piece.as_bytes());
-            let _ = o.flush();
-        } else if show_on_stderr {
-            let mut e = std::io::stderr().lock();
-            let _ = e.write_all(logging::scrub(piece).as_bytes());
-            let _ = e.flush();
-        }
-    };
-    let streamed_any = std::sync::atomic::AtomicBool::new(false);
-    let on_delta_tracked = |piece: &str| {
-        streamed_any.store(true, std::sync::atomic::Ordering::Relaxed);
-        on_delta(piece);
-    };
-
+    let view = View::new(&args, ui);
     let checker = Checker::new(&template);
-    let stages = parse_stages(&inputs.stages);
+    let stages = input::parse_stages(&inputs.stages);
     let opts = repair::Options {
         model: settings.model.clone(),
         temperature: settings.temperature,
         max_tokens: settings.max_tokens,
         max_repairs: args.repair.max_repairs,
-        stream,
-    };
-    let on_event = |ev: Event| {
-        let line = match ev {
-            Event::Draft {
-                found,
-                total,
-                truncated,
-            } => {
-                if streamed_any.load(std::sync::atomic::Ordering::Relaxed) && (show_on_stdout || show_on_stderr) {
-                    eprintln!();
-                }
-                if truncated {
-                    format!("draft: cut off before the end; kept {found}/{total} complete sections")
-                } else {
-                    format!("draft: {found}/{total} sections")
-                }
-            }
-            Event::RoundStart {
-                round,
-                strategy,
-                missing,
-                rewrite,
-            } => {
-                let mut parts = Vec::new();
-                if !missing.is_empty() {
-                    parts.push(format!("missing {}", missing.join(", ")));
-                }
-                if !rewrite.is_empty() {
-                    parts.push(format!("to rewrite {}", rewrite.join(", ")));
-                }
-                format!(
-                    "repair round {round} ({}): {}",
-                    match strategy {
-                        Strategy::Section => "one section per request",
-                        _ => "one request",
-                    },
-                    parts.join("; ")
-                )
-            }
-            Event::RoundEnd {
-                round,
-                recovered,
-                rewritten,
-            } => format!("repair round {round}: {recovered} section(s) recovered, {rewritten} rewritten"),
-            Event::Warning(w) => format!("warning: {w}"),
-        };
-        ui.note(line);
+        stream: view.stream,
     };
     let job = repair::Job {
-        client: &client,
         template: &template,
         checker: &checker,
         inputs: &inputs,
         stages: &stages,
         opts: &opts,
     };
-    let g = repair::generate(job, Some(&on_delta_tracked), &on_event).await?;
+    let on_delta = |piece: &str| view.delta(piece);
+    let on_event = |ev: Event| view.event(ev);
+    let mut live = repair::LiveSource {
+        client: &client,
+        on_delta: Some(&on_delta),
+    };
+    let g = repair::generate(&job, &mut live, &on_event).await?;
 
-    let complete = g.report.complete();
-    let model_reported = g.model.clone().unwrap_or_else(|| settings.model.clone());
+    let complete = g.state.report.complete();
     let prov = Provenance {
         template: template.origin.clone(),
         template_hash: template.hash.clone(),
         model: settings.model.clone(),
         input_hash: inputs.hash(),
-        status: if complete { "complete" } else { "incomplete" }.into(),
-        missing: g.report.missing_ids(),
-        generated_by: format!("rbplan {}", env!("CARGO_PKG_VERSION")),
+        status: PlanStatus::of(complete),
+        missing: g.state.report.missing_ids(),
+        generated_by: output::generated_by(),
         name: None,
         stages: stages.clone(),
     };
     if let Some(out) = &args.out {
-        let text = prov.to_front_matter() + &g.plan;
+        let text = prov.to_front_matter() + &g.state.plan;
         output::write_atomic(out, text.as_bytes()).map_err(|e| Error::io(format!("writing {}", out.display()), e))?;
     }
     if args.json {
-        let mut v = json_report(
-            &g,
-            &settings.model,
-            &model_reported,
-            &template,
-            &inputs.hash(),
-            args.out.as_deref(),
-            args.repair.max_repairs,
-        );
-        v["plan"] = json!(g.plan);
+        let mut v = json_report(&g, &settings.model, &template, &inputs.hash(), &args);
+        v["plan"] = json!(g.state.plan);
         print_stdout(&(serde_json::to_string_pretty(&v).expect("json") + "\n"))?;
     } else if args.out.is_none() {
-        let already_shown = show_on_stdout
-            && streamed_any.load(std::sync::atomic::Ordering::Relaxed)
-            && g.rounds.iter().all(|r| r.recovered.is_empty())
-            && !g.first_truncated;
-        if !already_shown {
-            if show_on_stdout && streamed_any.load(std::sync::atomic::Ordering::Relaxed) {
-                ui.note("── the assembled plan, with repaired sections in place ──");
-            }
-            print_stdout(&g.plan)?;
-        }
+        view.print_plan(&g)?;
     }
     summarize(&g, ui, args.out.as_deref(), &checker);
     Ok(if complete {
@@ -164,6 +80,114 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
     } else {
         Outcome::Incomplete
     })
+}
+
+/// Where the first answer is shown as it streams, and the status lines.
+struct View {
+    ui: Ui,
+    stream: bool,
+    /// Streamed text goes to stdout when the plan goes there, else to a terminal stderr.
+    on_stdout: bool,
+    on_stderr: bool,
+    streamed_any: AtomicBool,
+}
+
+impl View {
+    fn new(args: &AskArgs, ui: Ui) -> View {
+        let stream = !args.no_stream && (args.stream || (std::io::stdout().is_terminal() && !args.json));
+        let on_stdout = stream && args.out.is_none() && !args.json;
+        let on_stderr = stream && !on_stdout && std::io::stderr().is_terminal() && !ui.quiet;
+        View {
+            ui,
+            stream,
+            on_stdout,
+            on_stderr,
+            streamed_any: AtomicBool::new(false),
+        }
+    }
+
+    fn streamed(&self) -> bool {
+        self.streamed_any.load(Ordering::Relaxed) && (self.on_stdout || self.on_stderr)
+    }
+
+    fn delta(&self, piece: &str) {
+        self.streamed_any.store(true, Ordering::Relaxed);
+        if self.on_stdout {
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(piece.as_bytes());
+            let _ = o.flush();
+        } else if self.on_stderr {
+            let mut e = std::io::stderr().lock();
+            let _ = e.write_all(logging::scrub(piece).as_bytes());
+            let _ = e.flush();
+        }
+    }
+
+    fn event(&self, ev: Event) {
+        if matches!(ev, Event::Draft { .. }) && self.streamed() {
+            eprintln!();
+        }
+        self.ui.note(event_line(ev));
+    }
+
+    /// The plan on stdout, unless the stream already showed it exactly as it stands.
+    fn print_plan(&self, g: &Generated) -> Result<()> {
+        let shown_whole = self.on_stdout && self.streamed() && unchanged_since_first_answer(g);
+        if shown_whole {
+            return Ok(());
+        }
+        if self.on_stdout && self.streamed() {
+            self.ui
+                .note("── the assembled plan, with repaired sections in place ──");
+        }
+        print_stdout(&g.state.plan)
+    }
+}
+
+/// No repair round changed the first answer, and nothing was cut from it.
+fn unchanged_since_first_answer(g: &Generated) -> bool {
+    let s = &g.state;
+    !s.first_truncated
+        && s.rounds
+            .iter()
+            .all(|r| r.recovered.is_empty() && r.rewritten.is_empty())
+}
+
+/// A status line for a repair event.
+fn event_line(ev: Event) -> String {
+    match ev {
+        Event::Draft {
+            found,
+            total,
+            truncated: true,
+        } => format!("draft: cut off before the end; kept {found}/{total} complete sections"),
+        Event::Draft { found, total, .. } => format!("draft: {found}/{total} sections"),
+        Event::RoundStart {
+            round,
+            strategy,
+            missing,
+            rewrite,
+        } => {
+            let mut parts = Vec::new();
+            if !missing.is_empty() {
+                parts.push(format!("missing {}", missing.join(", ")));
+            }
+            if !rewrite.is_empty() {
+                parts.push(format!("to rewrite {}", rewrite.join(", ")));
+            }
+            let how = match strategy {
+                Strategy::Section => "one section per request",
+                _ => "one request",
+            };
+            format!("repair round {round} ({how}): {}", parts.join("; "))
+        }
+        Event::RoundEnd {
+            round,
+            recovered,
+            rewritten,
+        } => format!("repair round {round}: {recovered} section(s) recovered, {rewritten} rewritten"),
+        Event::Warning(w) => format!("warning: {w}"),
+    }
 }
 
 fn check_out_path(out: &Path) -> Result<()> {
@@ -188,109 +212,98 @@ fn check_out_path(out: &Path) -> Result<()> {
 }
 
 fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker) {
-    let rounds = g.rounds.len();
-    let tokens = if g.usage_complete {
-        format!("{} tokens", thousands(g.usage.total_tokens))
+    let (report, t) = (&g.state.report, &g.tally);
+    let rounds = g.state.rounds.len();
+    let tokens = if t.usage_complete {
+        format!("{} tokens", thousands(t.usage.total_tokens))
     } else {
         format!(
             "≥{} tokens (some replies had no usage)",
-            thousands(g.usage.total_tokens)
+            thousands(t.usage.total_tokens)
         )
     };
     // Why the repair rounds ended early comes before the verdict it explains.
-    if let Some(e) = &g.repair_error {
+    if let Some(Stop::Failed(e)) = &g.stopped {
         ui.warn(format!("repair stopped on an API error: {e}"));
     }
     let dest = out.map(|p| format!(" → {}", p.display())).unwrap_or_default();
-    let found = g.report.found_count();
-    let total = g.report.sections.len();
-    let head = if g.report.complete() {
+    let head = if report.complete() {
         "plan complete"
     } else {
         "plan INCOMPLETE"
     };
     ui.note(format!(
-        "{head}: {found}/{total} sections, {rounds} repair round{}, {} request{}, {tokens}{dest}",
+        "{head}: {}/{} sections, {rounds} repair round{}, {} request{}, {tokens}{dest}",
+        report.found_count(),
+        report.sections.len(),
         if rounds == 1 { "" } else { "s" },
-        g.calls,
-        if g.calls == 1 { "" } else { "s" }
+        t.requests,
+        if t.requests == 1 { "" } else { "s" }
     ));
-    if !g.report.complete() {
+    if !report.complete() {
         // Always said, even with --quiet: the plan on disk or stdout is not whole.
-        let names: Vec<String> = g.report.missing().iter().map(|&i| checker.spec.heading(i)).collect();
+        let names: Vec<String> = report.missing().iter().map(|&i| checker.spec.heading(i)).collect();
         eprintln!("missing sections: {}", names.join("; "));
     }
-    for f in g.report.findings.iter().filter(|f| !f.code.is_presence()) {
-        ui.note(format!(
-            "{}: {}{}",
-            match f.severity {
-                crate::spec::Severity::Error => "finding",
-                crate::spec::Severity::Warning => "note",
-            },
-            f.message,
-            // A duplicate's message already names its lines ("appears 2 times (lines 67, 71)").
-            f.line
-                .filter(|_| f.code != crate::check::Code::Duplicate)
-                .map(|l| format!(" (line {l})"))
-                .unwrap_or_default()
-        ));
+    for f in report.findings.iter().filter(|f| !f.code.is_presence()) {
+        let kind = match f.severity {
+            Severity::Error => "finding",
+            Severity::Warning => "note",
+        };
+        // A duplicate's message already names its lines ("appears 2 times (lines 67, 71)").
+        let line = f.line.filter(|_| f.code != Code::Duplicate);
+        let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+        ui.note(format!("{kind}: {}{at}", f.message));
     }
 }
 
 /// The `--json` object (without the plan text, which the caller adds).
-pub fn json_report(
-    g: &Generated,
-    model: &str,
-    model_reported: &str,
-    template: &Template,
-    input_hash: &str,
-    out: Option<&Path>,
-    max_repairs: u32,
-) -> serde_json::Value {
-    let sections: Vec<serde_json::Value> = g
+fn json_report(g: &Generated, model: &str, template: &Template, input_hash: &str, args: &AskArgs) -> serde_json::Value {
+    let (s, t) = (&g.state, &g.tally);
+    let sections: Vec<serde_json::Value> = s
         .report
         .sections
         .iter()
-        .map(|s| {
-            let strategy = g.strategies.iter().find(|(id, _)| *id == s.id).map(|(_, st)| *st);
+        .map(|sec| {
+            let strategy = s.strategies.iter().find(|(id, _)| *id == sec.id).map(|(_, st)| *st);
             json!({
-                "id": s.id, "number": s.number, "title": s.title,
-                "found": s.state == crate::check::SectionState::Found,
-                "state": s.state, "line": s.line, "occurrences": s.occurrences,
+                "id": sec.id, "number": sec.number, "title": sec.title,
+                "found": sec.state == SectionState::Found,
+                "state": sec.state, "line": sec.line, "occurrences": sec.occurrences,
                 "strategy": strategy,
             })
         })
         .collect();
     json!({
-        "status": if g.report.complete() { "complete" } else { "incomplete" },
-        "missing": g.report.missing_ids(),
+        "status": PlanStatus::of(s.report.complete()),
+        "missing": s.report.missing_ids(),
         "sections": sections,
-        "findings": g.report.findings,
+        "findings": s.report.findings,
         "repairs": {
-            "rounds": g.rounds.len(),
-            "max_repairs": max_repairs,
-            "detail": g.rounds,
+            "rounds": s.rounds.len(),
+            "max_repairs": args.repair.max_repairs,
+            "detail": s.rounds,
         },
         "usage": {
-            "prompt_tokens": g.usage.prompt_tokens,
-            "completion_tokens": g.usage.completion_tokens,
-            "total_tokens": g.usage.total_tokens,
-            "complete": g.usage_complete,
+            "prompt_tokens": t.usage.prompt_tokens,
+            "completion_tokens": t.usage.completion_tokens,
+            "total_tokens": t.usage.total_tokens,
+            "complete": t.usage_complete,
         },
         "model": model,
-        "model_reported": model_reported,
-        "request_ids": g.request_ids,
-        "requests": g.calls,
-        "transport_retries": g.transport_retries,
+        "model_reported": t.model.as_deref().unwrap_or(model),
+        "request_ids": t.request_ids,
+        "requests": t.requests,
+        "transport_retries": t.retries,
         "first_answer": {
-            "found": g.first_found.len(),
-            "sections": g.first_found,
-            "truncated": g.first_truncated,
+            "found": s.first_found.len(),
+            "sections": s.first_found,
+            "truncated": s.first_truncated,
         },
-        "first_answer_truncated": g.first_truncated,
-        "repair_error": g.repair_error,
+        "first_answer_truncated": s.first_truncated,
+        "repair_error": g.stopped.as_ref().map(ToString::to_string),
         "template": {"origin": template.origin, "hash": template.hash},
         "input_hash": input_hash,
-        "out": out.map(|p| p.display().to_string()),
+        "out": args.out.as_ref().map(|p| p.display().to_string()),
     })
 }

@@ -1,0 +1,145 @@
+//! Generation with bounded repair. Ask once; check the reply; re-ask for only what is
+//! missing or malformed; splice each returned section into its canonical place. Three
+//! strategies, reported per section:
+//! - `first`: present in the first answer;
+//! - `repair`: re-asked in the same conversation (draft as the assistant turn, then a
+//!   user message naming the exact headings), all missing sections at once;
+//! - `section`: asked for one at a time with the heading supplied by us, for models that
+//!   write no headings at all (or after a repair round that left a missing section missing,
+//!   or when the conversation no longer fits the model's context). A missing section
+//!   whose reply held nothing usable is asked again in the same round, up to three times.
+
+//!
+//! `state` and `text` are pure (what a round asks for, how replies are spliced in);
+//! `driver` runs the rounds against a `Source` of answers: the live client, or a batch
+//! output file read by the import engine.
+
+mod driver;
+mod state;
+mod text;
+
+use serde::Serialize;
+
+use crate::check::Checker;
+use crate::client::{ChatResult, Usage};
+use crate::template::{Inputs, Template};
+
+pub use driver::{Answer, LiveSource, Source, Stop, Target, generate};
+pub use state::{Ask, State};
+pub use text::{body_from_fill, drop_empty_headings, drop_unfinished_block, sections_from_reply, splice};
+
+/// How each request of a plan is made.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub model: String,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub max_repairs: u32,
+    pub stream: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    First,
+    Repair,
+    Section,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    pub round: u32,
+    pub strategy: Strategy,
+    /// Section ids asked for (missing) or asked to be rewritten.
+    pub asked: Vec<String>,
+    pub rewrite: Vec<String>,
+    /// Missing section ids that came back usable and are now present.
+    pub recovered: Vec<String>,
+    /// Present section ids whose rewrite fixed some of their problems and replaced them.
+    /// A rewrite that fixes nothing is dropped, keeping the text it would have replaced.
+    pub rewritten: Vec<String>,
+    pub requests: u32,
+}
+
+/// Progress worth telling a user about.
+pub enum Event<'a> {
+    Draft {
+        found: usize,
+        total: usize,
+        truncated: bool,
+    },
+    RoundStart {
+        round: u32,
+        strategy: Strategy,
+        missing: &'a [String],
+        rewrite: &'a [String],
+    },
+    RoundEnd {
+        round: u32,
+        recovered: usize,
+        rewritten: usize,
+    },
+    Warning(String),
+}
+
+/// Everything one plan needs; borrowed, so a batch can share the heavy parts.
+pub struct Job<'a> {
+    pub template: &'a Template,
+    pub checker: &'a Checker,
+    pub inputs: &'a Inputs,
+    /// The risky stages, parsed from the input, that "Rollback by stage" must cover.
+    pub stages: &'a [String],
+    pub opts: &'a Options,
+}
+
+/// What the answers for one plan add up to: usage, request ids, the model the server
+/// named, requests made and their transport retries.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    pub usage: Usage,
+    /// False once an answer came without usage (the total is then a lower bound).
+    pub usage_complete: bool,
+    pub request_ids: Vec<String>,
+    /// The model the server says answered.
+    pub model: Option<String>,
+    /// Requests made, answered or not.
+    pub requests: u32,
+    pub retries: u32,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            usage: Usage::default(),
+            usage_complete: true,
+            request_ids: Vec::new(),
+            model: None,
+            requests: 0,
+            retries: 0,
+        }
+    }
+}
+
+impl Tally {
+    /// Count one answer's usage, request id, model and retries.
+    pub fn add(&mut self, c: &ChatResult) {
+        match c.usage {
+            Some(u) => self.usage += u,
+            None => self.usage_complete = false,
+        }
+        self.request_ids.extend(c.request_id.clone());
+        if self.model.is_none() {
+            self.model = c.model.clone();
+        }
+        self.retries += c.retries;
+    }
+}
+
+/// A plan as generation left it.
+pub struct Generated {
+    /// The plan (no front matter), its check, the rounds and where each section came from.
+    pub state: State,
+    pub tally: Tally,
+    /// Why repair stopped before it ran out of rounds or work, if it did.
+    pub stopped: Option<Stop>,
+}
