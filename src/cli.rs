@@ -244,7 +244,7 @@ pub struct BatchArgs {
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
     /// Requests in flight at once.
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 4)]
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 4, value_parser = at_least_one)]
     pub concurrency: usize,
     /// Client-side limit on requests per minute.
     #[arg(long, value_name = "N")]
@@ -292,6 +292,7 @@ pub struct BatchArgs {
         long,
         value_name = "SECS",
         default_value_t = 30.0,
+        value_parser = positive,
         help_heading = "Batch API and vLLM"
     )]
     pub poll_interval: f64,
@@ -300,6 +301,7 @@ pub struct BatchArgs {
         long,
         value_name = "N",
         default_value_t = 50_000,
+        value_parser = at_least_one,
         help_heading = "Batch API and vLLM"
     )]
     pub file_max_requests: usize,
@@ -308,6 +310,7 @@ pub struct BatchArgs {
         long,
         value_name = "MB",
         default_value_t = 200.0,
+        value_parser = positive,
         help_heading = "Batch API and vLLM"
     )]
     pub file_max_mb: f64,
@@ -374,4 +377,22 @@ pub struct DoctorArgs {
     /// Also send a tiny chat request (16 tokens at most) to prove the model answers.
     #[arg(long)]
     pub ping: bool,
+}
+
+/// A whole number of at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
+/// A finite number greater than 0.
+fn positive(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err("must be a number greater than 0".into()),
+        Err(_) => Err(format!("{s:?} is not a number")),
+    }
 }

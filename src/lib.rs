@@ -47,7 +47,7 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
     let result = rt.block_on(async move {
         match cli.command {
             cli::Command::Ask(a) => commands::ask::run(a, ui).await,
-            cli::Command::Batch(b) => batch::run(*b, ui).await,
+            cli::Command::Batch(b) => commands::batch::run(*b, ui).await,
             cli::Command::Check(c) => commands::check::run(c, ui),
             cli::Command::Render(r) => commands::render::run(r),
             cli::Command::Doctor(d) => commands::doctor::run(d).await,

@@ -121,7 +121,7 @@ pub struct BatchReport {
     pub template: String,
     pub template_hash: String,
     pub model: String,
-    pub engine: String,
+    pub engine: super::engine::Engine,
     pub interrupted: bool,
     /// Why the run stopped early (a 401, exhausted quota), if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,8 +132,50 @@ pub struct BatchReport {
 }
 
 impl BatchReport {
+    /// The report of a run, totals filled in. `sent` is every request the client sent,
+    /// those of items stopped mid-request (which report none) included.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        input: String,
+        template: &crate::template::Template,
+        model: String,
+        engine: super::engine::Engine,
+        stop: Option<super::Stop>,
+        duration: std::time::Duration,
+        items: Vec<ItemReport>,
+        sent: u64,
+    ) -> BatchReport {
+        let mut r = BatchReport {
+            input,
+            template: template.origin.clone(),
+            template_hash: template.hash.clone(),
+            model,
+            engine,
+            interrupted: matches!(stop, Some(super::Stop::Interrupted)),
+            stopped: match stop {
+                Some(super::Stop::Fatal(e)) => Some(e),
+                _ => None,
+            },
+            duration_ms: duration.as_millis() as u64,
+            totals: Totals::default(),
+            items,
+        };
+        r.tally();
+        r.totals.requests = r.totals.requests.max(sent);
+        r
+    }
+
+    /// How many plans from an earlier run were redone, by reason.
+    pub fn redone_by_reason(&self) -> std::collections::BTreeMap<&str, usize> {
+        let mut redone = std::collections::BTreeMap::new();
+        for why in self.items.iter().filter_map(|i| i.redone.as_deref()) {
+            *redone.entry(why).or_default() += 1;
+        }
+        redone
+    }
+
     /// Fill in totals from the items.
-    pub fn tally(&mut self) {
+    fn tally(&mut self) {
         let mut t = Totals {
             items: self.items.len(),
             ..Totals::default()
@@ -274,7 +316,7 @@ mod tests {
             template: "t".into(),
             template_hash: "h".into(),
             model: "m".into(),
-            engine: "live".into(),
+            engine: super::super::engine::Engine::Live,
             interrupted: false,
             stopped: None,
             duration_ms: 1500,

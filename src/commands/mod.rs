@@ -1,6 +1,8 @@
-//! One file per command. Only `ask` and `batch` wire several stages together.
+//! One file per command: the top layer. Only `ask` and `batch` wire several stages
+//! together (and `batch` the parts in `batch/`).
 
 pub mod ask;
+pub mod batch;
 pub mod check;
 pub mod doctor;
 pub mod render;

@@ -16,9 +16,9 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Ctx;
 use super::export::{self, Writer};
-use super::items::Manifest;
+use crate::batch::Ctx;
+use crate::batch::items::Manifest;
 use crate::client::{ApiError, ChatRequest, ChatResult, request_body, wire};
 use crate::error::{Error, Result};
 use crate::repair::{Answer, LiveSource, Source, Stop, Target};

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::Ctx;
 use super::export::{self, Limits};
-use super::items::Manifest;
+use crate::batch::Ctx;
+use crate::batch::items::Manifest;
 use crate::client::batches::BatchInfo;
 use crate::error::{Error, Outcome, Result};
 use crate::output;
@@ -79,7 +79,7 @@ fn save(dir: &Path, r: &Recorded) -> Result<()> {
     output::write_atomic(&p, text.as_bytes()).map_err(|e| Error::io(format!("writing {}", p.display()), e))
 }
 
-pub fn mark_imported(out: &super::outdir::OutDir) -> Result<()> {
+pub fn mark_imported(out: &crate::batch::outdir::OutDir) -> Result<()> {
     if let Some(mut r) = load(&out.path)? {
         r.imported = true;
         save(&out.path, &r)?;
@@ -297,7 +297,7 @@ async fn wait(ctx: &Ctx, rec: &mut Recorded, poll: Duration, ui: Ui) -> Result<O
     });
     let mut last_line = String::new();
     // Listen from now on: a Ctrl-C that lands while a poll is in flight is not lost.
-    let mut sigint = super::live::interrupts();
+    let mut sigint = crate::batch::runner::interrupts();
     loop {
         let mut infos = Vec::new();
         let mut changed = false;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use tempfile::NamedTempFile;
 
-use super::Ctx;
-use super::items::{self, Manifest};
+use crate::batch::Ctx;
+use crate::batch::items::{self, Manifest};
 use crate::client::{ChatRequest, Message, request_body};
 use crate::error::{Error, Result};
 use crate::output;
