@@ -204,6 +204,31 @@ pub struct ConnArgs {
     pub replay: Option<PathBuf>,
 }
 
+impl ConnArgs {
+    /// The flags as plain values, for `config`.
+    pub fn flags(&self) -> crate::config::Flags {
+        crate::config::Flags {
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            max_tokens_field: self.max_tokens_field.clone(),
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            idle_timeout: self.idle_timeout,
+            max_retries: self.max_retries,
+            provider: self.provider.map(|p| match p {
+                ProviderArg::Openai => crate::config::ProviderKind::OpenAi,
+                ProviderArg::Azure => crate::config::ProviderKind::Azure,
+            }),
+            api_version: self.api_version.clone(),
+            headers: self.headers.clone(),
+            record: self.record.clone(),
+            replay: self.replay.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct RepairArgs {
     /// Repair rounds when sections are missing or malformed; 0 disables repair.

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::cli::{ConnArgs, ProviderArg};
 use crate::client::{ClientConfig, Provider};
 use crate::error::{Error, Result};
 
@@ -119,6 +118,8 @@ pub struct Settings {
     pub max_tokens: Option<u32>,
     pub base_url_source: Source,
     pub key_source: Option<Source>,
+    /// `--record DIR`: where every exchange is saved as a fixture.
+    pub record: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -153,39 +154,47 @@ fn secs(name: &str, v: f64) -> Result<Duration> {
     }
 }
 
-pub fn resolve(a: &ConnArgs, env: &Env) -> Result<Settings> {
-    let provider_arg = pick(a.provider, env, "RBPLAN_PROVIDER", |s| {
+/// The connection settings as given on the command line, before the environment and the
+/// defaults are applied: plain values (the command line's types stay in `cli`).
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub max_tokens_field: Option<String>,
+    pub timeout: Option<f64>,
+    pub connect_timeout: Option<f64>,
+    pub idle_timeout: Option<f64>,
+    pub max_retries: Option<u32>,
+    pub provider: Option<ProviderKind>,
+    pub api_version: Option<String>,
+    /// "Name: value", as typed.
+    pub headers: Vec<String>,
+    pub record: Option<PathBuf>,
+    pub replay: Option<PathBuf>,
+}
+
+/// Which API flavour to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    OpenAi,
+    Azure,
+}
+
+pub fn resolve(a: &Flags, env: &Env) -> Result<Settings> {
+    let kind = pick(a.provider, env, "RBPLAN_PROVIDER", |s| {
         match s.to_ascii_lowercase().as_str() {
-            "openai" => Some(ProviderArg::Openai),
-            "azure" => Some(ProviderArg::Azure),
+            "openai" => Some(ProviderKind::OpenAi),
+            "azure" => Some(ProviderKind::Azure),
             _ => None,
         }
     })?
-    .map(|p| p.0)
-    .unwrap_or(ProviderArg::Openai);
-
-    let (base_url, base_url_source) = match pick(a.base_url.clone(), env, "OPENAI_BASE_URL", |s| Some(s.to_string()))? {
-        Some(v) => v,
-        None if provider_arg == ProviderArg::Azure => match env.get("AZURE_OPENAI_ENDPOINT") {
-            Some(v) => v,
-            None => {
-                return Err(Error::usage(
-                    "Azure needs --base-url or AZURE_OPENAI_ENDPOINT (https://RESOURCE.openai.azure.com)",
-                ));
-            }
-        },
-        None => (DEFAULT_BASE_URL.to_string(), Source::Default),
-    };
-    let base_url = base_url.trim().trim_end_matches('/').to_string();
-    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-        return Err(Error::usage(format!(
-            "base URL {base_url:?} must start with http:// or https://"
-        )));
-    }
-
-    let provider = match provider_arg {
-        ProviderArg::Openai => Provider::OpenAi,
-        ProviderArg::Azure => {
+    .map_or(ProviderKind::OpenAi, |p| p.0);
+    let (base_url, base_url_source) = base_url(a, env, kind)?;
+    let provider = match kind {
+        ProviderKind::OpenAi => Provider::OpenAi,
+        ProviderKind::Azure => {
             let v = pick(a.api_version.clone(), env, "OPENAI_API_VERSION", |s| {
                 Some(s.to_string())
             })?
@@ -193,17 +202,70 @@ pub fn resolve(a: &ConnArgs, env: &Env) -> Result<Settings> {
             Provider::Azure { api_version: v.0 }
         }
     };
-
     // The key: trimmed (a trailing newline from `cat key.txt` breaks auth), never logged.
     let mut key = env.get("OPENAI_API_KEY");
-    if key.is_none() && provider_arg == ProviderArg::Azure {
+    if key.is_none() && kind == ProviderKind::Azure {
         key = env.get("AZURE_OPENAI_API_KEY");
     }
     let key_source = key.as_ref().map(|(_, s)| *s);
     let api_key = key.map(|(k, _)| SecretString::from(k.trim().to_string()));
-
     let (model, model_source) = pick(a.model.clone(), env, "RBPLAN_MODEL", |s| Some(s.to_string()))?
         .unwrap_or((DEFAULT_MODEL.to_string(), Source::Default));
+    let request = request_settings(a, env)?;
+    let secs = |flag: Option<f64>, key: &str, default: f64| -> Result<Duration> {
+        let v = pick(flag, env, key, |s| s.parse().ok())?.map_or(default, |v| v.0);
+        secs(key, v)
+    };
+    Ok(Settings {
+        client: ClientConfig {
+            base_url,
+            api_key,
+            provider,
+            headers: headers(a, env)?,
+            connect_timeout: secs(a.connect_timeout, "RBPLAN_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)?,
+            request_timeout: secs(a.timeout, "RBPLAN_TIMEOUT", DEFAULT_TIMEOUT)?,
+            idle_timeout: secs(a.idle_timeout, "RBPLAN_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)?,
+            max_retries: pick(a.max_retries, env, "RBPLAN_MAX_RETRIES", |s| s.parse().ok())?
+                .map_or(DEFAULT_MAX_RETRIES, |v| v.0),
+            max_tokens_field: request.max_tokens_field,
+            replay: a.replay.clone(),
+        },
+        record: a.record.clone(),
+        model,
+        model_source,
+        temperature: request.temperature,
+        max_tokens: request.max_tokens,
+        base_url_source,
+        key_source,
+    })
+}
+
+/// The base URL and where it came from; Azure has its own variable and no default.
+fn base_url(a: &Flags, env: &Env, kind: ProviderKind) -> Result<(String, Source)> {
+    let (url, source) = match pick(a.base_url.clone(), env, "OPENAI_BASE_URL", |s| Some(s.to_string()))? {
+        Some(v) => v,
+        None if kind == ProviderKind::Azure => env.get("AZURE_OPENAI_ENDPOINT").ok_or_else(|| {
+            Error::usage("Azure needs --base-url or AZURE_OPENAI_ENDPOINT (https://RESOURCE.openai.azure.com)")
+        })?,
+        None => (DEFAULT_BASE_URL.to_string(), Source::Default),
+    };
+    let url = url.trim().trim_end_matches('/').to_string();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(Error::usage(format!(
+            "base URL {url:?} must start with http:// or https://"
+        )));
+    }
+    Ok((url, source))
+}
+
+/// What shapes every request body: temperature and the token limit with its field name.
+struct RequestSettings {
+    temperature: Option<f32>,
+    max_tokens: Option<u32>,
+    max_tokens_field: String,
+}
+
+fn request_settings(a: &Flags, env: &Env) -> Result<RequestSettings> {
     let temperature = pick(a.temperature, env, "RBPLAN_TEMPERATURE", |s| s.parse().ok())?.map(|v| v.0);
     if let Some(t) = temperature
         && !(0.0..=2.0).contains(&t)
@@ -218,44 +280,36 @@ pub fn resolve(a: &ConnArgs, env: &Env) -> Result<Settings> {
     let max_tokens_field = pick(a.max_tokens_field.clone(), env, "RBPLAN_MAX_TOKENS_FIELD", |s| {
         Some(s.to_string())
     })?
-    .map(|v| v.0)
-    .unwrap_or_else(|| "max_tokens".into());
+    .map_or_else(|| "max_tokens".into(), |v| v.0);
     if !matches!(max_tokens_field.as_str(), "max_tokens" | "max_completion_tokens") {
         return Err(Error::usage(
             "--max-tokens-field must be max_tokens or max_completion_tokens",
         ));
     }
-    let f = |flag: Option<f64>, key: &str, default: f64| -> Result<Duration> {
-        let v = pick(flag, env, key, |s| s.parse().ok())?
-            .map(|v| v.0)
-            .unwrap_or(default);
-        secs(key, v)
-    };
-    let request_timeout = f(a.timeout, "RBPLAN_TIMEOUT", DEFAULT_TIMEOUT)?;
-    let connect_timeout = f(a.connect_timeout, "RBPLAN_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)?;
-    let idle_timeout = f(a.idle_timeout, "RBPLAN_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)?;
-    let max_retries = pick(a.max_retries, env, "RBPLAN_MAX_RETRIES", |s| s.parse().ok())?
-        .map(|v| v.0)
-        .unwrap_or(DEFAULT_MAX_RETRIES);
+    Ok(RequestSettings {
+        temperature,
+        max_tokens,
+        max_tokens_field,
+    })
+}
 
+/// Extra headers from RBPLAN_HEADERS, then --header (a flag wins on the same name).
+fn headers(a: &Flags, env: &Env) -> Result<Vec<(String, String)>> {
     // Each header with where it came from, for messages: "RBPLAN_HEADERS (.env), item 2".
-    let mut header_specs: Vec<(String, String)> = match env.get("RBPLAN_HEADERS") {
+    let mut specs: Vec<(String, String)> = match env.get("RBPLAN_HEADERS") {
         Some((v, src)) => v
             .split(';')
             .enumerate()
             .filter(|(_, s)| !s.trim().is_empty())
             .map(|(i, s)| {
-                (
-                    s.to_string(),
-                    format!("RBPLAN_HEADERS ({src}), item {} of the \";\"-separated list", i + 1),
-                )
+                let origin = format!("RBPLAN_HEADERS ({src}), item {} of the \";\"-separated list", i + 1);
+                (s.to_string(), origin)
             })
             .collect(),
         None => Vec::new(),
     };
-    // Flags after env: a flag wins on the same name.
     let n = a.headers.len();
-    header_specs.extend(a.headers.iter().enumerate().map(|(i, h)| {
+    specs.extend(a.headers.iter().enumerate().map(|(i, h)| {
         let which = if n > 1 {
             format!(" (#{} of {n})", i + 1)
         } else {
@@ -264,70 +318,55 @@ pub fn resolve(a: &ConnArgs, env: &Env) -> Result<Settings> {
         (h.clone(), format!("--header{which}"))
     }));
     let mut headers: Vec<(String, String)> = Vec::new();
-    for (h, origin) in header_specs {
-        let (k, v) = h.split_once(':').ok_or_else(|| {
-            let hint = if origin.starts_with("RBPLAN_HEADERS") {
-                "; a \";\" inside a value splits it there"
-            } else {
-                ""
-            };
-            // Nothing of it is shown: with no name to tell it by, any part may be a token.
-            Error::usage(format!(
-                "{origin}: a header must look like \"Name: value\", with a \":\" after the name (the text given is not shown, as it may hold a token{hint})"
-            ))
-        })?;
-        let k = k.trim().to_string();
-        let lower = k.to_ascii_lowercase();
-        if matches!(lower.as_str(), "authorization" | "api-key") {
-            return Err(Error::usage(format!(
-                "{origin}: set the key with OPENAI_API_KEY, not as a header ({k})"
-            )));
-        }
-        // rbplan frames every request itself; these would contradict it.
-        if matches!(
-            lower.as_str(),
-            "content-length" | "content-type" | "transfer-encoding" | "connection" | "x-rbplan-retry-count"
-        ) {
-            return Err(Error::usage(format!(
-                "{origin}: header {k} is set by rbplan for each request and cannot be given"
-            )));
-        }
-        if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
-            return Err(Error::usage(format!(
-                "{origin}: the text before the first \":\" is not a header name (one word, such as \"X-Team\", then \": value\"); it is not shown, as it may hold a token"
-            )));
-        }
-        // The value is not echoed: gateway headers often carry tokens.
-        if reqwest::header::HeaderValue::from_str(v.trim()).is_err() {
-            return Err(Error::usage(format!(
-                "{origin}: the value of header {k} has characters a header cannot carry (control characters)"
-            )));
-        }
+    for (h, origin) in specs {
+        let (k, v) = parse_header(&h, &origin)?;
         headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
-        headers.push((k, v.trim().to_string()));
+        headers.push((k, v));
     }
+    Ok(headers)
+}
 
-    Ok(Settings {
-        client: ClientConfig {
-            base_url,
-            api_key,
-            provider,
-            headers,
-            connect_timeout,
-            request_timeout,
-            idle_timeout,
-            max_retries,
-            max_tokens_field,
-            record: a.record.clone(),
-            replay: a.replay.clone(),
-        },
-        model,
-        model_source,
-        temperature,
-        max_tokens,
-        base_url_source,
-        key_source,
-    })
+/// "Name: value" → (name, value), refusing what rbplan sets itself. A value is never
+/// echoed in a message: gateway headers often carry tokens.
+fn parse_header(h: &str, origin: &str) -> Result<(String, String)> {
+    let (k, v) = h.split_once(':').ok_or_else(|| {
+        let hint = if origin.starts_with("RBPLAN_HEADERS") {
+            "; a \";\" inside a value splits it there"
+        } else {
+            ""
+        };
+        // Nothing of it is shown: with no name to tell it by, any part may be a token.
+        Error::usage(format!(
+            "{origin}: a header must look like \"Name: value\", with a \":\" after the name (the text given is not shown, as it may hold a token{hint})"
+        ))
+    })?;
+    let k = k.trim().to_string();
+    let lower = k.to_ascii_lowercase();
+    if matches!(lower.as_str(), "authorization" | "api-key") {
+        return Err(Error::usage(format!(
+            "{origin}: set the key with OPENAI_API_KEY, not as a header ({k})"
+        )));
+    }
+    // rbplan frames every request itself; these would contradict it.
+    if matches!(
+        lower.as_str(),
+        "content-length" | "content-type" | "transfer-encoding" | "connection" | "x-rbplan-retry-count"
+    ) {
+        return Err(Error::usage(format!(
+            "{origin}: header {k} is set by rbplan for each request and cannot be given"
+        )));
+    }
+    if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+        return Err(Error::usage(format!(
+            "{origin}: the text before the first \":\" is not a header name (one word, such as \"X-Team\", then \": value\"); it is not shown, as it may hold a token"
+        )));
+    }
+    if reqwest::header::HeaderValue::from_str(v.trim()).is_err() {
+        return Err(Error::usage(format!(
+            "{origin}: the value of header {k} has characters a header cannot carry (control characters)"
+        )));
+    }
+    Ok((k, v.trim().to_string()))
 }
 
 #[cfg(test)]
@@ -342,7 +381,7 @@ mod tests {
 
     #[test]
     fn precedence_flag_env_dotenv_default() {
-        let none = ConnArgs::default();
+        let none = Flags::default();
         let s = resolve(&none, &env(&[], &[])).unwrap();
         assert_eq!(s.model, DEFAULT_MODEL);
         assert_eq!(s.model_source, Source::Default);
@@ -360,7 +399,7 @@ mod tests {
             ".env never overrides the environment"
         );
 
-        let flag = ConnArgs {
+        let flag = Flags {
             model: Some("from-flag".into()),
             ..Default::default()
         };
@@ -370,34 +409,31 @@ mod tests {
 
     #[test]
     fn key_is_trimmed_and_optional() {
-        let s = resolve(&ConnArgs::default(), &env(&[], &[("OPENAI_API_KEY", "sk-test-abc\n")])).unwrap();
+        let s = resolve(&Flags::default(), &env(&[], &[("OPENAI_API_KEY", "sk-test-abc\n")])).unwrap();
         assert_eq!(s.client.api_key.unwrap().expose_secret(), "sk-test-abc");
         assert_eq!(s.key_source, Some(Source::DotEnv));
         // An empty variable counts as unset.
-        let s = resolve(&ConnArgs::default(), &env(&[("OPENAI_API_KEY", " ")], &[])).unwrap();
+        let s = resolve(&Flags::default(), &env(&[("OPENAI_API_KEY", " ")], &[])).unwrap();
         assert!(s.client.api_key.is_none());
         assert!(!format!("{s:?}").contains("sk-"));
     }
 
     #[test]
     fn bad_values_are_usage_errors_naming_the_variable() {
-        let e = resolve(&ConnArgs::default(), &env(&[("RBPLAN_MAX_RETRIES", "lots")], &[]))
+        let e = resolve(&Flags::default(), &env(&[("RBPLAN_MAX_RETRIES", "lots")], &[]))
             .err()
             .unwrap();
         assert!(e.to_string().contains("RBPLAN_MAX_RETRIES"));
-        let e = resolve(
-            &ConnArgs::default(),
-            &env(&[("OPENAI_BASE_URL", "localhost:8080")], &[]),
-        )
-        .err()
-        .unwrap();
+        let e = resolve(&Flags::default(), &env(&[("OPENAI_BASE_URL", "localhost:8080")], &[]))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("http://"));
     }
 
     #[test]
     fn azure_needs_version_and_uses_its_endpoint_variable() {
-        let a = ConnArgs {
-            provider: Some(ProviderArg::Azure),
+        let a = Flags {
+            provider: Some(ProviderKind::Azure),
             ..Default::default()
         };
         assert!(
@@ -431,7 +467,7 @@ mod tests {
 
     #[test]
     fn headers_from_env_and_flags() {
-        let a = ConnArgs {
+        let a = Flags {
             headers: vec!["X-Team: platform".into()],
             ..Default::default()
         };
@@ -443,7 +479,7 @@ mod tests {
                 ("X-Team".to_string(), "platform".to_string())
             ]
         );
-        let bad = ConnArgs {
+        let bad = Flags {
             headers: vec!["Authorization: Bearer x".into()],
             ..Default::default()
         };
@@ -458,7 +494,7 @@ mod tests {
             ("Authorization Bearer sec\u{1}ret:x", "is not a header name"),
             ("X-Token: sec\u{1}ret", "value of header X-Token has characters"),
         ] {
-            let a = ConnArgs {
+            let a = Flags {
                 headers: vec![h.into()],
                 ..Default::default()
             };
@@ -473,7 +509,7 @@ mod tests {
         }
         // From the environment: which item of the list, and no part of a value.
         let Err(e) = resolve(
-            &ConnArgs::default(),
+            &Flags::default(),
             &env(&[("RBPLAN_HEADERS", "X-Token: abc;def-secret")], &[]),
         ) else {
             panic!("a header without a name was accepted")
@@ -482,7 +518,7 @@ mod tests {
         assert!(msg.starts_with("RBPLAN_HEADERS (environment), item 2"), "{msg}");
         assert!(!msg.contains("def-secret") && !msg.contains("abc"), "{msg}");
         // Which of several flags.
-        let two = ConnArgs {
+        let two = Flags {
             headers: vec!["X-A: 1".into(), "X-B 2".into()],
             ..Default::default()
         };
@@ -494,13 +530,13 @@ mod tests {
 
     #[test]
     fn max_tokens_zero_sends_none() {
-        let a = ConnArgs {
+        let a = Flags {
             max_tokens: Some(0),
             ..Default::default()
         };
         assert_eq!(resolve(&a, &env(&[], &[])).unwrap().max_tokens, None);
         assert_eq!(
-            resolve(&ConnArgs::default(), &env(&[], &[])).unwrap().max_tokens,
+            resolve(&Flags::default(), &env(&[], &[])).unwrap().max_tokens,
             Some(DEFAULT_MAX_TOKENS)
         );
     }

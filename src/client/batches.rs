@@ -4,13 +4,12 @@
 //! the request may have reached the server (a duplicate batch costs money).
 
 use std::future::Future;
-use std::path::Path;
 
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::http::{HttpTransport, resource_url, send_checked};
 use super::{ApiError, Client, ClientConfig, Provider, Transport, wire};
@@ -84,28 +83,21 @@ impl Client {
     fn http(&self) -> Result<&HttpTransport, ApiError> {
         match &*self.transport {
             Transport::Http(h) => Ok(h),
-            Transport::Replay(_) => Err(ApiError::Usage(
+            Transport::Replay(_) => Err(ApiError::Config(
                 "--via batch-api talks to a live server; --replay cannot answer it".into(),
             )),
         }
     }
 
-    /// Upload a request file with `purpose=batch`; returns the file id.
-    pub async fn upload_batch_file(&self, path: &Path) -> Result<String, ApiError> {
+    /// Upload a request file's bytes as `name`, with `purpose=batch`; returns the file id.
+    pub async fn upload_batch_file(&self, name: &str, bytes: Bytes) -> Result<String, ApiError> {
         let h = self.http()?;
         let u = resource_url(&self.cfg, "files");
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let v = self
             .with_retries(true, |_| async {
-                // Read per attempt: a multipart body cannot be replayed.
-                let bytes = tokio::fs::read(path)
-                    .await
-                    .map_err(|e| ApiError::Usage(format!("cannot read {}: {e}", path.display())))?;
-                let part = reqwest::multipart::Part::bytes(bytes)
-                    .file_name(name.clone())
+                // A new body per attempt: a multipart body cannot be replayed.
+                let part = reqwest::multipart::Part::stream_with_length(bytes.clone(), bytes.len() as u64)
+                    .file_name(name.to_string())
                     .mime_str("application/jsonl")
                     .expect("a valid MIME type");
                 let form = reqwest::multipart::Form::new()
@@ -114,7 +106,7 @@ impl Client {
                 json_of(send(&self.cfg, h.http.post(&u).multipart(form), &u).await?)
             })
             .await
-            .map_err(|e| step(format!("uploading {} (POST {u})", path.display()), e))?;
+            .map_err(|e| step(format!("uploading {name} (POST {u})"), e))?;
         id_of(&v, "file")
     }
 
@@ -174,13 +166,16 @@ impl Client {
         batch_of(v)
     }
 
-    /// Download a file's content to `dest`, atomically; returns its size in bytes.
-    pub async fn download_file(&self, id: &str, dest: &Path) -> Result<u64, ApiError> {
+    /// Download a file's content into `out` (emptied first at each attempt); returns its
+    /// size in bytes. Where `out` lives and how it is put in place is the caller's.
+    pub async fn download_file(&self, id: &str, out: &mut tokio::fs::File) -> Result<u64, ApiError> {
         let h = self.http()?;
         let u = resource_url(&self.cfg, &format!("files/{id}/content"));
+        let out = tokio::sync::Mutex::new(out);
         self.with_retries(true, |_| async {
             let resp = send_checked(&self.cfg, h.http.get(&u), &u, "waiting for the file").await?;
-            save_stream(resp, dest, self.cfg.idle_timeout).await
+            let mut out = out.lock().await;
+            copy_body(resp, &mut out, self.cfg.idle_timeout).await
         })
         .await
         .map_err(|e| step(format!("downloading file {id} (GET {u})"), e))
@@ -240,19 +235,33 @@ fn id_of(v: &Value, what: &str) -> Result<String, ApiError> {
     v.get("id")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| ApiError::Usage(format!("the server's {what} reply has no id: {v}")))
+        .ok_or_else(|| ApiError::BadBody {
+            status: 200,
+            snippet: format!(
+                "the {what} reply has no id: {}",
+                crate::util::snippet(&v.to_string(), 200)
+            ),
+            request_id: None,
+        })
 }
 
 fn batch_of(v: Value) -> Result<BatchInfo, ApiError> {
-    serde_json::from_value(v.clone())
-        .map_err(|e| ApiError::Usage(format!("the server's batch reply is not a batch ({e}): {v}")))
+    serde_json::from_value(v.clone()).map_err(|e| ApiError::BadBody {
+        status: 200,
+        snippet: format!("not a batch ({e}): {}", crate::util::snippet(&v.to_string(), 200)),
+        request_id: None,
+    })
 }
 
-/// Stream a response body into a temp file beside `dest`, then rename it into place.
-async fn save_stream(mut resp: reqwest::Response, dest: &Path, idle: std::time::Duration) -> Result<u64, ApiError> {
-    let io = |e: std::io::Error| ApiError::Usage(format!("cannot write {}: {e}", dest.display()));
-    let tmp = crate::output::temp_beside(dest).map_err(io)?;
-    let mut f = tokio::fs::File::from_std(tmp.reopen().map_err(io)?);
+/// Stream a response body into `out`, from its start, under the idle timeout.
+async fn copy_body(
+    mut resp: reqwest::Response,
+    out: &mut tokio::fs::File,
+    idle: std::time::Duration,
+) -> Result<u64, ApiError> {
+    let io = |e: std::io::Error| ApiError::Local(format!("cannot write the downloaded file: {e}"));
+    out.set_len(0).await.map_err(io)?;
+    out.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
     let mut n = 0u64;
     loop {
         match tokio::time::timeout(idle, resp.chunk()).await {
@@ -265,14 +274,12 @@ async fn save_stream(mut resp: reqwest::Response, dest: &Path, idle: std::time::
             Ok(Err(e)) => return Err(ApiError::Transport(e.to_string())),
             Ok(Ok(None)) => break,
             Ok(Ok(Some(c))) => {
-                f.write_all(&c).await.map_err(io)?;
+                out.write_all(&c).await.map_err(io)?;
                 n += c.len() as u64;
             }
         }
     }
-    f.sync_all().await.map_err(io)?;
-    drop(f);
-    tmp.persist(dest).map_err(|e| io(e.error))?;
+    out.flush().await.map_err(io)?;
     Ok(n)
 }
 
@@ -306,7 +313,6 @@ mod tests {
             idle_timeout: d,
             max_retries: 0,
             max_tokens_field: "max_tokens".into(),
-            record: None,
             replay: None,
         };
         assert_eq!(

@@ -57,8 +57,13 @@ pub enum ApiError {
     Replay(String),
     #[error("cannot record the exchange: {0}")]
     Record(String),
+    /// A client setting that cannot work (a header the HTTP library refuses), or a
+    /// request this transport cannot make (the Batch API over --replay).
     #[error("{0}")]
-    Usage(String),
+    Config(String),
+    /// A local file the client was given to fill could not be written.
+    #[error("{0}")]
+    Local(String),
     /// A Files/Batches call failed: which step, then why.
     #[error("{step}: {source}{}", missing_api_hint(source))]
     Step { step: String, source: Box<ApiError> },

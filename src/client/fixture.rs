@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -112,75 +111,47 @@ fn canonical(v: &Value) -> Value {
     }
 }
 
-pub struct Recorder {
-    dir: PathBuf,
-    key: Option<SecretString>,
-    /// match key → file name, for appending a retry's response to its request's file.
-    files: Mutex<HashMap<String, String>>,
+/// Where `--record` keeps exchanges. The client calls it with every response, the key
+/// already removed; writing the fixture files is the caller's (see `output::fixtures`).
+pub trait Recorder: Send + Sync {
+    fn record(&self, request: &Value, response: RecordedResponse) -> Result<(), String>;
 }
 
-impl Recorder {
-    pub fn new(dir: &Path, key: Option<SecretString>) -> Result<Recorder, ApiError> {
-        std::fs::create_dir_all(dir).map_err(|e| ApiError::Record(format!("{}: {e}", dir.display())))?;
-        let mut files = HashMap::new();
-        for (name, f) in read_dir_fixtures(dir).map_err(ApiError::Record)? {
-            files.insert(match_key(&f.request.body), name);
+/// What the client hands to a `Recorder`: the useful headers and the body, with every
+/// trace of the key removed from both (a server may echo it), and from the request.
+pub fn recorded(
+    key: Option<&SecretString>,
+    body: &Value,
+    status: u16,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> (Value, RecordedResponse) {
+    let scrub = |text: &str| -> String {
+        match key.map(|k| k.expose_secret()).filter(|k| !k.is_empty()) {
+            Some(k) => util::redact_secret(text, k).into_owned(),
+            None => text.to_string(),
         }
-        Ok(Recorder {
-            dir: dir.to_path_buf(),
-            key,
-            files: Mutex::new(files),
-        })
-    }
-
-    pub fn record(&self, body: &Value, status: u16, headers: &HeaderMap, raw: &[u8]) -> Result<(), ApiError> {
-        let key = match_key(body);
-        let mut files = self.files.lock().expect("recorder lock");
-        let next = files.len() + 1;
-        let name = files
-            .entry(key.clone())
-            .or_insert_with(|| format!("{next:03}-{key}.json"))
-            .clone();
-        let path = self.dir.join(&name);
-        let mut fixture = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<Fixture>(&bytes)
-                .map_err(|e| ApiError::Record(format!("{}: {e}", path.display())))?,
-            Err(_) => Fixture {
-                rbplan_fixture: FORMAT,
-                note: String::new(),
-                request: RecordedRequest {
-                    method: "POST".into(),
-                    endpoint: "chat/completions".into(),
-                    body: body.clone(),
-                },
-                responses: Vec::new(),
-            },
-        };
-        let kept: BTreeMap<String, String> = headers
-            .iter()
-            .filter(|(k, _)| keep_header(k.as_str()))
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        let (json, text) = match serde_json::from_slice::<Value>(raw) {
-            Ok(v) if !raw.is_empty() => (Some(v), None),
-            _ => (None, Some(String::from_utf8_lossy(raw).into_owned())),
-        };
-        fixture.responses.push(RecordedResponse {
+    };
+    let kept: BTreeMap<String, String> = headers
+        .iter()
+        .filter(|(k, _)| keep_header(k.as_str()))
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), scrub(v.to_str().ok()?))))
+        .collect();
+    let text = scrub(&String::from_utf8_lossy(raw));
+    let (json, text) = match serde_json::from_str::<Value>(&text) {
+        Ok(v) if !raw.is_empty() => (Some(v), None),
+        _ => (None, Some(text)),
+    };
+    let request = serde_json::from_str(&scrub(&body.to_string())).unwrap_or_else(|_| body.clone());
+    (
+        request,
+        RecordedResponse {
             status,
             headers: kept,
             json,
             text,
-        });
-        let mut out = serde_json::to_string_pretty(&fixture).expect("fixture serializes");
-        // Belt and braces: a server that echoes the key must not put it in a fixture.
-        if let Some(k) = &self.key
-            && !k.expose_secret().is_empty()
-        {
-            out = crate::util::redact_secret(&out, k.expose_secret()).into_owned();
-        }
-        out.push('\n');
-        crate::output::write_atomic(&path, out.as_bytes()).map_err(|e| ApiError::Record(e.to_string()))
-    }
+        },
+    )
 }
 
 struct Entry {
@@ -439,41 +410,25 @@ mod tests {
     }
 
     #[test]
-    fn record_keeps_useful_headers_redacts_key_and_replays_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let key: SecretString = "sk-test-SECRET-123".into();
-        let rec = Recorder::new(dir.path(), Some(key)).unwrap();
-        let body = json!({"model":"m","messages":[{"role":"user","content":"hi"}]});
-        let mut h = HeaderMap::new();
-        h.insert("x-request-id", HeaderValue::from_static("req_9"));
-        h.insert("set-cookie", HeaderValue::from_static("session=abc"));
-        h.insert("retry-after", HeaderValue::from_static("1"));
-        rec.record(&body, 503, &h, b"{\"error\":{\"message\":\"busy sk-test-SECRET-123\"}}")
-            .unwrap();
-        let ok = json!({"id":"c","choices":[{"message":{"content":"hello"},"finish_reason":"stop"}]});
-        rec.record(&body, 200, &HeaderMap::new(), ok.to_string().as_bytes())
-            .unwrap();
-
-        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(files.len(), 1, "both attempts go in one file");
-        let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
-        assert!(!text.contains("SECRET"));
-        assert!(!text.contains("set-cookie"));
-        assert!(text.contains("req_9"));
-
-        let replay = ReplaySet::load(dir.path()).unwrap();
-        assert_eq!(replay.lookup(&body).unwrap().1.status, 503);
-        assert_eq!(replay.lookup(&body).unwrap().1.status, 200);
-        assert_eq!(replay.lookup(&body).unwrap().1.status, 200, "the last response repeats");
-        assert_eq!(replay.models(), vec!["m".to_string()]);
-    }
-
-    #[test]
     fn a_miss_says_what_was_asked_and_what_differs() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = Recorder::new(dir.path(), None).unwrap();
         let body = json!({"model":"m","messages":[{"role":"user","content":"orders db"}]});
-        rec.record(&body, 200, &HeaderMap::new(), b"{}").unwrap();
+        let f = Fixture {
+            rbplan_fixture: FORMAT,
+            note: String::new(),
+            request: RecordedRequest {
+                method: "POST".into(),
+                endpoint: "chat/completions".into(),
+                body,
+            },
+            responses: vec![RecordedResponse {
+                status: 200,
+                headers: BTreeMap::new(),
+                json: Some(json!({})),
+                text: None,
+            }],
+        };
+        std::fs::write(dir.path().join("001.json"), serde_json::to_string(&f).unwrap()).unwrap();
         let replay = ReplaySet::load(dir.path()).unwrap();
         let asked = json!({"model":"other","messages":[{"role":"user","content":"billing db"}]});
         let msg = replay.lookup(&asked).unwrap_err().to_string();

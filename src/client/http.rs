@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::fixture::Recorder;
+use super::fixture::{self, Recorder};
 use super::wire::{self, StreamAssembler};
 use super::{ApiError, ChatResult, ClientConfig, OnDelta, Provider};
 
@@ -22,9 +22,9 @@ impl HttpTransport {
         let mut headers = HeaderMap::new();
         for (k, v) in &cfg.headers {
             let name =
-                HeaderName::from_bytes(k.as_bytes()).map_err(|_| ApiError::Usage(format!("bad header name {k:?}")))?;
+                HeaderName::from_bytes(k.as_bytes()).map_err(|_| ApiError::Config(format!("bad header name {k:?}")))?;
             let mut value =
-                HeaderValue::from_str(v).map_err(|_| ApiError::Usage(format!("bad value for header {k}")))?;
+                HeaderValue::from_str(v).map_err(|_| ApiError::Config(format!("bad value for header {k}")))?;
             value.set_sensitive(true); // gateway headers often carry tokens
             headers.insert(name, value);
         }
@@ -34,7 +34,7 @@ impl HttpTransport {
                 Provider::Azure { .. } => ("api-key", key.expose_secret().to_string()),
             };
             let mut v = HeaderValue::from_str(&value)
-                .map_err(|_| ApiError::Usage("the API key has characters a header cannot carry".into()))?;
+                .map_err(|_| ApiError::Config("the API key has characters a header cannot carry".into()))?;
             v.set_sensitive(true);
             headers.insert(HeaderName::from_static(name), v);
         }
@@ -52,7 +52,7 @@ impl HttpTransport {
         }
         let http = builder
             .build()
-            .map_err(|e| ApiError::Usage(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| ApiError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(HttpTransport { http })
     }
 
@@ -63,7 +63,7 @@ impl HttpTransport {
         body: &Bytes,
         attempt: u32,
         on_delta: Option<OnDelta<'_>>,
-        recorder: Option<&Recorder>,
+        recorder: Option<&dyn Recorder>,
         json_body: &Value,
     ) -> Result<ChatResult, ApiError> {
         let streaming = json_body.get("stream").and_then(Value::as_bool).unwrap_or(false);
@@ -102,7 +102,8 @@ impl HttpTransport {
             }
         };
         if let Some(r) = recorder {
-            r.record(json_body, status, &headers, &raw)?;
+            let (request, response) = fixture::recorded(cfg.api_key.as_ref(), json_body, status, &headers, &raw);
+            r.record(&request, response).map_err(ApiError::Record)?;
         }
         outcome
     }

@@ -144,7 +144,6 @@ pub struct ClientConfig {
     pub max_retries: u32,
     /// `max_tokens` (most servers) or `max_completion_tokens` (OpenAI reasoning models).
     pub max_tokens_field: String,
-    pub record: Option<PathBuf>,
     pub replay: Option<PathBuf>,
 }
 
@@ -158,7 +157,7 @@ enum Transport {
 pub struct Client {
     transport: Arc<Transport>,
     cfg: Arc<ClientConfig>,
-    recorder: Option<Arc<Recorder>>,
+    recorder: Option<Arc<dyn Recorder>>,
     gate: Arc<Gate>,
     pacer: Option<Arc<Pacer>>,
     /// Requests in flight at once, over every clone (`batch --concurrency`).
@@ -179,14 +178,10 @@ impl Client {
             Some(dir) => Transport::Replay(ReplaySet::load(dir)?),
             None => Transport::Http(http::HttpTransport::new(&cfg)?),
         };
-        let recorder = match &cfg.record {
-            Some(dir) => Some(Arc::new(Recorder::new(dir, cfg.api_key.clone())?)),
-            None => None,
-        };
         Ok(Client {
             transport: Arc::new(transport),
             cfg: Arc::new(cfg),
-            recorder,
+            recorder: None,
             gate: Arc::new(Gate::default()),
             pacer: None,
             limit: None,
@@ -216,6 +211,12 @@ impl Client {
     /// `ApiError::NotStarted` once `stop_new_work` was called, even after waiting for a slot.
     pub async fn chat_first(&self, req: &ChatRequest, on_delta: Option<OnDelta<'_>>) -> Result<ChatResult, ApiError> {
         self.chat_inner(req, on_delta, true).await
+    }
+
+    /// Hand every exchange to `r` (`--record`), the key removed.
+    pub fn with_recorder(mut self, r: Arc<dyn Recorder>) -> Client {
+        self.recorder = Some(r);
+        self
     }
 
     /// Client-side pacing (requests and tokens per minute), shared by every clone.
@@ -340,7 +341,7 @@ impl Client {
     pub async fn list_models(&self) -> Result<(u16, serde_json::Value), ApiError> {
         match &*self.transport {
             Transport::Http(h) => h.get_models(&self.cfg).await,
-            Transport::Replay(_) => Err(ApiError::Usage("doctor checks a live server; drop --replay".into())),
+            Transport::Replay(_) => Err(ApiError::Config("doctor checks a live server; drop --replay".into())),
         }
     }
 }

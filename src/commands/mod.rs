@@ -7,25 +7,27 @@ pub mod check;
 pub mod doctor;
 pub mod render;
 
-use crate::cli::ConnArgs;
 use crate::client::Client;
 use crate::config::{self, Env, Settings, Source};
 use crate::error::{Error, Result};
 
 /// Resolve the connection settings and build the client. With --replay and no model
 /// chosen, the model the fixtures were recorded with is used.
-pub fn connect(conn: &ConnArgs, env: &Env) -> Result<(Settings, Client)> {
-    let mut settings = config::resolve(conn, env)?;
+pub fn connect(conn: &crate::cli::ConnArgs, env: &Env) -> Result<(Settings, Client)> {
+    let mut settings = config::resolve(&conn.flags(), env)?;
     if let Some(k) = &settings.client.api_key {
         use secrecy::ExposeSecret;
         crate::logging::register_secret(k.expose_secret());
     }
-    let client = Client::new(settings.client.clone()).map_err(|e| match e {
+    let mut client = Client::new(settings.client.clone()).map_err(|e| match e {
         // Building the client sends nothing: a --replay folder that is missing, empty or
         // malformed, or a setting the HTTP client refuses, is bad input (exit 2).
-        crate::client::ApiError::Replay(msg) | crate::client::ApiError::Usage(msg) => Error::Usage(msg),
+        crate::client::ApiError::Replay(msg) | crate::client::ApiError::Config(msg) => Error::Usage(msg),
         e => Error::from(e),
     })?;
+    if let Some(dir) = &settings.record {
+        client = client.with_recorder(std::sync::Arc::new(crate::output::fixtures::FixtureDir::open(dir)?));
+    }
     if settings.model_source == Source::Default
         && let Some(models) = client.replay_models()
         && let [only] = models.as_slice()

@@ -13,7 +13,7 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
     let inputs = crate::input::resolve(&args.input, &template)?;
     let messages = template.messages(&inputs)?;
     if args.json {
-        let settings = config::resolve(&args.conn, &env)?;
+        let settings = config::resolve(&args.conn.flags(), &env)?;
         let req = ChatRequest {
             model: settings.model,
             messages,

@@ -19,7 +19,7 @@ use crate::batch::items::Manifest;
 use crate::client::batches::BatchInfo;
 use crate::error::{Error, Outcome, Result};
 use crate::output;
-use crate::term::Ui;
+use crate::term::{Ui, count};
 
 pub const STATE_FILE: &str = "batch-api.json";
 
@@ -134,109 +134,20 @@ pub async fn submit_and_collect(
     ui: Ui,
 ) -> Result<Collected> {
     let dir = &ctx.out().path;
-    // Render the requests into a scratch folder first, to compare with what was sent.
-    let scratch = tempfile::Builder::new()
-        .prefix(output::TMP_PREFIX)
-        .tempdir_in(dir)
-        .map_err(|e| Error::io(format!("creating a folder in {}", dir.display()), e))?;
-    let (parts, kept) = export::write_requests(ctx, manifest, &scratch.path().join("batch-requests.jsonl"), limits)?;
-    let hash = fingerprint(&parts);
-
-    let mut rec = match load(dir)? {
-        Some(r) if !r.imported && r.requests_sha256 == hash => {
-            ui.note(format!(
-                "resuming the batch recorded in {} ({})",
-                state_path(dir).display(),
-                ids(&r)
-            ));
-            r
-        }
-        Some(r) if !r.imported && !ctx.force => {
-            return Err(Error::usage(format!(
-                "{} records batch(es) {} that are not imported yet, made from other requests (the input, \
-                 template or model changed). Rerun the old command to collect them, --cancel to cancel them, \
-                 or --force to submit a new batch anyway",
-                state_path(dir).display(),
-                ids(&r)
-            )));
-        }
-        _ if parts.is_empty() => {
-            ui.note(format!(
-                "nothing to submit: all {kept} plans in {} are current",
-                dir.display()
-            ));
-            return Ok(Collected::Files {
-                files: Vec::new(),
-                note: "not submitted".into(),
-            });
-        }
-        _ => {
-            // Move the request files in beside the plans, where the record points.
-            let mut rec = Recorded {
-                requests_sha256: hash,
-                parts: Vec::new(),
-                imported: false,
-            };
-            for p in &parts {
-                let name = p.path.file_name().expect("a file").to_string_lossy().into_owned();
-                std::fs::rename(&p.path, dir.join(&name))
-                    .map_err(|e| Error::io(format!("moving {name} into {}", dir.display()), e))?;
-                rec.parts.push(Part {
-                    file: name,
-                    requests: p.requests,
-                    input_file_id: None,
-                    batch_id: None,
-                    attempted_create: false,
-                    status: None,
-                });
-            }
-            if kept > 0 {
-                ui.note(format!("{kept} services have current plans and are not submitted"));
-            }
-            rec
-        }
+    let Some(mut rec) = to_submit(ctx, manifest, limits, ui)? else {
+        return Ok(Collected::Files {
+            files: Vec::new(),
+            note: "not submitted".into(),
+        });
     };
-    drop(scratch);
-
-    // Upload and create what is not yet created; record each id as soon as it exists.
     let n = rec.parts.len();
     for i in 0..n {
-        if rec.parts[i].batch_id.is_some() {
-            continue;
-        }
-        let file = dir.join(&rec.parts[i].file);
-        if rec.parts[i].input_file_id.is_none() {
-            let id = ctx.client.upload_batch_file(&file).await?;
-            ui.note(format!(
-                "uploaded {} ({}) as {id}",
-                file.display(),
-                crate::term::count(rec.parts[i].requests as u64, "request")
-            ));
-            rec.parts[i].input_file_id = Some(id);
-            save(dir, &rec)?;
-        }
-        let fid = rec.parts[i].input_file_id.clone().expect("set above");
-        // A run that stopped between creating the batch and recording it (a crash, a
-        // timeout on the create call) left a batch over this file: adopt it, don't pay twice.
-        if rec.parts[i].attempted_create
-            && let Some(b) = ctx.client.find_batch_for_file(&fid).await?
-        {
-            ui.note(format!("found batch {} ({}) already created for {fid}", b.id, b.status));
-            rec.parts[i].batch_id = Some(b.id);
-            rec.parts[i].status = Some(b.status);
-            save(dir, &rec)?;
-            continue;
-        }
-        rec.parts[i].attempted_create = true;
-        save(dir, &rec)?;
-        let meta = json!({"rbplan_input": manifest.path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(), "part": format!("{}/{n}", i + 1)});
-        let b = ctx.client.create_batch(&fid, meta).await?;
-        ui.note(format!("created batch {} ({})", b.id, b.status));
-        rec.parts[i].batch_id = Some(b.id);
-        rec.parts[i].status = Some(b.status);
-        save(dir, &rec)?;
+        let meta = json!({
+            "rbplan_input": manifest.path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
+            "part": format!("{}/{n}", i + 1),
+        });
+        create(ctx, &mut rec, i, meta, ui).await?;
     }
-
     let Some(done) = wait(ctx, &mut rec, poll, ui).await? else {
         ui.warn(format!(
             "stopped waiting; the batch keeps running at the provider. Rerun the same command to resume it, \
@@ -245,16 +156,141 @@ pub async fn submit_and_collect(
         ));
         return Ok(Collected::Interrupted);
     };
+    download(ctx, dir, &done, ui).await
+}
 
-    // Download what each batch produced; say why services may be absent from it.
+/// The record of what to submit: the one recorded, if the requests are the same and not
+/// yet imported (a resume); else a new one over freshly written request files. None when
+/// every plan is current.
+fn to_submit(ctx: &Ctx, manifest: &Manifest, limits: Limits, ui: Ui) -> Result<Option<Recorded>> {
+    let dir = &ctx.out().path;
+    // Render the requests into a scratch folder first, to compare with what was sent.
+    let scratch = tempfile::Builder::new()
+        .prefix(output::TMP_PREFIX)
+        .tempdir_in(dir)
+        .map_err(|e| Error::io(format!("creating a folder in {}", dir.display()), e))?;
+    let (parts, kept) = export::write_requests(ctx, manifest, &scratch.path().join("batch-requests.jsonl"), limits)?;
+    let hash = fingerprint(&parts);
+    match load(dir)? {
+        Some(r) if !r.imported && r.requests_sha256 == hash => {
+            ui.note(format!(
+                "resuming the batch recorded in {} ({})",
+                state_path(dir).display(),
+                ids(&r)
+            ));
+            Ok(Some(r))
+        }
+        Some(r) if !r.imported && !ctx.force => Err(Error::usage(format!(
+            "{} records batch(es) {} that are not imported yet, made from other requests (the input, \
+             template or model changed). Rerun the old command to collect them, --cancel to cancel them, \
+             or --force to submit a new batch anyway",
+            state_path(dir).display(),
+            ids(&r)
+        ))),
+        _ if parts.is_empty() => {
+            ui.note(format!(
+                "nothing to submit: all {kept} plans in {} are current",
+                dir.display()
+            ));
+            Ok(None)
+        }
+        _ => {
+            if kept > 0 {
+                ui.note(format!("{kept} services have current plans and are not submitted"));
+            }
+            new_record(dir, &parts, hash).map(Some)
+        }
+    }
+}
+
+/// Move the request files in beside the plans, where the record points.
+fn new_record(dir: &Path, parts: &[export::Written], hash: String) -> Result<Recorded> {
+    let mut rec = Recorded {
+        requests_sha256: hash,
+        parts: Vec::new(),
+        imported: false,
+    };
+    for p in parts {
+        let name = p.path.file_name().expect("a file").to_string_lossy().into_owned();
+        std::fs::rename(&p.path, dir.join(&name))
+            .map_err(|e| Error::io(format!("moving {name} into {}", dir.display()), e))?;
+        rec.parts.push(Part {
+            file: name,
+            requests: p.requests,
+            input_file_id: None,
+            batch_id: None,
+            attempted_create: false,
+            status: None,
+        });
+    }
+    Ok(rec)
+}
+
+/// Upload part `i` and create its batch, unless done already; each id is recorded as
+/// soon as it exists.
+async fn create(ctx: &Ctx, rec: &mut Recorded, i: usize, meta: serde_json::Value, ui: Ui) -> Result<()> {
+    let dir = &ctx.out().path;
+    if rec.parts[i].batch_id.is_some() {
+        return Ok(());
+    }
+    if rec.parts[i].input_file_id.is_none() {
+        upload(ctx, dir, &mut rec.parts[i], ui).await?;
+        save(dir, rec)?;
+    }
+    let part = &mut rec.parts[i];
+    let fid = part.input_file_id.clone().expect("uploaded above");
+    // A run that stopped between creating the batch and recording it (a crash, a
+    // timeout on the create call) left a batch over this file: adopt it, don't pay twice.
+    if part.attempted_create
+        && let Some(b) = ctx.client.find_batch_for_file(&fid).await?
+    {
+        ui.note(format!("found batch {} ({}) already created for {fid}", b.id, b.status));
+        part.record(&b);
+        return save(dir, rec);
+    }
+    part.attempted_create = true;
+    save(dir, rec)?;
+    let b = ctx.client.create_batch(&fid, meta).await?;
+    ui.note(format!("created batch {} ({})", b.id, b.status));
+    rec.parts[i].record(&b);
+    save(dir, rec)
+}
+
+async fn upload(ctx: &Ctx, dir: &Path, part: &mut Part, ui: Ui) -> Result<()> {
+    let file = dir.join(&part.file);
+    let bytes = std::fs::read(&file).map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
+    let id = ctx.client.upload_batch_file(&part.file, bytes.into()).await?;
+    ui.note(format!(
+        "uploaded {} ({}) as {id}",
+        file.display(),
+        count(part.requests as u64, "request")
+    ));
+    part.input_file_id = Some(id);
+    Ok(())
+}
+
+impl Part {
+    fn record(&mut self, b: &BatchInfo) {
+        self.batch_id = Some(b.id.clone());
+        self.status = Some(b.status.clone());
+    }
+}
+
+/// Download what each batch produced, each file put in place atomically; say why services
+/// may be absent from it.
+async fn download(ctx: &Ctx, dir: &Path, done: &[BatchInfo], ui: Ui) -> Result<Collected> {
     let mut files = Vec::new();
     let mut notes = Vec::new();
     for (i, b) in done.iter().enumerate() {
-        let suffix = if n > 1 { format!("-{:03}", i + 1) } else { String::new() };
+        let suffix = if done.len() > 1 {
+            format!("-{:03}", i + 1)
+        } else {
+            String::new()
+        };
         for (fid, kind) in [(&b.output_file_id, "output"), (&b.error_file_id, "errors")] {
             if let Some(fid) = fid {
                 let dest = dir.join(format!("batch-{kind}{suffix}.jsonl"));
-                let bytes = ctx.client.download_file(fid, &dest).await?;
+                let bytes = download_to(ctx, fid, &dest).await?;
                 ui.note(format!("downloaded {} ({})", dest.display(), export::size(bytes)));
                 files.push(dest);
             }
@@ -271,6 +307,18 @@ pub async fn submit_and_collect(
         format!("not run by the batch: {}", notes.join("; "))
     };
     Ok(Collected::Files { files, note })
+}
+
+/// One file, into a temp file beside `dest`, renamed into place once whole and synced.
+async fn download_to(ctx: &Ctx, fid: &str, dest: &Path) -> Result<u64> {
+    let io = |e: std::io::Error| Error::io(format!("writing {}", dest.display()), e);
+    let tmp = output::temp_beside(dest).map_err(io)?;
+    let mut f = tokio::fs::File::from_std(tmp.reopen().map_err(io)?);
+    let n = ctx.client.download_file(fid, &mut f).await?;
+    f.sync_all().await.map_err(io)?;
+    drop(f);
+    tmp.persist(dest).map_err(|e| io(e.error))?;
+    Ok(n)
 }
 
 fn ids(r: &Recorded) -> String {

@@ -1,6 +1,8 @@
 //! Writing results: atomically (temp file in the same folder, then rename), so a reader
 //! or a crash never sees half a plan, and the front matter that traces a plan to its inputs.
 
+pub mod fixtures;
+
 use std::io::Write;
 use std::path::Path;
 
