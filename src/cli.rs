@@ -137,6 +137,19 @@ pub struct InputArgs {
     pub example: bool,
 }
 
+impl InputArgs {
+    /// Where the inputs come from, as plain values, for `input`.
+    pub fn given(&self) -> crate::input::Given {
+        crate::input::Given {
+            summary: self.summary.clone(),
+            summary_file: self.summary_file.clone(),
+            stages: self.stages.clone(),
+            stages_file: self.stages_file.clone(),
+            example: self.example,
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone, Default)]
 pub struct TemplateArgs {
     /// A template folder (template.toml + prompt files). Default: the built-in rollback plan.

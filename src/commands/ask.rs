@@ -21,7 +21,7 @@ use crate::{input, logging};
 pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
     let env = Env::load()?;
     let template = Template::resolve(args.template.template.as_deref())?;
-    let inputs = input::resolve(&args.input, &template)?;
+    let inputs = input::resolve(&args.input.given(), &template)?;
     if let Some(out) = &args.out {
         check_out_path(out)?;
     }

@@ -10,7 +10,7 @@ use crate::term::print_stdout;
 pub fn run(args: RenderArgs) -> Result<Outcome> {
     let env = Env::load()?;
     let template = Template::resolve(args.template.template.as_deref())?;
-    let inputs = crate::input::resolve(&args.input, &template)?;
+    let inputs = crate::input::resolve(&args.input.given(), &template)?;
     let messages = template.messages(&inputs)?;
     if args.json {
         let settings = config::resolve(&args.conn.flags(), &env)?;

@@ -3,16 +3,26 @@
 //! a user names (plans to check), with the same errors.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::cli::InputArgs;
 use crate::error::{Error, Result};
 use crate::template::{Inputs, Template};
 
 mod stages;
 pub use stages::parse_stages;
 
-pub fn resolve(a: &InputArgs, template: &Template) -> Result<Inputs> {
+/// Where the two inputs come from, as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Given {
+    pub summary: Option<String>,
+    pub summary_file: Option<PathBuf>,
+    pub stages: Option<String>,
+    pub stages_file: Option<PathBuf>,
+    /// The template's own example instead.
+    pub example: bool,
+}
+
+pub fn resolve(a: &Given, template: &Template) -> Result<Inputs> {
     if a.example {
         let ex = template
             .spec

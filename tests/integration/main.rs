@@ -5,6 +5,7 @@ mod common;
 mod model;
 mod server;
 
+mod architecture;
 mod ask;
 mod batch;
 mod batchapi;

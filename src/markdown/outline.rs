@@ -1,0 +1,331 @@
+//! Where each required section is in a document, and the edits a splice needs: closing
+//! blocks a cut-off reply left open, demoting headings that would end a section.
+
+use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+
+use super::{Doc, HeadingMatch, Matcher, options, parse};
+
+/// One occurrence of a required section in a document.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub section: usize,
+    /// Byte range of the whole section, heading included.
+    pub start: usize,
+    pub end: usize,
+    /// Where the content after the heading starts.
+    pub body_start: usize,
+    pub line: usize,
+    pub level: u8,
+    pub heading: String,
+    /// No content under the heading (a heading alone does not make a section).
+    pub empty: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outline {
+    /// Every occurrence, in document order (duplicates included).
+    pub found: Vec<Located>,
+    /// The heading level most sections use; new sections are spliced in at this level.
+    pub level: u8,
+}
+
+impl Outline {
+    /// The occurrence that counts for a section: the first non-empty one, else the first.
+    pub fn primary(&self, section: usize) -> Option<&Located> {
+        let mut all = self.found.iter().filter(|l| l.section == section);
+        let first = all.clone().next();
+        all.find(|l| !l.empty).or(first)
+    }
+
+    pub fn is_present(&self, section: usize) -> bool {
+        self.primary(section).is_some_and(|l| !l.empty)
+    }
+}
+
+pub fn outline(doc: &Doc, matcher: &Matcher) -> Outline {
+    let matches: Vec<Option<HeadingMatch>> = doc
+        .headings
+        .iter()
+        .map(|h| {
+            if h.top_level {
+                matcher.match_heading(&h.text)
+            } else {
+                None
+            }
+        })
+        .collect();
+    // The section level: the shallowest exact match, else the shallowest match.
+    let level_of = |exact_only: bool| {
+        doc.headings
+            .iter()
+            .zip(&matches)
+            .filter(|(_, m)| m.is_some_and(|m| !exact_only || m.extra == 0))
+            .map(|(h, _)| h.level)
+            .min()
+    };
+    let sec_level = level_of(true).or_else(|| level_of(false)).unwrap_or(2);
+    // Deeper loose matches are subsections ("Scenario 4: rollback by stage fails").
+    let matches: Vec<Option<HeadingMatch>> = doc
+        .headings
+        .iter()
+        .zip(matches)
+        .map(|(h, m)| m.filter(|m| h.level <= sec_level || m.extra == 0))
+        .collect();
+    // The shallowest heading naming each section, wherever it is.
+    let sections = matcher.sections();
+    let mut shallowest = vec![u8::MAX; sections];
+    for (h, m) in doc.headings.iter().zip(&matches) {
+        if let Some(m) = m {
+            shallowest[m.section] = shallowest[m.section].min(h.level);
+        }
+    }
+
+    let mut found: Vec<Located> = Vec::new();
+    let mut current: Option<Located> = None;
+    let mut seen = vec![false; sections];
+    for (h, m) in doc.headings.iter().zip(&matches) {
+        if !h.top_level {
+            continue;
+        }
+        if let Some(m) = *m {
+            // A heading deeper than the current section is its subsection when it names the
+            // same section, one seen already, or one that a shallower heading elsewhere
+            // names ("#### Communication" inside a stage, with "## 6. Communication" below).
+            let is_sub = current.as_ref().is_some_and(|c| {
+                h.level > c.level && (c.section == m.section || seen[m.section] || shallowest[m.section] < h.level)
+            });
+            if is_sub {
+                continue;
+            }
+            if let Some(mut c) = current.take() {
+                c.end = h.start;
+                found.push(c);
+            }
+            seen[m.section] = true;
+            current = Some(Located {
+                section: m.section,
+                start: h.start,
+                end: doc.src.len(),
+                body_start: h.end,
+                line: h.line,
+                level: h.level,
+                heading: h.text.clone(),
+                empty: true,
+            });
+        } else if current.as_ref().is_some_and(|c| h.level <= c.level) {
+            // An unrelated heading at the same level or above ends the section.
+            let mut c = current.take().expect("checked");
+            c.end = h.start;
+            found.push(c);
+        }
+    }
+    if let Some(c) = current.take() {
+        found.push(c);
+    }
+    for l in &mut found {
+        l.empty = !doc
+            .blocks
+            .iter()
+            .any(|b| b.start >= l.body_start && b.start < l.end && b.is_content());
+    }
+    let level = most_common(found.iter().map(|l| l.level)).unwrap_or(sec_level);
+    Outline { found, level }
+}
+
+fn most_common(it: impl Iterator<Item = u8>) -> Option<u8> {
+    let mut counts = [0usize; 7];
+    for l in it {
+        counts[l as usize] += 1;
+    }
+    (1..7)
+        .filter(|&l| counts[l] > 0)
+        .max_by_key(|&l| (counts[l], std::cmp::Reverse(l)))
+        .map(|l| l as u8)
+}
+
+/// Byte offsets (into `list`) where the items of the outermost list in `list` start.
+pub fn list_item_starts(list: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut depth = 0usize;
+    for (ev, range) in Parser::new_ext(list, options()).into_offset_iter() {
+        match ev {
+            Event::Start(Tag::List(_)) => depth += 1,
+            Event::End(TagEnd::List(_)) => depth = depth.saturating_sub(1),
+            Event::Start(Tag::Item) if depth == 1 => starts.push(range.start),
+            _ => {}
+        }
+    }
+    starts
+}
+
+/// Shift headings in `body` so none is shallower than `min_level` (a section's content
+/// must not open a heading that would end the section). Setext headings become ATX.
+pub fn demote_headings(body: &str, min_level: u8) -> String {
+    let doc = parse(body);
+    let mut out = String::with_capacity(body.len() + 16);
+    let mut pos = 0;
+    for h in doc.headings.iter().filter(|h| h.top_level && h.level < min_level) {
+        out.push_str(&body[pos..h.start]);
+        out.push_str(&"#".repeat(min_level.min(6) as usize));
+        out.push(' ');
+        out.push_str(&h.text);
+        out.push('\n');
+        pos = h.end;
+    }
+    out.push_str(&body[pos..]);
+    out
+}
+
+/// Close a fenced code block or HTML comment left open at the end of `text` (a reply cut
+/// off mid-block), so that text spliced after it is not swallowed into it.
+pub fn close_open_blocks(text: &str) -> String {
+    let mut out = text.to_string();
+    let mut fence: Option<(usize, usize)> = None; // (block start, end)
+    for (ev, range) in Parser::new_ext(text, options()).into_offset_iter() {
+        if let Event::Start(Tag::CodeBlock(pulldown_cmark::CodeBlockKind::Fenced(_))) = ev {
+            fence = Some((range.start, range.end));
+        }
+    }
+    if let Some((start, end)) = fence
+        && end >= text.trim_end().len()
+    {
+        let block = &text[start..end];
+        let first = block.lines().next().unwrap_or("").trim_start();
+        let marker: String = first.chars().take_while(|&c| c == '`' || c == '~').collect();
+        let last = block.trim_end().lines().last().unwrap_or("").trim();
+        let closed = block.trim_end().lines().count() > 1
+            && last.starts_with(&marker)
+            && last.chars().all(|c| c == marker.chars().next().unwrap_or('`'));
+        if !marker.is_empty() && !closed {
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&marker);
+            out.push('\n');
+        }
+    }
+    let opened = out.rfind("<!--");
+    if opened.is_some_and(|o| !out[o..].contains("-->")) {
+        out.push_str("\n-->\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Spec;
+    use crate::template::Template;
+
+    fn matcher() -> (Matcher, Spec) {
+        let spec = Template::builtin().spec;
+        (Matcher::new(&spec), spec)
+    }
+
+    fn located_ids(md: &str) -> Vec<(String, bool)> {
+        let (m, spec) = matcher();
+        let doc = parse(md);
+        outline(&doc, &m)
+            .found
+            .iter()
+            .map(|l| (spec.sections[l.section].id.clone(), l.empty))
+            .collect()
+    }
+
+    #[test]
+    fn open_fences_and_comments_are_closed() {
+        assert_eq!(
+            close_open_blocks("text\n\n```sql\nselect 1;"),
+            "text\n\n```sql\nselect 1;\n```\n"
+        );
+        assert_eq!(close_open_blocks("~~~~\nx\n"), "~~~~\nx\n~~~~\n");
+        let closed = "```\nx\n```\n";
+        assert_eq!(close_open_blocks(closed), closed);
+        assert_eq!(close_open_blocks("a <!-- note"), "a <!-- note\n-->\n");
+        let after = close_open_blocks("```\ncut") + "\n## 2. Rollback decision matrix\n\nrows\n";
+        let (m, _) = matcher();
+        assert_eq!(outline(&parse(&after), &m).found.len(), 1);
+    }
+
+    #[test]
+    fn setext_bold_and_levels() {
+        let md = "# Plan\n\nRollback philosophy\n===================\n\ntext\n\n## **2. Rollback decision matrix**\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n#### 3. Rollback by stage\n\nsteps\n";
+        assert_eq!(
+            located_ids(md),
+            vec![
+                ("philosophy".into(), false),
+                ("decision-matrix".into(), false),
+                ("by-stage".into(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn prose_code_fences_and_quotes_do_not_count() {
+        let md = "# Plan\n\nThe rollback philosophy is covered below.\n\n```\n## 2. Rollback decision matrix\n```\n\n> ## 3. Rollback by stage\n\n- ## 4. Specific rollback procedures by component\n";
+        assert!(located_ids(md).is_empty());
+    }
+
+    #[test]
+    fn empty_section_is_located_but_empty() {
+        let md = "## 1. Rollback philosophy\n\n## 2. Rollback decision matrix\n\nrows\n\n## 3. Rollback by stage\n\n---\n\n<!-- todo -->\n";
+        assert_eq!(
+            located_ids(md),
+            vec![
+                ("philosophy".into(), true),
+                ("decision-matrix".into(), false),
+                ("by-stage".into(), true)
+            ]
+        );
+    }
+
+    #[test]
+    fn subsections_stay_inside_their_section() {
+        let md = "## 3. Rollback by stage\n\n### Stage: backfill\n\ntext\n\n### Rollback by stage: notes\n\nmore\n\n## 9. What-if scenarios\n\n### Scenario 4: rollback by stage fails\n\nplan\n\n## Appendix\n\nnot a section\n";
+        let (m, _) = matcher();
+        let doc = parse(md);
+        let o = outline(&doc, &m);
+        assert_eq!(o.found.len(), 2);
+        assert!(md[o.found[0].start..o.found[0].end].contains("notes"));
+        assert!(md[o.found[1].start..o.found[1].end].contains("Scenario 4"));
+        assert!(!md[o.found[1].start..o.found[1].end].contains("Appendix"));
+    }
+
+    #[test]
+    fn subsections_named_like_a_later_section_stay_subsections() {
+        let md = "## 3. Rollback by stage\n\n### Stage 4: Write cutover\n\nsteps\n\n#### Communication\n\ntell people\n\n### Stage 5: Decommission\n\nmore\n\n## 4. Specific rollback procedures by component\n\ncmds\n\n### Rollback drill\n\ntimed\n\n## 5. Pre-cutover rehearsal\n\ndrill\n\n## 6. Communication during rollback\n\nmessages\n";
+        let (m, spec) = matcher();
+        let o = outline(&parse(md), &m);
+        let ids: Vec<(&str, usize)> = o
+            .found
+            .iter()
+            .map(|l| (spec.sections[l.section].id.as_str(), l.line))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("by-stage", 1),
+                ("by-component", 15),
+                ("rehearsal", 23),
+                ("communication", 27)
+            ]
+        );
+        assert!(md[o.found[0].start..o.found[0].end].contains("Stage 5"));
+        // With no shallower heading naming it, a deeper numbered heading is still a section.
+        let mixed = "## 1. Rollback philosophy\n\ntext\n\n### 2. Rollback decision matrix\n\nrows\n";
+        assert_eq!(
+            located_ids(mixed),
+            vec![("philosophy".into(), false), ("decision-matrix".into(), false)]
+        );
+    }
+
+    #[test]
+    fn demote_keeps_body_under_its_section() {
+        let body = "intro\n\n# Big\n\ntext\n\nSub\n---\n\nmore\n\n### deep\n";
+        let out = demote_headings(body, 3);
+        assert!(out.contains("### Big\n"), "{out}");
+        assert!(out.contains("### Sub\n"), "{out}");
+        assert!(out.contains("### deep"));
+        assert!(out.contains("intro") && out.contains("more"));
+    }
+}

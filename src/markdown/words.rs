@@ -1,0 +1,359 @@
+//! The tolerant heading match: which required section a heading names, whatever its
+//! numbering, case, punctuation or word forms, and the word folding it rests on.
+
+use crate::spec::Spec;
+
+/// A small set of words (a heading's, a stage's, a vocabulary): a sorted list. For sets of
+/// a few words a binary search beats hashing, and needs no hasher crate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WordSet(Vec<String>);
+
+impl WordSet {
+    pub fn contains(&self, w: &str) -> bool {
+        self.0.binary_search_by(|x| x.as_str().cmp(w)).is_ok()
+    }
+
+    /// Both lists are sorted: one walk through each.
+    pub fn is_subset(&self, other: &WordSet) -> bool {
+        if self.0.len() > other.0.len() {
+            return false;
+        }
+        let mut theirs = other.0.iter();
+        self.0.iter().all(|w| theirs.any(|o| o == w))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<String> for WordSet {
+    fn from_iter<I: IntoIterator<Item = String>>(it: I) -> Self {
+        let mut v: Vec<String> = it.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        WordSet(v)
+    }
+}
+
+impl Extend<String> for WordSet {
+    fn extend<I: IntoIterator<Item = String>>(&mut self, it: I) {
+        self.0.extend(it);
+        self.0.sort_unstable();
+        self.0.dedup();
+    }
+}
+
+/// Words that never distinguish one section from another.
+const STOPWORDS: &[&str] = &[
+    "a", "an", "the", "of", "for", "and", "to", "by", "in", "on", "at", "about", "during", "with", "our", "your",
+    "this", "its", "from", "per",
+];
+/// Words that introduce a number: "Section 3 —", "Part II".
+const NUMBER_WORDS: &[&str] = &["section", "part", "step", "chapter", "sec"];
+/// A heading may carry this many words beyond a section's name and still name it.
+const MAX_EXTRA_WORDS: usize = 3;
+
+/// Matches heading text against the section titles and aliases of a spec.
+pub struct Matcher {
+    /// (section index, the words of one of its names)
+    names: Vec<(usize, WordSet)>,
+    vocab: WordSet,
+}
+
+/// A heading that names a section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadingMatch {
+    pub section: usize,
+    /// Words in the heading beyond the section's name; 0 is an exact match.
+    pub extra: usize,
+}
+
+impl Matcher {
+    pub fn new(spec: &Spec) -> Matcher {
+        // Vocabulary first (from the words as written, hyphenated ones whole), so compound
+        // words can be joined: "roll back", "post-mortem" / "post mortem".
+        let mut vocab = WordSet::default();
+        for s in &spec.sections {
+            for name in std::iter::once(&s.title).chain(&s.aliases) {
+                vocab.extend(words_in(name, &WordSet::default(), true));
+            }
+        }
+        let mut names = Vec::new();
+        for (i, s) in spec.sections.iter().enumerate() {
+            for name in std::iter::once(&s.title).chain(&s.aliases) {
+                let w: WordSet = words(name, &vocab).into_iter().collect();
+                if !w.is_empty() {
+                    names.push((i, w));
+                }
+            }
+        }
+        Matcher { names, vocab }
+    }
+
+    /// How many sections the names belong to.
+    pub fn sections(&self) -> usize {
+        self.names.iter().map(|(i, _)| i + 1).max().unwrap_or(0)
+    }
+
+    /// Which section a heading names, if any. Questions ("What if …?") never name a section.
+    pub fn match_heading(&self, text: &str) -> Option<HeadingMatch> {
+        if text.trim_end().ends_with('?') {
+            return None;
+        }
+        let heading: WordSet = words(text, &self.vocab).into_iter().collect();
+        let mut best: Option<(usize, usize, usize)> = None; // (section, name size, extra)
+        for (i, name) in &self.names {
+            if name.is_subset(&heading) {
+                let extra = heading.len() - name.len();
+                if extra > MAX_EXTRA_WORDS {
+                    continue;
+                }
+                let better = match best {
+                    None => true,
+                    Some((_, size, ex)) => name.len() > size || (name.len() == size && extra < ex),
+                };
+                if better {
+                    best = Some((*i, name.len(), extra));
+                }
+            }
+        }
+        best.map(|(section, _, extra)| HeadingMatch { section, extra })
+    }
+}
+
+/// Normalised words of a heading: lower case, numbering and stop words dropped, plurals
+/// folded, compounds `vocab` knows joined ("post-mortem", "roll back"); other hyphenated
+/// words are split ("rollback-decision-matrix").
+pub fn words(text: &str, vocab: &WordSet) -> Vec<String> {
+    words_in(text, vocab, false)
+}
+
+/// `words`, with every hyphenated word kept whole when `join_hyphens` (to build a vocabulary).
+fn words_in(text: &str, vocab: &WordSet, join_hyphens: bool) -> Vec<String> {
+    join_tokens(&stripped_tokens(text, vocab, join_hyphens), vocab)
+}
+
+/// The tokens of `words` before joining.
+fn stripped_tokens(text: &str, vocab: &WordSet, join_hyphens: bool) -> Vec<String> {
+    let lowered = text.to_lowercase().replace('&', " and ");
+    // Apostrophes inside words join; hyphens inside words are decided below; other
+    // punctuation separates.
+    let mut cleaned = String::with_capacity(lowered.len());
+    let chars: Vec<char> = lowered.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let between_letters =
+            i > 0 && i + 1 < chars.len() && chars[i - 1].is_alphanumeric() && chars[i + 1].is_alphanumeric();
+        match c {
+            '\'' | '’' if between_letters => {}
+            '-' if between_letters => cleaned.push('-'),
+            c if c.is_alphanumeric() => cleaned.push(c),
+            _ => cleaned.push(' '),
+        }
+    }
+    let mut toks: Vec<String> = Vec::new();
+    for t in cleaned.split_whitespace() {
+        let whole = t.replace('-', "");
+        if join_hyphens || !t.contains('-') || (!vocab.is_empty() && vocab.contains(&stem(&whole))) {
+            toks.push(whole);
+        } else {
+            toks.extend(t.split('-').map(String::from));
+        }
+    }
+    // Leading numbering: "3", "section 3", "iv", "part ii".
+    while toks.len() > 1 {
+        let t = toks[0].as_str();
+        if t.chars().all(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&t) || is_roman(t) {
+            toks.remove(0);
+        } else {
+            break;
+        }
+    }
+    toks.into_iter()
+        .filter(|t| !STOPWORDS.contains(&t.as_str()))
+        .map(|t| strip_suffix(&t))
+        .collect()
+}
+
+/// Words of a text without hyphens, up to the joining step, which is the only part that
+/// depends on a vocabulary: for matching one text against many vocabularies.
+pub fn tokens(text: &str) -> Vec<String> {
+    debug_assert!(!text.contains('-'), "hyphenated words depend on the vocabulary");
+    stripped_tokens(text, &WordSet::default(), false)
+}
+
+/// `words` from `tokens`: neighbours joined where the vocabulary knows the joined word.
+pub fn join_tokens(stripped: &[String], vocab: &WordSet) -> Vec<String> {
+    // Join neighbours whose concatenation is a known word: "roll back" → "rollback",
+    // "cutting over" → "cutover".
+    let mut out: Vec<String> = Vec::with_capacity(stripped.len());
+    let mut i = 0;
+    while i < stripped.len() {
+        // With no vocabulary nothing can join (the common case for plain word lists).
+        if i + 1 < stripped.len() && !vocab.is_empty() {
+            let (a, b) = (&stripped[i], &stripped[i + 1]);
+            let joined = [format!("{a}{b}"), format!("{}{b}", single_final(a.clone()))]
+                .into_iter()
+                .map(|j| stem(&j))
+                .find(|j| vocab.contains(j));
+            if let Some(j) = joined {
+                out.push(j);
+                i += 2;
+                continue;
+            }
+        }
+        out.push(finish(stripped[i].clone()));
+        i += 1;
+    }
+    out
+}
+
+fn is_roman(t: &str) -> bool {
+    matches!(
+        t,
+        "i" | "ii" | "iii" | "iv" | "v" | "vi" | "vii" | "viii" | "ix" | "x" | "xi" | "xii"
+    )
+}
+
+/// Crude English stemming: enough to fold plurals, "-ing" and "-ed" forms onto one word
+/// ("stages", "staging" and "staged" all give "stag"; "writing" and "write" give "writ").
+pub fn stem(w: &str) -> String {
+    finish(strip_suffix(w))
+}
+
+/// Drop one inflection: "-ies"/"-ied" (→ "y"), "-ing", "-ed", or a plural "-s".
+fn strip_suffix(w: &str) -> String {
+    let n = w.chars().count();
+    let cut = |k: usize| w[..w.len() - k].to_string();
+    if n > 4 && (w.ends_with("ies") || w.ends_with("ied")) {
+        return cut(3) + "y";
+    }
+    if n > 5 && w.ends_with("ing") {
+        return cut(3);
+    }
+    if n > 4 && w.ends_with("ed") && !w.ends_with("eed") {
+        return cut(2);
+    }
+    if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
+        return cut(1);
+    }
+    w.to_string()
+}
+
+/// Make the forms `strip_suffix` leaves agree with the bare word: a final "e" goes
+/// ("write" / "writ(ing)") and a final doubled consonant is single ("cutt(ing)" / "cut").
+fn finish(mut w: String) -> String {
+    if w.chars().count() > 3 && w.ends_with('e') {
+        w.pop();
+    }
+    single_final(w)
+}
+
+fn single_final(mut w: String) -> String {
+    let b = w.as_bytes();
+    if b.len() > 2 && b[b.len() - 1] == b[b.len() - 2] && b"bcdfgklmnprstvz".contains(&b[b.len() - 1]) {
+        w.pop();
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::Template;
+
+    fn matcher() -> (Matcher, Spec) {
+        let spec = Template::builtin().spec;
+        (Matcher::new(&spec), spec)
+    }
+
+    fn id_of(text: &str) -> Option<String> {
+        let (m, spec) = matcher();
+        m.match_heading(text).map(|h| spec.sections[h.section].id.clone())
+    }
+
+    #[test]
+    fn heading_styles_that_name_a_section() {
+        let cases = [
+            ("1. Rollback philosophy", "philosophy"),
+            ("1) Rollback Philosophy", "philosophy"),
+            ("Section 1 — Rollback philosophy", "philosophy"),
+            ("Section 1: ROLLBACK PHILOSOPHY", "philosophy"),
+            ("Part II. Rollback decision matrix", "decision-matrix"),
+            ("rollback decision matrix:", "decision-matrix"),
+            ("Decision Matrix", "decision-matrix"),
+            ("3. Rollback procedures by stage", "by-stage"),
+            ("Rollback, by stage", "by-stage"),
+            ("4. Specific Rollback Procedures by Component", "by-component"),
+            ("Component rollback procedures", "by-component"),
+            ("5. Pre-cutover rehearsal", "rehearsal"),
+            ("Pre cutover rehearsals", "rehearsal"),
+            ("6 - Communications during a rollback", "communication"),
+            ("7. Post-rollback checklist", "checklist"),
+            ("Post rollback checklist", "checklist"),
+            ("8. Postmortem template", "post-mortem"),
+            ("Post mortem template", "post-mortem"),
+            ("9. Rollback What-If Scenarios", "what-if"),
+            ("What if scenarios", "what-if"),
+            ("10. The Hard Truth About Rollback", "hard-truth"),
+            ("Hard truths about rolling back", "hard-truth"),
+            ("`Rollback philosophy`", "philosophy"),
+            ("Rollback-decision-matrix", "decision-matrix"),
+            ("Post-Rollback-Checklist", "checklist"),
+            ("What-If-Scenarios", "what-if"),
+            ("Pre-cutover-rehearsal", "rehearsal"),
+            ("post-mortem-template", "post-mortem"),
+            ("Rollback-by-stage", "by-stage"),
+            ("Hard-truths", "hard-truth"),
+            ("Stage-by-stage rollback", "by-stage"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(id_of(text).as_deref(), Some(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn headings_that_name_no_section() {
+        for text in [
+            "Rollback plan: orders database",
+            "Stage: Cutover in progress",
+            "What if the rollback by stage fails?",
+            "Rollback",
+            "Appendix",
+            "Scenario 4: rollback procedures by stage fail under load at peak",
+        ] {
+            assert_eq!(id_of(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn words_fold_forms() {
+        let v: WordSet = [stem("rollback"), stem("cutover")].into_iter().collect();
+        assert_eq!(words("Rolling back", &v), vec!["rollback"]);
+        assert_eq!(words("Roll-backs", &v), vec!["rollback"]);
+        assert_eq!(words("Cutting over", &v), vec!["cutover"]);
+        assert_eq!(words("3) The Stages", &v), words("stage", &v));
+        let none = WordSet::default();
+        for forms in [
+            &["stage", "stages", "staging", "staged"][..],
+            &["write", "writes", "writing"],
+            &["migrate", "migrating", "migrated", "migrates"],
+            &["backfill", "backfilling", "backfilled", "backfills"],
+            &["drop", "dropping", "dropped", "drops"],
+            &["run", "running", "runs"],
+            &["switch", "switches", "switching", "switched"],
+            &["copy", "copies", "copying", "copied"],
+            &["process", "processes", "processing"],
+            &["status", "statuses"],
+            &["proceed", "proceeds", "proceeded"],
+        ] {
+            let folded: Vec<Vec<String>> = forms.iter().map(|f| words(f, &none)).collect();
+            assert!(folded.iter().all(|w| w == &folded[0]), "{forms:?} → {folded:?}");
+        }
+        assert_ne!(words("read", &none), words("write", &none));
+    }
+}
