@@ -87,8 +87,9 @@ impl Error {
 pub enum Outcome {
     Complete,
     Incomplete,
-    /// Batch only: at least one item failed at the API.
-    SomeFailed,
+    /// The API stood in the way: some batch items failed at it, or `doctor` found the
+    /// server, key or model not working.
+    ApiProblem,
     Interrupted,
 }
 
@@ -97,7 +98,7 @@ impl Outcome {
         ExitCode::from(match self {
             Outcome::Complete => code::OK,
             Outcome::Incomplete => code::INCOMPLETE,
-            Outcome::SomeFailed => code::API,
+            Outcome::ApiProblem => code::API,
             Outcome::Interrupted => code::INTERRUPTED,
         })
     }

@@ -247,54 +247,16 @@ fn csv_items(path: PathBuf, file: File) -> impl Iterator<Item = Result<Item>> + 
     std::iter::from_fn(move || {
         if !header_checked {
             header_checked = true;
-            match &headers {
-                Err(e) => return Some(Err(csv_error(&path, e, 1))),
-                Ok(h) if h.iter().all(|c| c.trim().is_empty()) => {
-                    return Some(Err(Error::input(
-                        &path,
-                        Some(1),
-                        "the file is empty: expected a header row (name,summary,stages) and a row per service",
-                    )));
-                }
-                Ok(h) => {
-                    for (i, col) in h.iter().enumerate() {
-                        if h[..i].iter().any(|c| c.eq_ignore_ascii_case(col)) {
-                            return Some(Err(Error::input(
-                                &path,
-                                Some(1),
-                                format!("column {col:?} appears twice in the header (names match in any case)"),
-                            )));
-                        }
-                        if !["name", "summary", "stages", "model"]
-                            .iter()
-                            .any(|k| col.eq_ignore_ascii_case(k))
-                        {
-                            return Some(Err(Error::input(
-                                &path,
-                                Some(1),
-                                format!(
-                                    "unknown column {col:?} in the header; expected name, summary, stages and optionally model"
-                                ),
-                            )));
-                        }
-                    }
-                    for need in ["name", "summary", "stages"] {
-                        if !h.iter().any(|c| c.eq_ignore_ascii_case(need)) {
-                            return Some(Err(Error::input(
-                                &path,
-                                Some(1),
-                                format!(
-                                    "the header has no {need:?} column; expected name, summary, stages and optionally model"
-                                ),
-                            )));
-                        }
-                    }
-                }
+            let checked = match &headers {
+                Err(e) => Err(csv_error(&path, e, 1)),
+                Ok(h) => check_csv_header(h).map_err(|m| Error::input(&path, Some(1), m)),
+            };
+            if let Err(e) = checked {
+                return Some(Err(e));
             }
         }
         let h = headers.as_ref().ok()?;
-        let rec = records.next()?;
-        Some(match rec {
+        Some(match records.next()? {
             Err(e) => {
                 let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
                 Err(csv_error(&path, &e, line))
@@ -317,6 +279,37 @@ fn csv_items(path: PathBuf, file: File) -> impl Iterator<Item = Result<Item>> + 
             }
         })
     })
+}
+
+/// The header row names each column once, only known ones, and the three required.
+fn check_csv_header(h: &[String]) -> std::result::Result<(), String> {
+    if h.iter().all(|c| c.trim().is_empty()) {
+        return Err("the file is empty: expected a header row (name,summary,stages) and a row per service".into());
+    }
+    for (i, col) in h.iter().enumerate() {
+        if h[..i].iter().any(|c| c.eq_ignore_ascii_case(col)) {
+            return Err(format!(
+                "column {col:?} appears twice in the header (names match in any case)"
+            ));
+        }
+        if !["name", "summary", "stages", "model"]
+            .iter()
+            .any(|k| col.eq_ignore_ascii_case(k))
+        {
+            return Err(format!(
+                "unknown column {col:?} in the header; expected name, summary, stages and optionally model"
+            ));
+        }
+    }
+    match ["name", "summary", "stages"]
+        .into_iter()
+        .find(|need| !h.iter().any(|c| c.eq_ignore_ascii_case(need)))
+    {
+        Some(need) => Err(format!(
+            "the header has no {need:?} column; expected name, summary, stages and optionally model"
+        )),
+        None => Ok(()),
+    }
 }
 
 fn csv_error(path: &Path, e: &csv::Error, line: usize) -> Error {

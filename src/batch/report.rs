@@ -203,7 +203,7 @@ impl BatchReport {
         if self.interrupted {
             Outcome::Interrupted
         } else if t.failed > 0 || self.stopped.is_some() {
-            Outcome::SomeFailed
+            Outcome::ApiProblem
         } else if t.incomplete > 0 || t.pending > 0 {
             Outcome::Incomplete
         } else {
@@ -216,7 +216,6 @@ impl BatchReport {
     }
 
     pub fn to_markdown(&self) -> String {
-        let t = &self.totals;
         let mut s = String::new();
         let _ = writeln!(s, "# rbplan batch report\n");
         let _ = writeln!(
@@ -235,55 +234,64 @@ impl BatchReport {
         if let Some(why) = &self.stopped {
             let _ = writeln!(s, "- **stopped early**: {}", md_cell(why));
         }
+        let _ = writeln!(s, "\n{}\n", self.totals_line());
         let _ = writeln!(
             s,
-            "\n**{}: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending.**{} {}, {}, {}, {}.\n",
+            "| service | status | missing | findings | repairs | retries | tokens | seconds | error |\n|---|---|---|---|---|---|---|---|---|"
+        );
+        for i in &self.items {
+            s.push_str(&i.markdown_row());
+        }
+        s
+    }
+
+    fn totals_line(&self) -> String {
+        let t = &self.totals;
+        let findings = match t.with_findings {
+            0 => String::new(),
+            n => format!(" {n} with error findings (see the findings column)."),
+        };
+        format!(
+            "**{}: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending.**{findings} {}, {}, {}, {}.",
             count(t.items as u64, "item"),
             t.complete,
             t.resumed,
             t.incomplete,
             t.failed,
             t.pending,
-            match t.with_findings {
-                0 => String::new(),
-                n => format!(" {n} with error findings (see the findings column)."),
-            },
             count(t.requests, "request"),
             count(t.repair_rounds, "repair round"),
             count_as(t.transport_retries, "transport retry", "transport retries"),
             count(t.tokens.total_tokens, "token")
-        );
-        let _ = writeln!(
-            s,
-            "| service | status | missing | findings | repairs | retries | tokens | seconds | error |\n|---|---|---|---|---|---|---|---|---|"
-        );
-        for i in &self.items {
-            let status = match (&i.redone, i.resumed) {
-                (_, true) => "complete (kept)".to_string(),
-                (Some(why), _) => format!("{} (redone: {why})", i.status.as_str()),
-                (None, _) => i.status.as_str().to_string(),
-            };
-            let shown = md_cell(&i.shown_name(false));
-            let name = if i.status == Status::Complete || i.status == Status::Incomplete {
-                format!("[{shown}]({})", i.file)
-            } else {
-                shown
-            };
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
-                name,
-                status,
-                md_cell(&i.missing.join(", ")),
-                md_cell(&i.problems.join("; ")),
-                i.repair_rounds,
-                i.transport_retries,
-                crate::term::thousands(i.tokens.total_tokens),
-                i.duration_ms as f64 / 1000.0,
-                md_cell(i.error.as_deref().unwrap_or(""))
-            );
-        }
-        s
+        )
+    }
+}
+
+impl ItemReport {
+    /// This item's row of report.md; a plan that was written is linked.
+    fn markdown_row(&self) -> String {
+        let status = match (&self.redone, self.resumed) {
+            (_, true) => "complete (kept)".to_string(),
+            (Some(why), _) => format!("{} (redone: {why})", self.status.as_str()),
+            (None, _) => self.status.as_str().to_string(),
+        };
+        let shown = md_cell(&self.shown_name(false));
+        let name = match self.status {
+            Status::Complete | Status::Incomplete => format!("[{shown}]({})", self.file),
+            _ => shown,
+        };
+        format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |\n",
+            name,
+            status,
+            md_cell(&self.missing.join(", ")),
+            md_cell(&self.problems.join("; ")),
+            self.repair_rounds,
+            self.transport_retries,
+            crate::term::thousands(self.tokens.total_tokens),
+            self.duration_ms as f64 / 1000.0,
+            md_cell(self.error.as_deref().unwrap_or(""))
+        )
     }
 }
 
@@ -336,7 +344,7 @@ mod tests {
         let inc = report(vec![item("a", Status::Complete), item("b", Status::Incomplete)]);
         assert_eq!(inc.outcome(), Outcome::Incomplete);
         let failed = report(vec![item("a", Status::Failed), item("b", Status::Incomplete)]);
-        assert_eq!(failed.outcome(), Outcome::SomeFailed);
+        assert_eq!(failed.outcome(), Outcome::ApiProblem);
         let mut int = report(vec![item("a", Status::Failed)]);
         int.interrupted = true;
         assert_eq!(int.outcome(), Outcome::Interrupted);

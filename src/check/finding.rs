@@ -68,3 +68,16 @@ pub struct Finding {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
 }
+
+impl Finding {
+    pub fn new(severity: Severity, code: Code, section: Option<&str>, line: Option<usize>, message: String) -> Finding {
+        Finding {
+            severity,
+            code,
+            section: section.map(str::to_string),
+            line,
+            message,
+            stage: None,
+        }
+    }
+}

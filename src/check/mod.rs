@@ -115,65 +115,67 @@ impl Checker {
         let outline = markdown::outline(&doc, &self.matcher);
         let mut sections = Vec::with_capacity(self.spec.sections.len());
         let mut findings = Vec::new();
-        for (i, s) in self.spec.sections.iter().enumerate() {
-            let occurrences = outline.found.iter().filter(|l| l.section == i).count();
-            let primary = outline.primary(i);
-            let state = match primary {
-                None => SectionState::Missing,
-                Some(l) if l.empty => SectionState::Empty,
-                Some(_) => SectionState::Found,
-            };
-            let heading = self.spec.heading(i);
-            match state {
-                SectionState::Missing => findings.push(Finding {
-                    severity: Severity::Error,
-                    code: Code::Missing,
-                    section: Some(s.id.clone()),
-                    line: None,
-                    message: format!("section \"{heading}\" is missing"),
-                    stage: None,
-                }),
-                SectionState::Empty => findings.push(Finding {
-                    severity: Severity::Error,
-                    code: Code::Empty,
-                    section: Some(s.id.clone()),
-                    line: primary.map(|l| l.line),
-                    message: format!("section \"{heading}\" has a heading but nothing under it"),
-                    stage: None,
-                }),
-                SectionState::Found => {}
-            }
-            if occurrences > 1 {
-                let lines: Vec<String> = outline
-                    .found
-                    .iter()
-                    .filter(|l| l.section == i)
-                    .map(|l| l.line.to_string())
-                    .collect();
-                findings.push(Finding {
-                    severity: Severity::Warning,
-                    code: Code::Duplicate,
-                    section: Some(s.id.clone()),
-                    line: primary.map(|l| l.line),
-                    message: format!(
-                        "section \"{heading}\" appears {occurrences} times (lines {})",
-                        lines.join(", ")
-                    ),
-                    stage: None,
-                });
-            }
-            sections.push(SectionReport {
-                id: s.id.clone(),
-                number: i + 1,
-                title: s.title.clone(),
-                state,
-                line: primary.map(|l| l.line),
-                occurrences,
-            });
+        for i in 0..self.spec.sections.len() {
+            let (section, found) = self.presence(i, &outline);
+            sections.push(section);
+            findings.extend(found);
         }
         findings.extend(order_findings(&self.spec, &outline));
         findings.extend(structure::run(&self.spec, &doc, &outline, stages));
         (outline, CheckReport { sections, findings })
+    }
+
+    /// Whether section `i` is there, with content, and only once.
+    fn presence(&self, i: usize, outline: &Outline) -> (SectionReport, Vec<Finding>) {
+        let s = &self.spec.sections[i];
+        let occurrences = outline.found.iter().filter(|l| l.section == i).count();
+        let primary = outline.primary(i);
+        let line = primary.map(|l| l.line);
+        let state = match primary {
+            None => SectionState::Missing,
+            Some(l) if l.empty => SectionState::Empty,
+            Some(_) => SectionState::Found,
+        };
+        let heading = self.spec.heading(i);
+        let finding = |severity, code, line, message| Finding::new(severity, code, Some(&s.id), line, message);
+        let mut findings = Vec::new();
+        match state {
+            SectionState::Missing => findings.push(finding(
+                Severity::Error,
+                Code::Missing,
+                None,
+                format!("section \"{heading}\" is missing"),
+            )),
+            SectionState::Empty => findings.push(finding(
+                Severity::Error,
+                Code::Empty,
+                line,
+                format!("section \"{heading}\" has a heading but nothing under it"),
+            )),
+            SectionState::Found => {}
+        }
+        if occurrences > 1 {
+            let lines: Vec<String> = outline
+                .found
+                .iter()
+                .filter(|l| l.section == i)
+                .map(|l| l.line.to_string())
+                .collect();
+            let msg = format!(
+                "section \"{heading}\" appears {occurrences} times (lines {})",
+                lines.join(", ")
+            );
+            findings.push(finding(Severity::Warning, Code::Duplicate, line, msg));
+        }
+        let report = SectionReport {
+            id: s.id.clone(),
+            number: i + 1,
+            title: s.title.clone(),
+            state,
+            line,
+            occurrences,
+        };
+        (report, findings)
     }
 }
 

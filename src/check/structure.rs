@@ -23,109 +23,132 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, stages: Option<&[String]>)
         let Some(loc) = outline.primary(i).filter(|l| !l.empty) else {
             continue; // missing or empty is reported already
         };
-        let scan = Scan::new(doc.src, loc.body_start, loc.end, loc.level);
-        let heading = spec.heading(i);
-        let mut finding = |check: &CheckSpec, line: usize, code: Code, message: String, stage: Option<String>| {
-            out.push(Finding {
-                severity: check.severity(),
-                code,
-                section: Some(s.id.clone()),
-                line: Some(line),
-                message,
-                stage,
-            })
+        let sec = Section {
+            scan: Scan::new(doc.src, loc.body_start, loc.end, loc.level),
+            heading: spec.heading(i),
+            line: loc.line,
         };
         for check in &s.checks {
-            match check {
-                CheckSpec::Table { columns, min_rows, .. } => {
-                    if let Some((line, msg)) = table_problem(&scan, columns, *min_rows) {
-                        finding(
-                            check,
-                            line.unwrap_or(loc.line),
-                            Code::Table,
-                            format!("\"{heading}\": {msg}"),
-                            None,
-                        );
-                    }
-                }
-                CheckSpec::StageCoverage { .. } => {
-                    let titles = titles_of(&scan);
-                    for stage in stages.unwrap_or_default() {
-                        if !stage_covered(&titles, stage) {
-                            finding(
-                                check,
-                                loc.line,
-                                Code::StageCoverage,
-                                format!("stage \"{stage}\" has no subsection in \"{heading}\""),
-                                Some(stage.clone()),
-                            );
-                        }
-                    }
-                }
-                CheckSpec::Items { what, min, max, .. } => {
-                    let n = scan.item_count();
-                    let low = min.is_some_and(|m| n < m);
-                    let high = max.is_some_and(|m| n > m);
-                    if low || high {
-                        let range = match (min, max) {
-                            (Some(a), Some(b)) => format!("between {a} and {b}"),
-                            (Some(a), None) => format!("at least {a}"),
-                            (None, Some(b)) => format!("at most {b}"),
-                            (None, None) => unreachable!(),
-                        };
-                        finding(
-                            check,
-                            loc.line,
-                            Code::Items,
-                            format!("\"{heading}\" has {n} {what}; expected {range}"),
-                            None,
-                        );
-                    }
-                }
-                CheckSpec::Checkboxes { min, .. } => {
-                    if scan.checkboxes < *min {
-                        finding(
-                            check,
-                            loc.line,
-                            Code::Checkboxes,
-                            format!(
-                                "\"{heading}\" has {} checkboxes (\"- [ ] item\"); expected at least {min}",
-                                scan.checkboxes
-                            ),
-                            None,
-                        );
-                    }
-                }
+            let problems = match check {
+                CheckSpec::Table { columns, min_rows, .. } => sec.table(columns, *min_rows),
+                CheckSpec::StageCoverage { .. } => sec.stage_coverage(stages.unwrap_or_default()),
+                CheckSpec::Items { what, min, max, .. } => sec.items(what, *min, *max),
+                CheckSpec::Checkboxes { min, .. } => sec.checkboxes(*min),
                 CheckSpec::Mentions { all, scope, what, .. } => {
-                    let section_text;
-                    let text: &str = match scope {
-                        Scope::Section => {
-                            section_text = normalize(&scan.text);
-                            &section_text
-                        }
-                        Scope::Document => doc_text.get_or_insert_with(|| normalize(&doc.text)),
+                    let text = match scope {
+                        Scope::Section => &normalize(&sec.scan.text),
+                        Scope::Document => &*doc_text.get_or_insert_with(|| normalize(&doc.text)),
                     };
-                    let absent: Vec<&str> = all
-                        .iter()
-                        .filter(|entry| !entry.split('|').any(|alt| text.contains(&normalize(alt))))
-                        .map(|entry| entry.split('|').next().unwrap_or(entry).trim())
-                        .collect();
-                    if !absent.is_empty() {
-                        let msg = match (scope, what) {
-                            (Scope::Document, Some(w)) => format!("the plan never states {w}"),
-                            (Scope::Document, None) => format!("the plan never mentions {}", quoted(&absent)),
-                            (Scope::Section, Some(w)) => {
-                                format!("\"{heading}\" does not cover {w}: {}", quoted(&absent))
-                            }
-                            (Scope::Section, None) => format!("\"{heading}\" does not mention {}", quoted(&absent)),
-                        };
-                        finding(check, loc.line, Code::Mentions, msg, None);
-                    }
+                    sec.mentions(text, all, *scope, what.as_deref())
                 }
-            }
+            };
+            out.extend(problems.into_iter().map(|p| Finding {
+                severity: check.severity(),
+                code: p.code,
+                section: Some(s.id.clone()),
+                line: Some(p.line),
+                message: p.message,
+                stage: p.stage,
+            }));
         }
     }
     out
+}
+
+/// A present section being checked.
+struct Section {
+    scan: Scan,
+    /// "2. Rollback decision matrix", for messages.
+    heading: String,
+    line: usize,
+}
+
+/// One problem a check found, before it becomes a finding.
+struct Problem {
+    code: Code,
+    line: usize,
+    message: String,
+    stage: Option<String>,
+}
+
+impl Section {
+    fn problem(&self, code: Code, message: String) -> Vec<Problem> {
+        vec![Problem {
+            code,
+            line: self.line,
+            message,
+            stage: None,
+        }]
+    }
+
+    fn table(&self, columns: &[String], min_rows: usize) -> Vec<Problem> {
+        let Some((line, msg)) = table_problem(&self.scan, columns, min_rows) else {
+            return Vec::new();
+        };
+        let mut p = self.problem(Code::Table, format!("\"{}\": {msg}", self.heading));
+        p[0].line = line.unwrap_or(self.line);
+        p
+    }
+
+    fn stage_coverage(&self, stages: &[String]) -> Vec<Problem> {
+        let titles = titles_of(&self.scan);
+        stages
+            .iter()
+            .filter(|stage| !stage_covered(&titles, stage))
+            .map(|stage| Problem {
+                code: Code::StageCoverage,
+                line: self.line,
+                message: format!("stage \"{stage}\" has no subsection in \"{}\"", self.heading),
+                stage: Some(stage.clone()),
+            })
+            .collect()
+    }
+
+    fn items(&self, what: &str, min: Option<usize>, max: Option<usize>) -> Vec<Problem> {
+        let n = self.scan.item_count();
+        let range = match (min, max) {
+            (Some(a), Some(b)) if n < a || n > b => format!("between {a} and {b}"),
+            (Some(a), None) if n < a => format!("at least {a}"),
+            (None, Some(b)) if n > b => format!("at most {b}"),
+            _ => return Vec::new(),
+        };
+        self.problem(
+            Code::Items,
+            format!("\"{}\" has {n} {what}; expected {range}", self.heading),
+        )
+    }
+
+    fn checkboxes(&self, min: usize) -> Vec<Problem> {
+        let n = self.scan.checkboxes;
+        if n >= min {
+            return Vec::new();
+        }
+        let msg = format!(
+            "\"{}\" has {n} checkboxes (\"- [ ] item\"); expected at least {min}",
+            self.heading
+        );
+        self.problem(Code::Checkboxes, msg)
+    }
+
+    /// Each entry of `all` (alternatives split by `|`) must appear in `text`, normalized.
+    fn mentions(&self, text: &str, all: &[String], scope: Scope, what: Option<&str>) -> Vec<Problem> {
+        let absent: Vec<&str> = all
+            .iter()
+            .filter(|entry| !entry.split('|').any(|alt| text.contains(&normalize(alt))))
+            .map(|entry| entry.split('|').next().unwrap_or(entry).trim())
+            .collect();
+        if absent.is_empty() {
+            return Vec::new();
+        }
+        let heading = &self.heading;
+        let msg = match (scope, what) {
+            (Scope::Document, Some(w)) => format!("the plan never states {w}"),
+            (Scope::Document, None) => format!("the plan never mentions {}", quoted(&absent)),
+            (Scope::Section, Some(w)) => format!("\"{heading}\" does not cover {w}: {}", quoted(&absent)),
+            (Scope::Section, None) => format!("\"{heading}\" does not mention {}", quoted(&absent)),
+        };
+        self.problem(Code::Mentions, msg)
+    }
 }
 
 fn quoted(v: &[&str]) -> String {

@@ -111,7 +111,8 @@ impl ApiError {
         }
     }
 
-    /// 401/403: the key is wrong or missing. A batch stops at once on this.
+    /// 401: the key is wrong or missing, so every request will fail alike and a batch
+    /// stops at once. A 403 is not counted: it can be about one model or resource.
     pub fn is_auth(&self) -> bool {
         matches!(self.status(), Some(401))
     }

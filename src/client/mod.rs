@@ -16,10 +16,12 @@ pub mod wire;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedSemaphorePermit;
 
 pub use error::ApiError;
 use fixture::{Recorder, ReplaySet};
@@ -163,10 +165,10 @@ pub struct Client {
     /// Requests in flight at once, over every clone (`batch --concurrency`).
     limit: Option<Arc<tokio::sync::Semaphore>>,
     /// Set when a batch stops starting new work (first Ctrl-C).
-    stop_new: Arc<std::sync::atomic::AtomicBool>,
+    stop_new: Arc<AtomicBool>,
     /// Requests sent over every clone (first attempts; retries are counted apart), so a
     /// batch can count those of items stopped while their request was in flight.
-    started: Arc<std::sync::atomic::AtomicU64>,
+    started: Arc<AtomicU64>,
 }
 
 /// Called with each piece of text as a stream arrives.
@@ -199,12 +201,12 @@ impl Client {
 
     /// Requests sent so far over every clone, each counted once however often retried.
     pub fn requests_started(&self) -> u64 {
-        self.started.load(std::sync::atomic::Ordering::Relaxed)
+        self.started.load(Ordering::Relaxed)
     }
 
     /// From now on `chat_first` refuses to start new work; calls already started go on.
     pub fn stop_new_work(&self) {
-        self.stop_new.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stop_new.store(true, Ordering::SeqCst);
     }
 
     /// The first request of a new piece of work (a batch item): refused with
@@ -253,22 +255,9 @@ impl Client {
         let cost = pacing::estimate_tokens(&body, req.max_tokens);
         let mut attempt = 0u32;
         loop {
-            // A slot first, then the 429 gate: a request that waited for a slot must still
-            // honour a pause that began meanwhile. The slot is held for this attempt only,
-            // never across a retry's wait.
-            let slot = match &self.limit {
-                Some(s) => Some(s.clone().acquire_owned().await.expect("the semaphore is never closed")),
-                None => None,
-            };
-            self.gate.wait().await;
-            if let Some(p) = &self.pacer {
-                p.acquire(cost).await;
-            }
-            if first && attempt == 0 && self.stop_new.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(ApiError::NotStarted);
-            }
+            let slot = self.admit(first && attempt == 0, cost).await?;
             if attempt == 0 {
-                self.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.started.fetch_add(1, Ordering::Relaxed);
             }
             let result = match &*self.transport {
                 Transport::Http(h) => {
@@ -292,24 +281,46 @@ impl Client {
                     return Ok(res);
                 }
                 Err(err) => {
-                    // A 401 or exhausted quota that will not be retried: every other request
-                    // would fail the same way, so start no new work, decided before this
-                    // slot frees for a waiting item. Retrying and giving up stay the same
-                    // as for any error (back_off).
-                    if self.limit.is_some()
-                        && (err.is_auth() || err.is_quota())
-                        && matches!(
-                            retry::decide(&err, attempt, self.cfg.max_retries),
-                            retry::Decision::GiveUp
-                        )
-                    {
-                        self.stop_new_work();
-                    }
+                    self.stop_if_hopeless(&err, attempt);
                     drop(slot); // free for others while this one waits
                     self.back_off(err, attempt).await?;
                     attempt += 1;
                 }
             }
+        }
+    }
+
+    /// Wait until one attempt may go out: a slot first, then the 429 gate (a request that
+    /// waited for a slot must still honour a pause that began meanwhile), then the pacer.
+    /// The slot is held for this attempt only, never across a retry's wait. New work is
+    /// refused once the run is stopping.
+    async fn admit(&self, new_work: bool, cost: u64) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+        let slot = match &self.limit {
+            Some(s) => Some(s.clone().acquire_owned().await.expect("the semaphore is never closed")),
+            None => None,
+        };
+        self.gate.wait().await;
+        if let Some(p) = &self.pacer {
+            p.acquire(cost).await;
+        }
+        if new_work && self.stop_new.load(Ordering::SeqCst) {
+            return Err(ApiError::NotStarted);
+        }
+        Ok(slot)
+    }
+
+    /// A 401 or exhausted quota that will not be retried: every other request would fail
+    /// the same way, so start no new work, decided before this slot frees for a waiting
+    /// item. Retrying and giving up stay the same as for any error (`back_off`).
+    fn stop_if_hopeless(&self, err: &ApiError, attempt: u32) {
+        if self.limit.is_some()
+            && (err.is_auth() || err.is_quota())
+            && matches!(
+                retry::decide(err, attempt, self.cfg.max_retries),
+                retry::Decision::GiveUp
+            )
+        {
+            self.stop_new_work();
         }
     }
 

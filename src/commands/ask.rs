@@ -52,18 +52,18 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
     let g = repair::generate(&job, &mut live, &on_event).await?;
 
     let complete = g.state.report.complete();
-    let prov = Provenance {
-        template: template.origin.clone(),
-        template_hash: template.hash.clone(),
-        model: settings.model.clone(),
-        input_hash: inputs.hash(),
-        status: PlanStatus::of(complete),
-        missing: g.state.report.missing_ids(),
-        generated_by: output::generated_by(),
-        name: None,
-        stages: stages.clone(),
-    };
     if let Some(out) = &args.out {
+        let prov = Provenance {
+            template: template.origin.clone(),
+            template_hash: template.hash.clone(),
+            model: settings.model.clone(),
+            input_hash: inputs.hash(),
+            status: PlanStatus::of(complete),
+            missing: g.state.report.missing_ids(),
+            generated_by: output::generated_by(),
+            name: None,
+            stages: stages.clone(),
+        };
         let text = prov.to_front_matter() + &g.state.plan;
         output::write_atomic(out, text.as_bytes()).map_err(|e| Error::io(format!("writing {}", out.display()), e))?;
     }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::check::{CheckReport, Checker, Finding};
+use crate::check::{CheckReport, Checker, Code, Finding};
 use crate::cli::CheckArgs;
 use crate::error::{Error, Outcome, Result};
 use crate::input;
@@ -17,119 +17,142 @@ use crate::term::{Ui, print_stdout};
 pub fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     let template = Template::resolve(args.template.template.as_deref())?;
     let checker = Checker::new(&template);
-    let stages = match (&args.stages, &args.stages_file) {
+    let stages = given_stages(&args)?;
+    let files = collect(&args.paths)?;
+    // One file that cannot be read is reported in its place; the others are still checked.
+    let results: Vec<(PathBuf, std::result::Result<Checked, Error>)> = files
+        .iter()
+        .map(|path| {
+            (
+                path.clone(),
+                check_file(path, &checker, &template, stages.as_deref(), args.strict),
+            )
+        })
+        .collect();
+    let failed = results.iter().any(|(_, r)| r.as_ref().is_ok_and(|c| c.bad));
+    let unreadable: Vec<&PathBuf> = results.iter().filter(|(_, r)| r.is_err()).map(|(p, _)| p).collect();
+    if args.json {
+        print_json(&results, &template, !failed && unreadable.is_empty())?;
+    } else {
+        print_text(&results)?;
+    }
+    let _ = ui;
+    // An input error wins over the check's verdict (exit 2, not 3 or 0).
+    match unreadable.as_slice() {
+        [] => Ok(if failed { Outcome::Incomplete } else { Outcome::Complete }),
+        [_] => Err(results.into_iter().find_map(|(_, r)| r.err()).expect("one unreadable")),
+        many => Err(Error::usage(format!(
+            "{} plans could not be read (see above): {}",
+            many.len(),
+            many.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// `--stages` or `--stages-file`, as stage names.
+fn given_stages(args: &CheckArgs) -> Result<Option<Vec<String>>> {
+    Ok(match (&args.stages, &args.stages_file) {
         (Some(s), _) => Some(input::stage_list(&input::typed(s, "stages")?, "--stages")?),
         (None, Some(p)) => {
             let (text, origin) = input::read_arg(p, "stages")?;
             Some(input::stage_list(&text, &origin)?)
         }
         (None, None) => None,
-    };
-    let files = collect(&args.paths)?;
+    })
+}
 
-    // One file that cannot be read is reported in its place; the others are still checked.
-    let mut results = Vec::new();
-    let mut unreadable = Vec::new();
-    let mut failed = false;
-    for path in &files {
-        let text = match input::read_text(path, "the plan") {
-            Ok(t) => t,
-            Err(e) => {
-                results.push((path.clone(), Err(Unreadable::from(&e))));
-                unreadable.push(e);
-                continue;
-            }
-        };
-        let prov = markdown::parse(&text)
-            .front_matter
-            .and_then(Provenance::from_front_matter);
-        // Without --stages, a plan rbplan wrote is checked against the stages it was made for.
-        let own = prov.as_ref().map(|p| p.stages.clone()).filter(|s| !s.is_empty());
-        let (_, mut report) = checker.check(&text, stages.as_deref().or(own.as_deref()));
-        if let Some(p) = &prov
-            && p.template_hash != template.hash
-        {
-            report.findings.push(Finding {
-                severity: Severity::Warning,
-                code: crate::check::Code::StaleTemplate,
-                section: None,
-                line: Some(1),
-                message: format!(
-                    "made from another template version ({}); the current one is {} — regenerate it (rbplan batch redoes such plans)",
-                    p.template_hash, template.hash
-                ),
-                stage: None,
-            });
-        }
-        report
-            .findings
-            .sort_by_key(|f| (f.line.unwrap_or(0), f.severity != Severity::Error));
-        let bad = !report.complete() || (args.strict && !report.findings.is_empty());
-        failed |= bad;
-        results.push((path.clone(), Ok(Checked { report, prov, bad })));
+/// Read and check one plan: against `stages` if given, else the stages its front matter
+/// records; a plan from another template version gets a warning.
+fn check_file(
+    path: &Path,
+    checker: &Checker,
+    template: &Template,
+    stages: Option<&[String]>,
+    strict: bool,
+) -> Result<Checked> {
+    let text = input::read_text(path, "the plan")?;
+    let prov = markdown::parse(&text)
+        .front_matter
+        .and_then(Provenance::from_front_matter);
+    // Without --stages, a plan rbplan wrote is checked against the stages it was made for.
+    let own = prov.as_ref().map(|p| p.stages.clone()).filter(|s| !s.is_empty());
+    let (_, mut report) = checker.check(&text, stages.or(own.as_deref()));
+    if let Some(p) = &prov
+        && p.template_hash != template.hash
+    {
+        report.findings.push(Finding {
+            severity: Severity::Warning,
+            code: Code::StaleTemplate,
+            section: None,
+            line: Some(1),
+            message: format!(
+                "made from another template version ({}); the current one is {} — regenerate it (rbplan batch redoes such plans)",
+                p.template_hash, template.hash
+            ),
+            stage: None,
+        });
     }
+    report
+        .findings
+        .sort_by_key(|f| (f.line.unwrap_or(0), f.severity != Severity::Error));
+    let bad = !report.complete() || (strict && !report.findings.is_empty());
+    Ok(Checked { report, prov, bad })
+}
 
-    if args.json {
-        let files: Vec<serde_json::Value> = results
-            .iter()
-            .map(|(p, r)| match r {
-                Ok(c) => json!({
-                    "path": p.display().to_string(),
-                    "ok": !c.bad,
-                    "verdict": c.verdict().name(),
-                    "complete": c.report.complete(),
-                    "missing": c.report.missing_ids(),
-                    "sections": c.report.sections,
-                    "findings": c.report.findings,
-                    "provenance": c.prov,
-                }),
-                Err(e) => json!({
+type Results = [(PathBuf, std::result::Result<Checked, Error>)];
+
+fn print_json(results: &Results, template: &Template, ok: bool) -> Result<()> {
+    let files: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(p, r)| match r {
+            Ok(c) => json!({
+                "path": p.display().to_string(),
+                "ok": !c.bad,
+                "verdict": c.verdict().name(),
+                "complete": c.report.complete(),
+                "missing": c.report.missing_ids(),
+                "sections": c.report.sections,
+                "findings": c.report.findings,
+                "provenance": c.prov,
+            }),
+            Err(e) => {
+                let u = Unreadable::from(e);
+                json!({
                     "path": p.display().to_string(),
                     "ok": false,
                     "verdict": "unreadable",
-                    "error": e.msg,
-                    "line": e.line,
-                }),
-            })
-            .collect();
-        let v = json!({
-            "template": {"origin": template.origin, "hash": template.hash},
-            "files": files,
-            "ok": !failed && unreadable.is_empty(),
-        });
-        print_stdout(&(serde_json::to_string_pretty(&v).expect("json") + "\n"))?;
-    } else {
-        let mut out = String::new();
-        for (p, r) in &results {
-            match r {
-                Ok(c) => out.push_str(&text_report(p, c)),
-                Err(e) => out.push_str(&format!(
-                    "{}: UNREADABLE\n  {}{}: error: {} [unreadable]\n",
-                    p.display(),
-                    p.display(),
-                    e.line.map(|l| format!(":{l}")).unwrap_or_default(),
-                    e.msg
-                )),
+                    "error": u.msg,
+                    "line": u.line,
+                })
+            }
+        })
+        .collect();
+    let v = json!({
+        "template": {"origin": template.origin, "hash": template.hash},
+        "files": files,
+        "ok": ok,
+    });
+    print_stdout(&(serde_json::to_string_pretty(&v).expect("json") + "\n"))
+}
+
+fn print_text(results: &Results) -> Result<()> {
+    let mut out = String::new();
+    for (p, r) in results {
+        match r {
+            Ok(c) => out.push_str(&text_report(p, c)),
+            Err(e) => {
+                let u = Unreadable::from(e);
+                let at = u.line.map(|l| format!(":{l}")).unwrap_or_default();
+                let p = p.display();
+                out.push_str(&format!("{p}: UNREADABLE\n  {p}{at}: error: {} [unreadable]\n", u.msg));
             }
         }
-        out.push_str(&summary(&results));
-        print_stdout(&out)?;
-        let _ = ui;
     }
-    // An input error wins over the check's verdict (exit 2, not 3 or 0).
-    match unreadable.len() {
-        0 => Ok(if failed { Outcome::Incomplete } else { Outcome::Complete }),
-        1 => Err(unreadable.remove(0)),
-        n => Err(Error::usage(format!(
-            "{n} plans could not be read (see above): {}",
-            results
-                .iter()
-                .filter(|(_, r)| r.is_err())
-                .map(|(p, _)| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
+    out.push_str(&summary(results));
+    print_stdout(&out)
 }
 
 /// A plan that was read and checked.
@@ -251,7 +274,7 @@ fn text_report(path: &Path, c: &Checked) -> String {
 
 /// The last line: how many files were clean, had warnings or errors, failed or could not
 /// be read, and, when errors or warnings pass, that --strict would fail on them.
-fn summary(results: &[(PathBuf, std::result::Result<Checked, Unreadable>)]) -> String {
+fn summary(results: &Results) -> String {
     let n = |v: Verdict| {
         results
             .iter()

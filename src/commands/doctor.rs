@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::connect;
 use crate::cli::DoctorArgs;
-use crate::client::{ApiError, ChatRequest, Message, Provider};
-use crate::config::Env;
+use crate::client::{ApiError, ChatRequest, Client, Message, Provider};
+use crate::config::{Env, Settings};
 use crate::error::{Error, Outcome, Result};
 use crate::logging::scrub;
 use crate::term::print_stdout;
@@ -19,11 +19,27 @@ pub async fn run(args: DoctorArgs) -> Result<Outcome> {
         return Err(Error::usage("doctor checks a live server; drop --replay/--record"));
     }
     let (s, client) = connect(&args.conn, &env)?;
-    let mut ok = true;
-    // Every line is scrubbed of the key (a server may echo it in an error body), and a
-    // closed stdout (`rbplan doctor | head -1`) only stops the printing, not the checks.
-    let line = |label: &str, msg: &str| print_stdout(&scrub(&format!("{label:<8} {msg}\n")));
+    show_settings(&s, &env)?;
+    let mut ok = check_server(&s, &client).await?;
+    if args.ping {
+        ok &= ping(&s, &client).await?;
+    }
+    print_stdout(if ok {
+        "all good\n"
+    } else {
+        "problems found (see above)\n"
+    })?;
+    Ok(if ok { Outcome::Complete } else { Outcome::ApiProblem })
+}
 
+/// One line of the report. Every line is scrubbed of the key (a server may echo it in an
+/// error body), and a closed stdout (`rbplan doctor | head -1`) only stops the printing.
+fn line(label: &str, msg: &str) -> Result<()> {
+    print_stdout(&scrub(&format!("{label:<8} {msg}\n")))
+}
+
+/// Where each setting came from; the key only as "set" or not.
+fn show_settings(s: &Settings, env: &Env) -> Result<()> {
     line(
         "base URL",
         &format!("{} (from {})", s.client.base_url, s.base_url_source),
@@ -42,95 +58,84 @@ pub async fn run(args: DoctorArgs) -> Result<Outcome> {
             &format!("api-version {api_version}; the model is used as the deployment name"),
         )?;
     }
-    line(
-        ".env",
-        &env.dotenv_path
-            .as_ref()
-            .map(|p| format!("{} loaded", p.display()))
-            .unwrap_or("none in this folder".into()),
-    )?;
+    let dotenv = env.dotenv_path.as_ref().map(|p| format!("{} loaded", p.display()));
+    line(".env", dotenv.as_deref().unwrap_or("none in this folder"))
+}
 
+/// GET /models: does the server answer, take the key, and list the model?
+async fn check_server(s: &Settings, client: &Client) -> Result<bool> {
     let t0 = Instant::now();
-    match client.list_models().await {
-        Ok((status, body)) => {
-            line(
-                "server",
-                &format!(
-                    "answered GET /models with HTTP {status} in {} ms",
-                    t0.elapsed().as_millis()
-                ),
-            )?;
-            line(
-                "key",
-                if s.client.api_key.is_some() {
-                    "accepted"
-                } else {
-                    "not needed by this server"
-                },
-            )?;
-            let ids: Vec<&str> = body
-                .get("data")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|m| m.get("id").and_then(Value::as_str)).collect())
-                .unwrap_or_default();
-            if ids.is_empty() {
-                line(
-                    "model",
-                    "the server lists no models; cannot confirm the model exists (try --ping)",
-                )?;
-            } else if ids.contains(&s.model.as_str()) {
-                line("model", &format!("{:?} is listed", s.model))?;
-            } else {
-                ok = false;
-                let shown: Vec<&str> = ids.iter().take(12).copied().collect();
-                line(
-                    "model",
-                    &format!(
-                        "PROBLEM: {:?} is not among the {} models the server lists: {}{}",
-                        s.model,
-                        ids.len(),
-                        shown.join(", "),
-                        if ids.len() > shown.len() { ", …" } else { "" }
-                    ),
-                )?;
-            }
-        }
+    let (status, body) = match client.list_models().await {
+        Ok(v) => v,
         Err(e) => {
-            ok = false;
             line("server", &format!("PROBLEM: {}", explain(&e)))?;
+            return Ok(false);
         }
-    }
-    if args.ping {
-        let req = ChatRequest {
-            model: s.model.clone(),
-            messages: vec![Message::user("Reply with the single word: ok")],
-            temperature: None,
-            max_tokens: Some(16),
-            stream: false,
-        };
-        let t0 = Instant::now();
-        match client.chat(&req, None).await {
-            Ok(r) => line(
-                "ping",
-                &format!(
-                    "the model answered in {} ms ({:?})",
-                    t0.elapsed().as_millis(),
-                    crate::util::snippet(&r.text, 40)
-                ),
-            )?,
-            Err(ApiError::Empty { .. }) => line("ping", "the model answered, with no text (fine for a ping)")?,
-            Err(e) => {
-                ok = false;
-                line("ping", &format!("PROBLEM: {}", explain(&e)))?;
-            }
-        }
-    }
-    print_stdout(if ok {
-        "all good\n"
+    };
+    let ms = t0.elapsed().as_millis();
+    line("server", &format!("answered GET /models with HTTP {status} in {ms} ms"))?;
+    let key = if s.client.api_key.is_some() {
+        "accepted"
     } else {
-        "problems found (see above)\n"
-    })?;
-    Ok(if ok { Outcome::Complete } else { Outcome::SomeFailed })
+        "not needed by this server"
+    };
+    line("key", key)?;
+    let ids: Vec<&str> = body
+        .get("data")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|m| m.get("id").and_then(Value::as_str)).collect())
+        .unwrap_or_default();
+    if ids.is_empty() {
+        line(
+            "model",
+            "the server lists no models; cannot confirm the model exists (try --ping)",
+        )?;
+        return Ok(true);
+    }
+    if ids.contains(&s.model.as_str()) {
+        line("model", &format!("{:?} is listed", s.model))?;
+        return Ok(true);
+    }
+    let shown: Vec<&str> = ids.iter().take(12).copied().collect();
+    let more = if ids.len() > shown.len() { ", …" } else { "" };
+    line(
+        "model",
+        &format!(
+            "PROBLEM: {:?} is not among the {} models the server lists: {}{more}",
+            s.model,
+            ids.len(),
+            shown.join(", ")
+        ),
+    )?;
+    Ok(false)
+}
+
+/// A tiny chat request (16 tokens at most): does the model answer?
+async fn ping(s: &Settings, client: &Client) -> Result<bool> {
+    let req = ChatRequest {
+        model: s.model.clone(),
+        messages: vec![Message::user("Reply with the single word: ok")],
+        temperature: None,
+        max_tokens: Some(16),
+        stream: false,
+    };
+    let t0 = Instant::now();
+    match client.chat(&req, None).await {
+        Ok(r) => line(
+            "ping",
+            &format!(
+                "the model answered in {} ms ({:?})",
+                t0.elapsed().as_millis(),
+                crate::util::snippet(&r.text, 40)
+            ),
+        )?,
+        Err(ApiError::Empty { .. }) => line("ping", "the model answered, with no text (fine for a ping)")?,
+        Err(e) => {
+            line("ping", &format!("PROBLEM: {}", explain(&e)))?;
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The error, plus what to do about it.

@@ -77,89 +77,103 @@ pub struct Doc<'a> {
 }
 
 pub fn parse(src: &str) -> Doc<'_> {
-    let mut headings = Vec::new();
-    let mut blocks = Vec::new();
-    let mut front_matter: Option<(usize, usize)> = None;
-    let mut body_start = 0;
-    let mut depth = 0usize;
-    let mut in_heading: Option<(u8, usize, bool, String)> = None;
-    let mut in_meta = false;
-    let mut open_block: Option<(BlockKind, usize, String)> = None;
-    let mut text = String::with_capacity(src.len());
-    let mut lines = Lines::new(src);
-
+    let mut b = Builder {
+        doc: Doc {
+            src,
+            headings: Vec::new(),
+            blocks: Vec::new(),
+            front_matter: None,
+            body_start: 0,
+            text: String::with_capacity(src.len()),
+        },
+        meta: None,
+        in_meta: false,
+        depth: 0,
+        heading: None,
+        block: None,
+        lines: Lines::new(src),
+    };
     for (ev, range) in Parser::new_ext(src, options()).into_offset_iter() {
-        if !in_meta {
-            match &ev {
-                Event::Text(t) | Event::Code(t) => text.push_str(t),
-                Event::SoftBreak | Event::HardBreak => text.push(' '),
-                Event::End(e) if !matches!(e, TagEnd::MetadataBlock(_)) => text.push(' '),
-                _ => {}
-            }
+        b.event(ev, range);
+    }
+    let mut doc = b.doc;
+    doc.front_matter = b.meta.map(|(s, e)| &src[s..e]).filter(|t| !t.is_empty());
+    doc
+}
+
+/// A heading being read.
+struct OpenHeading {
+    level: u8,
+    start: usize,
+    top_level: bool,
+    text: String,
+}
+
+/// A top-level block being read; `html` gathers an HTML block's text.
+struct OpenBlock {
+    kind: BlockKind,
+    start: usize,
+    html: String,
+}
+
+/// `parse`'s state between events.
+struct Builder<'a> {
+    doc: Doc<'a>,
+    /// Where the front matter's text is, once the parser has given some.
+    meta: Option<(usize, usize)>,
+    in_meta: bool,
+    /// How many blocks and headings are open.
+    depth: usize,
+    heading: Option<OpenHeading>,
+    block: Option<OpenBlock>,
+    lines: Lines<'a>,
+}
+
+impl Builder<'_> {
+    fn event(&mut self, ev: Event, range: std::ops::Range<usize>) {
+        if !self.in_meta {
+            self.plain_text(&ev);
         }
         match ev {
-            Event::Start(Tag::MetadataBlock(_)) => in_meta = true,
+            Event::Start(Tag::MetadataBlock(_)) => self.in_meta = true,
             Event::End(TagEnd::MetadataBlock(_)) => {
-                in_meta = false;
-                body_start = range.end;
+                self.in_meta = false;
+                self.doc.body_start = range.end;
             }
             // The parser splits the block's text at line ends (every one, with CRLF): keep it all.
-            Event::Text(_) if in_meta => {
-                front_matter = Some((front_matter.map_or(range.start, |(s, _)| s), range.end));
+            Event::Text(_) if self.in_meta => {
+                self.meta = Some((self.meta.map_or(range.start, |(s, _)| s), range.end));
             }
             Event::Start(Tag::Heading { level, .. }) => {
-                in_heading = Some((level_num(level), range.start, depth == 0, String::new()));
-                depth += 1;
+                self.heading = Some(OpenHeading {
+                    level: level_num(level),
+                    start: range.start,
+                    top_level: self.depth == 0,
+                    text: String::new(),
+                });
+                self.depth += 1;
             }
-            Event::End(TagEnd::Heading(_)) => {
-                depth -= 1;
-                if let Some((level, start, top_level, text)) = in_heading.take() {
-                    headings.push(Heading {
-                        level,
-                        text: text.split_whitespace().collect::<Vec<_>>().join(" "),
-                        start,
-                        end: range.end,
-                        line: lines.at(start),
-                        top_level,
-                    });
-                }
+            Event::End(TagEnd::Heading(_)) => self.end_heading(range.end),
+            Event::Text(t) | Event::Code(t) if self.heading.is_some() => {
+                self.heading.as_mut().expect("checked").text.push_str(&t);
             }
-            Event::Text(t) | Event::Code(t) if in_heading.is_some() => {
-                if let Some(h) = in_heading.as_mut() {
-                    h.3.push_str(&t);
-                }
-            }
-            Event::SoftBreak | Event::HardBreak if in_heading.is_some() => {
-                if let Some(h) = in_heading.as_mut() {
-                    h.3.push(' ');
-                }
+            Event::SoftBreak | Event::HardBreak if self.heading.is_some() => {
+                self.heading.as_mut().expect("checked").text.push(' ');
             }
             Event::Start(tag) if is_block(&tag) => {
-                if depth == 0 {
-                    open_block = Some((block_kind(&tag), range.start, String::new()));
+                if self.depth == 0 {
+                    let (kind, start, html) = (block_kind(&tag), range.start, String::new());
+                    self.block = Some(OpenBlock { kind, start, html });
                 }
-                depth += 1;
+                self.depth += 1;
             }
-            Event::End(tag) if is_block_end(&tag) => {
-                depth = depth.saturating_sub(1);
-                if depth == 0
-                    && let Some((kind, start, html)) = open_block.take()
-                {
-                    let comment_only = kind == BlockKind::Html && is_comment(&html);
-                    blocks.push(Block {
-                        kind,
-                        start,
-                        end: range.end,
-                        comment_only,
-                    });
-                }
-            }
+            Event::End(tag) if is_block_end(&tag) => self.end_block(range.end),
             Event::Html(h) => {
-                if let Some((BlockKind::Html, _, buf)) = open_block.as_mut() {
-                    buf.push_str(&h);
+                if let Some(b) = self.block.as_mut().filter(|b| b.kind == BlockKind::Html) {
+                    b.html.push_str(&h);
                 }
             }
-            Event::Rule if depth == 0 => blocks.push(Block {
+            Event::Rule if self.depth == 0 => self.doc.blocks.push(Block {
                 kind: BlockKind::Rule,
                 start: range.start,
                 end: range.end,
@@ -168,13 +182,44 @@ pub fn parse(src: &str) -> Doc<'_> {
             _ => {}
         }
     }
-    Doc {
-        src,
-        headings,
-        blocks,
-        front_matter: front_matter.map(|(s, e)| &src[s..e]).filter(|t| !t.is_empty()),
-        body_start,
-        text,
+
+    /// The body as plain text, in the same pass.
+    fn plain_text(&mut self, ev: &Event) {
+        match ev {
+            Event::Text(t) | Event::Code(t) => self.doc.text.push_str(t),
+            Event::SoftBreak | Event::HardBreak => self.doc.text.push(' '),
+            Event::End(e) if !matches!(e, TagEnd::MetadataBlock(_)) => self.doc.text.push(' '),
+            _ => {}
+        }
+    }
+
+    fn end_heading(&mut self, end: usize) {
+        self.depth -= 1;
+        if let Some(h) = self.heading.take() {
+            self.doc.headings.push(Heading {
+                level: h.level,
+                text: h.text.split_whitespace().collect::<Vec<_>>().join(" "),
+                start: h.start,
+                end,
+                line: self.lines.at(h.start),
+                top_level: h.top_level,
+            });
+        }
+    }
+
+    fn end_block(&mut self, end: usize) {
+        self.depth = self.depth.saturating_sub(1);
+        if self.depth == 0
+            && let Some(b) = self.block.take()
+        {
+            let comment_only = b.kind == BlockKind::Html && is_comment(&b.html);
+            self.doc.blocks.push(Block {
+                kind: b.kind,
+                start: b.start,
+                end,
+                comment_only,
+            });
+        }
     }
 }
 

@@ -43,18 +43,27 @@ impl Outline {
 }
 
 pub fn outline(doc: &Doc, matcher: &Matcher) -> Outline {
+    let (matches, sec_level) = section_headings(doc, matcher);
+    let mut found = locate(doc, &matches, matcher.sections());
+    for l in &mut found {
+        l.empty = !doc
+            .blocks
+            .iter()
+            .any(|b| b.start >= l.body_start && b.start < l.end && b.is_content());
+    }
+    let level = most_common(found.iter().map(|l| l.level)).unwrap_or(sec_level);
+    Outline { found, level }
+}
+
+/// The section each heading names (None for the rest), and the level sections are at: the
+/// shallowest exact match, else the shallowest match. Deeper loose matches are
+/// subsections ("Scenario 4: rollback by stage fails").
+fn section_headings(doc: &Doc, matcher: &Matcher) -> (Vec<Option<HeadingMatch>>, u8) {
     let matches: Vec<Option<HeadingMatch>> = doc
         .headings
         .iter()
-        .map(|h| {
-            if h.top_level {
-                matcher.match_heading(&h.text)
-            } else {
-                None
-            }
-        })
+        .map(|h| h.top_level.then(|| matcher.match_heading(&h.text)).flatten())
         .collect();
-    // The section level: the shallowest exact match, else the shallowest match.
     let level_of = |exact_only: bool| {
         doc.headings
             .iter()
@@ -64,43 +73,46 @@ pub fn outline(doc: &Doc, matcher: &Matcher) -> Outline {
             .min()
     };
     let sec_level = level_of(true).or_else(|| level_of(false)).unwrap_or(2);
-    // Deeper loose matches are subsections ("Scenario 4: rollback by stage fails").
-    let matches: Vec<Option<HeadingMatch>> = doc
+    let matches = doc
         .headings
         .iter()
         .zip(matches)
         .map(|(h, m)| m.filter(|m| h.level <= sec_level || m.extra == 0))
         .collect();
+    (matches, sec_level)
+}
+
+/// Each section's span, from its heading to the next heading that ends it.
+fn locate(doc: &Doc, matches: &[Option<HeadingMatch>], sections: usize) -> Vec<Located> {
     // The shallowest heading naming each section, wherever it is.
-    let sections = matcher.sections();
     let mut shallowest = vec![u8::MAX; sections];
-    for (h, m) in doc.headings.iter().zip(&matches) {
+    for (h, m) in doc.headings.iter().zip(matches) {
         if let Some(m) = m {
             shallowest[m.section] = shallowest[m.section].min(h.level);
         }
     }
-
     let mut found: Vec<Located> = Vec::new();
     let mut current: Option<Located> = None;
     let mut seen = vec![false; sections];
-    for (h, m) in doc.headings.iter().zip(&matches) {
-        if !h.top_level {
-            continue;
-        }
-        if let Some(m) = *m {
+    for (h, m) in doc.headings.iter().zip(matches).filter(|(h, _)| h.top_level) {
+        let ends_current = match m {
             // A heading deeper than the current section is its subsection when it names the
             // same section, one seen already, or one that a shallower heading elsewhere
             // names ("#### Communication" inside a stage, with "## 6. Communication" below).
-            let is_sub = current.as_ref().is_some_and(|c| {
+            Some(m) => !current.as_ref().is_some_and(|c| {
                 h.level > c.level && (c.section == m.section || seen[m.section] || shallowest[m.section] < h.level)
-            });
-            if is_sub {
-                continue;
-            }
-            if let Some(mut c) = current.take() {
-                c.end = h.start;
-                found.push(c);
-            }
+            }),
+            // An unrelated heading at the same level or above ends the section.
+            None => current.as_ref().is_some_and(|c| h.level <= c.level),
+        };
+        if !ends_current {
+            continue;
+        }
+        if let Some(mut c) = current.take() {
+            c.end = h.start;
+            found.push(c);
+        }
+        if let Some(m) = m {
             seen[m.section] = true;
             current = Some(Located {
                 section: m.section,
@@ -112,24 +124,10 @@ pub fn outline(doc: &Doc, matcher: &Matcher) -> Outline {
                 heading: h.text.clone(),
                 empty: true,
             });
-        } else if current.as_ref().is_some_and(|c| h.level <= c.level) {
-            // An unrelated heading at the same level or above ends the section.
-            let mut c = current.take().expect("checked");
-            c.end = h.start;
-            found.push(c);
         }
     }
-    if let Some(c) = current.take() {
-        found.push(c);
-    }
-    for l in &mut found {
-        l.empty = !doc
-            .blocks
-            .iter()
-            .any(|b| b.start >= l.body_start && b.start < l.end && b.is_content());
-    }
-    let level = most_common(found.iter().map(|l| l.level)).unwrap_or(sec_level);
-    Outline { found, level }
+    found.extend(current);
+    found
 }
 
 fn most_common(it: impl Iterator<Item = u8>) -> Option<u8> {
