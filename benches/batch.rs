@@ -20,12 +20,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+#[path = "../tests/integration/server.rs"]
+#[allow(dead_code)]
+mod server;
+use server::{Reply, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rbplan");
 
@@ -133,7 +133,7 @@ fn bench(run: &Run, label: &str, bin: &Path, plan: &str, (summary, stages): (&st
     // Before the run, in a fresh sibling folder, kept until the end so the run does not
     // reuse what it frees: the same pattern as the plans (n new files in a new folder).
     let create = file_create_cost(&dir.path().join("calib"), n);
-    let (addr, served) = start_server(latency, plan);
+    let server = start_server(latency, plan);
     let t0 = Instant::now();
     // Reaped by wait4 below, which also reads its CPU time and peak memory.
     #[allow(clippy::zombie_processes)]
@@ -150,18 +150,13 @@ fn bench(run: &Run, label: &str, bin: &Path, plan: &str, (summary, stages): (&st
             "--model",
             "bench",
         ])
-        .args([
-            "--base-url",
-            &format!("http://{addr}/v1"),
-            "--concurrency",
-            &c.to_string(),
-        ])
+        .args(["--base-url", &server.url(), "--concurrency", &c.to_string()])
         .spawn()
         .expect("run rbplan");
     let (status, usage) = wait4(child.id() as libc::pid_t);
     let wall = t0.elapsed();
     assert_eq!(status, 0, "rbplan batch failed");
-    let reqs = served.load(Ordering::SeqCst);
+    let reqs = server.received();
     assert_eq!(reqs, n, "one request per plan");
     let ideal = latency * n.div_ceil(c) as u32;
     let (user, sys) = (tv(usage.ru_utime), tv(usage.ru_stime));
@@ -234,83 +229,16 @@ fn wait4(pid: libc::pid_t) -> (i32, libc::rusage) {
     (libc::WEXITSTATUS(status), usage)
 }
 
-/// A minimal HTTP/1.1 chat-completions server on 127.0.0.1: every request is answered
-/// with the same complete plan after `latency`. Runs on its own thread and runtime.
-fn start_server(latency: Duration, plan: &str) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
-    let served = Arc::new(AtomicUsize::new(0));
+/// The tests' HTTP server on 127.0.0.1, answering every chat request with the same
+/// complete plan after `latency`, keeping no copy of the requests.
+fn start_server(latency: Duration, plan: &str) -> Server {
     let body = serde_json::json!({
         "id": "chatcmpl-bench", "object": "chat.completion", "model": "bench",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": plan}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 2900, "completion_tokens": 3000, "total_tokens": 5900},
-    })
-    .to_string();
-    let response: Arc<Vec<u8>> = Arc::new(
-        format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes(),
-    );
-    let (tx, rx) = std::sync::mpsc::channel();
-    let count = served.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(l.local_addr().unwrap()).unwrap();
-            loop {
-                let (sock, _) = l.accept().await.unwrap();
-                let (resp, count) = (response.clone(), count.clone());
-                tokio::spawn(async move {
-                    let _ = serve(sock, latency, resp, count).await;
-                });
-            }
-        });
     });
-    (rx.recv().unwrap(), served)
-}
-
-async fn serve(
-    mut sock: TcpStream,
-    latency: Duration,
-    resp: Arc<Vec<u8>>,
-    count: Arc<AtomicUsize>,
-) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    loop {
-        // Read one request: head, then content-length bytes of body.
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i;
-            }
-            let mut tmp = [0u8; 16384];
-            let k = sock.read(&mut tmp).await?;
-            if k == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&tmp[..k]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        while buf.len() < head_end + 4 + len {
-            let mut tmp = [0u8; 16384];
-            let k = sock.read(&mut tmp).await?;
-            if k == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&tmp[..k]);
-        }
-        buf.drain(..head_end + 4 + len);
-        tokio::time::sleep(latency).await;
-        count.fetch_add(1, Ordering::SeqCst);
-        sock.write_all(&resp).await?;
-    }
+    Server::start_with(
+        move |_, _| Reply::After(latency, Box::new(Reply::json(200, &body))),
+        false,
+    )
 }

@@ -196,6 +196,26 @@ pub fn drop_unfinished_block(body: &str) -> String {
     body[..cut].trim_end().to_string()
 }
 
+/// One change to a plan: replace `start..end` with `text` (an insertion when they are
+/// equal, a removal when `text` is empty). Edits at one point go in canonical order.
+struct Edit {
+    start: usize,
+    end: usize,
+    section: usize,
+    text: String,
+}
+
+impl Edit {
+    fn new(start: usize, end: usize, section: usize, text: String) -> Edit {
+        Edit {
+            start,
+            end,
+            section,
+            text,
+        }
+    }
+}
+
 /// Put each (section, body) into `plan`: replacing the section where it has content, else
 /// inserting it before the first section that comes after it in canonical order. Empty
 /// occurrences (a heading with nothing under it, often repeated by weak models) of an
@@ -206,9 +226,9 @@ pub fn splice(plan: &str, checker: &Checker, edits: &[(usize, String)]) -> Strin
     let level = outline.level.max(1);
     let edited = |section: usize| edits.iter().any(|(i, _)| *i == section);
     let removed = |l: &markdown::Located| l.empty && (edited(l.section) || outline.is_present(l.section));
-    let mut ops: Vec<(usize, usize, usize, String)> = Vec::new(); // (start, end, order, text)
+    let mut ops: Vec<Edit> = Vec::new();
     for l in outline.found.iter().filter(|l| removed(l)) {
-        ops.push((l.start, l.end, l.section, String::new()));
+        ops.push(Edit::new(l.start, l.end, l.section, String::new()));
     }
     for (idx, body) in edits {
         let body = markdown::demote_headings(&markdown::close_open_blocks(body.trim()), level + 1);
@@ -219,7 +239,7 @@ pub fn splice(plan: &str, checker: &Checker, edits: &[(usize, String)]) -> Strin
             body.trim_end()
         );
         match outline.primary(*idx).filter(|l| !l.empty) {
-            Some(l) => ops.push((l.start, l.end, *idx, text)),
+            Some(l) => ops.push(Edit::new(l.start, l.end, *idx, text)),
             None => {
                 // Before the first section after this one that stays where it is.
                 let at = outline
@@ -230,16 +250,16 @@ pub fn splice(plan: &str, checker: &Checker, edits: &[(usize, String)]) -> Strin
                     .map(|l| l.start)
                     .min()
                     .unwrap_or(plan.len());
-                ops.push((at, at, *idx, text));
+                ops.push(Edit::new(at, at, *idx, text));
             }
         }
     }
     // Walk the plan once, emitting original text between the edits; equal points keep
     // canonical order. Inserted text always starts after a blank line.
-    ops.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)).then(a.1.cmp(&b.1)));
-    let mut out = String::with_capacity(plan.len() + ops.iter().map(|o| o.3.len()).sum::<usize>());
+    ops.sort_by_key(|e| (e.start, e.section, e.end));
+    let mut out = String::with_capacity(plan.len() + ops.iter().map(|o| o.text.len()).sum::<usize>());
     let mut cursor = 0;
-    for (start, end, _, text) in ops {
+    for Edit { start, end, text, .. } in ops {
         out.push_str(&plan[cursor.min(start)..start]);
         cursor = cursor.max(end);
         if text.is_empty() {

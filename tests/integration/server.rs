@@ -1,7 +1,8 @@
-//! A scriptable HTTP/1.1 server on 127.0.0.1 for integration tests: it records every
-//! request and answers each from a handler, which can also stream with delays, cut a
-//! stream, reset the connection or hang. Its own thread and runtime, so tests stay
-//! synchronous and run the real binary against it.
+//! A scriptable HTTP/1.1 server on 127.0.0.1 for integration tests and benchmarks: it
+//! records every request (unless told not to) and answers each from a handler, which can
+//! also answer after a delay, stream with delays, cut a stream, reset the connection or
+//! hang. Its own thread and runtime, so tests stay synchronous and run the real binary
+//! against it. `benches/` include this file too.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,6 +74,8 @@ pub enum Reply {
     Reset,
     /// Say nothing for this long, then close.
     Hang(Duration),
+    /// Wait, then give this reply (a fixed latency).
+    After(Duration, Box<Reply>),
 }
 
 impl Reply {
@@ -98,6 +101,8 @@ type Handler = dyn Fn(&Request, usize) -> Reply + Send + Sync;
 pub struct Server {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Request>>>,
+    /// Requests received, kept or not.
+    count: Arc<AtomicUsize>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -105,8 +110,16 @@ pub struct Server {
 impl Server {
     /// Start a server whose handler gets each request and its 0-based index.
     pub fn start(handler: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static) -> Server {
+        Self::start_with(handler, true)
+    }
+
+    /// `start`, keeping no copy of the requests (`keep` false): for benchmarks that send
+    /// thousands and only count them (`received`).
+    pub fn start_with(handler: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static, keep: bool) -> Server {
         let handler: Arc<Handler> = Arc::new(handler);
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let counter = Arc::new(AtomicUsize::new(0));
+        let count = counter.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let reqs = requests.clone();
@@ -119,13 +132,13 @@ impl Server {
             rt.block_on(async move {
                 let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let counter = Arc::new(AtomicUsize::new(0));
                 let accept = async {
                     loop {
                         let Ok((sock, _)) = listener.accept().await else {
                             continue;
                         };
-                        let (h, r, c) = (handler.clone(), reqs.clone(), counter.clone());
+                        let (h, c) = (handler.clone(), counter.clone());
+                        let r = keep.then(|| reqs.clone());
                         tokio::spawn(async move {
                             let _ = serve_conn(sock, h, r, c).await;
                         });
@@ -142,6 +155,7 @@ impl Server {
         Server {
             addr,
             requests,
+            count,
             shutdown: Some(tx),
             thread: Some(thread),
         }
@@ -150,6 +164,11 @@ impl Server {
     /// Base URL for `--base-url`.
     pub fn url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// How many requests came, whether kept or not.
+    pub fn received(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -179,7 +198,7 @@ impl Drop for Server {
 async fn serve_conn(
     mut sock: TcpStream,
     handler: Arc<Handler>,
-    reqs: Arc<Mutex<Vec<Request>>>,
+    reqs: Option<Arc<Mutex<Vec<Request>>>>,
     counter: Arc<AtomicUsize>,
 ) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::new();
@@ -188,8 +207,15 @@ async fn serve_conn(
             return Ok(());
         };
         let idx = counter.fetch_add(1, Ordering::SeqCst);
-        reqs.lock().unwrap().push(req.clone());
-        match handler(&req, idx) {
+        if let Some(r) = &reqs {
+            r.lock().unwrap().push(req.clone());
+        }
+        let mut reply = handler(&req, idx);
+        while let Reply::After(d, r) = reply {
+            tokio::time::sleep(d).await;
+            reply = *r;
+        }
+        match reply {
             Reply::Full { status, headers, body } => {
                 let mut head = format!(
                     "HTTP/1.1 {status} {}\r\ncontent-length: {}\r\n",
@@ -240,6 +266,7 @@ async fn serve_conn(
                 tokio::time::sleep(d).await;
                 return Ok(());
             }
+            Reply::After(..) => unreachable!("waited for above"),
         }
         sock.flush().await?;
     }
