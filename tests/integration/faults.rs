@@ -153,6 +153,20 @@ fn a_hung_server_times_out_and_the_retry_succeeds() {
 }
 
 #[test]
+fn a_slow_answer_within_the_timeout_is_waited_for_not_retried() {
+    let a = plan();
+    let server = Server::start_with(
+        move |req, n| Reply::After(Duration::from_millis(1500), Box::new(reply(req, n, &a.text, "stop"))),
+        false,
+    );
+    let t0 = Instant::now();
+    complete(&ask(&server, &["--no-stream", "--timeout", "5"]));
+    assert_eq!(server.received(), 1, "one request, waited for");
+    assert!(t0.elapsed() >= Duration::from_millis(1500));
+    assert!(server.requests().is_empty(), "start_with(.., false) keeps no copy");
+}
+
+#[test]
 fn html_page_with_status_200_is_an_error_and_is_retried() {
     let html = |_: &Request| Reply::Full {
         status: 200,
