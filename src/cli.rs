@@ -62,11 +62,24 @@ Exit codes:
   4    some services failed at the API (a 401 or an exhausted quota stops the run)
   130  interrupted: the report is written; rerun the same command to finish")]
     Batch(Box<BatchArgs>),
-    /// Check plan files (or folders of them) against the template's required sections.
+    /// Check plan files (or folders of them): sections, structure, loops, copied or generic text.
     #[command(
-        after_help = "Exit codes: 3 when a required section is missing or empty. Other findings, errors \
-included, are reported (a file with errors is labelled ERRORS) but fail (exit 3) only with --strict. \
-2 when a plan cannot be read (the other plans are still checked and reported)."
+        long_about = "Check plan files, generated or hand-written, like a linter: every required \
+section once and in order, the template's structural checks (a decision table, a subsection per \
+stage, checkboxes...), repetition loops, runaway sections, text about the prompt or copied from it, \
+and, given the migration's summary, whether the plan names its own systems. Each finding has a \
+severity, a code, a file and a line.",
+        after_help = "Verdicts and exit codes:\n  \
+clean, warnings   exit 0 (warnings exit 3 with --strict)\n  \
+errors            exit 3: every section is there, but an error finding\n  \
+incomplete        exit 3: a required section is missing or empty\n  \
+unreadable        exit 2: the file cannot be read (the others are still checked)\n\n\
+Examples:\n  rbplan check plans/\n  rbplan check plan.md --summary-file summary.txt --stages-file stages.txt --strict\n  \
+rbplan check plans/ --format github      (annotations on a pull request)\n  \
+rbplan check plans/ --format sarif > rbplan.sarif",
+        mut_arg("model", |a| a.hide(true)),
+        mut_arg("temperature", |a| a.hide(true)),
+        mut_arg("max_tokens", |a| a.hide(true))
     )]
     Check(CheckArgs),
     /// Print the messages that would be sent to the model, without sending them.
@@ -103,6 +116,17 @@ streamed) and are not listed here; --record and --replay are refused: doctor che
         mut_arg("replay", |a| a.hide(true))
     )]
     Doctor(DoctorArgs),
+    /// Print a shell completion script: rbplan completions bash > /etc/bash_completion.d/rbplan
+    #[command(
+        after_help = "Examples:\n  rbplan completions bash > ~/.local/share/bash-completion/completions/rbplan\n  \
+rbplan completions zsh > \"${fpath[1]}/_rbplan\"\n  rbplan completions fish > ~/.config/fish/completions/rbplan.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): rbplan man > rbplan.1; man ./rbplan.1
+    Man,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -247,6 +271,22 @@ pub struct RepairArgs {
     /// Repair rounds when sections are missing or malformed; 0 disables repair.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub max_repairs: u32,
+    /// A second model that carries on when the first leaves a plan failing after its
+    /// repair rounds, or fails in a way that will not heal (404 for the model, 5xx after
+    /// retries, context length exceeded). It repairs the same draft, with up to
+    /// --max-repairs more rounds; which model wrote which section is recorded.
+    #[arg(long, value_name = "MODEL")]
+    pub fallback_model: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct JudgeArgs {
+    /// Also ask MODEL to score the plan against the template's style rules and each
+    /// section's guidance (decision-tree, time-bounded, specific...). Low scores (2 of 5
+    /// or less) become warnings with the judge's reason, and the scores go into the front
+    /// matter and the report. A judge never turns a failing plan into a passing one.
+    #[arg(long, value_name = "MODEL")]
+    pub judge_model: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -259,6 +299,8 @@ pub struct AskArgs {
     pub conn: ConnArgs,
     #[command(flatten)]
     pub repair: RepairArgs,
+    #[command(flatten)]
+    pub judge: JudgeArgs,
     /// Write the plan to FILE (atomically, with provenance front matter) instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -358,6 +400,8 @@ pub struct BatchArgs {
     pub conn: ConnArgs,
     #[command(flatten)]
     pub repair: RepairArgs,
+    #[command(flatten)]
+    pub judge: JudgeArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -384,15 +428,50 @@ pub struct CheckArgs {
     /// Read the stages from a file ("-" for stdin).
     #[arg(long, value_name = "PATH")]
     pub stages_file: Option<PathBuf>,
+    /// The migration's summary. Plans that name none of the systems it names (products,
+    /// databases, services) are flagged, and so are what-if scenarios that name neither
+    /// a stage nor one of them. Plans rbplan wrote record their own summary.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "summary_file",
+        allow_hyphen_values = true
+    )]
+    pub summary: Option<String>,
+    /// Read the summary from a file ("-" for stdin).
+    #[arg(long, value_name = "PATH")]
+    pub summary_file: Option<PathBuf>,
     #[command(flatten)]
     pub template: TemplateArgs,
-    /// Fail (exit 3) on any finding, errors and warnings alike. Without it, only a missing
-    /// or empty required section fails.
+    /// Fail (exit 3) on warnings too. Error findings fail without it, as in any linter.
     #[arg(long)]
     pub strict: bool,
-    /// Print the findings per file as JSON.
-    #[arg(long)]
+    /// How to print the findings.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    #[command(flatten)]
+    pub judge: JudgeArgs,
+    /// Where the judge is (only with --judge-model; check alone sends nothing).
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// How `rbplan check` prints its findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One line per finding, file:line first, and a summary line.
+    Text,
+    /// One object: per file its verdict, sections and findings.
+    Json,
+    /// GitHub Actions workflow commands (::error file=…,line=…::…): annotations on a pull request.
+    Github,
+    /// JUnit XML: a test case per file, a failure per failing finding.
+    Junit,
+    /// SARIF 2.1.0, for code-scanning tools: ruleId is the finding's code.
+    Sarif,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::client::{ClientConfig, Provider};
+use crate::client::{ClientConfig, MaxTokensField, Provider};
 use crate::error::{Error, Result};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -216,17 +216,22 @@ pub fn resolve(a: &Flags, env: &Env) -> Result<Settings> {
         let v = pick(flag, env, key, |s| s.parse().ok())?.map_or(default, |v| v.0);
         secs(key, v)
     };
+    // In this order, so that of several bad values the same one is reported as before.
+    let request_timeout = secs(a.timeout, "RBPLAN_TIMEOUT", DEFAULT_TIMEOUT)?;
+    let connect_timeout = secs(a.connect_timeout, "RBPLAN_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)?;
+    let idle_timeout = secs(a.idle_timeout, "RBPLAN_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)?;
+    let max_retries =
+        pick(a.max_retries, env, "RBPLAN_MAX_RETRIES", |s| s.parse().ok())?.map_or(DEFAULT_MAX_RETRIES, |v| v.0);
     Ok(Settings {
         client: ClientConfig {
             base_url,
             api_key,
             provider,
             headers: headers(a, env)?,
-            connect_timeout: secs(a.connect_timeout, "RBPLAN_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)?,
-            request_timeout: secs(a.timeout, "RBPLAN_TIMEOUT", DEFAULT_TIMEOUT)?,
-            idle_timeout: secs(a.idle_timeout, "RBPLAN_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)?,
-            max_retries: pick(a.max_retries, env, "RBPLAN_MAX_RETRIES", |s| s.parse().ok())?
-                .map_or(DEFAULT_MAX_RETRIES, |v| v.0),
+            connect_timeout,
+            request_timeout,
+            idle_timeout,
+            max_retries,
             max_tokens_field: request.max_tokens_field,
             replay: a.replay.clone(),
         },
@@ -262,7 +267,7 @@ fn base_url(a: &Flags, env: &Env, kind: ProviderKind) -> Result<(String, Source)
 struct RequestSettings {
     temperature: Option<f32>,
     max_tokens: Option<u32>,
-    max_tokens_field: String,
+    max_tokens_field: MaxTokensField,
 }
 
 fn request_settings(a: &Flags, env: &Env) -> Result<RequestSettings> {
@@ -277,15 +282,13 @@ fn request_settings(a: &Flags, env: &Env) -> Result<RequestSettings> {
         Some((n, _)) => Some(n),
         None => Some(DEFAULT_MAX_TOKENS),
     };
-    let max_tokens_field = pick(a.max_tokens_field.clone(), env, "RBPLAN_MAX_TOKENS_FIELD", |s| {
+    let max_tokens_field = match pick(a.max_tokens_field.clone(), env, "RBPLAN_MAX_TOKENS_FIELD", |s| {
         Some(s.to_string())
-    })?
-    .map_or_else(|| "max_tokens".into(), |v| v.0);
-    if !matches!(max_tokens_field.as_str(), "max_tokens" | "max_completion_tokens") {
-        return Err(Error::usage(
-            "--max-tokens-field must be max_tokens or max_completion_tokens",
-        ));
-    }
+    })? {
+        None => MaxTokensField::MaxTokens,
+        Some((f, _)) => MaxTokensField::parse(&f)
+            .ok_or_else(|| Error::usage("--max-tokens-field must be max_tokens or max_completion_tokens"))?,
+    };
     Ok(RequestSettings {
         temperature,
         max_tokens,

@@ -13,8 +13,8 @@ pub mod code {
     pub const IO: u8 = 1;
     /// Bad flags or bad input; nothing was sent.
     pub const USAGE: u8 = 2;
-    /// A plan is incomplete after repairs, or `check` found a required section missing.
-    pub const INCOMPLETE: u8 = 3;
+    /// A plan is incomplete or has error findings after repairs; `check` found errors.
+    pub const FAILING: u8 = 3;
     /// The API or the network failed (including auth and quota).
     pub const API: u8 = 4;
     /// Interrupted by Ctrl-C.
@@ -75,6 +75,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Input { .. } => code::USAGE,
+            // A local file the client was to write: the disk, not the API.
+            Error::Api(ApiError::Local(_) | ApiError::Record(_)) => code::IO,
             Error::Api(_) => code::API,
             Error::Io { .. } => code::IO,
             Error::Interrupted => code::INTERRUPTED,
@@ -86,7 +88,8 @@ impl Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Complete,
-    Incomplete,
+    /// A plan does not pass: sections missing, or error findings (`check`: the gate failed).
+    Failing,
     /// The API stood in the way: some batch items failed at it, or `doctor` found the
     /// server, key or model not working.
     ApiProblem,
@@ -97,7 +100,7 @@ impl Outcome {
     pub fn exit_code(self) -> ExitCode {
         ExitCode::from(match self {
             Outcome::Complete => code::OK,
-            Outcome::Incomplete => code::INCOMPLETE,
+            Outcome::Failing => code::FAILING,
             Outcome::ApiProblem => code::API,
             Outcome::Interrupted => code::INTERRUPTED,
         })

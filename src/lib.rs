@@ -1,8 +1,8 @@
 //! rbplan: write migration rollback plans with an LLM and check them.
 //!
 //! Data flows one way: `cli` → `config` → `template` → `client` → `check`/`repair` →
-//! `output`. `commands` wires those steps per command; `batch` is the only orchestrator
-//! of many items.
+//! `output`. `commands` wires those steps per command (`batch/plan.rs` per batch item);
+//! ARCHITECTURE.md has the layers, checked by a test.
 
 pub mod batch;
 pub mod check;
@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod input;
+pub mod judge;
 pub mod logging;
 pub mod markdown;
 pub mod output;
@@ -48,9 +49,11 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
         match cli.command {
             cli::Command::Ask(a) => commands::ask::run(a, ui).await,
             cli::Command::Batch(b) => commands::batch::run(*b, ui).await,
-            cli::Command::Check(c) => commands::check::run(c, ui),
+            cli::Command::Check(c) => commands::check::run(c, ui).await,
             cli::Command::Render(r) => commands::render::run(r),
             cli::Command::Doctor(d) => commands::doctor::run(d).await,
+            cli::Command::Completions { shell } => commands::shell::completions(shell),
+            cli::Command::Man => commands::shell::man(),
         }
     });
     // With --json, a script reading stdout gets an object on failure too.

@@ -14,7 +14,65 @@ pub struct Spec {
     pub inputs: InputNames,
     #[serde(default)]
     pub example: Option<Example>,
+    /// Checks of the whole plan and of every section, beside each section's own checks.
+    #[serde(default)]
+    pub quality: Quality,
     pub sections: Vec<SectionSpec>,
+}
+
+/// What makes a plan degenerate or generic whatever its sections say: loops, a runaway
+/// section, text about the prompt instead of the migration, text copied from the prompt,
+/// a plan that names nothing of its own migration. Each can be turned off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quality {
+    /// Repeated lines or word sequences.
+    pub loops: bool,
+    /// A section many times longer than the others (and over `runaway_chars`).
+    pub runaway: bool,
+    pub runaway_factor: f64,
+    pub runaway_chars: usize,
+    /// The share of a section's four-word sequences found in the prompt files above which
+    /// it counts as copied from them (0 turns the check off).
+    pub copied: f64,
+    /// The plan must name something the migration's summary names (a system, a product,
+    /// a service), when the summary is known.
+    pub names: bool,
+    /// Phrases that mean a section talks to the reader about its task instead of about
+    /// the migration ("i hope this helps"). Matched in any case.
+    pub meta: Vec<String>,
+}
+
+impl Default for Quality {
+    fn default() -> Self {
+        Quality {
+            loops: true,
+            runaway: true,
+            runaway_factor: 6.0,
+            runaway_chars: 16_000,
+            copied: 0.6,
+            names: true,
+            meta: [
+                "i hope this helps",
+                "as an ai",
+                "as a language model",
+                "i'm sorry, but",
+                "i cannot help",
+                "here is the section",
+                "here's the section",
+                "the user's message",
+                "the user wants",
+                "you are asked to",
+                "you asked me to",
+                "how can i assist",
+                "how can i help",
+                "i'm ready to help",
+                "i'd be happy to help",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
 }
 
 /// Prompt files, relative to the folder holding `template.toml`.
@@ -25,6 +83,8 @@ pub struct Files {
     pub user: String,
     pub repair: Option<String>,
     pub section: Option<String>,
+    /// Asks a second model to score a plan (`--judge-model`).
+    pub judge: Option<String>,
 }
 
 /// The template variable names that `--summary` and `--stages` bind to.
@@ -105,6 +165,28 @@ pub enum CheckSpec {
         #[serde(default)]
         severity: Severity,
     },
+    /// Each row of a table (`column` names the column, alternatives split by `|`), or
+    /// without `column` each item of the section (subsection, bold lead, list item),
+    /// carries a duration ("5 min", "T+2h", "hourly", "immediately").
+    Durations {
+        #[serde(default)]
+        column: Option<String>,
+        #[serde(default = "warning")]
+        severity: Severity,
+    },
+    /// At least half of the section's items read as a decision: "if", "when", "unless"...
+    Conditionals {
+        #[serde(default = "warning")]
+        severity: Severity,
+    },
+    /// Each item names a stage or something the summary names (checked when both the
+    /// stages and the summary are known). Items that do not are listed: a warning, or `severity` when they are
+    /// more than half.
+    Specific {
+        what: String,
+        #[serde(default)]
+        severity: Severity,
+    },
     /// Each entry of `all` is mentioned (case-insensitive phrase) in the section or the document.
     Mentions {
         all: Vec<String>,
@@ -122,6 +204,10 @@ fn one() -> usize {
     1
 }
 
+fn warning() -> Severity {
+    Severity::Warning
+}
+
 impl CheckSpec {
     pub fn severity(&self) -> Severity {
         match self {
@@ -129,6 +215,9 @@ impl CheckSpec {
             | CheckSpec::StageCoverage { severity }
             | CheckSpec::Items { severity, .. }
             | CheckSpec::Checkboxes { severity, .. }
+            | CheckSpec::Durations { severity, .. }
+            | CheckSpec::Conditionals { severity }
+            | CheckSpec::Specific { severity, .. }
             | CheckSpec::Mentions { severity, .. } => *severity,
         }
     }

@@ -12,16 +12,18 @@ use crate::spec::Spec;
 use crate::util;
 
 /// The built-in rollback-plan template, embedded so the binary works from any directory.
-const BUILTIN: [(&str, &str); 5] = [
+const BUILTIN: [(&str, &str); 6] = [
     ("template.toml", include_str!("../prompts/rollback-plan/template.toml")),
     ("system.md", include_str!("../prompts/rollback-plan/system.md")),
     ("user.md", include_str!("../prompts/rollback-plan/user.md")),
     ("repair.md", include_str!("../prompts/rollback-plan/repair.md")),
     ("section.md", include_str!("../prompts/rollback-plan/section.md")),
+    ("judge.md", include_str!("../prompts/rollback-plan/judge.md")),
 ];
 /// Used when a custom template does not bring its own repair or section prompt.
 const DEFAULT_REPAIR: &str = include_str!("../prompts/defaults/repair.md");
 const DEFAULT_SECTION: &str = include_str!("../prompts/defaults/section.md");
+const DEFAULT_JUDGE: &str = include_str!("../prompts/defaults/judge.md");
 
 /// The two inputs of a plan.
 #[derive(Debug, Clone)]
@@ -43,6 +45,9 @@ pub struct Template {
     pub origin: String,
     /// Hash over every file of the template; changes when the prompt or spec changes.
     pub hash: String,
+    /// Each prompt's name (as `files` names it, or its role for a built-in default) and
+    /// text, for checks that compare a plan with its prompt.
+    pub prompts: Vec<(String, String)>,
     tera: tera::Tera,
     has_system: bool,
 }
@@ -97,6 +102,7 @@ impl Template {
             spec.files.system.as_ref(),
             spec.files.repair.as_ref(),
             spec.files.section.as_ref(),
+            spec.files.judge.as_ref(),
         ]
         .into_iter()
         .flatten()
@@ -113,22 +119,25 @@ impl Template {
 
         let mut tera = tera::Tera::new();
         tera.autoescape_on(Vec::<&str>::new()); // plain text: never HTML-escape user input
+        let mut prompts = Vec::new();
         let mut add = |role: &str, file: Option<&String>, default: Option<&str>| -> Result<bool> {
-            let (content, shown) = match file {
-                Some(f) => (get(f).unwrap_or_default(), dir.join(f)),
+            let (content, shown, name) = match file {
+                Some(f) => (get(f).unwrap_or_default(), dir.join(f), f.clone()),
                 None => match default {
-                    Some(d) => (d, PathBuf::from(format!("<built-in {role} prompt>"))),
+                    Some(d) => (d, PathBuf::from(format!("<built-in {role} prompt>")), role.to_string()),
                     None => return Ok(false),
                 },
             };
             tera.add_raw_template(role, content)
                 .map_err(|e| Error::input(&shown, None, format!("template error: {}", tera_msg(&e))))?;
+            prompts.push((name, content.to_string()));
             Ok(true)
         };
         let has_system = add("system", spec.files.system.as_ref(), None)?;
         add("user", Some(&spec.files.user), None)?;
         add("repair", spec.files.repair.as_ref(), Some(DEFAULT_REPAIR))?;
         add("section", spec.files.section.as_ref(), Some(DEFAULT_SECTION))?;
+        add("judge", spec.files.judge.as_ref(), Some(DEFAULT_JUDGE))?;
 
         let mut sorted: Vec<&(String, String)> = files.iter().collect();
         sorted.sort();
@@ -137,6 +146,7 @@ impl Template {
             hash: util::short_hash(&parts),
             spec,
             origin,
+            prompts,
             tera,
             has_system,
         };
@@ -148,6 +158,7 @@ impl Template {
         t.messages(&probe)?;
         t.repair_prompt(&probe, &[0], &[])?;
         t.section_prompt(&probe, 0, &[])?;
+        t.judge_prompt(&probe, "x")?;
         Ok(t)
     }
 
@@ -182,6 +193,13 @@ impl Template {
         let mut ctx = self.context(inputs);
         ctx.insert("section", &self.section_ctx(idx, problems.to_vec()));
         self.render("section", &ctx)
+    }
+
+    /// The message that asks a judge model to score `plan`; the plan is a value too.
+    pub fn judge_prompt(&self, inputs: &Inputs, plan: &str) -> Result<String> {
+        let mut ctx = self.context(inputs);
+        ctx.insert("plan", plan);
+        self.render("judge", &ctx)
     }
 
     fn section_ctx(&self, idx: usize, problems: Vec<String>) -> SectionCtx<'_> {

@@ -35,7 +35,7 @@ pub fn print_stdout(text: &str) -> Result<()> {
     }
 }
 
-/// "1 request", "2 requests", "1,234 tokens"; `word` takes an "s" unless `plural` is given.
+/// "1 request", "2 requests", "1,234 tokens": `word` takes an "s" (see `count_as`).
 pub fn count(n: impl Into<u64>, word: &str) -> String {
     count_as(n, word, &format!("{word}s"))
 }

@@ -116,6 +116,13 @@ pub struct Entry {
     pub slug: String,
 }
 
+impl Item {
+    /// What the item's plan is checked against: its stages and its summary's names.
+    pub fn migration(&self) -> crate::check::Migration {
+        crate::check::Migration::new(Some(self.stages.clone()), Some(&self.inputs.summary))
+    }
+}
+
 impl Manifest {
     pub fn len(&self) -> usize {
         self.entries.len()

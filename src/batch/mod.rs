@@ -42,6 +42,10 @@ pub struct Ctx {
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
     pub max_repairs: u32,
+    /// `--fallback-model`.
+    pub fallback: Option<String>,
+    /// `--judge-model`.
+    pub judge: Option<String>,
     pub force: bool,
     /// Where answers come from.
     pub answers: Answers,
@@ -68,6 +72,7 @@ impl Ctx {
             template_hash: &self.template.hash,
             model,
             input_hash,
+            migration: &item.migration(),
         };
         self.out().earlier(&item.slug, &want, &self.checker)
     }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::batch::report::BatchReport;
-use crate::check::Checker;
+use crate::check::{Checker, Migration};
 use crate::error::{Error, Result};
 use crate::markdown;
 use crate::output::{self, Provenance, TMP_PREFIX};
@@ -28,7 +28,33 @@ pub enum Earlier {
     /// Complete, and made from the same template, model and input: kept.
     Current,
     /// Redone, for this reason.
-    Stale(&'static str),
+    Stale(Redo),
+}
+
+/// Why a plan from an earlier run is made again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Redo {
+    NotRbplans,
+    TemplateChanged,
+    ModelChanged,
+    InputChanged,
+    NotComplete,
+    NoLongerPasses,
+    Forced,
+}
+
+impl std::fmt::Display for Redo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Redo::NotRbplans => "not written by rbplan (no front matter)",
+            Redo::TemplateChanged => "the template changed",
+            Redo::ModelChanged => "the model changed",
+            Redo::InputChanged => "the input changed",
+            Redo::NotComplete => "it was not complete",
+            Redo::NoLongerPasses => "it no longer passes the check",
+            Redo::Forced => "--force was given",
+        })
+    }
 }
 
 /// What a plan must have been made from to be kept on a rerun.
@@ -36,6 +62,8 @@ pub struct Wanted<'a> {
     pub template_hash: &'a str,
     pub model: &'a str,
     pub input_hash: &'a str,
+    /// What it is checked against again.
+    pub migration: &'a Migration,
 }
 
 impl OutDir {
@@ -52,7 +80,11 @@ impl OutDir {
         let mut existing = std::collections::HashSet::new();
         for e in rd.flatten() {
             if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
-                let _ = std::fs::remove_file(e.path());
+                let swept = match e.file_type() {
+                    Ok(t) if t.is_dir() => std::fs::remove_dir_all(e.path()),
+                    _ => std::fs::remove_file(e.path()),
+                };
+                drop(swept);
             } else {
                 existing.insert(e.file_name());
             }
@@ -83,19 +115,23 @@ impl OutDir {
             return Earlier::None;
         };
         let doc = markdown::parse(&text);
-        let Some(p) = doc.front_matter.and_then(Provenance::from_front_matter) else {
-            return Earlier::Stale("not written by rbplan (no front matter)");
+        let Some(p) = doc
+            .front_matter
+            .and_then(Provenance::from_front_matter)
+            .filter(|p| !p.template_hash.is_empty())
+        else {
+            return Earlier::Stale(Redo::NotRbplans);
         };
         let why = if p.template_hash != want.template_hash {
-            "the template changed"
+            Redo::TemplateChanged
         } else if p.model != want.model {
-            "the model changed"
+            Redo::ModelChanged
         } else if p.input_hash != want.input_hash {
-            "the input changed"
+            Redo::InputChanged
         } else if p.status != crate::output::PlanStatus::Complete {
-            "it was incomplete"
-        } else if !checker.check(&text, None).1.complete() {
-            "it no longer passes the check"
+            Redo::NotComplete
+        } else if !checker.check(&text, want.migration).1.passes() {
+            Redo::NoLongerPasses
         } else {
             return Earlier::Current;
         };
@@ -149,9 +185,8 @@ mod tests {
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0, "temp file swept");
         let t = Template::builtin();
         let c = Checker::new(&t);
-        let full: String = (0..10)
-            .map(|i| format!("## {}\n\nbody\n\n", t.spec.heading(i)))
-            .collect();
+        // A plan that passes the check: the one written for the template's example.
+        let full = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/authored/plan.md")).unwrap();
         let prov = |status: PlanStatus| Provenance {
             template: "t".into(),
             template_hash: "th".into(),
@@ -162,11 +197,18 @@ mod tests {
             generated_by: "rbplan".into(),
             name: Some("svc".into()),
             stages: vec![],
+            summary: None,
+            fallback_model: None,
+            by_fallback: vec![],
+            judge_model: None,
+            judge_score: None,
         };
+        let m = Migration::default();
         let want = Wanted {
             template_hash: "th",
             model: "m",
             input_hash: "ih",
+            migration: &m,
         };
         assert_ne!(out.earlier("svc", &want, &c), Earlier::Current, "no file yet");
         out.write_plan("svc", &prov(PlanStatus::Complete), &full).unwrap();
@@ -191,7 +233,7 @@ mod tests {
             "status says incomplete"
         );
         // Someone edited the plan and removed a section: redo it.
-        let cut = full.replace("## 10. The hard truth about rollback\n\nbody\n\n", "");
+        let cut = full[..full.find("## 10. The hard truth about rollback").unwrap()].to_string();
         out.write_plan("svc", &prov(PlanStatus::Complete), &cut).unwrap();
         assert_ne!(out.earlier("svc", &want, &c), Earlier::Current);
     }

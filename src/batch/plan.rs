@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use super::engine::import::FileSource;
 use super::items::Item;
-use super::outdir::{Earlier, OutDir};
+use super::outdir::{Earlier, OutDir, Redo};
 use super::progress::Progress;
 use super::report::{ItemReport, Status};
 use super::{Answers, Ctx};
 use crate::client::ApiError;
 use crate::error::Error;
-use crate::output::{PlanStatus, Provenance, generated_by};
+use crate::output::{Made, PlanStatus, Provenance};
 use crate::repair::{self, Event, Generated};
 use crate::spec::Severity;
 
@@ -25,12 +25,21 @@ impl Ctx {
         let input_hash = item.inputs.hash();
         let redo = match self.kept(&item, &model, &file, &input_hash) {
             Ok(r) => return Some((r, None)),
-            Err(why) => why.map(str::to_string),
+            Err(why) => why.map(|w| w.to_string()),
         };
         progress.started(&item.name);
         let t0 = Instant::now();
         let (mut r, fatal) = match self.generate(&item, &model).await {
-            Ok(g) => self.finish(&item, &model, &file, &input_hash, g, t0),
+            Ok(mut g) => {
+                let judgement = match &self.judge {
+                    Some(m) => {
+                        let (plan, report) = (&g.state.plan, &mut g.state.report);
+                        crate::judge::judge_into(&self.client, &self.template, m, &item.inputs, plan, report).await
+                    }
+                    None => None,
+                };
+                self.finish(&item, &model, &file, g, judgement, t0)
+            }
             Err(Error::Api(ApiError::NotStarted)) => {
                 progress.dropped(&item.name);
                 return None;
@@ -54,19 +63,21 @@ impl Ctx {
             temperature: self.temperature,
             max_tokens: self.max_tokens,
             max_repairs: self.max_repairs,
+            fallback: self.fallback.clone(),
             stream: false,
         };
+        let migration = item.migration();
         let job = repair::Job {
             template: &self.template,
             checker: &self.checker,
             inputs: &item.inputs,
-            stages: &item.stages,
+            migration: &migration,
             opts: &opts,
         };
-        let quiet = |ev: Event| {
-            if let Event::Warning(w) = ev {
-                tracing::warn!(item = %item.name, "{w}");
-            }
+        let quiet = |ev: Event| match ev {
+            Event::Warning(w) => tracing::warn!(item = %item.name, "{w}"),
+            Event::Fallback { model, why } => tracing::warn!(item = %item.name, "fallback to {model}: {why}"),
+            _ => {}
         };
         match &self.answers {
             Answers::Live => {
@@ -85,7 +96,7 @@ impl Ctx {
 
     /// Keep a current plan from an earlier run (Ok), or say why it must be made (Err: None
     /// for a new one, else the reason an earlier plan is redone).
-    fn kept(&self, item: &Item, model: &str, file: &str, input_hash: &str) -> Result<ItemReport, Option<&'static str>> {
+    fn kept(&self, item: &Item, model: &str, file: &str, input_hash: &str) -> Result<ItemReport, Option<Redo>> {
         match self.earlier(item, model, input_hash) {
             Earlier::None => Err(None),
             Earlier::Current if !self.force => {
@@ -95,7 +106,7 @@ impl Ctx {
                 r.error = None;
                 Ok(r)
             }
-            Earlier::Current => Err(Some("--force was given")),
+            Earlier::Current => Err(Some(Redo::Forced)),
             Earlier::Stale(why) => Err(Some(why)),
         }
     }
@@ -106,36 +117,41 @@ impl Ctx {
         item: &Item,
         model: &str,
         file: &str,
-        input_hash: &str,
         g: Generated,
+        judgement: Option<crate::judge::Judgement>,
         t0: Instant,
     ) -> (ItemReport, Option<String>) {
         let report = &g.state.report;
-        let complete = report.complete();
         let problems: Vec<String> = report
             .findings
             .iter()
             .filter(|f| f.severity == Severity::Error && !f.code.is_presence())
             .map(|f| f.message.clone())
             .collect();
-        let prov = Provenance {
-            template: self.template.origin.clone(),
-            template_hash: self.template.hash.clone(),
-            model: model.to_string(),
-            input_hash: input_hash.to_string(),
-            status: PlanStatus::of(complete),
-            missing: report.missing_ids(),
-            generated_by: generated_by(),
-            name: Some(item.name.clone()),
-            stages: item.stages.clone(),
-        };
+        let prov = Provenance::new(&Made {
+            template: &self.template,
+            model,
+            inputs: &item.inputs,
+            stages: &item.stages,
+            report,
+            written_by: &g.state.written_by,
+            name: Some(&item.name),
+            judge: judgement.as_ref().map(|j| (j.model.as_str(), j.mean)),
+        });
         let mut r = ItemReport {
             name: item.name.clone(),
             file: file.to_string(),
             line: item.line,
-            status: if complete { Status::Complete } else { Status::Incomplete },
+            status: match PlanStatus::of(report) {
+                PlanStatus::Complete => Status::Complete,
+                PlanStatus::Errors => Status::Errors,
+                PlanStatus::Incomplete => Status::Incomplete,
+            },
             resumed: false,
             model: model.to_string(),
+            fallback_model: prov.fallback_model.clone(),
+            by_fallback: prov.by_fallback.clone(),
+            judge: judgement.map(|j| format!("{} {}/5", j.model, j.mean)),
             missing: report.missing_ids(),
             findings: problems.len(),
             problems,

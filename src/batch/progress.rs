@@ -16,6 +16,7 @@ use crate::term::count;
 struct Counts {
     done: usize,
     complete: usize,
+    errors: usize,
     incomplete: usize,
     failed: usize,
     in_flight: BTreeSet<String>,
@@ -32,14 +33,10 @@ impl Progress {
     pub fn new(total: usize, quiet: bool) -> Progress {
         let tty = std::io::stderr().is_terminal();
         let bar = (!quiet && tty).then(|| {
-            let b = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-            b.set_style(
-                ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} ETA {eta}  {prefix}\n  {wide_msg}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            b.enable_steady_tick(Duration::from_millis(200));
-            b
+            bar(
+                total,
+                "{spinner} [{bar:30}] {pos}/{len} ETA {eta}  {prefix}\n  {wide_msg}",
+            )
         });
         let p = Progress {
             plain: !quiet && !tty,
@@ -70,6 +67,7 @@ impl Progress {
         c.done += 1;
         match r.status {
             Status::Complete => c.complete += 1,
+            Status::Errors => c.errors += 1,
             Status::Incomplete => c.incomplete += 1,
             Status::Failed => c.failed += 1,
             Status::Pending => {}
@@ -105,8 +103,8 @@ impl Progress {
     fn redraw(&self, c: &Counts) {
         let Some(b) = &self.bar else { return };
         b.set_prefix(format!(
-            "✓ {} complete  ~ {} incomplete  ✗ {} failed",
-            c.complete, c.incomplete, c.failed
+            "✓ {} complete  ! {} with errors  ~ {} incomplete  ✗ {} failed",
+            c.complete, c.errors, c.incomplete, c.failed
         ));
         let names: Vec<&str> = c.in_flight.iter().map(String::as_str).take(6).collect();
         let more = c.in_flight.len().saturating_sub(names.len());
@@ -118,6 +116,18 @@ impl Progress {
             format!("working on: {}", names.join(", "))
         });
     }
+}
+
+/// A progress bar on stderr in rbplan's style, ticking on its own.
+pub fn bar(total: usize, template: &str) -> ProgressBar {
+    let b = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    b.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    b.enable_steady_tick(Duration::from_millis(200));
+    b
 }
 
 /// One line about a finished item.
@@ -133,6 +143,13 @@ pub fn line(r: &ItemReport) -> String {
             count(r.requests, "request"),
             secs,
             r.redone.as_ref().map(|w| format!("; redone: {w}")).unwrap_or_default()
+        ),
+        Status::Errors => format!(
+            "{}: ERRORS, {} ({}, {:.1}s)",
+            name,
+            count(r.findings as u64, "error finding"),
+            count(r.repair_rounds, "repair round"),
+            secs
         ),
         Status::Incomplete => format!(
             "{}: INCOMPLETE, missing {} ({}, {:.1}s)",

@@ -12,8 +12,10 @@ use crate::term::{count, count_as};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// Every required section is present.
+    /// Every required section is present, and no check found an error.
     Complete,
+    /// Written with every section, but error findings remain after repairs.
+    Errors,
     /// Written, but sections are still missing after repairs.
     Incomplete,
     /// The API failed for this item (after retries); no plan was written.
@@ -26,6 +28,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Complete => "complete",
+            Status::Errors => "errors",
             Status::Incomplete => "incomplete",
             Status::Failed => "failed",
             Status::Pending => "pending",
@@ -44,6 +47,14 @@ pub struct ItemReport {
     /// True when an up-to-date complete plan from an earlier run was kept.
     pub resumed: bool,
     pub model: String,
+    /// The fallback model, when it wrote sections of this plan, and which it wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_model: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_fallback: Vec<String>,
+    /// `--judge-model`: the judge and its mean score ("judge-m 3.4/5").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<String>,
     pub missing: Vec<String>,
     /// Error-severity findings beyond missing sections (tables, stage coverage…).
     pub findings: usize,
@@ -84,6 +95,9 @@ impl ItemReport {
             status: Status::Pending,
             resumed: false,
             model: model.into(),
+            fallback_model: None,
+            by_fallback: Vec::new(),
+            judge: None,
             missing: Vec::new(),
             findings: 0,
             problems: Vec::new(),
@@ -102,6 +116,8 @@ impl ItemReport {
 pub struct Totals {
     pub items: usize,
     pub complete: usize,
+    /// Plans with every section and error findings left.
+    pub errors: usize,
     pub incomplete: usize,
     pub failed: usize,
     pub pending: usize,
@@ -131,32 +147,31 @@ pub struct BatchReport {
     pub items: Vec<ItemReport>,
 }
 
+/// What a run was: its input, template, model and engine, and how long it took.
+pub struct RunInfo<'a> {
+    pub input: String,
+    pub template: &'a crate::template::Template,
+    pub model: String,
+    pub engine: super::engine::Engine,
+    pub duration: std::time::Duration,
+}
+
 impl BatchReport {
     /// The report of a run, totals filled in. `sent` is every request the client sent,
     /// those of items stopped mid-request (which report none) included.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        input: String,
-        template: &crate::template::Template,
-        model: String,
-        engine: super::engine::Engine,
-        stop: Option<super::Stop>,
-        duration: std::time::Duration,
-        items: Vec<ItemReport>,
-        sent: u64,
-    ) -> BatchReport {
+    pub fn new(run: RunInfo, stop: Option<super::Stop>, items: Vec<ItemReport>, sent: u64) -> BatchReport {
         let mut r = BatchReport {
-            input,
-            template: template.origin.clone(),
-            template_hash: template.hash.clone(),
-            model,
-            engine,
+            input: run.input,
+            template: run.template.origin.clone(),
+            template_hash: run.template.hash.clone(),
+            model: run.model,
+            engine: run.engine,
             interrupted: matches!(stop, Some(super::Stop::Interrupted)),
             stopped: match stop {
                 Some(super::Stop::Fatal(e)) => Some(e),
                 _ => None,
             },
-            duration_ms: duration.as_millis() as u64,
+            duration_ms: run.duration.as_millis() as u64,
             totals: Totals::default(),
             items,
         };
@@ -183,6 +198,7 @@ impl BatchReport {
         for i in &self.items {
             match i.status {
                 Status::Complete => t.complete += 1,
+                Status::Errors => t.errors += 1,
                 Status::Incomplete => t.incomplete += 1,
                 Status::Failed => t.failed += 1,
                 Status::Pending => t.pending += 1,
@@ -197,15 +213,16 @@ impl BatchReport {
         self.totals = t;
     }
 
-    /// Interrupted > some failed (or stopped) > some incomplete or pending > all complete.
+    /// Interrupted > some failed (or stopped) > some with errors, incomplete or pending >
+    /// all complete.
     pub fn outcome(&self) -> Outcome {
         let t = &self.totals;
         if self.interrupted {
             Outcome::Interrupted
         } else if t.failed > 0 || self.stopped.is_some() {
             Outcome::ApiProblem
-        } else if t.incomplete > 0 || t.pending > 0 {
-            Outcome::Incomplete
+        } else if t.errors + t.incomplete + t.pending > 0 {
+            Outcome::Failing
         } else {
             Outcome::Complete
         }
@@ -252,10 +269,11 @@ impl BatchReport {
             n => format!(" {n} with error findings (see the findings column)."),
         };
         format!(
-            "**{}: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending.**{findings} {}, {}, {}, {}.",
+            "**{}: {} complete ({} kept from an earlier run), {} with errors, {} incomplete, {} failed, {} pending.**{findings} {}, {}, {}, {}.",
             count(t.items as u64, "item"),
             t.complete,
             t.resumed,
+            t.errors,
             t.incomplete,
             t.failed,
             t.pending,
@@ -277,7 +295,7 @@ impl ItemReport {
         };
         let shown = md_cell(&self.shown_name(false));
         let name = match self.status {
-            Status::Complete | Status::Incomplete => format!("[{shown}]({})", self.file),
+            Status::Complete | Status::Errors | Status::Incomplete => format!("[{shown}]({})", self.file),
             _ => shown,
         };
         format!(
@@ -342,7 +360,7 @@ mod tests {
         assert_eq!(all.totals.requests, 4);
         assert_eq!(all.totals.tokens.total_tokens, 30);
         let inc = report(vec![item("a", Status::Complete), item("b", Status::Incomplete)]);
-        assert_eq!(inc.outcome(), Outcome::Incomplete);
+        assert_eq!(inc.outcome(), Outcome::Failing);
         let failed = report(vec![item("a", Status::Failed), item("b", Status::Incomplete)]);
         assert_eq!(failed.outcome(), Outcome::ApiProblem);
         let mut int = report(vec![item("a", Status::Failed)]);

@@ -16,9 +16,15 @@ use super::report::{ItemReport, Status};
 use super::{Ctx, Stop};
 use crate::error::Result;
 
-/// What a finished item task gives back: its index in the input, its report (None: it
-/// never started), and an error that stops the whole run.
-type Done = (usize, Option<ItemReport>, Option<String>);
+/// What a finished item task gives back.
+struct Done {
+    /// Its index in the input.
+    idx: usize,
+    /// None: it never started (the run was stopping).
+    report: Option<ItemReport>,
+    /// An error that stops the whole run.
+    fatal: Option<String>,
+}
 
 /// The items of a run as they go: tasks in flight, reports so far, and why it stops.
 struct Run<'a> {
@@ -81,8 +87,16 @@ impl Run<'_> {
         let (ctx, progress) = (self.ctx.clone(), self.progress.clone());
         let h = self.tasks.spawn(async move {
             match ctx.plan_one(item, &progress).await {
-                Some((r, fatal)) => (idx, Some(r), fatal),
-                None => (idx, None, None),
+                Some((r, fatal)) => Done {
+                    idx,
+                    report: Some(r),
+                    fatal,
+                },
+                None => Done {
+                    idx,
+                    report: None,
+                    fatal: None,
+                },
             }
         });
         self.in_flight.insert(h.id(), idx);
@@ -106,7 +120,7 @@ impl Run<'_> {
     }
 
     fn finished(&mut self, done: std::result::Result<(tokio::task::Id, Done), JoinError>) {
-        let (idx, r, fatal) = match done {
+        let Done { idx, report, fatal } = match done {
             Ok((id, v)) => {
                 self.in_flight.remove(&id);
                 v
@@ -120,7 +134,7 @@ impl Run<'_> {
                 None => return,
             },
         };
-        let Some(r) = r else { return }; // not started: stays pending
+        let Some(r) = report else { return }; // not started: stays pending
         self.progress.finished(&r);
         self.reports[idx] = Some(r);
         if let Some(why) = fatal
@@ -146,7 +160,11 @@ impl Run<'_> {
         );
         r.status = Status::Failed;
         r.error = Some(format!("internal error: {e}"));
-        Some((idx, Some(r), None))
+        Some(Done {
+            idx,
+            report: Some(r),
+            fatal: None,
+        })
     }
 }
 

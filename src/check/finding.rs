@@ -19,6 +19,22 @@ pub enum Code {
     Items,
     Checkboxes,
     Mentions,
+    Durations,
+    Conditionals,
+    /// Items (scenarios) that name neither a stage nor anything the summary names.
+    Specific,
+    /// A repetition loop: a word sequence or lines repeated over and over.
+    Loop,
+    /// A section many times longer than the others.
+    Runaway,
+    /// A section that talks about its task or the prompt instead of the migration.
+    AboutPrompt,
+    /// A section that copies the prompt's own text.
+    Copied,
+    /// A plan that names nothing its migration's summary names.
+    Generic,
+    /// A judge model's low score (`--judge-model`), or its failure.
+    Judge,
     StaleTemplate,
 }
 
@@ -44,6 +60,15 @@ impl Code {
             Code::Items => "items",
             Code::Checkboxes => "checkboxes",
             Code::Mentions => "mentions",
+            Code::Durations => "durations",
+            Code::Conditionals => "conditionals",
+            Code::Specific => "specific",
+            Code::Loop => "loop",
+            Code::Runaway => "runaway",
+            Code::AboutPrompt => "about_prompt",
+            Code::Copied => "copied",
+            Code::Generic => "generic",
+            Code::Judge => "judge",
             Code::StaleTemplate => "stale_template",
         }
     }

@@ -1,16 +1,19 @@
 //! Compare a document with a template's spec: which required sections are found,
-//! missing, empty, duplicated or out of order, plus the structural checks the spec
-//! declares (see `structure`). The result is a report with one finding per problem,
-//! each naming its section and line.
+//! missing, empty, duplicated or out of order, the structural checks the spec declares
+//! (`structure`), what the text says (`quality`: loops, runaway sections, talk about the
+//! prompt, copying) and whether it is about its own migration (`specific`). The result is
+//! a report with one finding per problem, each naming its section and line.
 
 use serde::Serialize;
 
 pub mod finding;
+pub mod quality;
+pub mod specific;
 pub mod structure;
 
 pub use finding::{Code, Finding};
 
-use crate::markdown::{self, Matcher, Outline};
+use crate::markdown::{self, Matcher, Outline, WordSet};
 use crate::spec::{Severity, Spec};
 use crate::template::Template;
 
@@ -61,6 +64,11 @@ impl CheckReport {
         self.sections.iter().all(|s| s.state == SectionState::Found)
     }
 
+    /// Complete, and no error finding: the plan passes the check (warnings may remain).
+    pub fn passes(&self) -> bool {
+        self.complete() && !self.has_errors()
+    }
+
     pub fn found_count(&self) -> usize {
         self.sections.iter().filter(|s| s.state == SectionState::Found).count()
     }
@@ -69,11 +77,13 @@ impl CheckReport {
         self.findings.iter().any(|f| f.severity == Severity::Error)
     }
 
-    /// Structural problems (not missing/empty) of present sections, grouped by section index.
+    /// Error findings (not missing/empty, not the order) of present sections, grouped by
+    /// section index: what a repair round asks to be rewritten.
     pub fn problems_by_section(&self, spec: &Spec) -> Vec<(usize, Vec<String>)> {
         let mut out: Vec<(usize, Vec<String>)> = Vec::new();
         for f in &self.findings {
-            if f.code.is_presence() || f.code.is_placement() || f.severity != Severity::Error {
+            // A section written twice is rewritten once; the order is the splice's to fix.
+            if f.code.is_presence() || f.code == Code::OutOfOrder || f.severity != Severity::Error {
                 continue;
             }
             let Some(idx) = f.section.as_deref().and_then(|id| spec.index_of(id)) else {
@@ -87,6 +97,8 @@ impl CheckReport {
                 None => out.push((idx, vec![f.message.clone()])),
             }
         }
+        // Asked for in canonical order, whatever order the checks found them in.
+        out.sort_by_key(|(i, _)| *i);
         out
     }
 }
@@ -95,6 +107,44 @@ impl CheckReport {
 pub struct Checker {
     pub spec: Spec,
     pub matcher: Matcher,
+    prompt: quality::PromptText,
+}
+
+/// What a plan is about, as far as it is known: the risky stages it must cover and the
+/// summary whose systems it must name. Made once per plan; checks run many times.
+#[derive(Debug, Clone, Default)]
+pub struct Migration {
+    stages: Option<Vec<String>>,
+    names: Vec<String>,
+    /// Stems of the stages' words and the names: what makes a scenario specific.
+    vocab: WordSet,
+}
+
+impl Migration {
+    pub fn new(stages: Option<Vec<String>>, summary: Option<&str>) -> Migration {
+        let names = summary.map(specific::names).unwrap_or_default();
+        let vocab = specific::vocabulary(stages.as_deref().unwrap_or_default(), &names);
+        Migration { stages, names, vocab }
+    }
+
+    /// Only the stages (no summary known).
+    pub fn stages(stages: &[String]) -> Migration {
+        Migration::new(Some(stages.to_vec()), None)
+    }
+
+    pub fn stage_list(&self) -> Option<&[String]> {
+        self.stages.as_deref()
+    }
+
+    /// The systems, products and services the summary names.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// A text names a stage or something the summary names.
+    pub fn is_named_in(&self, text: &str) -> bool {
+        specific::names_any(text, &self.names) || specific::stems(text).into_iter().any(|w| self.vocab.contains(&w))
+    }
 }
 
 impl Checker {
@@ -102,6 +152,16 @@ impl Checker {
         Checker {
             spec: template.spec.clone(),
             matcher: Matcher::new(&template.spec),
+            prompt: quality::PromptText::new(&template.prompts, &template.spec),
+        }
+    }
+
+    /// A checker for a spec alone, with no prompt text to compare plans with.
+    pub fn from_spec(spec: Spec) -> Checker {
+        Checker {
+            matcher: Matcher::new(&spec),
+            prompt: quality::PromptText::default(),
+            spec,
         }
     }
 
@@ -109,8 +169,8 @@ impl Checker {
         markdown::outline(&markdown::parse(text), &self.matcher)
     }
 
-    /// Check `text`. `stages`, when known, are the risky stages each plan must cover.
-    pub fn check(&self, text: &str, stages: Option<&[String]>) -> (Outline, CheckReport) {
+    /// Check `text` as a plan for migration `m`.
+    pub fn check(&self, text: &str, m: &Migration) -> (Outline, CheckReport) {
         let doc = markdown::parse(text);
         let outline = markdown::outline(&doc, &self.matcher);
         let mut sections = Vec::with_capacity(self.spec.sections.len());
@@ -121,7 +181,16 @@ impl Checker {
             findings.extend(found);
         }
         findings.extend(order_findings(&self.spec, &outline));
-        findings.extend(structure::run(&self.spec, &doc, &outline, stages));
+        findings.extend(structure::run(&self.spec, &doc, &outline, m));
+        findings.extend(quality::run(&self.spec, &self.prompt, &doc, &outline));
+        if self.spec.quality.names && !m.names.is_empty() && !specific::names_any(&doc.text, &m.names) {
+            let shown: Vec<String> = m.names.iter().map(|n| format!("\"{n}\"")).collect();
+            let msg = format!(
+                "the plan never names what its migration is about ({}): it reads as a plan for another migration, or for none",
+                shown.join(", ")
+            );
+            findings.push(Finding::new(Severity::Error, Code::Generic, None, Some(1), msg));
+        }
         (outline, CheckReport { sections, findings })
     }
 
@@ -155,17 +224,19 @@ impl Checker {
             SectionState::Found => {}
         }
         if occurrences > 1 {
-            let lines: Vec<String> = outline
-                .found
-                .iter()
-                .filter(|l| l.section == i)
-                .map(|l| l.line.to_string())
-                .collect();
-            let msg = format!(
-                "section \"{heading}\" appears {occurrences} times (lines {})",
-                lines.join(", ")
-            );
-            findings.push(finding(Severity::Warning, Code::Duplicate, line, msg));
+            let copies: Vec<&markdown::Located> = outline.found.iter().filter(|l| l.section == i).collect();
+            let lines: Vec<String> = copies.iter().map(|l| l.line.to_string()).collect();
+            // Written twice is an error (which copy holds?); a stray empty heading is not.
+            let written = copies.iter().filter(|l| !l.empty).count();
+            let lines = lines.join(", ");
+            let (severity, msg) = if written > 1 {
+                let msg = format!("section \"{heading}\" is written out {written} times (lines {lines}); keep one");
+                (Severity::Error, msg)
+            } else {
+                let msg = format!("section \"{heading}\" appears {occurrences} times (lines {lines})");
+                (Severity::Warning, msg)
+            };
+            findings.push(finding(severity, Code::Duplicate, line, msg));
         }
         let report = SectionReport {
             id: s.id.clone(),
@@ -179,14 +250,15 @@ impl Checker {
     }
 }
 
-/// A section that comes after one with a higher number is out of order.
+/// A section that comes after one with a higher number is out of order (an empty one is
+/// reported as empty, not also as out of order).
 fn order_findings(spec: &Spec, outline: &Outline) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut prev: Option<(usize, usize)> = None; // (highest section index so far, its line)
     let primaries = outline
         .found
         .iter()
-        .filter(|l| outline.primary(l.section).is_some_and(|p| p.start == l.start));
+        .filter(|l| !l.empty && outline.primary(l.section).is_some_and(|p| p.start == l.start));
     for l in primaries {
         match prev {
             Some((hi, hi_line)) if l.section < hi => out.push(Finding {
@@ -218,7 +290,7 @@ mod tests {
     #[test]
     fn missing_empty_duplicate_and_order() {
         let md = "## 1. Rollback philosophy\n\ntext\n\n## 3. Rollback by stage\n\nsteps\n\n## 2. Rollback decision matrix\n\nrows\n\n## 4. Specific rollback procedures by component\n\n## 1. Rollback philosophy\n\nagain\n";
-        let (_, r) = checker().check(md, None);
+        let (_, r) = checker().check(md, &Migration::default());
         let state = |id: &str| r.sections.iter().find(|s| s.id == id).unwrap().state;
         assert_eq!(state("philosophy"), SectionState::Found);
         assert_eq!(state("by-component"), SectionState::Empty);

@@ -6,8 +6,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use reqwest::header::HeaderMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
@@ -18,7 +17,7 @@ use super::{ApiError, Client, ClientConfig, Provider, Transport, wire};
 #[derive(Debug, Clone, Deserialize)]
 pub struct BatchInfo {
     pub id: String,
-    pub status: String,
+    pub status: BatchStatus,
     #[serde(default)]
     pub output_file_id: Option<String>,
     #[serde(default)]
@@ -28,6 +27,45 @@ pub struct BatchInfo {
     /// Validation errors (status `failed`): `{"data": [{"code","message","line"}]}`.
     #[serde(default)]
     pub errors: Option<Value>,
+}
+
+/// Where a batch stands, as the Batch API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    Validating,
+    Failed,
+    InProgress,
+    Finalizing,
+    Completed,
+    Expired,
+    Cancelling,
+    Cancelled,
+    /// A status this version of rbplan does not know; waited on like any other.
+    #[serde(other)]
+    Unknown,
+}
+
+impl BatchStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchStatus::Validating => "validating",
+            BatchStatus::Failed => "failed",
+            BatchStatus::InProgress => "in_progress",
+            BatchStatus::Finalizing => "finalizing",
+            BatchStatus::Completed => "completed",
+            BatchStatus::Expired => "expired",
+            BatchStatus::Cancelling => "cancelling",
+            BatchStatus::Cancelled => "cancelled",
+            BatchStatus::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for BatchStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -41,7 +79,10 @@ pub struct Counts {
 impl BatchInfo {
     /// No further status change will come.
     pub fn is_terminal(&self) -> bool {
-        matches!(self.status.as_str(), "completed" | "failed" | "expired" | "cancelled")
+        matches!(
+            self.status,
+            BatchStatus::Completed | BatchStatus::Failed | BatchStatus::Expired | BatchStatus::Cancelled
+        )
     }
 
     pub fn counts(&self) -> Counts {
@@ -103,11 +144,11 @@ impl Client {
                 let form = reqwest::multipart::Form::new()
                     .text("purpose", "batch")
                     .part("file", part);
-                json_of(send(&self.cfg, h.http.post(&u).multipart(form), &u).await?)
+                send(&self.cfg, h.http.post(&u).multipart(form), &u).await
             })
             .await
             .map_err(|e| step(format!("uploading {name} (POST {u})"), e))?;
-        id_of(&v, "file")
+        v.id("a file")
     }
 
     /// Create a batch over an uploaded file, with a 24 h completion window.
@@ -122,21 +163,21 @@ impl Client {
         });
         let v = self
             .with_retries(false, |_| async {
-                json_of(send(&self.cfg, h.http.post(&u).json(&body), &u).await?)
+                send(&self.cfg, h.http.post(&u).json(&body), &u).await
             })
             .await
             .map_err(|e| step(format!("creating the batch (POST {u})"), e))?;
-        batch_of(v)
+        v.batch()
     }
 
     pub async fn get_batch(&self, id: &str) -> Result<BatchInfo, ApiError> {
         let h = self.http()?;
         let u = resource_url(&self.cfg, &format!("batches/{id}"));
         let v = self
-            .with_retries(true, |_| async { json_of(send(&self.cfg, h.http.get(&u), &u).await?) })
+            .with_retries(true, |_| async { send(&self.cfg, h.http.get(&u), &u).await })
             .await
             .map_err(|e| step(format!("checking batch {id} (GET {u})"), e))?;
-        batch_of(v)
+        v.batch()
     }
 
     /// The most recent batch (among the last 100) created over `input_file_id`, if any.
@@ -145,10 +186,15 @@ impl Client {
         let u = resource_url(&self.cfg, "batches");
         let u = format!("{u}{}limit=100", if u.contains('?') { '&' } else { '?' });
         let v = self
-            .with_retries(true, |_| async { json_of(send(&self.cfg, h.http.get(&u), &u).await?) })
+            .with_retries(true, |_| async { send(&self.cfg, h.http.get(&u), &u).await })
             .await
             .map_err(|e| step(format!("listing batches (GET {u})"), e))?;
-        let list = v.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
+        let list = v
+            .json
+            .get("data")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         Ok(list
             .into_iter()
             .filter(|b| b.get("input_file_id").and_then(Value::as_str) == Some(input_file_id))
@@ -160,10 +206,10 @@ impl Client {
         let h = self.http()?;
         let u = resource_url(&self.cfg, &format!("batches/{id}/cancel"));
         let v = self
-            .with_retries(true, |_| async { json_of(send(&self.cfg, h.http.post(&u), &u).await?) })
+            .with_retries(true, |_| async { send(&self.cfg, h.http.post(&u), &u).await })
             .await
             .map_err(|e| step(format!("cancelling batch {id} (POST {u})"), e))?;
-        batch_of(v)
+        v.batch()
     }
 
     /// Download a file's content into `out` (emptied first at each attempt); returns its
@@ -212,44 +258,56 @@ fn step(step: String, source: ApiError) -> ApiError {
     }
 }
 
-/// Send with the request timeout; any non-2xx status becomes the provider's error.
-async fn send(cfg: &ClientConfig, rb: reqwest::RequestBuilder, u: &str) -> Result<(u16, HeaderMap, Bytes), ApiError> {
-    // The whole reply (not only its head) within the timeout: these bodies are small.
+/// A Files/Batches reply that was JSON.
+struct Replied {
+    status: u16,
+    request_id: Option<String>,
+    json: Value,
+}
+
+impl Replied {
+    fn bad(&self, expected: &'static str, why: String) -> ApiError {
+        ApiError::BadBody {
+            status: self.status,
+            expected,
+            snippet: format!("{why}: {}", crate::util::snippet(&self.json.to_string(), 200)),
+            request_id: self.request_id.clone(),
+        }
+    }
+
+    /// The `id` of the object the reply describes.
+    fn id(&self, what: &'static str) -> Result<String, ApiError> {
+        self.json
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| self.bad(what, "it has no id".into()))
+    }
+
+    fn batch(self) -> Result<BatchInfo, ApiError> {
+        serde_json::from_value(self.json.clone()).map_err(|e| self.bad("a batch", e.to_string()))
+    }
+}
+
+/// Send with the request timeout (the whole reply, not only its head: these bodies are
+/// small); any non-2xx status becomes the provider's error, a body that is not JSON a
+/// BadBody.
+async fn send(cfg: &ClientConfig, rb: reqwest::RequestBuilder, u: &str) -> Result<Replied, ApiError> {
     let rb = rb.timeout(cfg.request_timeout);
     let resp = send_checked(cfg, rb, u, "waiting for the response").await?;
     let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
+    let request_id = wire::request_id(resp.headers());
     let body = resp.bytes().await.map_err(|e| ApiError::Transport(e.to_string()))?;
-    Ok((status, headers, body))
-}
-
-fn json_of((status, headers, body): (u16, HeaderMap, Bytes)) -> Result<Value, ApiError> {
-    serde_json::from_slice(&body).map_err(|_| ApiError::BadBody {
+    let json = serde_json::from_slice(&body).map_err(|_| ApiError::BadBody {
         status,
+        expected: "JSON",
         snippet: wire::body_snippet(&body),
-        request_id: wire::request_id(&headers),
-    })
-}
-
-fn id_of(v: &Value, what: &str) -> Result<String, ApiError> {
-    v.get("id")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| ApiError::BadBody {
-            status: 200,
-            snippet: format!(
-                "the {what} reply has no id: {}",
-                crate::util::snippet(&v.to_string(), 200)
-            ),
-            request_id: None,
-        })
-}
-
-fn batch_of(v: Value) -> Result<BatchInfo, ApiError> {
-    serde_json::from_value(v.clone()).map_err(|e| ApiError::BadBody {
-        status: 200,
-        snippet: format!("not a batch ({e}): {}", crate::util::snippet(&v.to_string(), 200)),
-        request_id: None,
+        request_id: request_id.clone(),
+    })?;
+    Ok(Replied {
+        status,
+        request_id,
+        json,
     })
 }
 
@@ -312,7 +370,7 @@ mod tests {
             request_timeout: d,
             idle_timeout: d,
             max_retries: 0,
-            max_tokens_field: "max_tokens".into(),
+            max_tokens_field: crate::client::MaxTokensField::MaxTokens,
             replay: None,
         };
         assert_eq!(

@@ -37,10 +37,12 @@ pub enum ApiError {
         partial: String,
         request_id: Option<String>,
     },
-    /// A 200 whose body is not a chat completion, e.g. an HTML page from a proxy.
-    #[error("HTTP {status} but the body is not a chat completion: {snippet}{}", rid(request_id))]
+    /// A 2xx whose body is not what was asked for, e.g. an HTML page from a proxy.
+    #[error("HTTP {status} but the body is not {expected}: {snippet}{}", rid(request_id))]
     BadBody {
         status: u16,
+        /// What the body should have been: "a chat completion", "a batch".
+        expected: &'static str,
         snippet: String,
         request_id: Option<String>,
     },
@@ -134,6 +136,18 @@ impl ApiError {
                     || message.contains("insufficient_quota")
             }
             _ => false,
+        }
+    }
+
+    /// A failure that asking the same model again will not heal: the model is not there
+    /// (404), the server kept failing (5xx after retries), or the request does not fit
+    /// the model's context. A fallback model may do better.
+    pub fn is_lasting(&self) -> bool {
+        let after_retries = matches!(self, ApiError::Exhausted { .. });
+        match self.status() {
+            Some(404) => true,
+            Some(s) if s >= 500 => after_retries,
+            _ => self.is_context_overflow(),
         }
     }
 

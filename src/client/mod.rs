@@ -121,6 +121,32 @@ impl ChatResult {
     }
 }
 
+/// The request field that carries the completion token limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxTokensField {
+    /// What most servers read (Ollama reads only this).
+    MaxTokens,
+    /// What OpenAI's reasoning models require.
+    MaxCompletionTokens,
+}
+
+impl MaxTokensField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaxTokensField::MaxTokens => "max_tokens",
+            MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MaxTokensField> {
+        match s {
+            "max_tokens" => Some(MaxTokensField::MaxTokens),
+            "max_completion_tokens" => Some(MaxTokensField::MaxCompletionTokens),
+            _ => None,
+        }
+    }
+}
+
 /// Where requests go and how the key is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {
@@ -145,7 +171,7 @@ pub struct ClientConfig {
     pub idle_timeout: Duration,
     pub max_retries: u32,
     /// `max_tokens` (most servers) or `max_completion_tokens` (OpenAI reasoning models).
-    pub max_tokens_field: String,
+    pub max_tokens_field: MaxTokensField,
     pub replay: Option<PathBuf>,
 }
 
@@ -250,7 +276,7 @@ impl Client {
         on_delta: Option<OnDelta<'_>>,
         first: bool,
     ) -> Result<ChatResult, ApiError> {
-        let body = wire::request_body(req, &self.cfg.max_tokens_field);
+        let body = wire::request_body(req, self.cfg.max_tokens_field);
         let bytes = bytes::Bytes::from(serde_json::to_vec(&body).expect("a JSON value serializes"));
         let cost = pacing::estimate_tokens(&body, req.max_tokens);
         let mut attempt = 0u32;

@@ -8,17 +8,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::sse;
-use super::{ApiError, ChatRequest, ChatResult, OnDelta, Usage, retry};
+use super::{ApiError, ChatRequest, ChatResult, MaxTokensField, OnDelta, Usage, retry};
 use crate::util::snippet;
 
-pub fn request_body(req: &ChatRequest, max_tokens_field: &str) -> Value {
+pub fn request_body(req: &ChatRequest, max_tokens_field: MaxTokensField) -> Value {
     let mut body = json!({"model": req.model, "messages": req.messages});
     if let Some(t) = req.temperature {
         // Through its decimal form, so 0.2 goes out as 0.2, not 0.20000000298023224.
         body["temperature"] = json!(t.to_string().parse::<f64>().unwrap_or(t as f64));
     }
     if let Some(m) = req.max_tokens {
-        body[max_tokens_field] = json!(m);
+        body[max_tokens_field.as_str()] = json!(m);
     }
     if req.stream {
         body["stream"] = json!(true);
@@ -120,13 +120,15 @@ pub fn parse_completion(status: u16, headers: &HeaderMap, body: &[u8]) -> Result
     let rid = request_id(headers);
     let bad = |snippet: String| ApiError::BadBody {
         status,
+        expected: "a chat completion",
         snippet,
         request_id: rid.clone(),
     };
     let c: Completion = serde_json::from_slice(body).map_err(|_| bad(body_snippet(body)))?;
-    if let Some(e) = c.error.filter(|e| !e.is_null()) {
-        // Some gateways send errors with status 200.
-        let (message, kind) = error_fields(&serde_json::json!({ "error": e })).unwrap_or_default();
+    if c.error.as_ref().is_some_and(|e| !e.is_null()) {
+        // Some gateways send errors with status 200; their shapes vary, so read them whole.
+        let whole: Value = serde_json::from_slice(body).unwrap_or_default();
+        let (message, kind) = error_fields(&whole).unwrap_or_default();
         return Err(ApiError::Status {
             status,
             message: crate::logging::scrub(&message),
@@ -141,8 +143,10 @@ pub fn parse_completion(status: u16, headers: &HeaderMap, body: &[u8]) -> Result
         .into_iter()
         .flatten()
         .next()
-        .ok_or_else(|| bad(format!("no choices in {}", body_snippet(body))))?;
-    let text = choice.message.and_then(|m| m.content).unwrap_or_default();
+        .ok_or_else(|| bad(format!("no choices in {}", body_snippet(body))))?
+        .unwrap_or_default();
+    // The key is scrubbed from model text too: a gateway could echo it into a reply.
+    let text = scrubbed(choice.message.and_then(|m| m.content).unwrap_or_default());
     let request_id = rid.or(c.id);
     if text.trim().is_empty() {
         return Err(ApiError::Empty {
@@ -168,15 +172,32 @@ struct Completion {
     id: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     model: Option<String>,
+    /// A choice that is not an object is read as an empty one.
     #[serde(default, deserialize_with = "lenient")]
-    choices: Option<Vec<Choice>>,
+    choices: Option<Vec<Lenient<Choice>>>,
     #[serde(default, deserialize_with = "lenient")]
     usage: Option<WireUsage>,
     #[serde(default)]
     error: Option<Value>,
 }
 
-#[derive(Deserialize)]
+/// A value of the expected shape, or None for anything else.
+struct Lenient<T>(Option<T>);
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Ok(Lenient(serde_json::from_value(v).ok()))
+    }
+}
+
+impl<T: Default> Lenient<T> {
+    fn unwrap_or_default(self) -> T {
+        self.0.unwrap_or_default()
+    }
+}
+
+#[derive(Deserialize, Default)]
 struct Choice {
     /// A whole reply's text.
     #[serde(default, deserialize_with = "lenient")]
@@ -226,6 +247,14 @@ where
 {
     let v = Value::deserialize(d)?;
     Ok(serde_json::from_value(v).ok())
+}
+
+/// `text` without the key, copied only if it held it.
+fn scrubbed(text: String) -> String {
+    match crate::logging::scrub_cow(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(clean) => clean,
+    }
 }
 
 pub(super) fn body_snippet(body: &[u8]) -> String {
@@ -292,6 +321,8 @@ impl<'a> StreamAssembler<'a> {
         }
         let chunk: Completion = match serde_json::from_str(data) {
             Ok(c) => c,
+            // JSON that is not an object (`null`, a number) carries nothing: skipped.
+            Err(_) if serde_json::from_str::<Value>(data).is_ok() => return,
             Err(_) => {
                 self.error = Some(format!("malformed stream chunk: {}", snippet(data, 120)));
                 return;
@@ -313,12 +344,12 @@ impl<'a> StreamAssembler<'a> {
             self.usage = Some(u);
         }
         // Azure's first chunk and the include_usage chunk have `choices: []`.
-        if let Some(choice) = chunk.choices.into_iter().flatten().next() {
+        if let Some(choice) = chunk.choices.into_iter().flatten().next().and_then(|c| c.0) {
             if let Some(piece) = choice.delta.and_then(|m| m.content)
                 && !piece.is_empty()
             {
                 if let Some(f) = self.on_delta {
-                    f(&piece);
+                    f(&crate::logging::scrub_cow(&piece));
                 }
                 self.text.push_str(&piece);
             }
@@ -357,7 +388,8 @@ impl<'a> StreamAssembler<'a> {
             });
         }
         Ok(ChatResult {
-            text: self.text,
+            // Whole, so a key split across two pieces is caught too.
+            text: scrubbed(self.text),
             finish_reason: self.finish_reason,
             usage: self.usage,
             request_id,
@@ -502,6 +534,27 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn odd_shapes_read_as_before() {
+        // A null chunk in a stream carries nothing; a choice that is not an object is an
+        // empty one (so the reply is empty, not "no choices").
+        let body = format!("data: null\n\n{}data: [DONE]\n\n", chunk("text"));
+        assert_eq!(
+            interpret(200, &sse_headers(), body.as_bytes(), None).unwrap().text,
+            "text"
+        );
+        let h = HeaderMap::new();
+        assert!(matches!(
+            parse_completion(200, &h, br#"{"choices":[7]}"#),
+            Err(ApiError::Empty { .. })
+        ));
+        // An error that is neither an object nor a text: the body's own message.
+        match parse_completion(200, &h, br#"{"error": 5, "message": "quota gone"}"#) {
+            Err(ApiError::Status { message, .. }) => assert_eq!(message, "quota gone"),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -7,16 +7,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::json;
 
 use super::connect;
-use crate::check::{Checker, Code, SectionState};
+use crate::check::{Checker, Code, Migration, SectionState};
 use crate::cli::AskArgs;
 use crate::config::Env;
 use crate::error::{Error, Outcome, Result};
-use crate::output::{self, PlanStatus, Provenance};
+use crate::input;
+use crate::judge;
+use crate::output::{self, Made, PlanStatus, Provenance};
 use crate::repair::{self, Event, Generated, Stop, Strategy};
 use crate::spec::Severity;
 use crate::template::Template;
-use crate::term::{Ui, print_stdout, thousands};
-use crate::{input, logging};
+use crate::term::{Ui, count, print_stdout, thousands};
 
 pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
     let env = Env::load()?;
@@ -34,13 +35,15 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
         temperature: settings.temperature,
         max_tokens: settings.max_tokens,
         max_repairs: args.repair.max_repairs,
+        fallback: args.repair.fallback_model.clone(),
         stream: view.stream,
     };
+    let migration = Migration::new(Some(stages.clone()), Some(&inputs.summary));
     let job = repair::Job {
         template: &template,
         checker: &checker,
         inputs: &inputs,
-        stages: &stages,
+        migration: &migration,
         opts: &opts,
     };
     let on_delta = |piece: &str| view.delta(piece);
@@ -49,36 +52,42 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
         client: &client,
         on_delta: Some(&on_delta),
     };
-    let g = repair::generate(&job, &mut live, &on_event).await?;
+    let mut g = repair::generate(&job, &mut live, &on_event).await?;
+    let judgement = match &args.judge.judge_model {
+        Some(m) => judge::judge_into(&client, &template, m, &inputs, &g.state.plan, &mut g.state.report).await,
+        None => None,
+    };
 
-    let complete = g.state.report.complete();
+    let status = PlanStatus::of(&g.state.report);
     if let Some(out) = &args.out {
-        let prov = Provenance {
-            template: template.origin.clone(),
-            template_hash: template.hash.clone(),
-            model: settings.model.clone(),
-            input_hash: inputs.hash(),
-            status: PlanStatus::of(complete),
-            missing: g.state.report.missing_ids(),
-            generated_by: output::generated_by(),
+        let prov = Provenance::new(&Made {
+            template: &template,
+            model: &settings.model,
+            inputs: &inputs,
+            stages: &stages,
+            report: &g.state.report,
+            written_by: &g.state.written_by,
             name: None,
-            stages: stages.clone(),
-        };
+            judge: judgement.as_ref().map(|j| (j.model.as_str(), j.mean)),
+        });
         let text = prov.to_front_matter() + &g.state.plan;
         output::write_atomic(out, text.as_bytes()).map_err(|e| Error::io(format!("writing {}", out.display()), e))?;
     }
     if args.json {
         let mut v = json_report(&g, &settings.model, &template, &inputs.hash(), &args);
         v["plan"] = json!(g.state.plan);
+        if let Some(j) = &judgement {
+            v["judge"] = json!(j);
+        }
         print_stdout(&(serde_json::to_string_pretty(&v).expect("json") + "\n"))?;
     } else if args.out.is_none() {
         view.print_plan(&g)?;
     }
     summarize(&g, ui, args.out.as_deref(), &checker);
-    Ok(if complete {
+    Ok(if status == PlanStatus::Complete {
         Outcome::Complete
     } else {
-        Outcome::Incomplete
+        Outcome::Failing
     })
 }
 
@@ -118,7 +127,7 @@ impl View {
             let _ = o.flush();
         } else if self.on_stderr {
             let mut e = std::io::stderr().lock();
-            let _ = e.write_all(logging::scrub(piece).as_bytes());
+            let _ = e.write_all(piece.as_bytes());
             let _ = e.flush();
         }
     }
@@ -186,6 +195,7 @@ fn event_line(ev: Event) -> String {
             recovered,
             rewritten,
         } => format!("repair round {round}: {recovered} section(s) recovered, {rewritten} rewritten"),
+        Event::Fallback { model, why } => format!("switching to the fallback model {model}: {why}"),
         Event::Warning(w) => format!("warning: {w}"),
     }
 }
@@ -227,10 +237,10 @@ fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker) {
         ui.warn(format!("repair stopped on an API error: {e}"));
     }
     let dest = out.map(|p| format!(" → {}", p.display())).unwrap_or_default();
-    let head = if report.complete() {
-        "plan complete"
-    } else {
-        "plan INCOMPLETE"
+    let head = match PlanStatus::of(report) {
+        PlanStatus::Complete => "plan complete",
+        PlanStatus::Errors => "plan has ERRORS",
+        PlanStatus::Incomplete => "plan INCOMPLETE",
     };
     ui.note(format!(
         "{head}: {}/{} sections, {rounds} repair round{}, {} request{}, {tokens}{dest}",
@@ -244,6 +254,17 @@ fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker) {
         // Always said, even with --quiet: the plan on disk or stdout is not whole.
         let names: Vec<String> = report.missing().iter().map(|&i| checker.spec.heading(i)).collect();
         eprintln!("missing sections: {}", names.join("; "));
+    }
+    let errors = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error && !f.code.is_presence());
+    if report.complete() && report.has_errors() {
+        // Also said with --quiet: every section is there, but the plan does not pass.
+        eprintln!(
+            "the plan does not pass its checks: {} (repair left them; the plan is written as it is)",
+            count(errors.count() as u64, "error finding")
+        );
     }
     for f in report.findings.iter().filter(|f| !f.code.is_presence()) {
         let kind = match f.severity {
@@ -266,16 +287,17 @@ fn json_report(g: &Generated, model: &str, template: &Template, input_hash: &str
         .iter()
         .map(|sec| {
             let strategy = s.strategies.iter().find(|(id, _)| *id == sec.id).map(|(_, st)| *st);
+            let model = s.written_by.iter().find(|(id, _)| *id == sec.id).map(|(_, m)| m);
             json!({
                 "id": sec.id, "number": sec.number, "title": sec.title,
                 "found": sec.state == SectionState::Found,
                 "state": sec.state, "line": sec.line, "occurrences": sec.occurrences,
-                "strategy": strategy,
+                "strategy": strategy, "model": model,
             })
         })
         .collect();
     json!({
-        "status": PlanStatus::of(s.report.complete()),
+        "status": PlanStatus::of(&s.report),
         "missing": s.report.missing_ids(),
         "sections": sections,
         "findings": s.report.findings,
@@ -291,6 +313,7 @@ fn json_report(g: &Generated, model: &str, template: &Template, input_hash: &str
             "complete": t.usage_complete,
         },
         "model": model,
+        "models": s.models(),
         "model_reported": t.model.as_deref().unwrap_or(model),
         "request_ids": t.request_ids,
         "requests": t.requests,

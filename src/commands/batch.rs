@@ -12,7 +12,7 @@ use crate::batch::engine::{Engine, batch_api, export};
 use crate::batch::items::{self, Manifest};
 use crate::batch::outdir::OutDir;
 use crate::batch::progress::Progress;
-use crate::batch::report::{BatchReport, ItemReport};
+use crate::batch::report::{BatchReport, ItemReport, RunInfo};
 use crate::batch::{Answers, Ctx, Stop, runner};
 use crate::check::Checker;
 use crate::cli::{BatchArgs, Via};
@@ -43,6 +43,8 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         temperature: settings.temperature,
         max_tokens: settings.max_tokens,
         max_repairs: args.repair.max_repairs,
+        fallback: args.repair.fallback_model.clone(),
+        judge: args.judge.judge_model.clone(),
         force: args.force,
         answers: Answers::Live,
     };
@@ -194,13 +196,16 @@ async fn run_items(
             r.unwrap_or_else(|| ItemReport::pending(&e.name, &file, e.line, &ctx.default_model, &why_pending))
         })
         .collect();
-    Ok(BatchReport::new(
-        manifest.path.display().to_string(),
-        &ctx.template,
-        ctx.default_model.clone(),
+    let run = RunInfo {
+        input: manifest.path.display().to_string(),
+        template: &ctx.template,
+        model: ctx.default_model.clone(),
         engine,
+        duration: t0.elapsed(),
+    };
+    Ok(BatchReport::new(
+        run,
         stop,
-        t0.elapsed(),
         items,
         // Items stopped while their request was in flight (a 401 stops the run at once)
         // report none, but the server got them: the total counts every request sent.
@@ -243,10 +248,11 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
     let t = &r.totals;
     let report_md = out.path.join("report.md");
     ui.note(format!(
-        "{}: {} complete ({} kept from an earlier run), {} incomplete, {} failed, {} pending; {}, {} → {}",
+        "{}: {} complete ({} kept from an earlier run), {} with errors, {} incomplete, {} failed, {} pending; {}, {} → {}",
         count(t.items as u64, "item"),
         t.complete,
         t.resumed,
+        t.errors,
         t.incomplete,
         t.failed,
         t.pending,
@@ -257,16 +263,17 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
     if let Some(why) = &r.stopped {
         eprintln!("error: the run stopped early: {}", crate::logging::scrub(why));
     }
-    if t.with_findings > 0 {
+    if t.errors > 0 {
         ui.warn(format!(
-            "{} plan(s) have every section but fail a structural check (a table, a stage, a count): see the findings column of {}",
-            t.with_findings,
+            "{} plan(s) have every section but do not pass their checks (a loop, a table, a stage, copied text…): see the findings column of {}",
+            t.errors,
             report_md.display()
         ));
     }
-    if t.incomplete + t.failed > 0 {
+    if t.errors + t.incomplete + t.failed > 0 {
         eprintln!(
-            "{} incomplete, {} failed: see {}",
+            "{} with errors, {} incomplete, {} failed: see {}",
+            t.errors,
             t.incomplete,
             t.failed,
             report_md.display()

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod check;
 pub mod doctor;
 pub mod render;
+pub mod shell;
 
 use crate::client::Client;
 use crate::config::{self, Env, Settings, Source};

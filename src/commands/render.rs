@@ -21,7 +21,7 @@ pub fn run(args: RenderArgs) -> Result<Outcome> {
             max_tokens: settings.max_tokens,
             stream: false,
         };
-        let body = crate::client::request_body(&req, &settings.client.max_tokens_field);
+        let body = crate::client::request_body(&req, settings.client.max_tokens_field);
         print_stdout(&(serde_json::to_string_pretty(&body).expect("json") + "\n"))?;
     } else {
         let mut out = String::new();

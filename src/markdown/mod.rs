@@ -9,7 +9,7 @@ use crate::util::Lines;
 mod outline;
 mod words;
 
-pub use outline::{Located, Outline, close_open_blocks, demote_headings, list_item_starts, outline};
+pub use outline::{Located, Outline, close_open_blocks, demote_headings, list_item_starts, outline, unwrap_fence};
 pub use words::{HeadingMatch, Matcher, WordSet, join_tokens, stem, tokens, words};
 
 pub fn options() -> Options {
@@ -18,8 +18,6 @@ pub fn options() -> Options {
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS
 }
-
-/// A small set of words (a heading's, a stage's, a vocabulary): a sorted list. For sets of
 
 #[derive(Debug, Clone)]
 pub struct Heading {
@@ -284,18 +282,20 @@ fn is_comment(html: &str) -> bool {
     t.starts_with("<!--") && t.ends_with("-->") && !t[4..t.len() - 3].contains("-->")
 }
 
+/// Helpers for this module's unit tests: the built-in template's matcher.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use crate::spec::Spec;
     use crate::template::Template;
 
-    fn matcher() -> (Matcher, Spec) {
+    pub fn matcher() -> (Matcher, Spec) {
         let spec = Template::builtin().spec;
         (Matcher::new(&spec), spec)
     }
 
-    fn located_ids(md: &str) -> Vec<(String, bool)> {
+    /// The sections `md` is found to have, by id, with whether each is empty.
+    pub fn located_ids(md: &str) -> Vec<(String, bool)> {
         let (m, spec) = matcher();
         let doc = parse(md);
         outline(&doc, &m)
@@ -304,6 +304,12 @@ mod tests {
             .map(|l| (spec.sections[l.section].id.clone(), l.empty))
             .collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::located_ids;
+    use super::*;
 
     #[test]
     fn front_matter_is_not_content() {

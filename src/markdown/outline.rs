@@ -84,9 +84,13 @@ fn section_headings(doc: &Doc, matcher: &Matcher) -> (Vec<Option<HeadingMatch>>,
 
 /// Each section's span, from its heading to the next heading that ends it.
 fn locate(doc: &Doc, matches: &[Option<HeadingMatch>], sections: usize) -> Vec<Located> {
-    // The shallowest heading naming each section, wherever it is.
+    // A heading with nothing before the next one is bare: a list of contents ("## 1. …",
+    // "## 2. …", then each section under "### 1. …") names the sections but holds none,
+    // so a bare heading does not make a deeper one naming the same section a subsection.
+    let bare = bare_headings(doc);
+    // The shallowest heading naming each section, wherever it is, bare ones aside.
     let mut shallowest = vec![u8::MAX; sections];
-    for (h, m) in doc.headings.iter().zip(matches) {
+    for ((h, m), _) in doc.headings.iter().zip(matches).zip(&bare).filter(|(_, b)| !**b) {
         if let Some(m) = m {
             shallowest[m.section] = shallowest[m.section].min(h.level);
         }
@@ -94,7 +98,13 @@ fn locate(doc: &Doc, matches: &[Option<HeadingMatch>], sections: usize) -> Vec<L
     let mut found: Vec<Located> = Vec::new();
     let mut current: Option<Located> = None;
     let mut seen = vec![false; sections];
-    for (h, m) in doc.headings.iter().zip(matches).filter(|(h, _)| h.top_level) {
+    for ((h, m), &bare) in doc
+        .headings
+        .iter()
+        .zip(matches)
+        .zip(&bare)
+        .filter(|((h, _), _)| h.top_level)
+    {
         let ends_current = match m {
             // A heading deeper than the current section is its subsection when it names the
             // same section, one seen already, or one that a shallower heading elsewhere
@@ -113,7 +123,7 @@ fn locate(doc: &Doc, matches: &[Option<HeadingMatch>], sections: usize) -> Vec<L
             found.push(c);
         }
         if let Some(m) = m {
-            seen[m.section] = true;
+            seen[m.section] |= !bare;
             current = Some(Located {
                 section: m.section,
                 start: h.start,
@@ -128,6 +138,25 @@ fn locate(doc: &Doc, matches: &[Option<HeadingMatch>], sections: usize) -> Vec<L
     }
     found.extend(current);
     found
+}
+
+/// For each heading: no content block between it and the next heading.
+fn bare_headings(doc: &Doc) -> Vec<bool> {
+    let ends = doc
+        .headings
+        .iter()
+        .skip(1)
+        .map(|h| h.start)
+        .chain(std::iter::once(doc.src.len()));
+    doc.headings
+        .iter()
+        .zip(ends)
+        .map(|(h, end)| {
+            !doc.blocks
+                .iter()
+                .any(|b| b.start >= h.end && b.start < end && b.is_content())
+        })
+        .collect()
 }
 
 fn most_common(it: impl Iterator<Item = u8>) -> Option<u8> {
@@ -174,6 +203,64 @@ pub fn demote_headings(body: &str, min_level: u8) -> String {
     out
 }
 
+/// A reply written inside one code fence ("```markdown" … "```", or a bare "```" around
+/// headings): the text inside, with whatever came before the fence and after its close.
+/// Code blocks inside it (```sql … ```) stay; a fence never closed (a reply cut off) loses
+/// only its opening line. Any other text comes back as it is.
+pub fn unwrap_fence(text: &str) -> std::borrow::Cow<'_, str> {
+    let Some((open_at, body_at, info)) = outer_fence(text) else {
+        return text.into();
+    };
+    let body = &text[body_at..];
+    let close = closing_fence(body);
+    let inner = &body[..close.map_or(body.len(), |(s, _)| s)];
+    let wraps_markdown = matches!(info.as_str(), "markdown" | "md" | "gfm")
+        || (info.is_empty() && inner.lines().any(|l| l.trim_start().starts_with('#')));
+    if !wraps_markdown {
+        return text.into();
+    }
+    let after = close.map_or("", |(_, e)| &body[e..]);
+    format!("{}{}{}", &text[..open_at], inner, after).into()
+}
+
+/// The fence that opens a reply: it starts the text, or follows a line or two of prose (no
+/// heading). Where it starts, where its content starts, and its info string, lower case.
+fn outer_fence(text: &str) -> Option<(usize, usize, String)> {
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if let Some(info) = t.strip_prefix("```") {
+            let prose = &text[..at];
+            return (prose.len() <= 300 && !prose.lines().any(|l| l.trim_start().starts_with('#')))
+                .then(|| (at, at + line.len(), info.trim().to_lowercase()));
+        }
+        if t.starts_with('#') || t.starts_with("~~~") {
+            return None;
+        }
+        at += line.len();
+    }
+    None
+}
+
+/// The line that closes the outer fence in `body` (its content): the first bare "```" that
+/// closes no inner block opened with an info string ("```sql"). Its start and end.
+fn closing_fence(body: &str) -> Option<(usize, usize)> {
+    let (mut at, mut inner_open) = (0, false);
+    for line in body.split_inclusive('\n') {
+        let t = line.trim();
+        if let Some(info) = t.strip_prefix("```") {
+            match (info.trim().is_empty(), inner_open) {
+                (false, false) => inner_open = true,
+                (true, true) => inner_open = false,
+                (true, false) => return Some((at, at + line.len())),
+                (false, true) => {}
+            }
+        }
+        at += line.len();
+    }
+    None
+}
+
 /// Close a fenced code block or HTML comment left open at the end of `text` (a reply cut
 /// off mid-block), so that text spliced after it is not swallowed into it.
 pub fn close_open_blocks(text: &str) -> String {
@@ -211,23 +298,52 @@ pub fn close_open_blocks(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{located_ids, matcher};
     use super::*;
-    use crate::spec::Spec;
-    use crate::template::Template;
 
-    fn matcher() -> (Matcher, Spec) {
-        let spec = Template::builtin().spec;
-        (Matcher::new(&spec), spec)
+    #[test]
+    fn a_reply_inside_one_markdown_fence_is_unwrapped() {
+        let plan =
+            "## 1. Rollback philosophy\n\nWhy.\n\n```sql\nSELECT 1;\n```\n\n## 2. Rollback decision matrix\n\nRows.\n";
+        for wrapped in [
+            format!("```markdown\n{plan}```\n"),
+            format!("```\n{plan}```"),
+            format!("Here is the plan:\n\n```md\n{plan}```\n"),
+        ] {
+            let got = unwrap_fence(&wrapped);
+            assert!(
+                got.contains(plan) && !got.contains("```md") && !got.ends_with("```"),
+                "{got}"
+            );
+            assert_eq!(located_ids(&got).len(), 2, "{got}");
+        }
+        // Cut off inside the fence (found live with SmolLM2): the opener goes.
+        let cut = "```markdown\n### 1. Rollback philosophy\n\nWhy.\n\n### 2. Rollback decision";
+        assert!(unwrap_fence(cut).starts_with("### 1. Rollback philosophy"));
+        // What is not a plan in a fence stays as it is: code, or a fence after a heading.
+        for keep in [
+            "```sql\nSELECT 1;\n```\n",
+            "```\nplain text\n```\n",
+            "## 1. Rollback philosophy\n\n```markdown\n# x\n```\n",
+        ] {
+            assert_eq!(unwrap_fence(keep), keep);
+        }
     }
 
-    fn located_ids(md: &str) -> Vec<(String, bool)> {
-        let (m, spec) = matcher();
-        let doc = parse(md);
-        outline(&doc, &m)
-            .found
-            .iter()
-            .map(|l| (spec.sections[l.section].id.clone(), l.empty))
-            .collect()
+    #[test]
+    fn a_list_of_contents_as_headings_does_not_swallow_the_sections_under_it() {
+        // Found live with SmolLM2: every title as "## N.", then the text under "### N.".
+        let md = "## 1. Rollback philosophy\n## 2. Rollback decision matrix\n## 3. Rollback by stage\n\n\
+                  ### 1. Rollback philosophy\n\nwhy\n\n### 2. Rollback decision matrix\n\nrows\n";
+        let ids = located_ids(md);
+        let written: Vec<&str> = ids.iter().filter(|(_, e)| !e).map(|(id, _)| id.as_str()).collect();
+        assert_eq!(written, ["philosophy", "decision-matrix"]);
+        // A section whose subsection has the content is not bare in that sense.
+        let md = "## 3. Rollback by stage\n### Read cutover\n\nsteps\n\n## 6. Communication during rollback\n\nmsgs\n";
+        assert_eq!(
+            located_ids(md),
+            [("by-stage".into(), false), ("communication".into(), false)]
+        );
     }
 
     #[test]

@@ -31,6 +31,14 @@ impl WordSet {
     }
 }
 
+impl IntoIterator for WordSet {
+    type Item = String;
+    type IntoIter = std::vec::IntoIter<String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 impl FromIterator<String> for WordSet {
     fn from_iter<I: IntoIterator<Item = String>>(it: I) -> Self {
         let mut v: Vec<String> = it.into_iter().collect();
@@ -106,23 +114,16 @@ impl Matcher {
             return None;
         }
         let heading: WordSet = words(text, &self.vocab).into_iter().collect();
-        let mut best: Option<(usize, usize, usize)> = None; // (section, name size, extra)
-        for (i, name) in &self.names {
-            if name.is_subset(&heading) {
-                let extra = heading.len() - name.len();
-                if extra > MAX_EXTRA_WORDS {
-                    continue;
-                }
-                let better = match best {
-                    None => true,
-                    Some((_, size, ex)) => name.len() > size || (name.len() == size && extra < ex),
-                };
-                if better {
-                    best = Some((*i, name.len(), extra));
-                }
-            }
-        }
-        best.map(|(section, _, extra)| HeadingMatch { section, extra })
+        // The longest name the heading holds wins; of two as long, the one with fewer
+        // extra words.
+        self.names
+            .iter()
+            .filter(|(_, name)| name.is_subset(&heading) && heading.len() - name.len() <= MAX_EXTRA_WORDS)
+            .min_by_key(|(i, name)| (std::cmp::Reverse(name.len()), heading.len() - name.len(), *i))
+            .map(|(section, name)| HeadingMatch {
+                section: *section,
+                extra: heading.len() - name.len(),
+            })
     }
 }
 
@@ -263,13 +264,8 @@ fn single_final(mut w: String) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::matcher;
     use super::*;
-    use crate::template::Template;
-
-    fn matcher() -> (Matcher, Spec) {
-        let spec = Template::builtin().spec;
-        (Matcher::new(&spec), spec)
-    }
 
     fn id_of(text: &str) -> Option<String> {
         let (m, spec) = matcher();

@@ -49,8 +49,10 @@ pub fn temp_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PlanStatus {
-    /// Every required section is present.
+    /// Every required section is present, and no check found an error.
     Complete,
+    /// Every section is present, but error findings remain after repair.
+    Errors,
     /// Sections are missing after repairs (also: no status recorded, or one not known).
     #[default]
     #[serde(other)]
@@ -58,11 +60,13 @@ pub enum PlanStatus {
 }
 
 impl PlanStatus {
-    pub fn of(complete: bool) -> PlanStatus {
-        if complete {
-            PlanStatus::Complete
-        } else {
+    pub fn of(report: &crate::check::CheckReport) -> PlanStatus {
+        if !report.complete() {
             PlanStatus::Incomplete
+        } else if report.has_errors() {
+            PlanStatus::Errors
+        } else {
+            PlanStatus::Complete
         }
     }
 }
@@ -73,7 +77,9 @@ pub fn generated_by() -> String {
 }
 
 /// Provenance written at the top of every plan file rbplan makes (YAML front matter,
-/// under an `rbplan:` key, so a person's own keys beside it are left alone).
+/// under an `rbplan:` key, so a person's own keys beside it are left alone). A person may
+/// write one by hand too, with only `summary` and `stages`, to tell `rbplan check` what a
+/// hand-written plan is for; the hashes are then empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
     /// The service name, for plans written by `rbplan batch`.
@@ -81,16 +87,32 @@ pub struct Provenance {
     pub name: Option<String>,
     #[serde(default)]
     pub template: String,
+    #[serde(default)]
     pub template_hash: String,
+    #[serde(default)]
     pub model: String,
+    #[serde(default)]
     pub input_hash: String,
     #[serde(default)]
     pub status: PlanStatus,
     #[serde(default)]
     pub missing: Vec<String>,
     /// The risky stages the plan was asked to cover, so `rbplan check` can check them later.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub stages: Vec<String>,
+    /// The migration's summary, so `rbplan check` can tell whether the plan is about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The fallback model, when it wrote some sections (`--fallback-model`), and which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_fallback: Vec<String>,
+    /// `--judge-model`: the judge and the mean of its scores, out of 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_score: Option<String>,
     #[serde(default)]
     pub generated_by: String,
 }
@@ -121,6 +143,16 @@ struct WrittenProvenance<'a> {
     missing: serde_saphyr::FlowSeq<Vec<Quoted<'a>>>,
     #[serde(skip_serializing_if = "is_empty_seq")]
     stages: serde_saphyr::FlowSeq<Vec<Quoted<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<Quoted<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback_model: Option<Quoted<'a>>,
+    #[serde(skip_serializing_if = "is_empty_seq")]
+    by_fallback: serde_saphyr::FlowSeq<Vec<Quoted<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    judge_model: Option<Quoted<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    judge_score: Option<Quoted<'a>>,
     generated_by: Quoted<'a>,
 }
 
@@ -132,12 +164,55 @@ impl PlanStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             PlanStatus::Complete => "complete",
+            PlanStatus::Errors => "errors",
             PlanStatus::Incomplete => "incomplete",
         }
     }
 }
 
+/// What a generated plan's front matter is made from.
+pub struct Made<'a> {
+    pub template: &'a crate::template::Template,
+    /// The model asked first (`--model`, or the item's own).
+    pub model: &'a str,
+    pub inputs: &'a crate::template::Inputs,
+    pub stages: &'a [String],
+    pub report: &'a crate::check::CheckReport,
+    /// (section id, model) for each section's text as it stands.
+    pub written_by: &'a [(String, String)],
+    /// The service name, for `rbplan batch`.
+    pub name: Option<&'a str>,
+    /// The judge model and the mean of its scores, when one was asked.
+    pub judge: Option<(&'a str, f64)>,
+}
+
 impl Provenance {
+    pub fn new(m: &Made) -> Provenance {
+        let by_fallback: Vec<String> = m
+            .written_by
+            .iter()
+            .filter(|(_, w)| w != m.model)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let fallback_model = m.written_by.iter().find(|(_, w)| w != m.model).map(|(_, w)| w.clone());
+        Provenance {
+            name: m.name.map(str::to_string),
+            template: m.template.origin.clone(),
+            template_hash: m.template.hash.clone(),
+            model: m.model.to_string(),
+            input_hash: m.inputs.hash(),
+            status: PlanStatus::of(m.report),
+            missing: m.report.missing_ids(),
+            stages: m.stages.to_vec(),
+            summary: Some(m.inputs.summary.clone()),
+            fallback_model,
+            by_fallback,
+            judge_model: m.judge.map(|(model, _)| model.to_string()),
+            judge_score: m.judge.map(|(_, mean)| format!("{mean}/5")),
+            generated_by: generated_by(),
+        }
+    }
+
     /// The front matter block, `---` lines included, and a blank line after it.
     pub fn to_front_matter(&self) -> String {
         fn q(s: &str) -> Quoted<'_> {
@@ -156,6 +231,11 @@ impl Provenance {
                 status: q(self.status.as_str()),
                 missing: list(&self.missing),
                 stages: list(&self.stages),
+                summary: self.summary.as_deref().map(q),
+                fallback_model: self.fallback_model.as_deref().map(q),
+                by_fallback: list(&self.by_fallback),
+                judge_model: self.judge_model.as_deref().map(q),
+                judge_score: self.judge_score.as_deref().map(q),
                 generated_by: q(&self.generated_by),
             },
         };
@@ -165,9 +245,26 @@ impl Provenance {
 
     /// Read the provenance from a front matter block (the text between the `---` lines).
     /// None when it has no `rbplan:` key or that key is not rbplan's provenance.
+    /// A block a person broke elsewhere (a `title: a: b`, a key written twice) still
+    /// gives rbplan's own part: then its `rbplan:` block is read alone.
     pub fn from_front_matter(fm: &str) -> Option<Provenance> {
-        serde_saphyr::from_str::<FrontMatter>(fm).ok().map(|f| f.rbplan)
+        if let Ok(f) = serde_saphyr::from_str::<FrontMatter>(fm) {
+            return Some(f.rbplan);
+        }
+        serde_saphyr::from_str::<FrontMatter>(&own_block(fm)?)
+            .ok()
+            .map(|f| f.rbplan)
     }
+}
+
+/// The `rbplan:` line of a front matter block and the indented lines under it.
+fn own_block(fm: &str) -> Option<String> {
+    let mut lines = fm.lines().skip_while(|l| l.trim_end() != "rbplan:");
+    let head = lines.next()?;
+    let body: Vec<&str> = lines
+        .take_while(|l| l.is_empty() || l.starts_with([' ', '\t']))
+        .collect();
+    Some(format!("{head}\n{}\n", body.join("\n")))
 }
 
 #[cfg(test)]
@@ -196,6 +293,11 @@ mod tests {
             generated_by: "rbplan 0.1.0".into(),
             name: Some("../odd: \"name\"".into()),
             stages: vec!["Backfill (high)".into(), "Write \"cutover\"".into()],
+            summary: Some("Move \"orders\" to PostgreSQL 15:\n{{ not tera }} and a # that is not a comment".into()),
+            fallback_model: Some("big-model".into()),
+            by_fallback: vec!["what-if".into()],
+            judge_model: Some("judge".into()),
+            judge_score: Some("3.5/5".into()),
         };
         let fm = p.to_front_matter();
         let doc = crate::markdown::parse(&fm);
@@ -218,6 +320,18 @@ mod tests {
         // Other keys beside rbplan's are fine; a block without rbplan's is not provenance.
         assert!(Provenance::from_front_matter(&format!("title: x\n{old}")).is_some());
         assert!(Provenance::from_front_matter("title: x\n").is_none());
-        assert!(Provenance::from_front_matter("rbplan:\n  model: m\n").is_none());
+        // A person's own key that is not valid YAML, or written twice, does not hide ours.
+        for broken in [
+            format!("title: Orders DB: rollback\n{old}"),
+            format!("owner: a\nowner: b\n{old}"),
+        ] {
+            assert_eq!(Provenance::from_front_matter(&broken).unwrap().model, "m", "{broken}");
+        }
+        // Written by hand for a hand-written plan: only what the plan is for.
+        let own = Provenance::from_front_matter("rbplan:\n  summary: Move X to Y\n").unwrap();
+        assert_eq!(
+            (own.summary.as_deref(), own.template_hash.as_str()),
+            (Some("Move X to Y"), "")
+        );
     }
 }

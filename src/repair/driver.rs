@@ -92,10 +92,10 @@ impl Source for LiveSource<'_> {
 }
 
 impl Job<'_> {
-    /// The request for `messages`, made as the options say.
-    pub fn request(&self, messages: Vec<Message>) -> ChatRequest {
+    /// The request for `messages` to `model`, made as the options say.
+    pub fn request(&self, model: &str, messages: Vec<Message>) -> ChatRequest {
         ChatRequest {
-            model: self.opts.model.clone(),
+            model: model.to_string(),
             messages,
             temperature: self.opts.temperature,
             max_tokens: self.opts.max_tokens,
@@ -104,117 +104,259 @@ impl Job<'_> {
     }
 }
 
-/// Generate one plan: the first answer from `source`, then up to `--max-repairs` rounds.
+/// Generate one plan: the first answer from `source`, then up to `--max-repairs` rounds,
+/// then as many again with the fallback model if the first left the plan failing.
 pub async fn generate<S: Source>(
     job: &Job<'_>,
     source: &mut S,
     on_event: &(dyn Fn(Event) + Send + Sync),
 ) -> Result<Generated> {
-    let base = job.template.messages(job.inputs)?;
-    let mut tally = Tally::default();
-    let (draft, truncated) = first_answer(job, source, &base, &mut tally, on_event).await?;
-    let mut state = State::start(&draft, truncated, job.checker, job.stages);
+    let mut run = Run {
+        job,
+        source,
+        base: job.template.messages(job.inputs)?,
+        tally: Tally::default(),
+        on_event,
+    };
+    let (draft, truncated, model) = run.first_answer().await?;
+    let mut state = State::start(&draft, truncated, job.checker, job.migration, &model);
     on_event(Event::Draft {
         found: state.report.found_count(),
         total: state.report.sections.len(),
         truncated,
     });
-    let stopped = repair(job, source, &base, &mut state, &mut tally, on_event).await?;
+    let rounds = job.opts.max_repairs;
+    let mut stopped = run.repair(&mut state, rounds).await?;
+    if let Some(why) = run.fallback_needed(&state, stopped.as_ref()) {
+        let fallback = job.opts.fallback.clone().expect("fallback_needed checks it");
+        on_event(Event::Fallback { model: &fallback, why });
+        state.model = fallback;
+        // What the first model could not fix, the second is asked to.
+        state.rewrite_refused.clear();
+        let more = state.rounds.len() as u32 + rounds.max(1);
+        stopped = run.repair(&mut state, more).await?;
+    }
     state.strategies.sort_by_key(|(id, _)| job.checker.spec.index_of(id));
-    Ok(Generated { state, tally, stopped })
+    state.written_by.sort_by_key(|(id, _)| job.checker.spec.index_of(id));
+    let stopped = stopped.map(|s| match s {
+        RepairEnd::Stop(s) => s,
+        RepairEnd::Lasting(e) => Stop::Failed(e),
+    });
+    Ok(Generated {
+        state,
+        tally: run.tally,
+        stopped,
+    })
 }
 
-/// Ask one request and count it: answered or failed, it was made.
-async fn call<S: Source>(source: &mut S, at: Target, req: &ChatRequest, tally: &mut Tally) -> Result<Answer> {
-    let a = source.answer(at, req).await?;
-    match &a {
-        Answer::Reply(c) => {
-            tally.requests += 1;
-            tally.add(c);
+/// Why repair ended before its rounds or its work ran out.
+enum RepairEnd {
+    Stop(Stop),
+    /// A failure the same model will not get past (`ApiError::is_lasting`).
+    Lasting(String),
+}
+
+/// One plan's generation under way: where answers come from, the conversation they
+/// answer, and what the requests added up to.
+struct Run<'a, 'j, S> {
+    job: &'a Job<'j>,
+    source: &'a mut S,
+    /// The first request's messages (`Template::messages`).
+    base: Vec<Message>,
+    tally: Tally,
+    on_event: &'a (dyn Fn(Event<'_>) + Send + Sync),
+}
+
+impl<S: Source> Run<'_, '_, S> {
+    /// Ask one request and count it: answered or failed, it was made.
+    async fn call(&mut self, at: Target, req: &ChatRequest) -> Result<Answer> {
+        let a = self.source.answer(at, req).await?;
+        match &a {
+            Answer::Reply(c) => {
+                self.tally.requests += 1;
+                self.tally.add(c);
+            }
+            Answer::Failed(e) => {
+                self.tally.requests += 1;
+                if let ApiError::Exhausted { attempts, .. } = e {
+                    self.tally.retries += attempts - 1;
+                }
+            }
+            Answer::Skipped(Some(_)) => self.tally.requests += 1,
+            Answer::Skipped(None) => {}
         }
-        Answer::Failed(e) => {
-            tally.requests += 1;
-            if let ApiError::Exhausted { attempts, .. } = e {
-                tally.retries += attempts - 1;
+        Ok(a)
+    }
+
+    /// The first answer's text, whether it was cut off, and the model that wrote it. A
+    /// stream that broke after retries still yields its complete sections; a failure
+    /// that will not heal goes to the fallback model, if there is one.
+    async fn first_answer(&mut self) -> Result<(String, bool, String)> {
+        let at = Target {
+            round: 0,
+            section: None,
+            attempt: 0,
+        };
+        let mut model = self.job.opts.model.clone();
+        loop {
+            let req = self.job.request(&model, self.base.clone());
+            match self.call(at, &req).await? {
+                Answer::Reply(r) => {
+                    let truncated = r.truncated();
+                    return Ok((crate::markdown::unwrap_fence(&r.text).into_owned(), truncated, model));
+                }
+                Answer::Failed(e) if !e.is_auth() && e.partial_text().is_some() => {
+                    (self.on_event)(Event::Warning(format!("{e}; keeping the complete sections it sent")));
+                    let text = crate::markdown::unwrap_fence(e.partial_text().unwrap_or_default()).into_owned();
+                    return Ok((text, true, model));
+                }
+                Answer::Failed(e) => match self.job.opts.fallback.clone().filter(|f| *f != model && e.is_lasting()) {
+                    Some(f) => {
+                        (self.on_event)(Event::Fallback {
+                            model: &f,
+                            why: format!("{model} failed: {e}"),
+                        });
+                        model = f;
+                    }
+                    None => return Err(e.into()),
+                },
+                Answer::Skipped(why) => {
+                    return Err(ApiError::Unanswered(why.unwrap_or_else(|| "no answer".into())).into());
+                }
             }
         }
-        Answer::Skipped(Some(_)) => tally.requests += 1,
-        Answer::Skipped(None) => {}
     }
-    Ok(a)
-}
 
-/// The first answer's text, and whether it was cut off. A stream that broke after
-/// retries still yields its complete sections.
-async fn first_answer<S: Source>(
-    job: &Job<'_>,
-    source: &mut S,
-    base: &[Message],
-    tally: &mut Tally,
-    on_event: &(dyn Fn(Event) + Send + Sync),
-) -> Result<(String, bool)> {
-    let at = Target {
-        round: 0,
-        section: None,
-        attempt: 0,
-    };
-    match call(source, at, &job.request(base.to_vec()), tally).await? {
-        Answer::Reply(r) => {
-            let truncated = r.truncated();
-            Ok((r.text, truncated))
+    /// Why to go on with the fallback model, if there is one and it is needed: the model
+    /// failed in a way that will not heal, or left the plan failing.
+    fn fallback_needed(&self, state: &State, stopped: Option<&RepairEnd>) -> Option<String> {
+        self.job.opts.fallback.as_deref().filter(|f| *f != state.model)?;
+        match stopped {
+            Some(RepairEnd::Lasting(e)) => Some(format!("{} failed: {e}", state.model)),
+            Some(RepairEnd::Stop(_)) => None,
+            None if !state.report.passes() => Some(format!(
+                "{} left the plan failing after {} repair rounds",
+                state.model,
+                state.rounds.len()
+            )),
+            None => None,
         }
-        Answer::Failed(e) if !e.is_auth() && e.partial_text().is_some() => {
-            on_event(Event::Warning(format!("{e}; keeping the complete sections it sent")));
-            Ok((e.partial_text().unwrap_or_default().to_string(), true))
-        }
-        Answer::Failed(e) => Err(e.into()),
-        Answer::Skipped(why) => Err(ApiError::Unanswered(why.unwrap_or_else(|| "no answer".into())).into()),
     }
-}
 
-/// Repair rounds from wherever `state` stands, up to `--max-repairs` rounds in all.
-async fn repair<S: Source>(
-    job: &Job<'_>,
-    source: &mut S,
-    base: &[Message],
-    state: &mut State,
-    tally: &mut Tally,
-    on_event: &(dyn Fn(Event) + Send + Sync),
-) -> Result<Option<Stop>> {
-    while (state.rounds.len() as u32) < job.opts.max_repairs {
-        let Some(ask) = state.next(job.checker) else { break };
-        let round = state.rounds.len() as u32 + 1;
-        let requests = round_requests(job, state, &ask, base, round)?;
-        if let Some(stop) = source.begin_round(&requests).await? {
-            return Ok(Some(stop));
+    /// Repair rounds from wherever `state` stands, up to `rounds` rounds in all.
+    async fn repair(&mut self, state: &mut State, rounds: u32) -> Result<Option<RepairEnd>> {
+        let (job, on_event) = (self.job, self.on_event);
+        while (state.rounds.len() as u32) < rounds {
+            let Some(ask) = state.next(job.checker) else { break };
+            let round = state.rounds.len() as u32 + 1;
+            let requests = round_requests(job, state, &ask, &self.base, round)?;
+            if let Some(stop) = self.source.begin_round(&requests).await? {
+                return Ok(Some(RepairEnd::Stop(stop)));
+            }
+            let (missing, rewrite) = ask.ids(job.checker);
+            on_event(Event::RoundStart {
+                round,
+                strategy: ask.strategy,
+                missing: &missing,
+                rewrite: &rewrite,
+            });
+            let before = self.tally.requests;
+            let out = self.run_round(state, ask, requests).await?;
+            let made = self.tally.requests - before;
+            let r = state.apply(&out.ask, &out.edits, &out.answered, made, job.checker, job.migration);
+            on_event(Event::RoundEnd {
+                round,
+                recovered: r.recovered.len(),
+                rewritten: r.rewritten.len(),
+            });
+            if let Some(e) = out.failed {
+                return Ok(Some(if e.is_lasting() {
+                    RepairEnd::Lasting(e.to_string())
+                } else {
+                    RepairEnd::Stop(Stop::Failed(e.to_string()))
+                }));
+            }
         }
-        let (missing, rewrite) = ask.ids(job.checker);
-        on_event(Event::RoundStart {
-            round,
-            strategy: ask.strategy,
-            missing: &missing,
-            rewrite: &rewrite,
-        });
-        let before = tally.requests;
-        let out = run_round(job, source, state, ask, requests, base, tally, on_event).await?;
-        let r = state.apply(
-            &out.ask,
-            &out.edits,
-            &out.answered,
-            tally.requests - before,
-            job.checker,
-            job.stages,
-        );
-        on_event(Event::RoundEnd {
-            round,
-            recovered: r.recovered.len(),
-            rewritten: r.rewritten.len(),
-        });
-        if let Some(e) = out.failed {
-            return Ok(Some(Stop::Failed(e)));
-        }
+        Ok(None)
     }
-    Ok(None)
+
+    async fn run_round(
+        &mut self,
+        state: &mut State,
+        mut ask: Ask,
+        mut requests: Vec<(Target, ChatRequest)>,
+    ) -> Result<RoundOut> {
+        let mut out = RoundOut {
+            ask: ask.clone(),
+            edits: Vec::new(),
+            answered: Vec::new(),
+            failed: None,
+        };
+        if ask.strategy == Strategy::Repair {
+            let (at, req) = &requests[0];
+            match self.call(*at, req).await? {
+                Answer::Reply(res) => {
+                    out.edits = State::edits_from(&ask, None, &res, self.job.checker);
+                    out.answered = ask.answered_by(None, &res, &out.edits);
+                }
+                Answer::Failed(e) if e.is_context_overflow() => {
+                    (self.on_event)(Event::Warning(
+                        "the conversation no longer fits the model's context; asking for sections one at a time".into(),
+                    ));
+                    state.one_at_a_time = true;
+                    ask.strategy = Strategy::Section;
+                    requests = round_requests(self.job, state, &ask, &self.base, at.round)?;
+                }
+                Answer::Failed(e) if e.is_auth() => return Err(e.into()),
+                Answer::Failed(e) => out.failed = Some(e),
+                Answer::Skipped(why) => on_event_skipped(why, self.on_event),
+            }
+        }
+        if ask.strategy == Strategy::Section {
+            self.one_section_each(&ask, &requests, &mut out).await?;
+        }
+        out.ask = ask;
+        Ok(out)
+    }
+
+    /// A one-section-per-request round. A missing section whose reply held nothing usable
+    /// is asked again, the same request: a sampling model answers differently each time.
+    async fn one_section_each(
+        &mut self,
+        ask: &Ask,
+        requests: &[(Target, ChatRequest)],
+        out: &mut RoundOut,
+    ) -> Result<()> {
+        for (at, req) in requests {
+            let attempts = match at.section {
+                Some(i) if ask.missing.contains(&i) => SECTION_ATTEMPTS,
+                _ => 1,
+            };
+            for attempt in 0..attempts {
+                let at = Target { attempt, ..*at };
+                match self.call(at, req).await? {
+                    Answer::Reply(res) => {
+                        let got = State::edits_from(ask, at.section, &res, self.job.checker);
+                        out.answered.extend(ask.answered_by(at.section, &res, &got));
+                        if !got.is_empty() {
+                            out.edits.extend(got);
+                            break;
+                        }
+                    }
+                    Answer::Failed(e) if e.is_auth() => return Err(e.into()),
+                    Answer::Failed(e) => {
+                        out.failed = Some(e);
+                        return Ok(());
+                    }
+                    Answer::Skipped(why) => {
+                        on_event_skipped(why, self.on_event);
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The requests of a round, each with what it is for.
@@ -234,7 +376,7 @@ fn round_requests(
                 section,
                 attempt: 0,
             };
-            (at, job.request(msgs))
+            (at, job.request(&state.model, msgs))
         })
         .collect())
 }
@@ -246,94 +388,8 @@ struct RoundOut {
     edits: Vec<(usize, String)>,
     /// The sections the replies answered, usable or not (`Ask::answered_by`).
     answered: Vec<usize>,
-    /// A request failed: the round ends, and repair after it.
-    failed: Option<String>,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_round<S: Source>(
-    job: &Job<'_>,
-    source: &mut S,
-    state: &mut State,
-    mut ask: Ask,
-    mut requests: Vec<(Target, ChatRequest)>,
-    base: &[Message],
-    tally: &mut Tally,
-    on_event: &(dyn Fn(Event) + Send + Sync),
-) -> Result<RoundOut> {
-    let mut out = RoundOut {
-        ask: ask.clone(),
-        edits: Vec::new(),
-        answered: Vec::new(),
-        failed: None,
-    };
-    if ask.strategy == Strategy::Repair {
-        let (at, req) = &requests[0];
-        match call(source, *at, req, tally).await? {
-            Answer::Reply(res) => {
-                out.edits = State::edits_from(&ask, None, &res, job.checker);
-                out.answered = ask.answered_by(None, &res, &out.edits);
-            }
-            Answer::Failed(e) if e.is_context_overflow() => {
-                on_event(Event::Warning(
-                    "the conversation no longer fits the model's context; asking for sections one at a time".into(),
-                ));
-                state.one_at_a_time = true;
-                ask.strategy = Strategy::Section;
-                requests = round_requests(job, state, &ask, base, at.round)?;
-            }
-            Answer::Failed(e) if e.is_auth() => return Err(e.into()),
-            Answer::Failed(e) => out.failed = Some(e.to_string()),
-            Answer::Skipped(why) => on_event_skipped(why, on_event),
-        }
-    }
-    if ask.strategy == Strategy::Section {
-        one_section_each(job, source, &ask, &requests, &mut out, tally, on_event).await?;
-    }
-    out.ask = ask;
-    Ok(out)
-}
-
-/// A one-section-per-request round. A missing section whose reply held nothing usable is
-/// asked again, the same request: a sampling model answers differently each time.
-async fn one_section_each<S: Source>(
-    job: &Job<'_>,
-    source: &mut S,
-    ask: &Ask,
-    requests: &[(Target, ChatRequest)],
-    out: &mut RoundOut,
-    tally: &mut Tally,
-    on_event: &(dyn Fn(Event) + Send + Sync),
-) -> Result<()> {
-    for (at, req) in requests {
-        let attempts = match at.section {
-            Some(i) if ask.missing.contains(&i) => SECTION_ATTEMPTS,
-            _ => 1,
-        };
-        for attempt in 0..attempts {
-            let at = Target { attempt, ..*at };
-            match call(source, at, req, tally).await? {
-                Answer::Reply(res) => {
-                    let got = State::edits_from(ask, at.section, &res, job.checker);
-                    out.answered.extend(ask.answered_by(at.section, &res, &got));
-                    if !got.is_empty() {
-                        out.edits.extend(got);
-                        break;
-                    }
-                }
-                Answer::Failed(e) if e.is_auth() => return Err(e.into()),
-                Answer::Failed(e) => {
-                    out.failed = Some(e.to_string());
-                    return Ok(());
-                }
-                Answer::Skipped(why) => {
-                    on_event_skipped(why, on_event);
-                    break;
-                }
-            }
-        }
-    }
-    Ok(())
+    /// A request failed: the round ends, and repair after it (or this model's part).
+    failed: Option<ApiError>,
 }
 
 fn on_event_skipped(why: Option<String>, on_event: &(dyn Fn(Event) + Send + Sync)) {

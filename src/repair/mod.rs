@@ -20,18 +20,21 @@ mod text;
 
 use serde::Serialize;
 
-use crate::check::Checker;
+use crate::check::{Checker, Migration};
 use crate::client::{ChatResult, Usage};
 use crate::template::{Inputs, Template};
 
 pub use driver::{Answer, LiveSource, Source, Stop, Target, generate};
 pub use state::{Ask, State};
-pub use text::{body_from_fill, drop_empty_headings, drop_unfinished_block, sections_from_reply, splice};
+pub use text::splice;
 
 /// How each request of a plan is made.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub model: String,
+    /// Carries on when `model` leaves the plan failing after its rounds, or fails in a way
+    /// that will not heal; it repairs the same draft, it does not start over.
+    pub fallback: Option<String>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
     pub max_repairs: u32,
@@ -79,6 +82,11 @@ pub enum Event<'a> {
         recovered: usize,
         rewritten: usize,
     },
+    /// The run goes on with the fallback model, and why.
+    Fallback {
+        model: &'a str,
+        why: String,
+    },
     Warning(String),
 }
 
@@ -87,8 +95,9 @@ pub struct Job<'a> {
     pub template: &'a Template,
     pub checker: &'a Checker,
     pub inputs: &'a Inputs,
-    /// The risky stages, parsed from the input, that "Rollback by stage" must cover.
-    pub stages: &'a [String],
+    /// The migration the plan is for: its stages (which "Rollback by stage" must cover)
+    /// and the names its summary gives.
+    pub migration: &'a Migration,
     pub opts: &'a Options,
 }
 

@@ -4,7 +4,7 @@
 
 use super::text::{body_from_fill, drop_unfinished_tail, sections_from_reply, splice};
 use super::{Round, Strategy};
-use crate::check::{CheckReport, Checker, SectionState};
+use crate::check::{CheckReport, Checker, Migration, SectionState};
 use crate::client::{ChatResult, Message, Role};
 use crate::template::{Inputs, Template};
 
@@ -15,6 +15,10 @@ pub struct State {
     pub rounds: Vec<Round>,
     /// Which strategy produced each present section.
     pub strategies: Vec<(String, Strategy)>,
+    /// The model that wrote each present section's text as it stands.
+    pub written_by: Vec<(String, String)>,
+    /// The model asked now: the primary, then the fallback once the run switched.
+    pub model: String,
     /// A model that wrote no usable heading will not follow headings when re-asked either.
     pub one_at_a_time: bool,
     pub first_truncated: bool,
@@ -34,15 +38,6 @@ pub struct Ask {
 }
 
 impl Ask {
-    /// What each request of this round is for, in the order `State::requests` builds
-    /// them: one repair of all targets (None), or one request per section (Some(index)).
-    pub fn request_targets(&self) -> Vec<Option<usize>> {
-        match self.strategy {
-            Strategy::Section => self.targets().into_iter().map(|(i, _)| Some(i)).collect(),
-            _ => vec![None],
-        }
-    }
-
     /// The sections a reply to the request for `target` answered, usable or not: a
     /// one-section reply answers its section; a repair reply answers every target, except
     /// that one cut off by the token limit answers only the sections it holds (`edits`).
@@ -74,13 +69,14 @@ impl Ask {
 }
 
 impl State {
-    pub fn start(draft: &str, truncated: bool, checker: &Checker, stages: &[String]) -> State {
+    /// The state after the first answer, which `model` wrote.
+    pub fn start(draft: &str, truncated: bool, checker: &Checker, m: &Migration, model: &str) -> State {
         let plan = if truncated {
             drop_unfinished_tail(draft, checker)
         } else {
             draft.to_string()
         };
-        let (_, report) = checker.check(&plan, Some(stages));
+        let (_, report) = checker.check(&plan, m);
         let first_found: Vec<String> = report
             .sections
             .iter()
@@ -88,6 +84,7 @@ impl State {
             .map(|r| r.id.clone())
             .collect();
         let strategies = first_found.iter().map(|id| (id.clone(), Strategy::First)).collect();
+        let written_by = first_found.iter().map(|id| (id.clone(), model.to_string())).collect();
         State {
             first_found,
             one_at_a_time: report.found_count() == 0,
@@ -95,6 +92,8 @@ impl State {
             report,
             rounds: Vec::new(),
             strategies,
+            written_by,
+            model: model.to_string(),
             first_truncated: truncated,
             rewrite_refused: Vec::new(),
         }
@@ -151,13 +150,15 @@ impl State {
 
     /// The usable sections in one reply to a request from `requests`.
     pub fn edits_from(ask: &Ask, target: Option<usize>, reply: &ChatResult, checker: &Checker) -> Vec<(usize, String)> {
+        // A reply written inside one ```markdown fence is read as the Markdown inside it.
+        let text = crate::markdown::unwrap_fence(&reply.text);
         match target {
-            Some(idx) => body_from_fill(&reply.text, checker, idx, reply.truncated())
+            Some(idx) => body_from_fill(&text, checker, idx, reply.truncated())
                 .map(|b| vec![(idx, b)])
                 .unwrap_or_default(),
             None => {
                 let wanted: Vec<usize> = ask.targets().into_iter().map(|(i, _)| i).collect();
-                sections_from_reply(&reply.text, checker, &wanted, reply.truncated())
+                sections_from_reply(&text, checker, &wanted, reply.truncated())
             }
         }
     }
@@ -172,7 +173,7 @@ impl State {
         answered: &[usize],
         requests: u32,
         checker: &Checker,
-        stages: &[String],
+        m: &Migration,
     ) -> &Round {
         let (asked, rewrite) = ask.ids(checker);
         let mut r = Round {
@@ -191,14 +192,16 @@ impl State {
         if !fills.is_empty() {
             self.plan = splice(&self.plan, checker, &fills);
         }
-        let (_, mut next) = checker.check(&self.plan, Some(stages));
+        let (_, mut next) = checker.check(&self.plan, m);
         for (idx, body) in rewrites {
             let candidate = splice(&self.plan, checker, &[(idx, body)]);
-            let (_, after) = checker.check(&candidate, Some(stages));
+            let (_, after) = checker.check(&candidate, m);
             if fewer_problems(&after, &next, checker, idx) {
                 self.plan = candidate;
                 next = after;
-                r.rewritten.push(checker.spec.sections[idx].id.clone());
+                let id = checker.spec.sections[idx].id.clone();
+                self.wrote(&id);
+                r.rewritten.push(id);
             }
         }
         self.refuse_unfixed(ask, answered, &r.rewritten, checker);
@@ -206,6 +209,23 @@ impl State {
         self.report = next;
         self.rounds.push(r);
         self.rounds.last().expect("just pushed")
+    }
+
+    /// Section `id`'s text is now the current model's.
+    fn wrote(&mut self, id: &str) {
+        self.written_by.retain(|(s, _)| s != id);
+        self.written_by.push((id.to_string(), self.model.clone()));
+    }
+
+    /// The models that wrote the plan's sections, in the order they first appear.
+    pub fn models(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for (_, m) in &self.written_by {
+            if !out.contains(&m.as_str()) {
+                out.push(m);
+            }
+        }
+        out
     }
 
     /// Rewrites that were answered and did not go in are not asked again.
@@ -231,6 +251,7 @@ impl State {
         for (idx, _) in fills.iter().filter(|(i, _)| found(*i)) {
             let id = checker.spec.sections[*idx].id.clone();
             r.recovered.push(id.clone());
+            self.wrote(&id);
             self.strategies.retain(|(sid, _)| *sid != id);
             self.strategies.push((id, ask.strategy));
         }
@@ -256,6 +277,7 @@ fn fewer_problems(after: &CheckReport, before: &CheckReport, checker: &Checker, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::Migration;
 
     fn checker() -> Checker {
         Checker::new(&Template::builtin())
@@ -268,7 +290,7 @@ mod tests {
     fn a_rewrite_counts_only_when_it_has_fewer_problems() {
         let c = checker();
         let plan = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nThe IC decides.\n";
-        let (_, before) = c.check(plan, None);
+        let (_, before) = c.check(plan, &Migration::default());
         let worse = splice(
             plan,
             &c,
@@ -277,11 +299,11 @@ mod tests {
                 "1. 2. Rollback decision matrix\n2. 3. Rollback decision matrix".into(),
             )],
         );
-        let (_, after) = c.check(&worse, None);
+        let (_, after) = c.check(&worse, &Migration::default());
         assert!(!fewer_problems(&after, &before, &c, 1));
         let table = "| Problem type | Decision authority | Time to decide | Default action |\n|---|---|---|---|\n| a | b | c | d |\n| a | b | c | d |\n| a | b | c | d |\n| a | b | c | d |";
         let fixed = splice(plan, &c, &[(1, table.into())]);
-        let (_, after) = c.check(&fixed, None);
+        let (_, after) = c.check(&fixed, &Migration::default());
         assert!(fewer_problems(&after, &before, &c, 1));
     }
 
@@ -291,18 +313,25 @@ mod tests {
     fn a_one_section_rewrite_that_fixed_nothing_is_not_asked_again() {
         let c = checker();
         let plan = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nThe IC decides.\n";
-        let mut state = State::start(plan, false, &c, &[]);
+        let mut state = State::start(plan, false, &c, &Migration::default(), "m");
         let first = state.next(&c).expect("sections are missing");
         assert_eq!(first.rewrite.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
         state.one_at_a_time = true;
         let ask = state.next(&c).unwrap();
         assert_eq!(ask.strategy, Strategy::Section);
         // No answer for the rewrite (nor for section 3): both are asked again.
-        state.apply(&ask, &[], &[], 9, &c, &[]);
+        state.apply(&ask, &[], &[], 9, &c, &Migration::default());
         let again = state.next(&c).unwrap();
         assert_eq!(again.rewrite.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
         // The rewrite is answered and comes back no better; section 3 stays missing.
-        let r = state.apply(&again, &[(1, "Still no table.".into())], &[1], 9, &c, &[]);
+        let r = state.apply(
+            &again,
+            &[(1, "Still no table.".into())],
+            &[1],
+            9,
+            &c,
+            &Migration::default(),
+        );
         assert!(r.rewritten.is_empty());
         let last = state.next(&c).unwrap();
         assert!(last.rewrite.is_empty(), "{:?}", last.rewrite);
@@ -315,11 +344,18 @@ mod tests {
     fn a_rewrite_a_repair_request_answered_without_fixing_is_not_asked_again() {
         let c = checker();
         let plan = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nThe IC decides.\n";
-        let mut state = State::start(plan, false, &c, &[]);
+        let mut state = State::start(plan, false, &c, &Migration::default(), "m");
         let ask = state.next(&c).unwrap();
         assert_eq!(ask.strategy, Strategy::Repair);
         let all: Vec<usize> = ask.targets().into_iter().map(|(i, _)| i).collect();
-        state.apply(&ask, &[(1, "Still no table.".into())], &all, 1, &c, &[]);
+        state.apply(
+            &ask,
+            &[(1, "Still no table.".into())],
+            &all,
+            1,
+            &c,
+            &Migration::default(),
+        );
         assert_eq!(state.rewrite_refused, [1]);
         assert!(state.next(&c).unwrap().rewrite.is_empty());
     }
@@ -330,7 +366,7 @@ mod tests {
     fn a_rewrite_a_cut_off_repair_reply_never_reached_is_asked_again() {
         let c = checker();
         let plan = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nThe IC decides.\n";
-        let mut state = State::start(plan, false, &c, &[]);
+        let mut state = State::start(plan, false, &c, &Migration::default(), "m");
         let ask = state.next(&c).unwrap();
         assert_eq!(ask.strategy, Strategy::Repair);
         let cut = ChatResult {
@@ -344,7 +380,7 @@ mod tests {
         let edits = State::edits_from(&ask, None, &cut, &c);
         let answered = ask.answered_by(None, &cut, &edits);
         assert!(!answered.contains(&1), "{answered:?}");
-        state.apply(&ask, &edits, &answered, 1, &c, &[]);
+        state.apply(&ask, &edits, &answered, 1, &c, &Migration::default());
         assert!(state.rewrite_refused.is_empty());
         let next = state.next(&c).unwrap();
         assert_eq!(next.rewrite.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);

@@ -217,15 +217,22 @@ impl Edit {
 }
 
 /// Put each (section, body) into `plan`: replacing the section where it has content, else
-/// inserting it before the first section that comes after it in canonical order. Empty
-/// occurrences (a heading with nothing under it, often repeated by weak models) of an
-/// edited section, or of one present elsewhere, are removed: each section ends up once.
+/// inserting it before the first section that comes after it in canonical order. Other
+/// occurrences of an edited section (a copy written twice), and empty ones (a heading with
+/// nothing under it, often repeated by weak models) of a section present elsewhere, are
+/// removed: each section ends up once.
 pub fn splice(plan: &str, checker: &Checker, edits: &[(usize, String)]) -> String {
     let plan = &markdown::close_open_blocks(plan);
     let outline = checker.outline(plan);
     let level = outline.level.max(1);
     let edited = |section: usize| edits.iter().any(|(i, _)| *i == section);
-    let removed = |l: &markdown::Located| l.empty && (edited(l.section) || outline.is_present(l.section));
+    // The new text replaces every copy of an edited section: its primary in place, the
+    // others (a section written twice) go. An empty copy goes when the section is present.
+    let is_primary = |l: &markdown::Located| outline.primary(l.section).is_some_and(|p| p.start == l.start);
+    let removed = |l: &markdown::Located| {
+        let replaced_in_place = is_primary(l) && !l.empty;
+        (edited(l.section) && !replaced_in_place) || (l.empty && outline.is_present(l.section))
+    };
     let mut ops: Vec<Edit> = Vec::new();
     for l in outline.found.iter().filter(|l| removed(l)) {
         ops.push(Edit::new(l.start, l.end, l.section, String::new()));
@@ -283,6 +290,7 @@ pub fn splice(plan: &str, checker: &Checker, edits: &[(usize, String)]) -> Strin
 mod tests {
     use super::*;
     use crate::check::Code;
+    use crate::check::Migration;
     use crate::template::Template;
 
     fn checker() -> Checker {
@@ -319,7 +327,7 @@ mod tests {
             out.ends_with("## 10. The hard truth about rollback\n\ntruth\n"),
             "{out}"
         );
-        let (_, r) = c.check(&out, None);
+        let (_, r) = c.check(&out, &Migration::default());
         assert!(
             r.findings
                 .iter()
@@ -343,7 +351,7 @@ mod tests {
         );
         let out = splice(plan, &c, &[(0, "A".into()), (1, "B".into()), (9, "T".into())]);
         assert_eq!(ids(&out), vec![0, 1, 9]);
-        let (_, r) = c.check(&out, None);
+        let (_, r) = c.check(&out, &Migration::default());
         assert!(r.findings.iter().all(|f| f.code != Code::Duplicate), "{:?}", r.findings);
         // A present section keeps its place when rewritten; its empty duplicates go.
         let plan = "## 1. Rollback philosophy\n\nA\n\n## 2. Rollback decision matrix\n\nold\n\n## 2. Rollback decision matrix\n";

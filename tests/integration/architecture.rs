@@ -22,28 +22,50 @@ fn layers() -> BTreeMap<String, u32> {
     out
 }
 
-/// The crate's own modules a file names (`crate::x`, `use crate::{x, y}`), outside its
-/// unit tests and comments.
+/// The crate's own modules a file names (`crate::x`, `use crate::{x, y}`, groups over
+/// several lines and nested ones too), outside its test-only code and comments.
 fn imports(text: &str) -> Vec<String> {
-    let code = match text.find("#[cfg(test)]\nmod tests") {
+    // Test-only modules (`mod tests`, helpers for them) sit at the end of a file.
+    let code = match text.find("#[cfg(test)]\n") {
         Some(i) => &text[..i],
         None => text,
     };
+    let code: String = code
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut names = Vec::new();
-    for line in code.lines() {
-        let line = line.split("//").next().unwrap_or("");
-        let mut rest = line;
-        while let Some(i) = rest.find("crate::") {
-            rest = &rest[i + "crate::".len()..];
-            if let Some(group) = rest.strip_prefix('{') {
-                let group = group.split('}').next().unwrap_or("");
-                names.extend(group.split(',').filter_map(|p| first_word(p.trim())));
-            } else {
-                names.extend(first_word(rest));
-            }
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        match rest.strip_prefix('{') {
+            Some(group) => names.extend(top_level(group).into_iter().filter_map(|p| first_word(p.trim()))),
+            None => names.extend(first_word(rest)),
         }
     }
     names
+}
+
+/// The comma-separated parts of a `{...}` group (text after its `{`), nested groups whole.
+fn top_level(group: &str) -> Vec<&str> {
+    let (mut depth, mut from, mut parts) = (0usize, 0usize, Vec::new());
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                parts.push(&group[from..i]);
+                return parts;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&group[from..i]);
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts
 }
 
 fn first_word(s: &str) -> Option<String> {
@@ -117,4 +139,6 @@ fn nothing_below_the_commands_imports_them() {
 fn the_import_reader_sees_grouped_and_plain_paths() {
     let text = "use crate::check::{Checker, Code};\nuse crate::{input, logging};\nlet x = crate::term::count(1, \"a\"); // crate::cli in a comment\n#[cfg(test)]\nmod tests {\n    use crate::commands;\n}\n";
     assert_eq!(imports(text), ["check", "input", "logging", "term"]);
+    let nested = "use crate::{\n    batch::{report::X, Stop},\n    // crate::cli\n    client,\n};\n";
+    assert_eq!(imports(nested), ["batch", "client"]);
 }

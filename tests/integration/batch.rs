@@ -632,7 +632,7 @@ pub(super) fn no_temp_files(dir: &Path) -> bool {
 }
 
 #[test]
-fn structural_findings_are_reported_per_service_even_when_every_section_is_there() {
+fn a_plan_with_every_section_and_error_findings_left_is_status_errors_and_exits_3() {
     let server = fleet(Duration::ZERO);
     let dir = tempdir();
     let (summary, stages) = example_input();
@@ -649,18 +649,22 @@ fn structural_findings_are_reported_per_service_even_when_every_section_is_there
     )
     .unwrap();
     let out = batch(dir.path(), &server, &input, &["--max-repairs", "1"]);
-    assert_eq!(out.code, 0, "every section is present: {}", out.stderr);
+    // Every section is there, but a stage is not covered after repair: not complete.
+    assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("1 plan(s) have every section but fail a structural check"),
+            .contains("1 plan(s) have every section but do not pass their checks"),
         "{}",
         out.stderr
     );
+    assert!(out.stderr.contains("ok-b: ERRORS, 1 error finding"), "{}", out.stderr);
     let r = report(dir.path());
     assert_eq!(r["totals"]["with_findings"], 1);
+    assert_eq!(r["totals"]["errors"], 1);
+    assert_eq!(r["totals"]["complete"], 1);
     assert_eq!(item(&r, "ok-a")["findings"], 0);
     assert!(item(&r, "ok-a").get("problems").is_none());
-    assert_eq!(item(&r, "ok-b")["status"], "complete");
+    assert_eq!(item(&r, "ok-b")["status"], "errors");
     assert_eq!(item(&r, "ok-b")["findings"], 1);
     assert_eq!(
         item(&r, "ok-b")["problems"][0],
@@ -676,8 +680,9 @@ fn structural_findings_are_reported_per_service_even_when_every_section_is_there
     // --stages, checks each plan against its own.
     let plan = std::fs::read_to_string(dir.path().join("out/ok-b.md")).unwrap();
     assert!(plan.contains("stages: [\"Quantum flux migration\"]"), "{plan}");
+    assert!(plan.contains("status: \"errors\""), "{plan}");
     let out = rbplan(dir.path()).args(["check", "out", "--json"]).run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.code, 3, "an error finding fails the check: {}", out.stderr);
     let files = out.json()["files"].as_array().unwrap().clone();
     let findings = |name: &str| -> Vec<String> {
         files
@@ -691,8 +696,13 @@ fn structural_findings_are_reported_per_service_even_when_every_section_is_there
             .collect()
     };
     assert!(findings("ok-a.md").is_empty(), "{:?}", findings("ok-a.md"));
+    // Its scenarios are checked against its own stages and summary too: two name
+    // neither (a warning, as they are not most of them).
     assert_eq!(
         findings("ok-b.md"),
-        ["stage \"Quantum flux migration\" has no subsection in \"3. Rollback by stage\""]
+        [
+            "stage \"Quantum flux migration\" has no subsection in \"3. Rollback by stage\"",
+            "\"9. Rollback what-if scenarios\": 2 of 6 scenarios name no stage or system of this migration: \"What if the backfill runs 50% over its 36-hour budget?\", \"What if the rollback drill in staging takes longer than 45 m…\""
+        ]
     );
 }

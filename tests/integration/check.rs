@@ -221,7 +221,7 @@ fn a_byte_order_mark_hides_no_heading() {
 #[rustfmt::skip]
 const ONE_FINDING: &[(&str, &str, &str, &str, &str)] = &[
     ("empty-section.md", "error", "empty", "by-component", "## 4. Specific rollback procedures"),
-    ("duplicate.md", "warning", "duplicate", "communication", "## 6. Communication during rollback\n"),
+    ("duplicate.md", "error", "duplicate", "communication", "## 6. Communication during rollback\n"),
     ("out-of-order.md", "warning", "out_of_order", "checklist", "## 7. Post-rollback checklist"),
     ("matrix-columns.md", "error", "table", "decision-matrix", "| Problem type"),
     ("matrix-rows.md", "error", "table", "decision-matrix", "| Problem type"),
@@ -266,6 +266,19 @@ fn expected_problems() -> BTreeMap<String, Vec<Brief>> {
     for name in ["stale-template.md", "stale-template-crlf.md"] {
         m.insert(p(name), vec![brief("warning", "stale_template", None, Some(1))]);
     }
+    // Degenerate or generic text: a loop, the prompt's own examples, another migration.
+    m.insert(
+        p("loop.md"),
+        vec![brief("error", "loop", Some("decision-matrix"), Some(24))],
+    );
+    m.insert(
+        p("parroted.md"),
+        vec![
+            brief("error", "copied", Some("decision-matrix"), at("parroted.md", "## 2.")),
+            brief("error", "copied", Some("what-if"), at("parroted.md", "## 9.")),
+        ],
+    );
+    m.insert(p("other-migration.md"), vec![brief("error", "generic", None, Some(1))]);
     m.insert(
         p("draft.md"),
         vec![
@@ -327,13 +340,13 @@ fixtures/check/problems/missing-sections.md: FAIL (7/10 sections, 3 errors)
   fixtures/check/problems/missing-sections.md: error: section \"8. Post-mortem template\" is missing [missing]
 fixtures/check/problems/empty-section.md: FAIL (9/10 sections, 1 error)
   fixtures/check/problems/empty-section.md:92: error: section \"4. Specific rollback procedures by component\" has a heading but nothing under it [empty]
-fixtures/check/problems/matrix-columns.md: ERRORS (10/10 sections, 1 error)
+fixtures/check/problems/matrix-columns.md: FAIL (10/10 sections, 1 error)
   fixtures/check/problems/matrix-columns.md:13: error: \"2. Rollback decision matrix\": the table has no column for \"Decision authority\", \"Time to decide\" [table]
-fixtures/check/problems/few-scenarios.md: ERRORS (10/10 sections, 1 error)
+fixtures/check/problems/few-scenarios.md: FAIL (10/10 sections, 1 error)
   fixtures/check/problems/few-scenarios.md:150: error: \"9. Rollback what-if scenarios\" has 3 scenarios; expected between 5 and 10 [items]
 fixtures/check/problems/out-of-order.md: ok (10/10 sections, 1 warning)
   fixtures/check/problems/out-of-order.md:137: warning: section \"7. Post-rollback checklist\" comes after \"8. Post-mortem template\" (line 127); the template puts it before [out_of_order]
-5 files: 0 clean, 1 with warnings, 2 with errors, 2 failing
+5 files: 0 clean, 1 with warnings, 2 with errors, 2 incomplete (4 fail: exit 3)
 ";
     assert_eq!(out.stdout, want);
 }
@@ -359,38 +372,51 @@ fn structural_messages_say_what_is_wrong() {
     );
     assert!(msg("no-point-of-no-return.md").contains("point of no return"));
     assert!(msg("communication-audiences.md").ends_with("\"status page\", \"customer\""));
-    assert!(msg("duplicate.md").contains("appears 2 times (lines 115, 127)"));
+    assert!(msg("duplicate.md").contains("is written out 2 times (lines 115, 127); keep one"));
 }
 
 /// Regression: a plan with error findings was labelled "ok (10/10 sections, 2 findings)"
 /// and counted "1 ok, 0 with problems". The exit code keeps the spec's rule (errors fail
 /// only with --strict); the words say what was found.
 #[test]
-fn error_findings_are_labelled_as_errors_even_when_they_do_not_fail() {
+fn error_findings_fail_and_warnings_fail_only_with_strict() {
     let plan = "fixtures/check/problems/matrix-columns.md";
     let out = check(&[plan]);
+    assert_eq!(out.code, 3, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with(&format!("{plan}: FAIL (10/10 sections, 1 error)\n")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .ends_with("1 file: 0 clean, 1 with errors (1 fail: exit 3)\n"),
+        "{}",
+        out.stdout
+    );
+    let warned = "fixtures/check/problems/communication-audiences.md";
+    let out = check(&[warned]);
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(
         out.stdout
-            .starts_with(&format!("{plan}: ERRORS (10/10 sections, 1 error)\n")),
+            .ends_with("1 file: 0 clean, 1 with warnings (exit 0; warnings pass, --strict fails on them)\n"),
         "{}",
         out.stdout
     );
-    assert!(
-        out.stdout
-            .ends_with("1 file: 0 clean, 1 with errors (exit 0; --strict fails on them)\n"),
-        "{}",
-        out.stdout
-    );
-    let out = check(&["--strict", plan]);
+    let out = check(&["--strict", warned]);
     assert_eq!(out.code, 3);
-    assert!(out.stdout.ends_with("1 file: 0 clean, 1 failing\n"), "{}", out.stdout);
+    assert!(out.stdout.starts_with(&format!("{warned}: FAIL")), "{}", out.stdout);
     let help = check(&["--help"]);
-    assert!(help.stdout.contains("only with --strict"), "{}", help.stdout);
+    assert!(
+        help.stdout.contains("Error findings fail without it"),
+        "{}",
+        help.stdout
+    );
 }
 
 #[test]
-fn exit_code_fails_on_missing_or_empty_and_with_strict_on_any_finding() {
+fn exit_code_fails_on_error_findings_and_with_strict_on_warnings_too() {
     // (plan, exit code, exit code with --strict)
     let cases = [
         ("fixtures/authored/plan.md", 0, 0),
@@ -398,12 +424,12 @@ fn exit_code_fails_on_missing_or_empty_and_with_strict_on_any_finding() {
         ("problems/empty-section.md", 3, 3),
         ("problems/prose-mention.md", 3, 3),
         ("problems/code-fence.md", 3, 3),
-        ("problems/duplicate.md", 0, 3),
+        ("problems/duplicate.md", 3, 3),
         ("problems/out-of-order.md", 0, 3),
-        ("problems/matrix-columns.md", 0, 3),
-        ("problems/few-scenarios.md", 0, 3),
-        ("problems/no-checkboxes.md", 0, 3),
-        ("problems/uncovered-stage.md", 0, 3),
+        ("problems/matrix-columns.md", 3, 3),
+        ("problems/few-scenarios.md", 3, 3),
+        ("problems/no-checkboxes.md", 3, 3),
+        ("problems/uncovered-stage.md", 3, 3),
         ("problems/communication-audiences.md", 0, 3),
         ("problems/stale-template.md", 0, 3),
         ("problems/stale-template-crlf.md", 0, 3),
@@ -473,7 +499,7 @@ fn json_report_shape_field_by_field() {
     );
     assert_eq!(empty["path"], "fixtures/check/problems/empty-section.md");
     assert_eq!(empty["ok"], false);
-    assert_eq!(empty["verdict"], "fail");
+    assert_eq!(empty["verdict"], "incomplete");
     assert_eq!(empty["complete"], false);
     assert_eq!(empty["missing"], json!(["by-component"]));
     assert_eq!(empty["provenance"], Value::Null);
@@ -515,14 +541,23 @@ fn json_report_shape_field_by_field() {
                "state": "found", "line": 3, "occurrences": 1})
     );
 
+    // A section written out twice is an error: which copy holds?
     let dup = &files[1];
-    assert_eq!(dup["ok"], true, "a warning alone does not fail without --strict");
-    assert_eq!(dup["verdict"], "warnings");
+    assert_eq!(dup["ok"], false, "an error finding fails");
+    assert_eq!(dup["verdict"], "errors");
     assert_eq!(dup["complete"], true);
     assert_eq!(dup["missing"], json!([]));
     assert_eq!(dup["sections"][5]["occurrences"], 2);
     assert_eq!(dup["sections"][5]["line"], 115);
-    assert_eq!(dup["findings"][0]["severity"], "warning");
+    assert_eq!(dup["findings"][0]["severity"], "error");
+    // A warning alone does not fail without --strict.
+    let out = check(&["--json", "fixtures/check/problems/out-of-order.md"]);
+    let f = &out.json()["files"][0];
+    assert_eq!(
+        (f["ok"].clone(), f["verdict"].clone()),
+        (json!(true), json!("warnings"))
+    );
+    assert_eq!(out.code, 0);
 
     // A missing section has no line; its section entry has none either.
     let out = check(&["--json", "fixtures/check/problems/missing-sections.md"]);
@@ -538,18 +573,18 @@ fn json_report_shape_field_by_field() {
     );
     assert_eq!(f["missing"], json!(["by-component", "rehearsal", "post-mortem"]));
 
-    // With --strict, "ok" follows the exit code.
-    let out = check(&["--json", "--strict", "fixtures/check/problems/duplicate.md"]);
+    // With --strict, "ok" follows the exit code; the verdict says what the plan has.
+    let out = check(&["--json", "--strict", "fixtures/check/problems/out-of-order.md"]);
     assert_eq!(out.code, 3);
     assert_eq!(out.json()["ok"], false);
     assert_eq!(out.json()["files"][0]["ok"], false);
-    assert_eq!(out.json()["files"][0]["verdict"], "fail");
+    assert_eq!(out.json()["files"][0]["verdict"], "warnings");
 
-    // Error findings that pass without --strict: "ok" is true, the verdict says "errors".
+    // Error findings fail without --strict: "ok" is false, the verdict says "errors".
     let out = check(&["--json", "fixtures/check/problems/matrix-columns.md"]);
-    assert_eq!(out.code, 0);
+    assert_eq!(out.code, 3);
     let f = &out.json()["files"][0];
-    assert_eq!((f["ok"].clone(), f["verdict"].clone()), (json!(true), json!("errors")));
+    assert_eq!((f["ok"].clone(), f["verdict"].clone()), (json!(false), json!("errors")));
     let clean = check(&["--json", "fixtures/authored/plan.md"]);
     assert_eq!(clean.json()["files"][0]["verdict"], "clean", "{}", clean.stdout);
 }
@@ -563,7 +598,7 @@ fn stage_finding_in_json_names_the_stage() {
         &stages,
         "fixtures/check/problems/uncovered-stage.md",
     ]);
-    assert_eq!(out.code, 0);
+    assert_eq!(out.code, 3, "an uncovered stage is an error finding");
     let f = &out.json()["files"][0]["findings"][0];
     assert_eq!(
         f,
@@ -661,7 +696,7 @@ fn stages_from_a_file() {
     .unwrap();
     let plan = repo().join("fixtures/check/stages/add-column.md");
     let out = check_in(dir.path(), &["--stages-file", "stages.txt", plan.to_str().unwrap()]);
-    assert_eq!(out.code, 0);
+    assert_eq!(out.code, 3, "an uncovered stage is an error finding");
     assert!(
         out.stdout.contains("stage \"Rename the table\" has no subsection"),
         "{}",
@@ -722,7 +757,12 @@ fn a_folder_checks_its_md_files_in_name_order() {
         "{}",
         out.stdout
     );
-    assert!(out.stdout.ends_with("3 files: 2 clean, 1 failing\n"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .ends_with("3 files: 2 clean, 1 incomplete (1 fail: exit 3)\n"),
+        "{}",
+        out.stdout
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -888,7 +928,7 @@ fn stages_file_dash_reads_stdin() {
         .args(["check", "--stages-file", "-", plan])
         .stdin("- Stage 2: Backfill the new column\n- Rename the table\n")
         .run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
         out.stdout.contains("stage \"Rename the table\" has no subsection"),
         "{}",

@@ -14,3 +14,4 @@ mod faults;
 mod live;
 mod regen;
 mod smollm2;
+mod verdicts;

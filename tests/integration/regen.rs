@@ -15,6 +15,11 @@ use super::model::{Authored, asked_headings, asked_single, authored, is_repair, 
 use super::server::{Reply, Request, Server};
 
 pub const MODEL: &str = "scripted-demo";
+/// The judge of the `judge` scenario.
+pub const JUDGE: &str = "scripted-judge";
+
+/// What the scripted judge answers: one low score, the rest fair.
+pub const JUDGEMENT: &str = r#"{"rules": [{"id": "decision-tree", "score": 4, "reason": "most stages say when to roll back"}, {"id": "time-bounded", "score": 4, "reason": "the matrix and stages carry times"}, {"id": "honest", "score": 5, "reason": "the point of no return is stated"}, {"id": "specific", "score": 5, "reason": "it names MySQL, PostgreSQL and the flags"}], "sections": [{"id": "rehearsal", "score": 2, "reason": "the drill has no owner and no pass/fail time"}, {"id": "what-if", "score": 4, "reason": "six scenarios tied to the stages"}]}"#;
 
 /// A model that does what it is told: whole plan `first`, then exactly the sections asked for.
 fn obedient(
@@ -24,6 +29,9 @@ fn obedient(
     refuse_repairs: bool,
 ) -> impl Fn(&Request, usize) -> Reply + Send + Sync {
     move |req, n| {
+        if req.json()["model"] == JUDGE {
+            return reply(req, n, JUDGEMENT, "stop");
+        }
         let user = req.last_user();
         if let Some(i) = asked_single(&user) {
             return reply(req, n, &a.sections[i].1, "stop");
@@ -101,6 +109,13 @@ pub fn scenarios() -> Vec<Scenario> {
                 let prose: Vec<&str> = a.text.lines().filter(|l| !l.starts_with('#')).collect();
                 (prose.join("\n"), "stop")
             },
+            refuse_repairs: false,
+        },
+        Scenario {
+            name: "judge",
+            args: vec!["--no-stream", "--judge-model", JUDGE],
+            note: "first answer has all ten sections; a judge model (--judge-model scripted-judge) scores it and finds the rehearsal weak",
+            first: |a| (a.text.clone(), "stop"),
             refuse_repairs: false,
         },
         Scenario {

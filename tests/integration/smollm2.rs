@@ -8,7 +8,7 @@ use rbplan::template::Template;
 use serde_json::{Value, json};
 
 use super::common::{all_text_under, fixture_dir, rbplan, tempdir};
-use super::model::{asked_headings, asked_single, fixture_server};
+use super::model::{asked_single, fixture_server};
 use super::server::Server;
 
 const NAME: &str = "llama-smollm2";
@@ -30,66 +30,105 @@ fn ids(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Sections 2-10 in the order round 2 asked to rewrite them, and the ones that went in.
+const REWRITE: [&str; 8] = [
+    "decision-matrix",
+    "by-stage",
+    "by-component",
+    "communication",
+    "checklist",
+    "post-mortem",
+    "what-if",
+    "hard-truth",
+];
+const REWRITTEN: [&str; 3] = ["by-component", "communication", "post-mortem"];
+
 #[test]
-fn smollm2_ends_with_every_section_after_repair_and_one_section_requests() {
+fn smollm2_loops_and_prompt_talk_are_rewritten_and_the_plan_is_not_passed() {
     let server = fixture_server(NAME);
     let out = ask(&server);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Every section is there after repair, but the plan still fails its checks: exit 3.
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("plan has ERRORS: 10/10 sections"), "{}", out.stderr);
     let v = out.json();
-    assert_eq!(v["status"], "complete");
+    assert_eq!(v["status"], "errors");
     assert_eq!(v["missing"], json!([]));
+    let errors: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["section"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("table", "decision-matrix"),
+        ("checkboxes", "checklist"),
+        ("items", "what-if"),
+        ("mentions", "hard-truth"),
+        ("generic", ""),
+    ] {
+        assert!(
+            errors.contains(&(want.0.into(), want.1.into())),
+            "{want:?} in {errors:?}"
+        );
+    }
+    // The loops and the prompt talk of round 1 were rewritten away.
+    for gone in ["loop", "about_prompt", "copied"] {
+        assert!(!errors.iter().any(|(c, _)| c == gone), "{gone} in {errors:?}");
+    }
 
-    // The first answer: 8 of 10, lacking the philosophy and the checklist.
-    assert_eq!(v["first_answer"]["found"], 8);
+    // The first answer was one line, "[The Hard Truth about Rollback]": no section.
+    assert_eq!(v["first_answer"]["found"], 0);
     assert_eq!(v["first_answer"]["truncated"], false);
-    let first = ids(&v["first_answer"]["sections"]);
-    assert!(!first.contains(&"philosophy".into()) && !first.contains(&"checklist".into()));
 
-    // Round 1 asks in the conversation and gets nothing usable; round 2 asks one section per
-    // request and recovers both. No rewrite had fewer problems, so none went in. Round 1's
-    // reply was cut off before any section, so its rewrites count as unanswered and round 2
-    // asks them again; an answered rewrite that fixed nothing would not be.
+    // Round 1 asks each section alone and gets all ten; round 2 rewrites the eight with
+    // error findings, and three rewrites have fewer problems and go in.
     let rounds = v["repairs"]["detail"].as_array().unwrap();
     assert_eq!(rounds.len(), 2);
-    let rewrite = json!(["decision-matrix", "by-stage", "what-if", "hard-truth"]);
-    for (r, strategy, recovered, requests) in [
-        (&rounds[0], "repair", json!([]), 1),
-        (&rounds[1], "section", json!(["philosophy", "checklist"]), 6),
-    ] {
-        assert_eq!(r["strategy"], strategy);
-        assert_eq!(r["asked"], json!(["philosophy", "checklist"]));
-        assert_eq!(r["rewrite"], rewrite);
-        assert_eq!(r["recovered"], recovered);
-        assert_eq!(r["rewritten"], json!([]));
-        assert_eq!(r["requests"], requests);
-    }
-    for s in v["sections"].as_array().unwrap() {
-        assert_eq!(s["found"], true, "{s}");
-        let want = if ["philosophy", "checklist"].contains(&s["id"].as_str().unwrap()) {
-            "section"
-        } else {
-            "first"
-        };
-        assert_eq!(s["strategy"], want, "{s}");
-    }
+    let all = ids(&json!(
+        Template::builtin()
+            .spec
+            .sections
+            .iter()
+            .map(|s| s.id.clone())
+            .collect::<Vec<_>>()
+    ));
+    assert_eq!(
+        (ids(&rounds[0]["asked"]), ids(&rounds[0]["recovered"])),
+        (all.clone(), all)
+    );
+    assert_eq!(
+        (&rounds[0]["strategy"], &rounds[0]["requests"]),
+        (&json!("section"), &json!(10))
+    );
+    assert_eq!(rounds[1]["rewrite"], json!(REWRITE));
+    assert_eq!(rounds[1]["rewritten"], json!(REWRITTEN));
+    assert_eq!(
+        (&rounds[1]["strategy"], &rounds[1]["requests"]),
+        (&json!("section"), &json!(8))
+    );
 
     // Usage is the sum of what the server reported.
-    assert_eq!(v["requests"], 8);
+    assert_eq!(v["requests"], 19);
     let (mut prompt, mut completion) = (0, 0);
     for (_, f) in read_dir_fixtures(&fixture_dir(NAME)).unwrap() {
         let u = &f.responses[0].json.as_ref().unwrap()["usage"];
         prompt += u["prompt_tokens"].as_u64().unwrap();
         completion += u["completion_tokens"].as_u64().unwrap();
     }
-    assert_eq!((prompt, completion), (23_193, 2_630));
+    assert_eq!((prompt, completion), (53_027, 5_227));
     assert_eq!(v["usage"]["prompt_tokens"], prompt);
     assert_eq!(v["usage"]["completion_tokens"], completion);
     assert_eq!(v["usage"]["total_tokens"], prompt + completion);
     assert_eq!(v["usage"]["complete"], true);
     assert_eq!(v["model_reported"], "/tmp/llama/model.gguf");
 
-    // The plan: every section once where it counts, in canonical order; the first answer's
-    // text kept where a rewrite was no better.
+    // The plan: every section once, in canonical order, and none of round 1's loops.
     let plan = v["plan"].as_str().unwrap();
     let checker = Checker::new(&Template::builtin());
     let outline = checker.outline(plan);
@@ -98,58 +137,67 @@ fn smollm2_ends_with_every_section_after_repair_and_one_section_requests() {
         primaries.windows(2).all(|w| w[0] < w[1]),
         "canonical order: {primaries:?}"
     );
-    assert!(plan.contains("### 1. Rollback philosophy\n\n**Migration:**"), "{plan}");
-    assert!(plan.contains("### 7. Post-rollback checklist\n\n"), "{plan}");
-    assert!(plan.contains("### 2. Rollback decision matrix:\nWhen a rollback goes wrong, it's a failure."));
+    let looped = |i: usize| {
+        read_dir_fixtures(&fixture_dir(NAME)).unwrap()[i].1.responses[0]
+            .json
+            .clone()
+            .unwrap()
+    };
+    let (component, chat) = (looped(4).to_string(), looped(6).to_string());
+    assert!(component.contains("[Service]\\n\\n[Service]") && chat.contains("Sender: [Sender: [Sender"));
     assert!(
-        !plan.contains("### 35. Rollback decision matrix"),
-        "the rejected rewrite is not in"
+        !plan.contains("[Service]\n\n[Service]") && !plan.contains("Sender: [Sender"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("## 6. Communication during rollback\n\nrollback migration rollback 6 6"),
+        "{plan}"
     );
 }
 
 #[test]
-fn smollm2_repair_requests_name_exactly_the_missing_headings() {
+fn smollm2_repair_requests_name_what_is_wrong_with_each_section() {
     let server = fixture_server(NAME);
     let out = ask(&server);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.code, 3, "{}", out.stderr);
     let chats = server.chats();
-    assert_eq!(chats.len(), 8, "every request was answered from the recording");
+    assert_eq!(chats.len(), 19, "every request was answered from the recording");
     for c in &chats {
         assert!(c.header("authorization").is_none(), "no key, no Authorization header");
         let body = c.json();
         assert_eq!(body["model"], MODEL);
         assert_eq!(body["max_tokens"], 400);
+        assert_eq!(
+            c.roles(),
+            ["system", "user"],
+            "no conversation: one request per section"
+        );
     }
-    let roles = |i: usize| chats[i].roles();
-
-    // Round 1: the draft as the assistant turn, then the two missing headings and the four
-    // to rewrite, each exactly as the template words it.
-    assert_eq!(roles(1), ["system", "user", "assistant", "user"]);
-    let first: Value = read_dir_fixtures(&fixture_dir(NAME)).unwrap()[0].1.responses[0]
-        .json
-        .clone()
-        .unwrap();
-    let draft = first["choices"][0]["message"]["content"].as_str().unwrap();
-    let second = chats[1].json();
-    assert_eq!(second["messages"][2]["content"].as_str().unwrap().trim(), draft.trim());
-    let repair = second["messages"][3]["content"].as_str().unwrap();
-    let (missing, rewrite) = repair.split_once("Also rewrite").expect("both parts");
-    assert_eq!(asked_headings(missing), vec![0, 6]);
-    assert_eq!(asked_headings(rewrite), vec![1, 2, 8, 9]);
-    assert!(
-        rewrite.contains("has 0 scenarios; expected between 5 and 10"),
-        "{rewrite}"
-    );
-
-    // Round 2: one request per section, heading supplied, no conversation: the missing
-    // ones first, then the rewrites.
-    let singles: Vec<usize> = chats[2..]
+    // Round 1: each section alone, in order; round 2: the eight rewrites, in order.
+    let singles: Vec<usize> = chats[1..]
         .iter()
         .map(|c| asked_single(&c.last_user()).expect("a one-section request"))
         .collect();
-    assert_eq!(singles, vec![0, 6, 1, 2, 8, 9]);
-    for i in 2..8 {
-        assert_eq!(roles(i), ["system", "user"]);
+    assert_eq!(singles, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3, 5, 6, 7, 8, 9]);
+    // Each rewrite says what was wrong: the loops and the prompt heading included.
+    let fix = |i: usize| chats[i].last_user();
+    assert!(
+        fix(13).contains("repeats itself: \"service\" 61 times in a row"),
+        "{}",
+        fix(13)
+    );
+    assert!(
+        fix(14).contains("repeats itself: \"sender\" 90 times in a row"),
+        "{}",
+        fix(14)
+    );
+    assert!(fix(16).contains("talks about the prompt instead of the migration (a \"Output\" heading from the prompt)"));
+    assert!(fix(17).contains("has 0 scenarios; expected between 5 and 10"));
+    for i in 1..11 {
+        assert!(
+            !fix(i).contains("Make sure that"),
+            "round 1 asks for missing sections only"
+        );
     }
 }
 

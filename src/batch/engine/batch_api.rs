@@ -8,7 +8,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -16,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::export::{self, Limits};
 use crate::batch::Ctx;
 use crate::batch::items::Manifest;
-use crate::client::batches::BatchInfo;
+use crate::client::batches::{BatchInfo, BatchStatus};
 use crate::error::{Error, Outcome, Result};
 use crate::output;
 use crate::term::{Ui, count};
@@ -47,7 +46,7 @@ pub struct Part {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub attempted_create: bool,
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<BatchStatus>,
 }
 
 pub enum Collected {
@@ -111,7 +110,7 @@ pub async fn cancel(ctx: &Ctx, ui: Ui) -> Result<Outcome> {
     };
     for id in rec.parts.iter().filter_map(|p| p.batch_id.as_deref()) {
         let b = ctx.client.get_batch(id).await?;
-        if b.is_terminal() || b.status == "cancelling" {
+        if b.is_terminal() || b.status == BatchStatus::Cancelling {
             ui.note(format!("batch {id}: already {}", b.status));
             continue;
         }
@@ -272,7 +271,7 @@ async fn upload(ctx: &Ctx, dir: &Path, part: &mut Part, ui: Ui) -> Result<()> {
 impl Part {
     fn record(&mut self, b: &BatchInfo) {
         self.batch_id = Some(b.id.clone());
-        self.status = Some(b.status.clone());
+        self.status = Some(b.status);
     }
 }
 
@@ -295,7 +294,7 @@ async fn download(ctx: &Ctx, dir: &Path, done: &[BatchInfo], ui: Ui) -> Result<C
                 files.push(dest);
             }
         }
-        if b.status != "completed" {
+        if b.status != BatchStatus::Completed {
             let why = b.error_summary().map(|e| format!(": {e}")).unwrap_or_default();
             ui.warn(format!("batch {} ended {}{why}", b.id, b.status));
             notes.push(format!("batch {} ended {}{why}", b.id, b.status));
@@ -334,14 +333,10 @@ fn ids(r: &Recorded) -> String {
 async fn wait(ctx: &Ctx, rec: &mut Recorded, poll: Duration, ui: Ui) -> Result<Option<Vec<BatchInfo>>> {
     let total: usize = rec.parts.iter().map(|p| p.requests).sum();
     let bar = (!ui.quiet && std::io::stderr().is_terminal()).then(|| {
-        let b = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-        b.set_style(
-            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} requests  {elapsed}  {wide_msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        b.enable_steady_tick(Duration::from_millis(200));
-        b
+        crate::batch::progress::bar(
+            total,
+            "{spinner} [{bar:30}] {pos}/{len} requests  {elapsed}  {wide_msg}",
+        )
     });
     let mut last_line = String::new();
     // Listen from now on: a Ctrl-C that lands while a poll is in flight is not lost.
@@ -352,8 +347,8 @@ async fn wait(ctx: &Ctx, rec: &mut Recorded, poll: Duration, ui: Ui) -> Result<O
         for p in rec.parts.iter_mut() {
             let id = p.batch_id.as_deref().expect("created before waiting");
             let b = ctx.client.get_batch(id).await?;
-            changed |= p.status.as_deref() != Some(b.status.as_str());
-            p.status = Some(b.status.clone());
+            changed |= p.status != Some(b.status);
+            p.status = Some(b.status);
             infos.push(b);
         }
         // The record on disk changes only when a status does, not at every poll.

@@ -37,7 +37,7 @@ pub fn body(ctx: &Ctx, model: &str, messages: Vec<Message>) -> Value {
         max_tokens: ctx.max_tokens,
         stream: false,
     };
-    request_body(&req, &ctx.client.config().max_tokens_field)
+    request_body(&req, ctx.client.config().max_tokens_field)
 }
 
 /// One first-answer request per service, streamed from the input. Services with a current

@@ -32,7 +32,7 @@ pub struct Imported {
     pub missing_note: String,
     repairs: Option<(PathBuf, Mutex<Option<Writer>>)>,
     /// How exported repair requests name their token limit (as live requests do).
-    max_tokens_field: String,
+    max_tokens_field: crate::client::MaxTokensField,
 }
 
 impl Imported {
@@ -44,7 +44,7 @@ impl Imported {
                 let w = Writer::new(p, export::Limits::default(), ctx.client.batch_endpoint());
                 (p.to_path_buf(), Mutex::new(Some(w)))
             }),
-            max_tokens_field: ctx.client.config().max_tokens_field.clone(),
+            max_tokens_field: ctx.client.config().max_tokens_field,
         })
     }
 
@@ -164,7 +164,7 @@ impl<'a> FileSource<'a> {
                     stream: false,
                     ..req.clone()
                 },
-                &self.imp.max_tokens_field,
+                self.imp.max_tokens_field,
             );
             w.push(&self.id(*at), &body)?;
         }

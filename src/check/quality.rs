@@ -1,0 +1,622 @@
+//! Findings about what a section says rather than how it is laid out: a repetition loop,
+//! a runaway section, text that talks about the prompt instead of the migration, text
+//! copied from the prompt's own examples, and a plan that names nothing of its own
+//! migration. All deterministic; each finding names its line. The thresholds and phrases
+//! are data (`[quality]` in template.toml).
+
+use super::{Code, Finding};
+use crate::markdown::{Doc, Outline};
+use crate::spec::{Quality, Severity, Spec};
+use crate::util::line_of;
+
+/// A run of one word sequence, back to back, this many times or more is a loop.
+const LOOP_REPEATS: usize = 6;
+/// ... and covering at least this many words.
+const LOOP_WORDS: usize = 24;
+/// Lines (of `LOOP_LINE_WORDS` words or more, leading numbering aside) that each repeat
+/// an earlier line, this many in a row: a loop.
+const LOOP_LINES: usize = 6;
+/// Shorter lines are labels ("What can go wrong:", "#### Plan") that a plan repeats on purpose.
+const LOOP_LINE_WORDS: usize = 4;
+/// The same non-blank line this many times in a row is a loop whatever it holds (a model
+/// writing "* " a hundred times).
+const LOOP_SAME_LINES: usize = 16;
+/// Sequences of this many words are compared with the prompt's.
+const COPY_WORDS: usize = 4;
+/// Fewer sequences than this say too little to call a section copied.
+const COPY_MIN: usize = 30;
+/// Sequences of this many words copied from the instructions mean talk about the task.
+const ECHO_WORDS: usize = 6;
+
+/// The prompt files of a template, read once into the sets the detectors compare with.
+/// Word sequences are kept as hashes, sorted, so a plan's are looked up without copies.
+#[derive(Debug, Default)]
+pub struct PromptText {
+    /// Every four-word sequence of every prompt file and section guidance.
+    all: Vec<u64>,
+    /// Six-word sequences of the instructions (the user, repair and section prompts).
+    instructions: Vec<u64>,
+    /// Headings of the prompt files that name no section ("Output", "Style", "Input").
+    headings: Vec<String>,
+}
+
+impl PromptText {
+    /// `files`: (name, text) of the prompt files; tera tags are not text and are dropped.
+    pub fn new(files: &[(String, String)], spec: &Spec) -> PromptText {
+        let mut p = PromptText::default();
+        let guidance = spec.sections.iter().filter_map(|s| s.guidance.as_deref());
+        // The judge's prompt is never shown to the model that writes the plan.
+        let judge = spec.files.judge.as_deref().unwrap_or("judge");
+        let written_with = files.iter().filter(|(n, _)| n != judge);
+        for (name, text) in written_with
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .chain(guidance.map(|g| ("", g)))
+        {
+            let plain = strip_tera(text);
+            let ws = words(&plain);
+            p.all.extend(grams(&ws, COPY_WORDS));
+            if name != spec.files.system.as_deref().unwrap_or("") && !name.is_empty() {
+                p.instructions.extend(grams(&ws, ECHO_WORDS));
+            }
+            p.headings.extend(prompt_headings(&plain, spec));
+        }
+        for set in [&mut p.all, &mut p.instructions] {
+            set.sort_unstable();
+            set.dedup();
+        }
+        p
+    }
+}
+
+/// The hash of each `n`-word sequence of `ws`.
+fn grams(ws: &[Word], n: usize) -> impl Iterator<Item = u64> + '_ {
+    ws.windows(n)
+        .map(|g| g.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, w| mix(h, w.hash)))
+}
+
+fn mix(h: u64, v: u64) -> u64 {
+    (h ^ v).wrapping_mul(0x0100_0000_01b3).rotate_left(29)
+}
+
+/// Text between tera's `{{ }}`, `{% %}` and `{# #}` is template code, not prompt text.
+fn strip_tera(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let close = match rest[i..].chars().nth(1) {
+            Some('{') => "}}",
+            Some('%') => "%}",
+            Some('#') => "#}",
+            _ => {
+                out.push('{');
+                rest = &rest[i + 1..];
+                continue;
+            }
+        };
+        match rest[i..].find(close) {
+            Some(j) => {
+                out.push(' ');
+                rest = &rest[i + j + 2..];
+            }
+            None => {
+                rest = &rest[i..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Level-1 and level-2 headings of a prompt file that name no section of the spec.
+fn prompt_headings(text: &str, spec: &Spec) -> Vec<String> {
+    let matcher = crate::markdown::Matcher::new(spec);
+    crate::markdown::parse(text)
+        .headings
+        .iter()
+        .filter(|h| h.level <= 2 && matcher.match_heading(&h.text).is_none())
+        .map(|h| norm_phrase(&h.text))
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
+/// A word of a text: where it is, and a hash of its lower-case form.
+#[derive(Debug, Clone, Copy)]
+pub struct Word {
+    pub start: usize,
+    pub end: usize,
+    pub hash: u64,
+}
+
+impl Word {
+    pub fn text(self, src: &str) -> String {
+        src[self.start..self.end].to_lowercase()
+    }
+}
+
+/// The words of `text` (letters and digits; an apostrophe inside a word is part of it).
+pub fn words(text: &str) -> Vec<Word> {
+    let mut out = Vec::with_capacity(text.len() / 6);
+    let mut start: Option<usize> = None;
+    let mut hash = 0u64;
+    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+        let inner_quote = c == '\'' && start.is_some() && text[i + 1..].starts_with(char::is_alphanumeric);
+        if c.is_alphanumeric() || inner_quote {
+            if start.is_none() {
+                start = Some(i);
+                hash = 0xcbf2_9ce4_8422_2325;
+            }
+            for l in c.to_lowercase() {
+                hash = (hash ^ l as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+        } else if let Some(s) = start.take() {
+            out.push(Word { start: s, end: i, hash });
+        }
+    }
+    out
+}
+
+/// A phrase as lower-case words joined by one space, for comparing headings and phrases.
+fn norm_phrase(s: &str) -> String {
+    words(s).into_iter().map(|w| w.text(s)).collect::<Vec<_>>().join(" ")
+}
+
+/// A present section being looked at: its span in the document and its heading.
+struct Part<'a> {
+    id: &'a str,
+    heading: String,
+    line: usize,
+    /// The Markdown under the heading, and where it starts in the document.
+    body: &'a str,
+    offset: usize,
+}
+
+impl Part<'_> {
+    fn finding(&self, code: Code, line: usize, message: String) -> Finding {
+        Finding::new(Severity::Error, code, Some(self.id), Some(line), message)
+    }
+
+    fn line_at(&self, doc: &Doc, pos: usize) -> usize {
+        line_of(doc.src, self.offset + pos)
+    }
+}
+
+/// The findings of `[quality]` over every present section.
+pub fn run(spec: &Spec, prompt: &PromptText, doc: &Doc, outline: &Outline) -> Vec<Finding> {
+    let q = &spec.quality;
+    let parts: Vec<Part> = (0..spec.sections.len())
+        .filter_map(|i| outline.primary(i).filter(|l| !l.empty).map(|l| (i, l)))
+        .map(|(i, l)| Part {
+            id: &spec.sections[i].id,
+            heading: spec.heading(i),
+            line: l.line,
+            body: &doc.src[l.body_start..l.end],
+            offset: l.body_start,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for p in &parts {
+        if q.loops {
+            out.extend(repetition(p, doc));
+        }
+        out.extend(about_the_prompt(p, doc, q, prompt));
+        if q.copied > 0.0 {
+            out.extend(copied(p, q.copied, prompt));
+        }
+    }
+    if q.runaway {
+        out.extend(runaway(&parts, q));
+    }
+    out
+}
+
+/// A loop: one word sequence back to back many times, or most lines repeating earlier ones.
+fn repetition(p: &Part, doc: &Doc) -> Option<Finding> {
+    if let Some((at, phrase, times)) = word_run(p.body) {
+        let msg = format!(
+            "\"{}\" repeats itself: \"{}\" {times} times in a row",
+            p.heading,
+            crate::util::snippet(&phrase, 60)
+        );
+        return Some(p.finding(Code::Loop, p.line_at(doc, at), msg));
+    }
+    if let Some((at, line, times)) = same_lines(p.body) {
+        let msg = format!(
+            "\"{}\" repeats itself: the line \"{}\" {times} times in a row",
+            p.heading,
+            crate::util::snippet(&line, 60)
+        );
+        return Some(p.finding(Code::Loop, p.line_at(doc, at), msg));
+    }
+    let (at, line, times) = repeated_lines(p.body)?;
+    let msg = format!(
+        "\"{}\" repeats itself: the line \"{}\" {times} times, and most of its lines repeat earlier ones",
+        p.heading,
+        crate::util::snippet(&line, 60)
+    );
+    Some(p.finding(Code::Loop, p.line_at(doc, at), msg))
+}
+
+/// The first word sequence (1 to 8 words) repeated back to back `LOOP_REPEATS` times or
+/// more over `LOOP_WORDS` words: its offset, the sequence and the count.
+pub fn word_run(text: &str) -> Option<(usize, String, usize)> {
+    let ws = words(text);
+    /// A sequence of `len` words at word `at`, `times` times in a row.
+    struct Run {
+        at: usize,
+        len: usize,
+        times: usize,
+    }
+    let mut first: Option<Run> = None;
+    for len in 1..=8 {
+        let mut at = 0;
+        while at + 2 * len <= ws.len() {
+            let mut times = 1;
+            while at + (times + 1) * len <= ws.len()
+                && (0..len).all(|j| ws[at + j].hash == ws[at + times * len + j].hash)
+            {
+                times += 1;
+            }
+            if times >= LOOP_REPEATS && times * len >= LOOP_WORDS && first.as_ref().is_none_or(|b| at < b.at) {
+                first = Some(Run { at, len, times });
+            }
+            at += if times > 1 { (times - 1) * len } else { 1 };
+        }
+    }
+    let Run {
+        at: i,
+        len: k,
+        times: r,
+    } = first?;
+    let phrase = ws[i..i + k].iter().map(|w| w.text(text)).collect::<Vec<_>>().join(" ");
+    Some((ws[i].start, phrase, r))
+}
+
+/// The first run of one non-blank line `LOOP_SAME_LINES` times or more in a row: where it
+/// starts, the line (trimmed) and how many times.
+pub fn same_lines(text: &str) -> Option<(usize, String, usize)> {
+    let (mut offset, mut run_at, mut run, mut prev) = (0usize, 0usize, 0usize, "");
+    for raw in text.split_inclusive('\n') {
+        let line = raw.trim();
+        if !line.is_empty() && line == prev {
+            run += 1;
+        } else {
+            if run >= LOOP_SAME_LINES {
+                break;
+            }
+            (run_at, run, prev) = (offset, 1, line);
+        }
+        offset += raw.len();
+    }
+    (run >= LOOP_SAME_LINES).then(|| (run_at, prev.to_string(), run))
+}
+
+/// Lines of four words or more (leading numbering and Markdown marks aside) each repeating an
+/// earlier one, `LOOP_LINES` in a row: where that run starts, the most repeated line and
+/// its count. A label repeated per stage ("Cost of rolling back at this stage: low") has
+/// other lines between its copies and is no loop.
+pub fn repeated_lines(text: &str) -> Option<(usize, String, usize)> {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let (mut run, mut run_start, mut found) = (0usize, 0usize, None);
+    let mut offset = 0;
+    for raw in text.split_inclusive('\n') {
+        let at = offset;
+        offset += raw.len();
+        let mut key: Vec<String> = words(raw).into_iter().map(|w| w.text(raw)).collect();
+        // Leading numbering ("### 12.", "3)") is not content: a model that loops on a
+        // numbered title repeats only the title.
+        if key.first().is_some_and(|w| w.chars().all(|c| c.is_ascii_digit())) {
+            key.remove(0);
+        }
+        if key.len() < LOOP_LINE_WORDS {
+            continue;
+        }
+        let n = seen.entry(key.join(" ")).or_default();
+        *n += 1;
+        if *n == 1 {
+            run = 0;
+            continue;
+        }
+        if run == 0 {
+            run_start = at;
+        }
+        run += 1;
+        if run >= LOOP_LINES && found.is_none() {
+            found = Some(run_start);
+        }
+    }
+    let at = found?;
+    let (line, times) = seen
+        .into_iter()
+        .max_by_key(|(l, n)| (*n, std::cmp::Reverse(l.clone())))?;
+    Some((at, line, times))
+}
+
+/// A section many times longer than the median section, and long in itself.
+fn runaway(parts: &[Part], q: &Quality) -> Vec<Finding> {
+    if parts.len() < 3 {
+        return Vec::new();
+    }
+    let mut sizes: Vec<usize> = parts.iter().map(|p| p.body.len()).collect();
+    sizes.sort_unstable();
+    let median = sizes[sizes.len() / 2].max(1);
+    parts
+        .iter()
+        .filter(|p| p.body.len() > q.runaway_chars && p.body.len() as f64 > q.runaway_factor * median as f64)
+        .map(|p| {
+            let msg = format!(
+                "\"{}\" runs away: {} characters, {:.0} times the median section; write it again, concisely",
+                p.heading,
+                p.body.len(),
+                p.body.len() as f64 / median as f64
+            );
+            p.finding(Code::Runaway, p.line, msg)
+        })
+        .collect()
+}
+
+/// A section that talks about its task instead of the migration: a phrase of the
+/// `meta` list, a heading of the prompt ("Output", "Input"), or instructions copied.
+fn about_the_prompt(p: &Part, doc: &Doc, q: &Quality, prompt: &PromptText) -> Option<Finding> {
+    let text = norm_phrase(p.body);
+    let said = |why: String, at: usize| {
+        let msg = format!(
+            "\"{}\" talks about the prompt instead of the migration ({why}); write it about this migration",
+            p.heading
+        );
+        Some(p.finding(Code::AboutPrompt, at, msg))
+    };
+    if let Some(m) = q
+        .meta
+        .iter()
+        .map(|m| norm_phrase(m))
+        .find(|m| !m.is_empty() && contains_phrase(&text, m))
+    {
+        let at = find_ci(p.body, &m).map_or(p.line, |i| p.line_at(doc, i));
+        return said(format!("\"{m}\""), at);
+    }
+    let sub = crate::markdown::parse(p.body);
+    if let Some(h) = sub
+        .headings
+        .iter()
+        .find(|h| prompt.headings.contains(&norm_phrase(&h.text)))
+    {
+        return said(
+            format!("a \"{}\" heading from the prompt", h.text),
+            p.line_at(doc, h.start),
+        );
+    }
+    let ws = words(p.body);
+    let copied: Vec<usize> = grams(&ws, ECHO_WORDS)
+        .enumerate()
+        .filter(|(_, g)| prompt.instructions.binary_search(g).is_ok())
+        .map(|(i, _)| i)
+        .collect();
+    if copied.len() >= 2 {
+        let i = copied[0];
+        let phrase = ws[i..i + ECHO_WORDS]
+            .iter()
+            .map(|w| w.text(p.body))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return said(
+            format!("the prompt's own words: \"{phrase}\""),
+            p.line_at(doc, ws[i].start),
+        );
+    }
+    None
+}
+
+/// `phrase` appears in `text` as whole words (both already `norm_phrase`d).
+fn contains_phrase(text: &str, phrase: &str) -> bool {
+    let padded = format!(" {text} ");
+    padded.contains(&format!(" {phrase} "))
+}
+
+/// Where the first word of `phrase` starts in `body`, in any case.
+fn find_ci(body: &str, phrase: &str) -> Option<usize> {
+    let first = phrase.split(' ').next()?;
+    words(body).into_iter().find(|w| w.text(body) == first).map(|w| w.start)
+}
+
+/// Most of a section's word sequences found in the prompt files: copied, not written for
+/// this migration.
+fn copied(p: &Part, threshold: f64, prompt: &PromptText) -> Option<Finding> {
+    let seqs: Vec<u64> = grams(&words(p.body), COPY_WORDS).collect();
+    if seqs.len() < COPY_MIN {
+        return None;
+    }
+    let hits = seqs.iter().filter(|g| prompt.all.binary_search(g).is_ok()).count();
+    let share = hits as f64 / seqs.len() as f64;
+    (share >= threshold).then(|| {
+        let msg = format!(
+            "\"{}\" copies the prompt's own text ({:.0}% of its word sequences are the prompt's); write it for this migration",
+            p.heading,
+            share * 100.0
+        );
+        p.finding(Code::Copied, p.line, msg)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{Checker, Migration};
+    use crate::template::Template;
+
+    fn checker() -> Checker {
+        Checker::new(&Template::builtin())
+    }
+
+    fn authored() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/authored/plan.md")).unwrap()
+    }
+
+    /// The findings of the quality checks alone, as (code, section).
+    fn quality(md: &str) -> Vec<(Code, Option<String>)> {
+        let (_, r) = checker().check(md, &Migration::default());
+        r.findings
+            .into_iter()
+            .filter(|f| matches!(f.code, Code::Loop | Code::Runaway | Code::AboutPrompt | Code::Copied))
+            .map(|f| (f.code, f.section))
+            .collect()
+    }
+
+    fn with_section(plan: &str, number: &str, body: &str) -> String {
+        let start = plan.find(&format!("## {number}. ")).unwrap();
+        let head_end = start + plan[start..].find('\n').unwrap();
+        let next = plan[head_end..].find("\n## ").map_or(plan.len(), |i| head_end + i + 1);
+        format!("{}\n\n{body}\n\n{}", &plan[..head_end], &plan[next..])
+    }
+
+    #[test]
+    fn word_and_line_loops_are_found_where_they_start() {
+        let body = format!("Intro line.\n\n{}", "rollback ".repeat(40));
+        let (at, phrase, times) = word_run(&body).unwrap();
+        assert_eq!((phrase.as_str(), times), ("rollback", 40));
+        assert_eq!(&body[at..at + 8], "rollback");
+        let imperium = "**Imperium**\n[Imperium]\n".repeat(120);
+        assert_eq!(
+            word_run(&imperium).map(|(_, p, n)| (p, n)),
+            Some(("imperium".into(), 240))
+        );
+        let exception = "This is an exception to the rule.\n\n".repeat(20);
+        let (_, line, times) = repeated_lines(&exception).unwrap();
+        assert_eq!((line.as_str(), times), ("this is an exception to the rule", 20));
+        // SmolLM2's numbered titles repeat with only the leading number changing.
+        let titles: String = (2..40)
+            .map(|n| format!("### {n}. Rollback what-if scenarios\n\n"))
+            .collect();
+        assert!(repeated_lines(&titles).is_some());
+        // Numbers inside a line tell lines apart: one scenario per shard is no loop.
+        let shards: String = (1..=8)
+            .map(|n| format!("**What if shard {n} of the reverse-sync job falls behind?**\nPlan: pause writes to shard {n} and replay it alone.\n\n"))
+            .collect();
+        assert!(repeated_lines(&shards).is_none());
+        // Found live: an empty list item a hundred times, no words at all.
+        let bullets = format!("**1. Migration**\n{}\n", "* \n".repeat(100));
+        let (at, line, times) = same_lines(&bullets).unwrap();
+        assert_eq!((&bullets[at..at + 2], line.as_str(), times), ("* ", "*", 100));
+        assert!(same_lines(&"}\n".repeat(LOOP_SAME_LINES - 1)).is_none());
+    }
+
+    #[test]
+    fn labels_enumerations_and_tables_are_not_loops() {
+        // Labels repeated per stage, "#### Plan" per scenario, checklists that differ only
+        // in a number, and a table whose rows share cells.
+        let what = [
+            "lag",
+            "missed events",
+            "bad types",
+            "slow queries",
+            "lock waits",
+            "cache misses",
+            "dead jobs",
+            "full disks",
+        ];
+        let stages: String = (0..8)
+            .map(|i| format!("### Stage {i}\n\n**What can go wrong:** {} on the {} side.\n\n**Rollback procedure:**\n1. Stop job {i}.\n\n**Cost of rolling back at this stage:** low.\n\n", what[i], what[7 - i]))
+            .collect();
+        let plan_per_scenario: String = (1..=8)
+            .map(|i| format!("### What if {i}?\n\n#### Plan\n\nAct on {i}.\n\n"))
+            .collect();
+        let shards: String = (1..=12).map(|i| format!("- [ ] Shard {i} healthy\n")).collect();
+        let table = "| Problem | Who | Time | Action |\n|---|---|---|---|\n".to_string()
+            + &"| Latency regression | IC + Tech Lead | 15 min | Roll back |\n".repeat(3)
+            + "| Data integrity | IC + DBE | Immediate | Roll back |\n";
+        for text in [stages, plan_per_scenario, shards, table] {
+            assert!(word_run(&text).is_none(), "{text}");
+            assert!(repeated_lines(&text).is_none(), "{text}");
+            assert!(same_lines(&text).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_loop_in_a_plan_is_an_error_on_its_section_and_the_rest_stays_clean() {
+        let plan = authored();
+        assert!(quality(&plan).is_empty(), "{:?}", quality(&plan));
+        let looped = with_section(&plan, "8", &"When a rollback goes wrong, it's a failure.\n".repeat(30));
+        assert_eq!(quality(&looped), [(Code::Loop, Some("post-mortem".into()))]);
+    }
+
+    #[test]
+    fn a_runaway_section_but_not_a_long_healthy_one() {
+        let plan = authored();
+        // A long, healthy by-stage section: twelve stages, each different.
+        let long: String = (1..=20)
+            .map(|i| {
+                format!(
+                    "### Stage {i}: shard group {i}\n\n**What can go wrong:** lag on group {i} passes {i}0 s while the copy of tables t{i}a and t{i}b runs.\n\n**Rollback procedure:**\n1. Pause the copier for group {i}; MySQL stays the writer.\n2. If lag stays over {i}0 s for 15 min, drop the partial tables and restart group {i} at night.\n\n**Cost:** {i} hours of delay.\n\n"
+                )
+            })
+            .collect();
+        let healthy = with_section(&plan, "3", &long);
+        assert!(long.len() > 4_000);
+        assert!(quality(&healthy).is_empty(), "{:?}", quality(&healthy));
+        // Rambling far past every other section and past the absolute floor.
+        let ramble: String = (0..400)
+            .map(|i| {
+                format!(
+                    "Consideration {i}: the team weighs option {} against option {} at step {i}.\n",
+                    i * 7 % 13,
+                    i * 11 % 17
+                )
+            })
+            .collect();
+        let runaway = with_section(&plan, "5", &ramble);
+        assert!(ramble.len() > 16_000);
+        assert!(
+            quality(&runaway).contains(&(Code::Runaway, Some("rehearsal".into()))),
+            "{:?}",
+            quality(&runaway)
+        );
+    }
+
+    #[test]
+    fn talk_about_the_prompt_but_not_a_plan_that_mentions_sections() {
+        let plan = authored();
+        for body in [
+            "Write only one section of the rollback plan for this migration. Do not write its heading; it is added for you.",
+            "### Output\n\nThe rollback checklist.",
+            "Sure. I hope this helps with your rollback!",
+        ] {
+            let md = with_section(&plan, "7", body);
+            assert!(
+                quality(&md).contains(&(Code::AboutPrompt, Some("checklist".into()))),
+                "{body}: {:?}",
+                quality(&md)
+            );
+        }
+        // Ordinary words about sections, sentences and the team are not talk about the prompt.
+        let fine = "This section lists what must be true before we call the system stable. As the runbook says, the IC decides.\n\n- [ ] Reads on MySQL\n- [ ] Errors at baseline\n- [ ] Jobs ran\n- [ ] No data lost\n- [ ] Status page updated";
+        let md = with_section(&plan, "7", fine);
+        assert!(quality(&md).is_empty(), "{:?}", quality(&md));
+    }
+
+    #[test]
+    fn copied_from_the_prompt_but_not_a_plan_that_shares_its_column_names() {
+        let parroted = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/check/problems/parroted.md"
+        ))
+        .unwrap();
+        let found = quality(&parroted);
+        assert!(
+            found.contains(&(Code::Copied, Some("decision-matrix".into()))),
+            "{found:?}"
+        );
+        assert!(found.contains(&(Code::Copied, Some("what-if".into()))), "{found:?}");
+        // The authored matrix uses the prompt's column names and some of its words.
+        assert!(quality(&authored()).is_empty());
+    }
+
+    #[test]
+    fn tera_tags_are_not_prompt_text() {
+        assert_eq!(
+            strip_tera("a {{ x }} b {% if y %}c{% endif %} {# z #}d { e }"),
+            "a   b  c   d { e }"
+        );
+        assert_eq!(strip_tera("open {{ never closed"), "open {{ never closed");
+    }
+}

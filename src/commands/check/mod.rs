@@ -1,0 +1,279 @@
+//! `rbplan check`: lint plan files (hand-written or generated) against a template's spec,
+//! like a linter: error findings fail, warnings fail with --strict. Output as text, JSON,
+//! GitHub annotations, JUnit XML or SARIF (`formats`).
+
+use std::path::{Path, PathBuf};
+
+mod formats;
+
+use crate::check::{CheckReport, Checker, Code, Finding, Migration};
+use crate::cli::{CheckArgs, Format};
+use crate::error::{Error, Outcome, Result};
+use crate::input;
+use crate::markdown;
+use crate::output::Provenance;
+use crate::spec::Severity;
+use crate::template::Template;
+use crate::term::{Ui, print_stdout};
+
+pub async fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
+    let template = Template::resolve(args.template.template.as_deref())?;
+    let checker = Checker::new(&template);
+    let given = Given {
+        stages: given_stages(&args)?,
+        summary: given_summary(&args)?,
+    };
+    let files = collect(&args.paths)?;
+    // Only a judge sends anything; check alone works offline.
+    let judge = match &args.judge.judge_model {
+        Some(m) => Some((m.as_str(), super::connect(&args.conn, &crate::config::Env::load()?)?.1)),
+        None => None,
+    };
+    // One file that cannot be read is reported in its place; the others are still checked.
+    let mut results = Vec::with_capacity(files.len());
+    for path in &files {
+        let mut result = check_file(path, &checker, &template, &given);
+        if let (Some((model, client)), Ok(r)) = (&judge, result.as_mut()) {
+            let inputs = r.inputs(&given);
+            let text = input::read_text(path, "the plan")?;
+            let plan = &text[markdown::parse(&text).body_start..];
+            r.judgement = crate::judge::judge_into(client, &template, model, &inputs, plan, &mut r.report).await;
+        }
+        results.push(Checked {
+            path: path.clone(),
+            result,
+        });
+    }
+    let gate = Gate { strict: args.strict };
+    let format = if args.json { Format::Json } else { args.format };
+    print_stdout(&formats::render(format, &results, &template, gate))?;
+    let _ = ui;
+    outcome(results, gate)
+}
+
+/// Error findings fail; warnings fail with --strict.
+#[derive(Debug, Clone, Copy)]
+pub struct Gate {
+    pub strict: bool,
+}
+
+impl Gate {
+    pub fn passes(self, r: &CheckReport) -> bool {
+        r.passes() && (!self.strict || r.findings.is_empty())
+    }
+}
+
+/// The exit: an input error wins over the check's verdict (exit 2, not 3 or 0).
+fn outcome(results: Vec<Checked>, gate: Gate) -> Result<Outcome> {
+    let failed = results
+        .iter()
+        .any(|c| c.result.as_ref().is_ok_and(|r| !gate.passes(&r.report)));
+    let mut unreadable: Vec<(PathBuf, Error)> = results
+        .into_iter()
+        .filter_map(|c| c.result.err().map(|e| (c.path, e)))
+        .collect();
+    match unreadable.len() {
+        0 => Ok(if failed { Outcome::Failing } else { Outcome::Complete }),
+        1 => Err(unreadable.remove(0).1),
+        n => Err(Error::usage(format!(
+            "{n} plans could not be read (see above): {}",
+            unreadable
+                .iter()
+                .map(|(p, _)| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// What the command line says every plan is about; a plan's own front matter fills in
+/// what it does not say.
+struct Given {
+    stages: Option<Vec<String>>,
+    summary: Option<String>,
+}
+
+/// `--stages` or `--stages-file`, as stage names.
+fn given_stages(args: &CheckArgs) -> Result<Option<Vec<String>>> {
+    Ok(match (&args.stages, &args.stages_file) {
+        (Some(s), _) => Some(input::stage_list(&input::typed(s, "stages")?, "--stages")?),
+        (None, Some(p)) => {
+            let (text, origin) = input::read_arg(p, "stages")?;
+            Some(input::stage_list(&text, &origin)?)
+        }
+        (None, None) => None,
+    })
+}
+
+/// `--summary` or `--summary-file`.
+fn given_summary(args: &CheckArgs) -> Result<Option<String>> {
+    let text = match (&args.summary, &args.summary_file) {
+        (Some(s), _) => input::typed(s, "summary")?,
+        (None, Some(p)) => input::read_arg(p, "summary")?.0,
+        (None, None) => return Ok(None),
+    };
+    if text.trim().is_empty() {
+        return Err(Error::usage("the summary given to check is empty"));
+    }
+    Ok(Some(text))
+}
+
+/// Read and check one plan: against the stages and summary given, else those its front
+/// matter records; a plan from another template version gets a warning.
+fn check_file(path: &Path, checker: &Checker, template: &Template, given: &Given) -> Result<Report> {
+    let text = input::read_text(path, "the plan")?;
+    let prov = markdown::parse(&text)
+        .front_matter
+        .and_then(Provenance::from_front_matter);
+    // Without --stages, a plan rbplan wrote is checked against the stages it was made for.
+    let own_stages = prov.as_ref().map(|p| p.stages.clone()).filter(|s| !s.is_empty());
+    let own_summary = prov.as_ref().and_then(|p| p.summary.clone());
+    let migration = Migration::new(
+        given.stages.clone().or(own_stages),
+        given.summary.as_deref().or(own_summary.as_deref()),
+    );
+    let (_, mut report) = checker.check(&text, &migration);
+    if let Some(p) = &prov
+        && !p.template_hash.is_empty()
+        && p.template_hash != template.hash
+    {
+        let msg = format!(
+            "made from another template version ({}); the current one is {} — regenerate it (rbplan batch redoes such plans)",
+            p.template_hash, template.hash
+        );
+        report
+            .findings
+            .push(Finding::new(Severity::Warning, Code::StaleTemplate, None, Some(1), msg));
+    }
+    report
+        .findings
+        .sort_by_key(|f| (f.line.unwrap_or(0), f.severity != Severity::Error));
+    Ok(Report {
+        report,
+        prov,
+        judgement: None,
+    })
+}
+
+/// One file's result.
+pub struct Checked {
+    pub path: PathBuf,
+    pub result: Result<Report>,
+}
+
+/// A plan that was read and checked.
+pub struct Report {
+    pub report: CheckReport,
+    pub prov: Option<Provenance>,
+    /// With --judge-model: what the judge said.
+    pub judgement: Option<crate::judge::Judgement>,
+}
+
+impl Report {
+    /// What the judge is told the plan was for: what the command line gives, else what
+    /// the plan's front matter records, else "(not given)".
+    fn inputs(&self, given: &Given) -> crate::template::Inputs {
+        let own = self.prov.as_ref();
+        let not_given = || "(not given)".to_string();
+        crate::template::Inputs {
+            summary: given
+                .summary
+                .clone()
+                .or_else(|| own.and_then(|p| p.summary.clone()))
+                .unwrap_or_else(not_given),
+            stages: given
+                .stages
+                .clone()
+                .or_else(|| own.map(|p| p.stages.clone()).filter(|s| !s.is_empty()))
+                .map_or_else(not_given, |s| s.join("\n")),
+        }
+    }
+}
+
+/// Why a plan could not be read, for its place in the report.
+pub struct Unreadable {
+    pub line: Option<usize>,
+    pub msg: String,
+}
+
+impl From<&Error> for Unreadable {
+    fn from(e: &Error) -> Self {
+        match e {
+            Error::Input { line, msg, .. } => Unreadable {
+                line: *line,
+                msg: msg.clone(),
+            },
+            other => Unreadable {
+                line: None,
+                msg: other.to_string(),
+            },
+        }
+    }
+}
+
+/// What a checked plan has, whatever the gate: the worst of its findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    Clean,
+    Warnings,
+    Errors,
+    /// A required section is missing or empty.
+    Incomplete,
+}
+
+impl Verdict {
+    pub fn of(r: &CheckReport) -> Verdict {
+        if !r.complete() {
+            Verdict::Incomplete
+        } else if r.has_errors() {
+            Verdict::Errors
+        } else if r.findings.is_empty() {
+            Verdict::Clean
+        } else {
+            Verdict::Warnings
+        }
+    }
+
+    /// As `--format json` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Clean => "clean",
+            Verdict::Warnings => "warnings",
+            Verdict::Errors => "errors",
+            Verdict::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// Files as given; folders expand to their .md files (sorted, not recursively), skipping a
+/// README.md (any case; it describes the folder, it is not a plan) and a batch's report.md.
+/// Nothing to check is an error naming the folders that held nothing.
+fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut empty = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let rd = std::fs::read_dir(p).map_err(|e| Error::input(p, None, format!("cannot list: {e}")))?;
+            let mut found: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "md") && f.is_file())
+                .filter(|f| !f.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+                .filter(|f| !f.file_name().is_some_and(|n| n.eq_ignore_ascii_case("README.md")))
+                .filter(|f| !(f.file_name().is_some_and(|n| n == "report.md") && p.join("report.json").is_file()))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                empty.push(p.display().to_string());
+            }
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(Error::input(p, None, "no such file or folder"));
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::usage(format!("no .md files in {}", empty.join(", "))));
+    }
+    Ok(out)
+}
