@@ -58,10 +58,33 @@ Exit codes:
   0    every plan is complete
   1    a local file could not be written (the output folder, a report)
   2    bad flags or input; nothing was sent
-  3    some plans are incomplete after repairs (none failed)
+  3    some plans are incomplete, or fail their checks, after repairs (none failed)
   4    some services failed at the API (a 401 or an exhausted quota stops the run)
-  130  interrupted: the report is written; rerun the same command to finish")]
+  5    another rbplan run holds the output folder (its pid is named)
+  130  interrupted: the report is written; rerun the same command to finish
+
+Plans a person edited keep their edits on a rerun: edited sections (and added text) stay
+word for word, the rest is regenerated. A file rbplan cannot merge into is left alone and
+the new plan goes to NAME.new.md.")]
     Batch(Box<BatchArgs>),
+    /// Revise a plan in place: rewrite named sections following a reviewer's note, or
+    /// (--fix) re-ask the sections with findings. Every other section stays byte for byte.
+    #[command(after_help = "Examples:
+  rbplan revise plan.md --section by-stage --note 'Cover the Kafka consumer offsets at each stage'
+  rbplan revise plan.md -s 3 -s what-if --note-file review.txt --diff
+  rbplan revise plan.md --fix                    (re-ask the sections with findings)
+  rbplan revise notes.md --fix --summary-file summary.txt --stages-file stages.txt   (a hand-written plan)
+  rbplan revise plan.md -s 3 --note '...' --dry-run   (print the request, send nothing)
+
+Exit codes:
+  0    the revised plan passes its checks
+  2    bad flags or input: no such plan, an unknown section (the valid ones are listed), an empty note
+  3    the revised plan still fails its checks; or the revision was refused (the model returned
+       none of the sections asked for, or a revised section fails more checks than before:
+       the plan is unchanged and the attempt is in NAME.new.md)
+  4    the API failed
+  5    another rbplan run is writing this plan")]
+    Revise(Box<ReviseArgs>),
     /// Check plan files (or folders of them): sections, structure, loops, copied or generic text.
     #[command(
         long_about = "Check plan files, generated or hand-written, like a linter: every required \
@@ -302,8 +325,15 @@ pub struct AskArgs {
     #[command(flatten)]
     pub judge: JudgeArgs,
     /// Write the plan to FILE (atomically, with provenance front matter) instead of stdout.
+    /// If FILE is a plan rbplan wrote and a person edited since, the edited sections (and any
+    /// text a person added) are kept word for word and only the others are regenerated; a
+    /// file rbplan cannot merge into is left alone and the plan goes to NAME.new.md.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// With --out over an existing file: regenerate every section, edited or not, after
+    /// copying the old file to FILE.bak.
+    #[arg(long, requires = "out")]
+    pub force: bool,
     /// Print one JSON object (plan, sections, repairs, usage, model, request ids) on stdout.
     #[arg(long)]
     pub json: bool,
@@ -313,6 +343,49 @@ pub struct AskArgs {
     /// Do not stream.
     #[arg(long)]
     pub no_stream: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviseArgs {
+    /// The plan to revise, in place (written by rbplan, or by hand with --summary and --stages).
+    pub plan: PathBuf,
+    /// A section to rewrite: its id (by-stage), number (3) or title ("Rollback by stage").
+    /// Repeat for several; they are rewritten in one request.
+    #[arg(
+        long = "section",
+        short = 's',
+        value_name = "SECTION",
+        required_unless_present = "fix"
+    )]
+    pub sections: Vec<String>,
+    /// What the reviewer wants changed, in their words. It reaches the model as typed.
+    #[arg(long, value_name = "TEXT", conflicts_with = "note_file", allow_hyphen_values = true)]
+    pub note: Option<String>,
+    /// Read the note from a file ("-" for stdin).
+    #[arg(long, value_name = "PATH")]
+    pub note_file: Option<PathBuf>,
+    /// Instead of a note: re-ask every section with findings, through the same repair
+    /// rounds as `ask` (for plans written earlier, or by hand).
+    #[arg(long, conflicts_with_all = ["sections", "note", "note_file"])]
+    pub fix: bool,
+    /// Print a unified diff of the change on stdout (the default on a terminal).
+    #[arg(long)]
+    pub diff: bool,
+    /// Print the request that would be sent, and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the revision even when a revised section fails more checks than before (by
+    /// default the plan is then left as it is and the attempt goes to NAME.new.md).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(flatten)]
+    pub repair: RepairArgs,
 }
 
 #[derive(Debug, Args)]
@@ -332,7 +405,8 @@ pub struct BatchArgs {
     /// Client-side limit on tokens per minute (prompt estimate + max tokens per request).
     #[arg(long, value_name = "N")]
     pub tpm: Option<u32>,
-    /// Redo every service, even those with a current, complete plan.
+    /// Redo every service, even those with a current, complete plan, and every section, even
+    /// those a person edited: each existing plan is first copied to NAME.md.bak.
     #[arg(long)]
     pub force: bool,
     /// Print the report as JSON on stdout when done.

@@ -202,13 +202,7 @@ pub fn resolve(a: &Flags, env: &Env) -> Result<Settings> {
             Provider::Azure { api_version: v.0 }
         }
     };
-    // The key: trimmed (a trailing newline from `cat key.txt` breaks auth), never logged.
-    let mut key = env.get("OPENAI_API_KEY");
-    if key.is_none() && kind == ProviderKind::Azure {
-        key = env.get("AZURE_OPENAI_API_KEY");
-    }
-    let key_source = key.as_ref().map(|(_, s)| *s);
-    let api_key = key.map(|(k, _)| SecretString::from(k.trim().to_string()));
+    let (api_key, key_source) = api_key(env, kind);
     let (model, model_source) = pick(a.model.clone(), env, "RBPLAN_MODEL", |s| Some(s.to_string()))?
         .unwrap_or((DEFAULT_MODEL.to_string(), Source::Default));
     let request = request_settings(a, env)?;
@@ -243,6 +237,17 @@ pub fn resolve(a: &Flags, env: &Env) -> Result<Settings> {
         base_url_source,
         key_source,
     })
+}
+
+/// The key and where it came from: trimmed (a trailing newline from `cat key.txt` breaks
+/// auth), never logged. Azure also reads its own variable.
+fn api_key(env: &Env, kind: ProviderKind) -> (Option<SecretString>, Option<Source>) {
+    let mut key = env.get("OPENAI_API_KEY");
+    if key.is_none() && kind == ProviderKind::Azure {
+        key = env.get("AZURE_OPENAI_API_KEY");
+    }
+    let source = key.as_ref().map(|(_, s)| *s);
+    (key.map(|(k, _)| SecretString::from(k.trim().to_string())), source)
 }
 
 /// The base URL and where it came from; Azure has its own variable and no default.

@@ -17,6 +17,8 @@ pub mod code {
     pub const FAILING: u8 = 3;
     /// The API or the network failed (including auth and quota).
     pub const API: u8 = 4;
+    /// Another rbplan run holds the lock on the output folder or plan file.
+    pub const BUSY: u8 = 5;
     /// Interrupted by Ctrl-C.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -43,6 +45,9 @@ pub enum Error {
     },
     #[error("interrupted")]
     Interrupted,
+    /// Another run writes there now.
+    #[error("{what} is in use by another rbplan run{}; wait for it to finish (a killed run releases the lock by itself)", holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Locked { what: String, holder: Option<String> },
 }
 
 fn fmt_input(path: &std::path::Path, line: Option<usize>, msg: &str) -> String {
@@ -80,6 +85,7 @@ impl Error {
             Error::Api(_) => code::API,
             Error::Io { .. } => code::IO,
             Error::Interrupted => code::INTERRUPTED,
+            Error::Locked { .. } => code::BUSY,
         }
     }
 }

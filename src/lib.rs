@@ -49,6 +49,7 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
         match cli.command {
             cli::Command::Ask(a) => commands::ask::run(a, ui).await,
             cli::Command::Batch(b) => commands::batch::run(*b, ui).await,
+            cli::Command::Revise(r) => commands::revise::run(*r, ui).await,
             cli::Command::Check(c) => commands::check::run(c, ui).await,
             cli::Command::Render(r) => commands::render::run(r),
             cli::Command::Doctor(d) => commands::doctor::run(d).await,

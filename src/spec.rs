@@ -85,6 +85,8 @@ pub struct Files {
     pub section: Option<String>,
     /// Asks a second model to score a plan (`--judge-model`).
     pub judge: Option<String>,
+    /// Asks to rewrite named sections following a reviewer's note (`rbplan revise`).
+    pub revise: Option<String>,
 }
 
 /// The template variable names that `--summary` and `--stages` bind to.

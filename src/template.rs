@@ -12,18 +12,20 @@ use crate::spec::Spec;
 use crate::util;
 
 /// The built-in rollback-plan template, embedded so the binary works from any directory.
-const BUILTIN: [(&str, &str); 6] = [
+const BUILTIN: [(&str, &str); 7] = [
     ("template.toml", include_str!("../prompts/rollback-plan/template.toml")),
     ("system.md", include_str!("../prompts/rollback-plan/system.md")),
     ("user.md", include_str!("../prompts/rollback-plan/user.md")),
     ("repair.md", include_str!("../prompts/rollback-plan/repair.md")),
     ("section.md", include_str!("../prompts/rollback-plan/section.md")),
     ("judge.md", include_str!("../prompts/rollback-plan/judge.md")),
+    ("revise.md", include_str!("../prompts/rollback-plan/revise.md")),
 ];
 /// Used when a custom template does not bring its own repair or section prompt.
 const DEFAULT_REPAIR: &str = include_str!("../prompts/defaults/repair.md");
 const DEFAULT_SECTION: &str = include_str!("../prompts/defaults/section.md");
 const DEFAULT_JUDGE: &str = include_str!("../prompts/defaults/judge.md");
+const DEFAULT_REVISE: &str = include_str!("../prompts/defaults/revise.md");
 
 /// The two inputs of a plan.
 #[derive(Debug, Clone)]
@@ -103,6 +105,7 @@ impl Template {
             spec.files.repair.as_ref(),
             spec.files.section.as_ref(),
             spec.files.judge.as_ref(),
+            spec.files.revise.as_ref(),
         ]
         .into_iter()
         .flatten()
@@ -138,6 +141,7 @@ impl Template {
         add("repair", spec.files.repair.as_ref(), Some(DEFAULT_REPAIR))?;
         add("section", spec.files.section.as_ref(), Some(DEFAULT_SECTION))?;
         add("judge", spec.files.judge.as_ref(), Some(DEFAULT_JUDGE))?;
+        add("revise", spec.files.revise.as_ref(), Some(DEFAULT_REVISE))?;
 
         let mut sorted: Vec<&(String, String)> = files.iter().collect();
         sorted.sort();
@@ -159,6 +163,7 @@ impl Template {
         t.repair_prompt(&probe, &[0], &[])?;
         t.section_prompt(&probe, 0, &[])?;
         t.judge_prompt(&probe, "x")?;
+        t.revise_prompt(&probe, &[0], "x")?;
         Ok(t)
     }
 
@@ -200,6 +205,16 @@ impl Template {
         let mut ctx = self.context(inputs);
         ctx.insert("plan", plan);
         self.render("judge", &ctx)
+    }
+
+    /// The user message that asks to rewrite `sections` following a reviewer's `note`;
+    /// the note is a value, so `{{ }}` in it reaches the model as typed.
+    pub fn revise_prompt(&self, inputs: &Inputs, sections: &[usize], note: &str) -> Result<String> {
+        let mut ctx = self.context(inputs);
+        let s: Vec<SectionCtx> = sections.iter().map(|&i| self.section_ctx(i, Vec::new())).collect();
+        ctx.insert("sections", &s);
+        ctx.insert("note", note);
+        self.render("revise", &ctx)
     }
 
     fn section_ctx(&self, idx: usize, problems: Vec<String>) -> SectionCtx<'_> {

@@ -8,9 +8,12 @@ use crate::batch::report::BatchReport;
 use crate::check::{Checker, Migration};
 use crate::error::{Error, Result};
 use crate::markdown;
+use crate::output::lock::Lock;
 use crate::output::{self, Provenance, TMP_PREFIX};
 
 pub struct OutDir {
+    /// This run's exclusive lock on the folder, held until the run ends.
+    _lock: Lock,
     /// As given, for messages.
     pub path: PathBuf,
     /// Absolute, for writing (no working-directory lookup per file).
@@ -76,6 +79,8 @@ impl OutDir {
             )));
         }
         std::fs::create_dir_all(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        // One run per folder: before anything is swept, read or written.
+        let lock = Lock::folder(path, "rbplan batch")?;
         let rd = std::fs::read_dir(path).map_err(|e| Error::io(format!("listing {}", path.display()), e))?;
         let mut existing = std::collections::HashSet::new();
         for e in rd.flatten() {
@@ -91,6 +96,7 @@ impl OutDir {
         }
         let abs = std::path::absolute(path).map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
         Ok(OutDir {
+            _lock: lock,
             path: path.to_path_buf(),
             abs,
             existing: std::sync::Mutex::new(existing),
@@ -107,11 +113,20 @@ impl OutDir {
 
     /// What an earlier run left for `slug`, and if it must be redone, why.
     pub fn earlier(&self, slug: &str, want: &Wanted, checker: &Checker) -> Earlier {
-        let name = std::ffi::OsString::from(Self::file_name(slug));
-        if !self.existing.lock().expect("not poisoned").contains(&name) {
+        self.earlier_in(&Self::file_name(slug), want, checker)
+    }
+
+    /// `earlier` for the file `name` in the folder.
+    pub fn earlier_in(&self, name: &str, want: &Wanted, checker: &Checker) -> Earlier {
+        if !self
+            .existing
+            .lock()
+            .expect("not poisoned")
+            .contains(std::ffi::OsStr::new(name))
+        {
             return Earlier::None;
         }
-        let Ok(text) = std::fs::read_to_string(self.plan_path(slug)) else {
+        let Ok(text) = std::fs::read_to_string(self.abs.join(name)) else {
             return Earlier::None;
         };
         let doc = markdown::parse(&text);
@@ -140,15 +155,19 @@ impl OutDir {
 
     /// Write one plan atomically, front matter first.
     pub fn write_plan(&self, slug: &str, prov: &Provenance, plan: &str) -> Result<()> {
-        let path = self.plan_path(slug);
-        let text = prov.to_front_matter() + plan;
+        self.write_plan_to(&self.plan_path(slug), prov, None, plan)
+    }
+
+    /// `write_plan` to a path in the folder (the plan's own, or `NAME.new.md` beside it),
+    /// keeping a person's own keys of the earlier front matter `front`.
+    pub fn write_plan_to(&self, path: &Path, prov: &Provenance, front: Option<&str>, plan: &str) -> Result<()> {
+        let text = prov.to_front_matter_keeping(front) + plan;
         // No fsync per plan (see write_atomic_with); the reports at the end are durable.
-        output::write_atomic_with(&path, text.as_bytes(), false)
+        output::write_atomic_with(path, text.as_bytes(), false)
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-        self.existing
-            .lock()
-            .expect("not poisoned")
-            .insert(Self::file_name(slug).into());
+        if let Some(name) = path.file_name() {
+            self.existing.lock().expect("not poisoned").insert(name.to_os_string());
+        }
         Ok(())
     }
 
@@ -182,7 +201,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join(format!("{TMP_PREFIX}abc")), "half").unwrap();
         let out = OutDir::prepare(d.path()).unwrap();
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0, "temp file swept");
+        let names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [crate::output::lock::FOLDER_LOCK],
+            "temp file swept, the lock held"
+        );
         let t = Template::builtin();
         let c = Checker::new(&t);
         // A plan that passes the check: the one written for the template's example.
@@ -202,6 +229,7 @@ mod tests {
             by_fallback: vec![],
             judge_model: None,
             judge_score: None,
+            sections: Default::default(),
         };
         let m = Migration::default();
         let want = Wanted {

@@ -11,9 +11,9 @@ use super::report::{ItemReport, Status};
 use super::{Answers, Ctx};
 use crate::client::ApiError;
 use crate::error::Error;
-use crate::output::{Made, PlanStatus, Provenance};
-use crate::repair::{self, Event, Generated};
-use crate::spec::Severity;
+use crate::output::living::{self, Decision};
+use crate::output::{Made, Provenance};
+use crate::repair::{self, Event, Generated, Start};
 
 impl Ctx {
     /// One item: keep a current plan, or generate, check, repair and write one. The second
@@ -29,8 +29,16 @@ impl Ctx {
         };
         progress.started(&item.name);
         let t0 = Instant::now();
-        let (mut r, fatal) = match self.generate(&item, &model).await {
+        let path = self.out().plan_path(&item.slug);
+        let decision = living::decide(&path, &self.checker, self.force);
+        if let Err(e) = decision.make_backup(&path) {
+            return Some((self.failed(&item, &model, &file, &e, t0), None));
+        }
+        let (mut r, fatal) = match self.generate(&item, &model, &decision).await {
             Ok(mut g) => {
+                if let Some(e) = decision.earlier() {
+                    g.lay_over(&e.body, &e.edited, &self.checker, &item.migration());
+                }
                 let judgement = match &self.judge {
                     Some(m) => {
                         let (plan, report) = (&g.state.plan, &mut g.state.report);
@@ -38,7 +46,7 @@ impl Ctx {
                     }
                     None => None,
                 };
-                self.finish(&item, &model, &file, g, judgement, t0)
+                self.finish(&item, &model, &decision, g, judgement, t0)
             }
             Err(Error::Api(ApiError::NotStarted)) => {
                 progress.dropped(&item.name);
@@ -57,7 +65,7 @@ impl Ctx {
     }
 
     /// Generate `item`'s plan with answers from this run's engine.
-    async fn generate(&self, item: &Item, model: &str) -> crate::error::Result<Generated> {
+    async fn generate(&self, item: &Item, model: &str, decision: &Decision) -> crate::error::Result<Generated> {
         let opts = repair::Options {
             model: model.to_string(),
             temperature: self.temperature,
@@ -73,6 +81,13 @@ impl Ctx {
             inputs: &item.inputs,
             migration: &migration,
             opts: &opts,
+            start: match decision.earlier() {
+                Some(e) => Start::From {
+                    plan: e.kept_only(&self.checker),
+                    pinned: e.edited.clone(),
+                },
+                None => Start::Fresh,
+            },
         };
         let quiet = |ev: Event| match ev {
             Event::Warning(w) => tracing::warn!(item = %item.name, "{w}"),
@@ -107,8 +122,37 @@ impl Ctx {
                 Ok(r)
             }
             Earlier::Current => Err(Some(Redo::Forced)),
-            Earlier::Stale(why) => Err(Some(why)),
+            Earlier::Stale(why) => match self.current_beside(item, model, input_hash) {
+                Some(r) if !self.force => Ok(r),
+                _ => Err(Some(why)),
+            },
         }
+    }
+
+    /// A current plan in `NAME.new.md`, written by an earlier run beside a file it left
+    /// alone: kept, so a rerun does not pay for it again.
+    fn current_beside(&self, item: &Item, model: &str, input_hash: &str) -> Option<ItemReport> {
+        let out = self.out();
+        let beside = living::beside(&out.plan_path(&item.slug));
+        let name = beside.file_name()?.to_string_lossy().into_owned();
+        let want = super::outdir::Wanted {
+            template_hash: &self.template.hash,
+            model,
+            input_hash,
+            migration: &item.migration(),
+        };
+        if out.earlier_in(&name, &want, &self.checker) != Earlier::Current {
+            return None;
+        }
+        let mut r = ItemReport::pending(&item.name, &name, item.line, model, "");
+        r.status = Status::Complete;
+        r.resumed = true;
+        r.error = None;
+        r.written_beside = Some(format!(
+            "{name} (kept from an earlier run; {} is left as it is)",
+            OutDir::file_name(&item.slug)
+        ));
+        Some(r)
     }
 
     /// Write a generated plan and report it.
@@ -116,18 +160,20 @@ impl Ctx {
         &self,
         item: &Item,
         model: &str,
-        file: &str,
+        decision: &Decision,
         g: Generated,
         judgement: Option<crate::judge::Judgement>,
         t0: Instant,
     ) -> (ItemReport, Option<String>) {
         let report = &g.state.report;
-        let problems: Vec<String> = report
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error && !f.code.is_presence())
-            .map(|f| f.message.clone())
-            .collect();
+        let path = self.out().plan_path(&item.slug);
+        let target = decision.target(&path).to_path_buf();
+        let file = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let earlier = decision.earlier();
+        let kept = earlier.map(|e| e.edited.clone()).unwrap_or_default();
         let prov = Provenance::new(&Made {
             template: &self.template,
             model,
@@ -137,40 +183,46 @@ impl Ctx {
             written_by: &g.state.written_by,
             name: Some(&item.name),
             judge: judgement.as_ref().map(|j| (j.model.as_str(), j.mean)),
+            sections: living::hashes_after(&g.state.plan, &self.checker, &kept, earlier),
         });
-        let mut r = ItemReport {
-            name: item.name.clone(),
-            file: file.to_string(),
-            line: item.line,
-            status: match PlanStatus::of(report) {
-                PlanStatus::Complete => Status::Complete,
-                PlanStatus::Errors => Status::Errors,
-                PlanStatus::Incomplete => Status::Incomplete,
-            },
-            resumed: false,
-            model: model.to_string(),
-            fallback_model: prov.fallback_model.clone(),
-            by_fallback: prov.by_fallback.clone(),
-            judge: judgement.map(|j| format!("{} {}/5", j.model, j.mean)),
-            missing: report.missing_ids(),
-            findings: problems.len(),
-            problems,
-            repair_rounds: g.state.rounds.len() as u32,
-            transport_retries: g.tally.retries,
-            requests: g.tally.requests,
-            tokens: g.tally.usage,
-            duration_ms: 0,
-            error: g.stopped.as_ref().map(ToString::to_string),
-            redone: None,
-        };
-        if let Err(e) = self.out().write_plan(&item.slug, &prov, &g.state.plan) {
+        let mut r = ItemReport::generated(&item.name, file, item.line, model, &g);
+        r.fallback_model = prov.fallback_model.clone();
+        r.by_fallback = prov.by_fallback.clone();
+        r.judge = judgement.map(|j| format!("{} {}/5", j.model, j.mean));
+        note_earlier(&mut r, decision, &item.slug, &self.checker);
+        let front = earlier.map(|e| e.front.as_str());
+        if let Err(e) = self.out().write_plan_to(&target, &prov, front, &g.state.plan) {
             r.status = Status::Failed;
             r.error = Some(e.to_string());
         }
         r.duration_ms = t0.elapsed().as_millis() as u64;
         (r, None)
     }
+}
 
+/// What became of the earlier file, for the report: the edits kept (`_other` for added
+/// text), the file left alone, or its backup.
+fn note_earlier(r: &mut ItemReport, decision: &Decision, slug: &str, checker: &crate::check::Checker) {
+    match decision {
+        Decision::KeepEdits(e) => {
+            r.kept = e.edited_ids(checker);
+            if e.other_edited {
+                r.kept.push(living::OTHER.to_string());
+            }
+        }
+        Decision::Beside { why, .. } => {
+            r.written_beside = Some(format!(
+                "{} ({} is left as it is: {why})",
+                r.file,
+                OutDir::file_name(slug)
+            ));
+        }
+        Decision::Backup { to } => r.backup = to.file_name().map(|n| n.to_string_lossy().into_owned()),
+        Decision::Fresh => {}
+    }
+}
+
+impl Ctx {
     fn failed(&self, item: &Item, model: &str, file: &str, e: &Error, t0: Instant) -> ItemReport {
         let mut r = ItemReport::pending(&item.name, file, item.line, model, &e.to_string());
         r.status = Status::Failed;

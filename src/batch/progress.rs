@@ -130,8 +130,22 @@ pub fn bar(total: usize, template: &str) -> ProgressBar {
     b
 }
 
-/// One line about a finished item.
+/// One line about a finished item, and what happened to an earlier file.
 pub fn line(r: &ItemReport) -> String {
+    let mut l = status_line(r);
+    if !r.kept.is_empty() {
+        l.push_str(&format!("; kept a person's edits: {}", r.kept_shown()));
+    }
+    if let Some(b) = &r.written_beside {
+        l.push_str(&format!("; written to {b}"));
+    }
+    if let Some(b) = &r.backup {
+        l.push_str(&format!("; old file kept as {b}"));
+    }
+    l
+}
+
+fn status_line(r: &ItemReport) -> String {
     let secs = r.duration_ms as f64 / 1000.0;
     let name = r.shown_name(true);
     match r.status {

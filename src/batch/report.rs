@@ -71,9 +71,36 @@ pub struct ItemReport {
     /// Why a plan from an earlier run was redone (the template, model or input changed…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redone: Option<String>,
+    /// Sections a person edited in the earlier plan, kept word for word (`_other`: text a
+    /// person added outside the sections).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
+    /// The earlier file could not be merged into and was left alone; the plan went here
+    /// (`NAME.new.md`), for this reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_beside: Option<String>,
+    /// `--force` copied the earlier file here (`NAME.md.bak`) before writing over it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
 }
 
 impl ItemReport {
+    /// The kept edits in words: section ids, and "added text" for text outside them.
+    pub fn kept_shown(&self) -> String {
+        let words: Vec<&str> = self
+            .kept
+            .iter()
+            .map(|k| {
+                if k == crate::output::living::OTHER {
+                    "added text"
+                } else {
+                    k.as_str()
+                }
+            })
+            .collect();
+        words.join(", ")
+    }
+
     /// The name to show: a blank one as its input line (and, `with_file`, its plan file),
     /// so it still has something to point at.
     pub fn shown_name(&self, with_file: bool) -> std::borrow::Cow<'_, str> {
@@ -83,6 +110,33 @@ impl ItemReport {
         match with_file {
             true => format!("(no name, line {} → {})", self.line, self.file).into(),
             false => format!("(no name, line {})", self.line).into(),
+        }
+    }
+
+    /// The entry for a plan generation made (written or not: the caller says).
+    pub fn generated(name: &str, file: String, line: usize, model: &str, g: &crate::repair::Generated) -> ItemReport {
+        let report = &g.state.report;
+        let problems: Vec<String> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == crate::spec::Severity::Error && !f.code.is_presence())
+            .map(|f| f.message.clone())
+            .collect();
+        ItemReport {
+            status: match crate::output::PlanStatus::of(report) {
+                crate::output::PlanStatus::Complete => Status::Complete,
+                crate::output::PlanStatus::Errors => Status::Errors,
+                crate::output::PlanStatus::Incomplete => Status::Incomplete,
+            },
+            missing: report.missing_ids(),
+            findings: problems.len(),
+            problems,
+            repair_rounds: g.state.rounds.len() as u32,
+            transport_retries: g.tally.retries,
+            requests: g.tally.requests,
+            tokens: g.tally.usage,
+            error: g.stopped.as_ref().map(ToString::to_string),
+            ..ItemReport::pending(name, &file, line, model, "")
         }
     }
 
@@ -108,6 +162,9 @@ impl ItemReport {
             duration_ms: 0,
             error: Some(why.into()),
             redone: None,
+            kept: Vec::new(),
+            written_beside: None,
+            backup: None,
         }
     }
 }
@@ -123,6 +180,10 @@ pub struct Totals {
     pub pending: usize,
     /// Complete plans kept from an earlier run (counted in `complete` too).
     pub resumed: usize,
+    /// Plans regenerated around sections a person edited, which were kept.
+    pub with_kept_edits: usize,
+    /// Plans written to NAME.new.md beside a file that was left alone.
+    pub written_beside: usize,
     /// Plans (complete or not) with error findings beyond missing sections.
     pub with_findings: usize,
     pub requests: u64,
@@ -204,6 +265,8 @@ impl BatchReport {
                 Status::Pending => t.pending += 1,
             }
             t.resumed += usize::from(i.resumed);
+            t.with_kept_edits += usize::from(!i.kept.is_empty());
+            t.written_beside += usize::from(i.written_beside.is_some() && !i.resumed);
             t.with_findings += usize::from(i.findings > 0);
             t.requests += u64::from(i.requests);
             t.repair_rounds += u64::from(i.repair_rounds);
@@ -288,11 +351,20 @@ impl BatchReport {
 impl ItemReport {
     /// This item's row of report.md; a plan that was written is linked.
     fn markdown_row(&self) -> String {
-        let status = match (&self.redone, self.resumed) {
+        let mut status = match (&self.redone, self.resumed) {
             (_, true) => "complete (kept)".to_string(),
             (Some(why), _) => format!("{} (redone: {why})", self.status.as_str()),
             (None, _) => self.status.as_str().to_string(),
         };
+        if !self.kept.is_empty() {
+            status.push_str(&format!("; a person's edits kept: {}", self.kept_shown()));
+        }
+        if let Some(b) = &self.written_beside {
+            status.push_str(&format!("; written to {b}"));
+        }
+        if let Some(b) = &self.backup {
+            status.push_str(&format!("; old file in {b}"));
+        }
         let shown = md_cell(&self.shown_name(false));
         let name = match self.status {
             Status::Complete | Status::Errors | Status::Incomplete => format!("[{shown}]({})", self.file),

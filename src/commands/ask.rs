@@ -13,8 +13,10 @@ use crate::config::Env;
 use crate::error::{Error, Outcome, Result};
 use crate::input;
 use crate::judge;
+use crate::output::living::{self, Decision};
+use crate::output::lock::Lock;
 use crate::output::{self, Made, PlanStatus, Provenance};
-use crate::repair::{self, Event, Generated, Stop, Strategy};
+use crate::repair::{self, Event, Generated, Start, Stop, Strategy};
 use crate::spec::Severity;
 use crate::template::Template;
 use crate::term::{Ui, count, print_stdout, thousands};
@@ -23,20 +25,14 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
     let env = Env::load()?;
     let template = Template::resolve(args.template.template.as_deref())?;
     let inputs = input::resolve(&args.input.given(), &template)?;
-    if let Some(out) = &args.out {
-        check_out_path(out)?;
-    }
+    let checker = Checker::new(&template);
+    let (_lock, decision) = prepare_out(&args, &checker, ui)?.unzip();
     let (settings, client) = connect(&args.conn, &env)?;
     let view = View::new(&args, ui);
-    let checker = Checker::new(&template);
     let stages = input::parse_stages(&inputs.stages);
     let opts = repair::Options {
-        model: settings.model.clone(),
-        temperature: settings.temperature,
-        max_tokens: settings.max_tokens,
-        max_repairs: args.repair.max_repairs,
-        fallback: args.repair.fallback_model.clone(),
         stream: view.stream,
+        ..options(&args, &settings)
     };
     let migration = Migration::new(Some(stages.clone()), Some(&inputs.summary));
     let job = repair::Job {
@@ -45,6 +41,7 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
         inputs: &inputs,
         migration: &migration,
         opts: &opts,
+        start: start_from(decision.as_ref(), &checker),
     };
     let on_delta = |piece: &str| view.delta(piece);
     let on_event = |ev: Event| view.event(ev);
@@ -53,42 +50,145 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
         on_delta: Some(&on_delta),
     };
     let mut g = repair::generate(&job, &mut live, &on_event).await?;
+    if let Some(e) = decision.as_ref().and_then(Decision::earlier) {
+        g.lay_over(&e.body, &e.edited, &checker, &migration);
+    }
     let judgement = match &args.judge.judge_model {
         Some(m) => judge::judge_into(&client, &template, m, &inputs, &g.state.plan, &mut g.state.report).await,
         None => None,
     };
 
-    let status = PlanStatus::of(&g.state.report);
-    if let Some(out) = &args.out {
-        let prov = Provenance::new(&Made {
-            template: &template,
-            model: &settings.model,
-            inputs: &inputs,
-            stages: &stages,
-            report: &g.state.report,
-            written_by: &g.state.written_by,
-            name: None,
-            judge: judgement.as_ref().map(|j| (j.model.as_str(), j.mean)),
-        });
-        let text = prov.to_front_matter() + &g.state.plan;
-        output::write_atomic(out, text.as_bytes()).map_err(|e| Error::io(format!("writing {}", out.display()), e))?;
-    }
-    if args.json {
-        let mut v = json_report(&g, &settings.model, &template, &inputs.hash(), &args);
-        v["plan"] = json!(g.state.plan);
-        if let Some(j) = &judgement {
-            v["judge"] = json!(j);
-        }
-        print_stdout(&(serde_json::to_string_pretty(&v).expect("json") + "\n"))?;
-    } else if args.out.is_none() {
-        view.print_plan(&g)?;
-    }
-    summarize(&g, ui, args.out.as_deref(), &checker);
-    Ok(if status == PlanStatus::Complete {
-        Outcome::Complete
-    } else {
-        Outcome::Failing
+    let meta = Meta {
+        template: &template,
+        checker: &checker,
+        model: &settings.model,
+        inputs: &inputs,
+        stages: &stages,
+    };
+    let written_to = match (&args.out, &decision) {
+        (Some(out), Some(d)) => Some(write_out(out, d, &g, &meta, judgement.as_ref())?),
+        _ => None,
+    };
+    show(&args, &view, &g, &meta, judgement.as_ref())?;
+    summarize(&g, ui, written_to.as_deref(), &checker);
+    Ok(match PlanStatus::of(&g.state.report) {
+        PlanStatus::Complete => Outcome::Complete,
+        _ => Outcome::Failing,
     })
+}
+
+/// The plan on stdout, or the `--json` object (nothing when it went to `--out`).
+fn show(args: &AskArgs, view: &View, g: &Generated, m: &Meta, judgement: Option<&judge::Judgement>) -> Result<()> {
+    if args.json {
+        let mut v = json_report(g, m.model, m.template, &m.inputs.hash(), args);
+        v["plan"] = json!(g.state.plan);
+        v["judge"] = json!(judgement);
+        print_stdout(&(serde_json::to_string_pretty(&v).expect("json") + "\n"))
+    } else if args.out.is_none() {
+        view.print_plan(g)
+    } else {
+        Ok(())
+    }
+}
+
+/// How each request is made, from the flags and settings.
+fn options(args: &AskArgs, settings: &crate::config::Settings) -> repair::Options {
+    repair::Options {
+        model: settings.model.clone(),
+        temperature: settings.temperature,
+        max_tokens: settings.max_tokens,
+        max_repairs: args.repair.max_repairs,
+        fallback: args.repair.fallback_model.clone(),
+        stream: false,
+    }
+}
+
+/// The file at `--out`: locked, looked at (a person's edits, a file not rbplan's), said
+/// what will happen to it, backed up under `--force`. None without `--out`.
+fn prepare_out(args: &AskArgs, checker: &Checker, ui: Ui) -> Result<Option<(Lock, Decision)>> {
+    let Some(out) = &args.out else { return Ok(None) };
+    check_out_path(out)?;
+    let lock = Lock::file(out, "rbplan ask")?;
+    let d = living::decide(out, checker, args.force);
+    say_decision(&d, out, checker, ui);
+    d.make_backup(out)?;
+    Ok(Some((lock, d)))
+}
+
+/// What a plan is made from, for its front matter.
+struct Meta<'a> {
+    template: &'a Template,
+    checker: &'a Checker,
+    model: &'a str,
+    inputs: &'a crate::template::Inputs,
+    stages: &'a [String],
+}
+
+/// Write the plan where `d` says (`--out`, or beside it), keeping a person's own front
+/// matter keys and the hashes of the sections kept; the path written.
+fn write_out(
+    out: &Path,
+    d: &Decision,
+    g: &Generated,
+    m: &Meta,
+    judgement: Option<&judge::Judgement>,
+) -> Result<std::path::PathBuf> {
+    let earlier = d.earlier();
+    let kept = earlier.map(|e| e.edited.clone()).unwrap_or_default();
+    let prov = Provenance::new(&Made {
+        template: m.template,
+        model: m.model,
+        inputs: m.inputs,
+        stages: m.stages,
+        report: &g.state.report,
+        written_by: &g.state.written_by,
+        name: None,
+        judge: judgement.map(|j| (j.model.as_str(), j.mean)),
+        sections: living::hashes_after(&g.state.plan, m.checker, &kept, earlier),
+    });
+    let text = prov.to_front_matter_keeping(earlier.map(|e| e.front.as_str())) + &g.state.plan;
+    let path = d.target(out);
+    output::write_atomic(path, text.as_bytes()).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    Ok(path.to_path_buf())
+}
+
+/// Say what will happen to the file at `--out` before anything is sent.
+fn say_decision(d: &Decision, out: &Path, checker: &Checker, ui: Ui) {
+    match d {
+        Decision::Fresh => {}
+        Decision::KeepEdits(e) => {
+            let mut kept = e.edited_ids(checker);
+            if e.other_edited {
+                kept.push("text outside the sections".into());
+            }
+            ui.note(format!(
+                "{} was edited since rbplan wrote it: keeping {} word for word, regenerating the rest",
+                out.display(),
+                kept.join(", ")
+            ));
+        }
+        Decision::Beside { why, to } => ui.warn(format!(
+            "{} is left as it is: {why}. The new plan goes to {}; compare them, or rerun with --force (keeps a .bak)",
+            out.display(),
+            to.display()
+        )),
+        Decision::Backup { to } => ui.note(format!(
+            "--force: {} is copied to {} and regenerated whole",
+            out.display(),
+            to.display()
+        )),
+    }
+}
+
+/// Where generation starts: fresh, or from the kept sections of an edited plan.
+fn start_from(d: Option<&Decision>, checker: &Checker) -> Start {
+    match d.and_then(Decision::earlier) {
+        Some(e) => Start::From {
+            plan: e.kept_only(checker),
+            pinned: e.edited.clone(),
+        },
+        None => Start::Fresh,
+    }
 }
 
 /// Where the first answer is shown as it streams, and the status lines.

@@ -279,6 +279,18 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
             report_md.display()
         );
     }
+    if t.with_kept_edits > 0 {
+        ui.note(format!(
+            "{} had sections a person edited: those were kept word for word, the rest regenerated",
+            count(t.with_kept_edits as u64, "plan")
+        ));
+    }
+    if t.written_beside > 0 {
+        ui.warn(format!(
+            "{} left as they were (written by hand, or by an older rbplan, so edits cannot be told apart): the new versions are NAME.new.md beside them; compare, or rerun with --force (keeps NAME.md.bak)",
+            count(t.written_beside as u64, "file")
+        ));
+    }
     let redone = r.redone_by_reason();
     if !redone.is_empty() {
         let parts: Vec<String> = redone.iter().map(|(why, n)| format!("{n} because {why}")).collect();

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod check;
 pub mod doctor;
 pub mod render;
+pub mod revise;
 pub mod shell;
 
 use crate::client::Client;

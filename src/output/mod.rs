@@ -2,6 +2,8 @@
 //! or a crash never sees half a plan, and the front matter that traces a plan to its inputs.
 
 pub mod fixtures;
+pub mod living;
+pub mod lock;
 
 use std::io::Write;
 use std::path::Path;
@@ -113,6 +115,10 @@ pub struct Provenance {
     pub judge_model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge_score: Option<String>,
+    /// A short hash of each section as rbplan wrote it, by id (`_other`: the text outside
+    /// the sections), to tell a person's edits from rbplan's text before writing over it.
+    #[serde(default)]
+    pub sections: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub generated_by: String,
 }
@@ -153,7 +159,13 @@ struct WrittenProvenance<'a> {
     judge_model: Option<Quoted<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     judge_score: Option<Quoted<'a>>,
+    #[serde(skip_serializing_if = "is_empty_map")]
+    sections: serde_saphyr::FlowMap<std::collections::BTreeMap<&'a str, Quoted<'a>>>,
     generated_by: Quoted<'a>,
+}
+
+fn is_empty_map(m: &serde_saphyr::FlowMap<std::collections::BTreeMap<&str, Quoted<'_>>>) -> bool {
+    m.0.is_empty()
 }
 
 fn is_empty_seq(s: &serde_saphyr::FlowSeq<Vec<Quoted<'_>>>) -> bool {
@@ -184,6 +196,8 @@ pub struct Made<'a> {
     pub name: Option<&'a str>,
     /// The judge model and the mean of its scores, when one was asked.
     pub judge: Option<(&'a str, f64)>,
+    /// The section hashes to record (`living::hashes_after`).
+    pub sections: std::collections::BTreeMap<String, String>,
 }
 
 impl Provenance {
@@ -209,6 +223,7 @@ impl Provenance {
             by_fallback,
             judge_model: m.judge.map(|(model, _)| model.to_string()),
             judge_score: m.judge.map(|(_, mean)| format!("{mean}/5")),
+            sections: m.sections.clone(),
             generated_by: generated_by(),
         }
     }
@@ -236,11 +251,24 @@ impl Provenance {
                 by_fallback: list(&self.by_fallback),
                 judge_model: self.judge_model.as_deref().map(q),
                 judge_score: self.judge_score.as_deref().map(q),
+                sections: serde_saphyr::FlowMap(self.sections.iter().map(|(k, v)| (k.as_str(), q(v))).collect()),
                 generated_by: q(&self.generated_by),
             },
         };
         let yaml = serde_saphyr::to_string(&w).expect("provenance serializes");
         format!("---\n{}\n---\n\n", yaml.trim_end())
+    }
+
+    /// `to_front_matter`, keeping a person's own keys of `old` (the text inside an earlier
+    /// file's front matter) ahead of rbplan's block, which replaces the old one.
+    pub fn to_front_matter_keeping(&self, old: Option<&str>) -> String {
+        let ours = self.to_front_matter();
+        let Some(old) = old else { return ours };
+        let theirs = without_own_block(old);
+        if theirs.trim().is_empty() {
+            return ours;
+        }
+        format!("---\n{}\n{}", theirs.trim_end(), &ours["---\n".len()..])
     }
 
     /// Read the provenance from a front matter block (the text between the `---` lines).
@@ -255,6 +283,24 @@ impl Provenance {
             .ok()
             .map(|f| f.rbplan)
     }
+}
+
+/// A front matter block without its `rbplan:` block.
+fn without_own_block(fm: &str) -> String {
+    let mut out = Vec::new();
+    let mut in_ours = false;
+    for l in fm.lines() {
+        if l.trim_end() == "rbplan:" {
+            in_ours = true;
+            continue;
+        }
+        if in_ours && (l.is_empty() || l.starts_with([' ', '\t'])) {
+            continue;
+        }
+        in_ours = false;
+        out.push(l);
+    }
+    out.join("\n")
 }
 
 /// The `rbplan:` line of a front matter block and the indented lines under it.
@@ -298,6 +344,9 @@ mod tests {
             by_fallback: vec!["what-if".into()],
             judge_model: Some("judge".into()),
             judge_score: Some("3.5/5".into()),
+            sections: [("philosophy", "0123456789ab"), ("_other", "ba9876543210")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
         };
         let fm = p.to_front_matter();
         let doc = crate::markdown::parse(&fm);
@@ -307,6 +356,27 @@ mod tests {
         let crlf = (fm + "## 1. Rollback philosophy\n\ntext\n").replace('\n', "\r\n");
         let doc = crate::markdown::parse(&crlf);
         assert_eq!(Provenance::from_front_matter(doc.front_matter.unwrap()).unwrap(), p);
+    }
+
+    #[test]
+    fn a_persons_own_front_matter_keys_are_kept() {
+        let p = Provenance::from_front_matter("rbplan:\n  model: \"m\"\n").unwrap();
+        let old = "title: Orders DB rollback\nrbplan:\n  model: \"old\"\n  status: \"complete\"\nowner: alice\n";
+        let fm = p.to_front_matter_keeping(Some(old));
+        assert!(
+            fm.starts_with("---\ntitle: Orders DB rollback\nowner: alice\nrbplan:\n"),
+            "{fm}"
+        );
+        assert!(!fm.contains("old") && fm.ends_with("---\n\n"), "{fm}");
+        let doc = crate::markdown::parse(&fm);
+        assert_eq!(
+            Provenance::from_front_matter(doc.front_matter.unwrap()).unwrap().model,
+            "m"
+        );
+        assert_eq!(
+            p.to_front_matter_keeping(Some("rbplan:\n  model: x\n")),
+            p.to_front_matter()
+        );
     }
 
     /// The form rbplan 0.1.0 wrote by hand (JSON-quoted scalars, flow lists) still reads.

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 
-use super::{Ask, Event, Generated, Job, State, Strategy, Tally};
+use super::{Ask, Event, Generated, Job, Start, State, Strategy, Tally};
 use crate::client::{ApiError, ChatRequest, ChatResult, Client, Message, OnDelta};
 use crate::error::Result;
 
@@ -118,14 +118,24 @@ pub async fn generate<S: Source>(
         tally: Tally::default(),
         on_event,
     };
-    let (draft, truncated, model) = run.first_answer().await?;
-    let mut state = State::start(&draft, truncated, job.checker, job.migration, &model);
-    on_event(Event::Draft {
-        found: state.report.found_count(),
-        total: state.report.sections.len(),
-        truncated,
-    });
-    let rounds = job.opts.max_repairs;
+    let (mut state, rounds) = match &job.start {
+        Start::Fresh => {
+            let (draft, truncated, model) = run.first_answer().await?;
+            let state = State::start(&draft, truncated, job.checker, job.migration, &model);
+            on_event(Event::Draft {
+                found: state.report.found_count(),
+                total: state.report.sections.len(),
+                truncated,
+            });
+            (state, job.opts.max_repairs)
+        }
+        Start::From { plan, pinned } => {
+            let state = State::resume(plan, pinned, job.checker, job.migration, &job.opts.model);
+            // Asking for the sections a plan lacks takes the place of the first answer.
+            let fill = u32::from(!state.report.complete());
+            (state, job.opts.max_repairs + fill)
+        }
+    };
     let mut stopped = run.repair(&mut state, rounds).await?;
     if let Some(why) = run.fallback_needed(&state, stopped.as_ref()) {
         let fallback = job.opts.fallback.clone().expect("fallback_needed checks it");

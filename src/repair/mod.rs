@@ -25,8 +25,9 @@ use crate::client::{ChatResult, Usage};
 use crate::template::{Inputs, Template};
 
 pub use driver::{Answer, LiveSource, Source, Stop, Target, generate};
+
 pub use state::{Ask, State};
-pub use text::splice;
+pub use text::{merge, sections_from_reply, splice};
 
 /// How each request of a plan is made.
 #[derive(Debug, Clone)]
@@ -47,6 +48,20 @@ pub enum Strategy {
     First,
     Repair,
     Section,
+    /// As it was in the plan generation started from (`Start::From`).
+    Kept,
+}
+
+/// Where generation starts.
+#[derive(Debug, Clone, Default)]
+pub enum Start {
+    /// A first answer from the model.
+    #[default]
+    Fresh,
+    /// A plan already written: its missing sections are asked for and those with
+    /// findings rewritten, as after a first answer, except the `pinned` ones, which stay
+    /// word for word (a person's edits). The model sees the plan as its own draft.
+    From { plan: String, pinned: Vec<usize> },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +114,7 @@ pub struct Job<'a> {
     /// and the names its summary gives.
     pub migration: &'a Migration,
     pub opts: &'a Options,
+    pub start: Start,
 }
 
 /// What the answers for one plan add up to: usage, request ids, the model the server
@@ -151,4 +167,12 @@ pub struct Generated {
     pub tally: Tally,
     /// Why repair stopped before it ran out of rounds or work, if it did.
     pub stopped: Option<Stop>,
+}
+
+impl Generated {
+    /// Lay the plan over `old`, the plan a person edited (see `merge`), and check it again.
+    pub fn lay_over(&mut self, old: &str, keep: &[usize], checker: &Checker, m: &Migration) {
+        self.state.plan = merge(old, &self.state.plan, keep, checker);
+        self.state.report = checker.check(&self.state.plan, m).1;
+    }
 }

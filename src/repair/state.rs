@@ -27,6 +27,8 @@ pub struct State {
     /// Sections whose rewrite was asked for, answered, and fixed nothing: not asked again
     /// (a model that could not fix a section rarely does on the next try).
     pub rewrite_refused: Vec<usize>,
+    /// Sections never rewritten: a person's edits, kept word for word.
+    pub pinned: Vec<usize>,
 }
 
 /// What the next round asks for.
@@ -96,6 +98,32 @@ impl State {
             model: model.to_string(),
             first_truncated: truncated,
             rewrite_refused: Vec::new(),
+            pinned: Vec::new(),
+        }
+    }
+
+    /// The state of a plan already written (`Start::From`): its sections are `kept`, the
+    /// `pinned` ones are never rewritten, and nobody is known to have written them.
+    pub fn resume(plan: &str, pinned: &[usize], checker: &Checker, m: &Migration, model: &str) -> State {
+        let (_, report) = checker.check(plan, m);
+        let strategies = report
+            .sections
+            .iter()
+            .filter(|r| r.state == SectionState::Found)
+            .map(|r| (r.id.clone(), Strategy::Kept))
+            .collect();
+        State {
+            first_found: Vec::new(),
+            one_at_a_time: false,
+            plan: plan.to_string(),
+            report,
+            rounds: Vec::new(),
+            strategies,
+            written_by: Vec::new(),
+            model: model.to_string(),
+            first_truncated: false,
+            rewrite_refused: Vec::new(),
+            pinned: pinned.to_vec(),
         }
     }
 
@@ -103,7 +131,7 @@ impl State {
     pub fn next(&self, checker: &Checker) -> Option<Ask> {
         let missing = self.report.missing();
         let mut rewrite = self.report.problems_by_section(&checker.spec);
-        rewrite.retain(|(i, _)| !self.rewrite_refused.contains(i));
+        rewrite.retain(|(i, _)| !self.rewrite_refused.contains(i) && !self.pinned.contains(i));
         if missing.is_empty() && rewrite.is_empty() {
             return None;
         }

@@ -216,6 +216,38 @@ impl Edit {
     }
 }
 
+/// A regenerated plan laid back over the one a person edited: each section of `new` not
+/// in `keep` takes the place of its text in `old`, so what the person added between
+/// sections stays where they put it, and the `keep` sections stay byte for byte.
+/// A section of `old` that `new` lacks goes too: old text must not pass for new.
+pub fn merge(old: &str, new: &str, keep: &[usize], checker: &Checker) -> String {
+    let outline = checker.outline(new);
+    let (edits, lacking): (Vec<_>, Vec<_>) = (0..checker.spec.sections.len())
+        .filter(|i| !keep.contains(i))
+        .map(|i| {
+            (
+                i,
+                outline
+                    .primary(i)
+                    .filter(|l| !l.empty)
+                    .map(|l| new[l.body_start..l.end].to_string()),
+            )
+        })
+        .partition(|(_, body)| body.is_some());
+    let edits: Vec<(usize, String)> = edits.into_iter().map(|(i, b)| (i, b.unwrap_or_default())).collect();
+    let merged = splice(old, checker, &edits);
+    let lacking: Vec<usize> = lacking.into_iter().map(|(i, _)| i).collect();
+    let stale = checker.outline(&merged);
+    let mut out = String::with_capacity(merged.len());
+    let mut pos = 0;
+    for l in stale.found.iter().filter(|l| lacking.contains(&l.section)) {
+        out.push_str(&merged[pos..l.start.max(pos)]);
+        pos = pos.max(l.end);
+    }
+    out.push_str(&merged[pos..]);
+    out
+}
+
 /// Put each (section, body) into `plan`: replacing the section where it has content, else
 /// inserting it before the first section that comes after it in canonical order. Other
 /// occurrences of an edited section (a copy written twice), and empty ones (a heading with
@@ -249,14 +281,9 @@ pub fn splice(plan: &str, checker: &Checker, edits: &[(usize, String)]) -> Strin
             Some(l) => ops.push(Edit::new(l.start, l.end, *idx, text)),
             None => {
                 // Before the first section after this one that stays where it is.
-                let at = outline
-                    .found
-                    .iter()
-                    .filter(|l| l.section > *idx && !removed(l))
-                    .filter(|l| outline.primary(l.section).is_some_and(|p| p.start == l.start))
-                    .map(|l| l.start)
-                    .min()
-                    .unwrap_or(plan.len());
+                let stays = |l: &&markdown::Located| l.section > *idx && !removed(l) && is_primary(l);
+                let at = outline.found.iter().filter(stays).map(|l| l.start).min();
+                let at = at.unwrap_or(plan.len());
                 ops.push(Edit::new(at, at, *idx, text));
             }
         }

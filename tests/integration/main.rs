@@ -12,6 +12,8 @@ mod batchapi;
 mod check;
 mod faults;
 mod live;
+mod living;
 mod regen;
+mod revise;
 mod smollm2;
 mod verdicts;
