@@ -15,9 +15,10 @@ Try it offline, with no key (from the source checkout, which holds fixtures/):\n
 rbplan ask --example --replay fixtures/quickstart\n\n\
 Configuration comes from flags, then the environment, then a .env file in the working \
 directory (which never overrides the real environment). See .env.example.",
-    after_help = "Exit codes: 0 complete, 1 local I/O error, 2 usage or input error, 3 plan incomplete \
-(check: a required section missing or empty, or any finding with --strict; batch: some plans \
-incomplete), 4 API or network failure, 130 interrupted."
+    after_help = "Exit codes: 0 the plan passes its checks, 1 local I/O error, 2 usage or input error \
+(nothing sent), 3 a plan fails its checks: a section missing or empty, or an error finding (check: \
+warnings too with --strict; batch: some plans), 4 API or network failure, 5 another rbplan run \
+holds the folder or file, 6 --max-cost reached, 130 interrupted."
 )]
 pub struct Cli {
     /// More diagnostics on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
@@ -78,6 +79,7 @@ the new plan goes to NAME.new.md.")]
 
 Exit codes:
   0    the revised plan passes its checks
+  1    the plan could not be written (disk, permissions)
   2    bad flags or input: no such plan, an unknown section (the valid ones are listed), an empty note
   3    the revised plan still fails its checks; or the revision was refused (the model returned
        none of the sections asked for, or a revised section fails more checks than before:
@@ -117,6 +119,7 @@ accepted, so ask's flags can be reused, but ignored, and not listed here.",
         mut_arg("connect_timeout", |a| a.hide(true)),
         mut_arg("idle_timeout", |a| a.hide(true)),
         mut_arg("max_retries", |a| a.hide(true)),
+        mut_arg("patience", |a| a.hide(true)),
         mut_arg("provider", |a| a.hide(true)),
         mut_arg("api_version", |a| a.hide(true)),
         mut_arg("headers", |a| a.hide(true)),
@@ -241,10 +244,15 @@ pub struct ConnArgs {
     /// Longest silence between stream chunks, in seconds [RBPLAN_IDLE_TIMEOUT; default 120].
     #[arg(long, value_name = "SECS")]
     pub idle_timeout: Option<f64>,
-    /// Retries of connection errors, timeouts, 408/409/429/5xx; 0 turns them off
-    /// [RBPLAN_MAX_RETRIES; default 3].
+    /// Retries of connection errors, timeouts, 408/409/5xx; 0 turns them off. A rate limit
+    /// (429) is waited out, not retried: see --patience [RBPLAN_MAX_RETRIES; default 3].
     #[arg(long, value_name = "N")]
     pub max_retries: Option<u32>,
+    /// How long rate limits (429) may go on with no request succeeding before the run
+    /// stops, cleanly and resumably; until then a 429 only slows the run down
+    /// [RBPLAN_PATIENCE; default 300].
+    #[arg(long, value_name = "SECS")]
+    pub patience: Option<f64>,
     /// API flavour [RBPLAN_PROVIDER; default openai].
     #[arg(long, value_enum)]
     pub provider: Option<ProviderArg>,
@@ -277,6 +285,7 @@ impl ConnArgs {
             connect_timeout: self.connect_timeout,
             idle_timeout: self.idle_timeout,
             max_retries: self.max_retries,
+            patience: self.patience,
             provider: self.provider.map(|p| match p {
                 ProviderArg::Openai => crate::config::ProviderKind::OpenAi,
                 ProviderArg::Azure => crate::config::ProviderKind::Azure,
@@ -287,6 +296,20 @@ impl ConnArgs {
             replay: self.replay.clone(),
         }
     }
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct CostArgs {
+    /// What tokens cost, in USD per million: IN:OUT or IN:OUT:CACHED for every model, or
+    /// MODEL=IN:OUT[:CACHED] for one (repeat for several) [RBPLAN_PRICE, ";"-separated].
+    /// Without it, the built-in table's price for OpenAI models, else tokens only.
+    #[arg(long, value_name = "PRICE", long_help = crate::price::help())]
+    pub price: Vec<String>,
+    /// Start no request whose worst case (its prompt plus --max-tokens, priced) could take
+    /// the spend past USD. Requests in flight finish, the report is written, exit 6; a rerun
+    /// with a larger budget goes on where it stopped.
+    #[arg(long, value_name = "USD", value_parser = positive)]
+    pub max_cost: Option<f64>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -324,6 +347,8 @@ pub struct AskArgs {
     pub repair: RepairArgs,
     #[command(flatten)]
     pub judge: JudgeArgs,
+    #[command(flatten)]
+    pub cost: CostArgs,
     /// Write the plan to FILE (atomically, with provenance front matter) instead of stdout.
     /// If FILE is a plan rbplan wrote and a person edited since, the edited sections (and any
     /// text a person added) are kept word for word and only the others are regenerated; a
@@ -379,13 +404,52 @@ pub struct ReviseArgs {
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
-    pub input: InputArgs,
+    pub input: ReviseInput,
     #[command(flatten)]
     pub template: TemplateArgs,
     #[command(flatten)]
     pub conn: ConnArgs,
     #[command(flatten)]
     pub repair: RepairArgs,
+}
+
+/// The migration a plan is for, when its front matter does not record it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ReviseInput {
+    /// The migration, for a plan whose front matter records none (hand-written).
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "summary_file",
+        allow_hyphen_values = true
+    )]
+    pub summary: Option<String>,
+    /// Read the summary from a file ("-" for stdin).
+    #[arg(long, value_name = "PATH")]
+    pub summary_file: Option<PathBuf>,
+    /// The risky stages, as for `ask --stages`, for a plan whose front matter records none.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "stages_file",
+        allow_hyphen_values = true
+    )]
+    pub stages: Option<String>,
+    /// Read the stages from a file ("-" for stdin).
+    #[arg(long, value_name = "PATH")]
+    pub stages_file: Option<PathBuf>,
+}
+
+impl ReviseInput {
+    pub fn given(&self) -> crate::input::Given {
+        crate::input::Given {
+            summary: self.summary.clone(),
+            summary_file: self.summary_file.clone(),
+            stages: self.stages.clone(),
+            stages_file: self.stages_file.clone(),
+            example: false,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -468,6 +532,11 @@ pub struct BatchArgs {
         help_heading = "Batch API and vLLM"
     )]
     pub file_max_mb: f64,
+    /// Send nothing: print the items that would run (after resume), their prompt tokens
+    /// (counted with OpenAI's tokenizer for OpenAI models, else estimated), the worst-case
+    /// completion tokens and, with a price, the cost range. With --json, as an object.
+    #[arg(long, conflicts_with_all = ["export", "import", "cancel"])]
+    pub dry_run: bool,
     #[command(flatten)]
     pub template: TemplateArgs,
     #[command(flatten)]
@@ -476,6 +545,8 @@ pub struct BatchArgs {
     pub repair: RepairArgs,
     #[command(flatten)]
     pub judge: JudgeArgs,
+    #[command(flatten)]
+    pub cost: CostArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

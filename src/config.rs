@@ -15,6 +15,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
+pub const DEFAULT_PATIENCE: f64 = 300.0;
 const DEFAULT_TIMEOUT: f64 = 600.0;
 const DEFAULT_CONNECT_TIMEOUT: f64 = 10.0;
 const DEFAULT_IDLE_TIMEOUT: f64 = 120.0;
@@ -167,6 +168,7 @@ pub struct Flags {
     pub connect_timeout: Option<f64>,
     pub idle_timeout: Option<f64>,
     pub max_retries: Option<u32>,
+    pub patience: Option<f64>,
     pub provider: Option<ProviderKind>,
     pub api_version: Option<String>,
     /// "Name: value", as typed.
@@ -214,6 +216,7 @@ pub fn resolve(a: &Flags, env: &Env) -> Result<Settings> {
     let request_timeout = secs(a.timeout, "RBPLAN_TIMEOUT", DEFAULT_TIMEOUT)?;
     let connect_timeout = secs(a.connect_timeout, "RBPLAN_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)?;
     let idle_timeout = secs(a.idle_timeout, "RBPLAN_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)?;
+    let patience = secs(a.patience, "RBPLAN_PATIENCE", DEFAULT_PATIENCE)?;
     let max_retries =
         pick(a.max_retries, env, "RBPLAN_MAX_RETRIES", |s| s.parse().ok())?.map_or(DEFAULT_MAX_RETRIES, |v| v.0);
     Ok(Settings {
@@ -226,6 +229,7 @@ pub fn resolve(a: &Flags, env: &Env) -> Result<Settings> {
             request_timeout,
             idle_timeout,
             max_retries,
+            patience,
             max_tokens_field: request.max_tokens_field,
             replay: a.replay.clone(),
         },
@@ -237,6 +241,16 @@ pub fn resolve(a: &Flags, env: &Env) -> Result<Settings> {
         base_url_source,
         key_source,
     })
+}
+
+/// The prices a run knows: `--price` values, else `RBPLAN_PRICE` (`;`-separated), over
+/// the built-in table. A malformed price is a usage error naming it.
+pub fn prices(given: &[String], env: &Env) -> Result<crate::price::Prices> {
+    let specs = match (given.is_empty(), env.get("RBPLAN_PRICE")) {
+        (true, Some((v, _))) => vec![v],
+        _ => given.to_vec(),
+    };
+    crate::price::Prices::parse(&specs).map_err(Error::usage)
 }
 
 /// The key and where it came from: trimmed (a trailing newline from `cat key.txt` breaks

@@ -19,6 +19,8 @@ pub mod code {
     pub const API: u8 = 4;
     /// Another rbplan run holds the lock on the output folder or plan file.
     pub const BUSY: u8 = 5;
+    /// `--max-cost` reached: what was done is written, a rerun with more goes on.
+    pub const BUDGET: u8 = 6;
     /// Interrupted by Ctrl-C.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -82,6 +84,7 @@ impl Error {
             Error::Usage(_) | Error::Input { .. } => code::USAGE,
             // A local file the client was to write: the disk, not the API.
             Error::Api(ApiError::Local(_) | ApiError::Record(_)) => code::IO,
+            Error::Api(ApiError::Budget { .. }) => code::BUDGET,
             Error::Api(_) => code::API,
             Error::Io { .. } => code::IO,
             Error::Interrupted => code::INTERRUPTED,
@@ -99,6 +102,8 @@ pub enum Outcome {
     /// The API stood in the way: some batch items failed at it, or `doctor` found the
     /// server, key or model not working.
     ApiProblem,
+    /// `--max-cost` stopped the run; a rerun with a larger budget goes on.
+    BudgetReached,
     Interrupted,
 }
 
@@ -108,6 +113,7 @@ impl Outcome {
             Outcome::Complete => code::OK,
             Outcome::Failing => code::FAILING,
             Outcome::ApiProblem => code::API,
+            Outcome::BudgetReached => code::BUDGET,
             Outcome::Interrupted => code::INTERRUPTED,
         })
     }

@@ -16,6 +16,7 @@ pub mod judge;
 pub mod logging;
 pub mod markdown;
 pub mod output;
+pub mod price;
 pub mod repair;
 pub mod spec;
 pub mod template;

@@ -8,6 +8,7 @@
 //! keeps every plan that is complete and was made from the same input, template and model.
 
 pub mod engine;
+pub mod estimate;
 pub mod items;
 pub mod outdir;
 mod plan;
@@ -26,8 +27,12 @@ use outdir::{Earlier, OutDir, Wanted};
 #[derive(Debug, Clone)]
 pub enum Stop {
     Interrupted,
-    /// An error no other item can get past (401, exhausted quota).
+    /// An error no other item can get past (401, exhausted quota): requests in flight
+    /// are dropped.
     Fatal(String),
+    /// The budget is reached, or rate limits left no progress for the patience: no new
+    /// request starts, those in flight finish, a rerun resumes.
+    Paused(String),
 }
 
 /// What every item of a run shares.
@@ -47,6 +52,8 @@ pub struct Ctx {
     /// `--judge-model`.
     pub judge: Option<String>,
     pub force: bool,
+    /// What tokens cost (`--price`, the built-in table), for each plan's cost.
+    pub prices: crate::price::Prices,
     /// Where answers come from.
     pub answers: Answers,
 }

@@ -17,9 +17,9 @@ use crate::repair::{self, Event, Generated, Start};
 
 impl Ctx {
     /// One item: keep a current plan, or generate, check, repair and write one. The second
-    /// value is set when the error means no other item can succeed either (401, no quota).
+    /// value is set when the error stops the run (401, no quota, the budget reached).
     /// None when the item never started because the run is stopping.
-    pub async fn plan_one(&self, item: Item, progress: &Progress) -> Option<(ItemReport, Option<String>)> {
+    pub async fn plan_one(&self, item: Item, progress: &Progress) -> Option<(ItemReport, Option<super::Stop>)> {
         let model = item.model.clone().unwrap_or_else(|| self.default_model.clone());
         let file = OutDir::file_name(&item.slug);
         let input_hash = item.inputs.hash();
@@ -52,9 +52,16 @@ impl Ctx {
                 progress.dropped(&item.name);
                 return None;
             }
+            Err(Error::Api(a)) if a.stops_run() && !a.is_auth() && !a.is_quota() => {
+                // Not a failure of this item: it was never answered; a rerun does it.
+                progress.dropped(&item.name);
+                let why = a.to_string();
+                let r = ItemReport::pending(&item.name, &file, item.line, &model, &format!("not run: {why}"));
+                return Some((r, Some(super::Stop::Paused(why))));
+            }
             Err(e) => {
                 let fatal = match &e {
-                    Error::Api(a) if a.is_auth() || a.is_quota() => Some(e.to_string()),
+                    Error::Api(a) if a.is_auth() || a.is_quota() => Some(super::Stop::Fatal(e.to_string())),
                     _ => None,
                 };
                 (self.failed(&item, &model, &file, &e, t0), fatal)
@@ -85,6 +92,7 @@ impl Ctx {
                 Some(e) => Start::From {
                     plan: e.kept_only(&self.checker),
                     pinned: e.edited.clone(),
+                    regenerate: true,
                 },
                 None => Start::Fresh,
             },
@@ -164,7 +172,7 @@ impl Ctx {
         g: Generated,
         judgement: Option<crate::judge::Judgement>,
         t0: Instant,
-    ) -> (ItemReport, Option<String>) {
+    ) -> (ItemReport, Option<super::Stop>) {
         let report = &g.state.report;
         let path = self.out().plan_path(&item.slug);
         let target = decision.target(&path).to_path_buf();
@@ -186,11 +194,16 @@ impl Ctx {
             sections: living::hashes_after(&g.state.plan, &self.checker, &kept, earlier),
         });
         let mut r = ItemReport::generated(&item.name, file, item.line, model, &g);
+        let u = &r.tokens;
+        r.cost_usd = self
+            .prices
+            .of(model)
+            .map(|(p, _)| p.cost(u.prompt_tokens, u.cached_tokens, u.completion_tokens));
         r.fallback_model = prov.fallback_model.clone();
         r.by_fallback = prov.by_fallback.clone();
         r.judge = judgement.map(|j| format!("{} {}/5", j.model, j.mean));
         note_earlier(&mut r, decision, &item.slug, &self.checker);
-        let front = earlier.map(|e| e.front.as_str());
+        let front = decision.front();
         if let Err(e) = self.out().write_plan_to(&target, &prov, front, &g.state.plan) {
             r.status = Status::Failed;
             r.error = Some(e.to_string());
@@ -217,8 +230,8 @@ fn note_earlier(r: &mut ItemReport, decision: &Decision, slug: &str, checker: &c
                 OutDir::file_name(slug)
             ));
         }
-        Decision::Backup { to } => r.backup = to.file_name().map(|n| n.to_string_lossy().into_owned()),
-        Decision::Fresh => {}
+        Decision::Backup { to, .. } => r.backup = to.file_name().map(|n| n.to_string_lossy().into_owned()),
+        Decision::Fresh | Decision::Replace(_) => {}
     }
 }
 

@@ -63,8 +63,14 @@ pub struct ItemReport {
     pub problems: Vec<String>,
     pub repair_rounds: u32,
     pub transport_retries: u32,
+    /// Attempts answered with a rate limit (429) and waited out; not failures.
+    pub rate_limited: u32,
     pub requests: u32,
     pub tokens: Usage,
+    /// What the tokens cost in USD, when the model's price is known (`--price`, or the
+    /// built-in table).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
     pub duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -131,8 +137,9 @@ impl ItemReport {
             missing: report.missing_ids(),
             findings: problems.len(),
             problems,
-            repair_rounds: g.state.rounds.len() as u32,
+            repair_rounds: g.repair_rounds() as u32,
             transport_retries: g.tally.retries,
+            rate_limited: g.tally.rate_limited,
             requests: g.tally.requests,
             tokens: g.tally.usage,
             error: g.stopped.as_ref().map(ToString::to_string),
@@ -157,8 +164,10 @@ impl ItemReport {
             problems: Vec::new(),
             repair_rounds: 0,
             transport_retries: 0,
+            rate_limited: 0,
             requests: 0,
             tokens: Usage::default(),
+            cost_usd: None,
             duration_ms: 0,
             error: Some(why.into()),
             redone: None,
@@ -189,7 +198,15 @@ pub struct Totals {
     pub requests: u64,
     pub repair_rounds: u64,
     pub transport_retries: u64,
+    /// Attempts answered with a rate limit and waited out.
+    pub rate_limited: u64,
     pub tokens: Usage,
+    /// What the run cost in USD; None when some plan's model has no price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Models with tokens spent and no price (`--price MODEL=IN:OUT` prices them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unpriced: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -200,12 +217,23 @@ pub struct BatchReport {
     pub model: String,
     pub engine: super::engine::Engine,
     pub interrupted: bool,
-    /// Why the run stopped early (a 401, exhausted quota), if it did.
+    /// Why the run stopped early (a 401, exhausted quota, the budget), if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// `--max-cost`: the budget, what was spent, and whether it stopped the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetReport>,
     pub duration_ms: u64,
     pub totals: Totals,
     pub items: Vec<ItemReport>,
+}
+
+/// `--max-cost` as the run ended.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BudgetReport {
+    pub max_usd: f64,
+    pub spent_usd: f64,
+    pub reached: bool,
 }
 
 /// What a run was: its input, template, model and engine, and how long it took.
@@ -215,6 +243,7 @@ pub struct RunInfo<'a> {
     pub model: String,
     pub engine: super::engine::Engine,
     pub duration: std::time::Duration,
+    pub budget: Option<BudgetReport>,
 }
 
 impl BatchReport {
@@ -229,10 +258,11 @@ impl BatchReport {
             engine: run.engine,
             interrupted: matches!(stop, Some(super::Stop::Interrupted)),
             stopped: match stop {
-                Some(super::Stop::Fatal(e)) => Some(e),
+                Some(super::Stop::Fatal(e) | super::Stop::Paused(e)) => Some(e),
                 _ => None,
             },
             duration_ms: run.duration.as_millis() as u64,
+            budget: run.budget,
             totals: Totals::default(),
             items,
         };
@@ -271,8 +301,14 @@ impl BatchReport {
             t.requests += u64::from(i.requests);
             t.repair_rounds += u64::from(i.repair_rounds);
             t.transport_retries += u64::from(i.transport_retries);
+            t.rate_limited += u64::from(i.rate_limited);
             t.tokens += i.tokens;
+            if i.tokens.total_tokens > 0 && i.cost_usd.is_none() && !t.unpriced.contains(&i.model) {
+                t.unpriced.push(i.model.clone());
+            }
         }
+        let costs = self.items.iter().filter_map(|i| i.cost_usd);
+        t.cost_usd = t.unpriced.is_empty().then(|| costs.sum());
         self.totals = t;
     }
 
@@ -282,6 +318,8 @@ impl BatchReport {
         let t = &self.totals;
         if self.interrupted {
             Outcome::Interrupted
+        } else if self.budget.is_some_and(|b| b.reached) {
+            Outcome::BudgetReached
         } else if t.failed > 0 || self.stopped.is_some() {
             Outcome::ApiProblem
         } else if t.errors + t.incomplete + t.pending > 0 {
@@ -317,7 +355,7 @@ impl BatchReport {
         let _ = writeln!(s, "\n{}\n", self.totals_line());
         let _ = writeln!(
             s,
-            "| service | status | missing | findings | repairs | retries | tokens | seconds | error |\n|---|---|---|---|---|---|---|---|---|"
+            "| service | status | missing | findings | repairs | retries | tokens | cost | seconds | error |\n|---|---|---|---|---|---|---|---|---|---|"
         );
         for i in &self.items {
             s.push_str(&i.markdown_row());
@@ -332,7 +370,7 @@ impl BatchReport {
             n => format!(" {n} with error findings (see the findings column)."),
         };
         format!(
-            "**{}: {} complete ({} kept from an earlier run), {} with errors, {} incomplete, {} failed, {} pending.**{findings} {}, {}, {}, {}.",
+            "**{}: {} complete ({} kept from an earlier run), {} with errors, {} incomplete, {} failed, {} pending.**{findings} {}, {}, {}, {}, {}, {}.",
             count(t.items as u64, "item"),
             t.complete,
             t.resumed,
@@ -343,8 +381,21 @@ impl BatchReport {
             count(t.requests, "request"),
             count(t.repair_rounds, "repair round"),
             count_as(t.transport_retries, "transport retry", "transport retries"),
-            count(t.tokens.total_tokens, "token")
+            count(t.rate_limited, "rate-limited attempt"),
+            count(t.tokens.total_tokens, "token"),
+            self.cost_words()
         )
+    }
+
+    /// The run's cost in words, or which models have no price.
+    pub fn cost_words(&self) -> String {
+        match self.totals.cost_usd {
+            Some(c) => crate::price::usd(c),
+            None => format!(
+                "cost unknown: no price for {} (give --price IN:OUT)",
+                self.totals.unpriced.join(", ")
+            ),
+        }
     }
 }
 
@@ -371,7 +422,7 @@ impl ItemReport {
             _ => shown,
         };
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |\n",
             name,
             status,
             md_cell(&self.missing.join(", ")),
@@ -379,6 +430,7 @@ impl ItemReport {
             self.repair_rounds,
             self.transport_retries,
             crate::term::thousands(self.tokens.total_tokens),
+            self.cost_usd.map(crate::price::usd).unwrap_or_default(),
             self.duration_ms as f64 / 1000.0,
             md_cell(self.error.as_deref().unwrap_or(""))
         )
@@ -404,6 +456,7 @@ mod tests {
             prompt_tokens: 10,
             completion_tokens: 5,
             total_tokens: 15,
+            cached_tokens: 0,
         };
         i
     }
@@ -417,6 +470,7 @@ mod tests {
             engine: super::super::engine::Engine::Live,
             interrupted: false,
             stopped: None,
+            budget: None,
             duration_ms: 1500,
             totals: Totals::default(),
             items,

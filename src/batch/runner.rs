@@ -23,7 +23,7 @@ struct Done {
     /// None: it never started (the run was stopping).
     report: Option<ItemReport>,
     /// An error that stops the whole run.
-    fatal: Option<String>,
+    fatal: Option<Stop>,
 }
 
 /// The items of a run as they go: tasks in flight, reports so far, and why it stops.
@@ -137,12 +137,20 @@ impl Run<'_> {
         let Some(r) = report else { return }; // not started: stays pending
         self.progress.finished(&r);
         self.reports[idx] = Some(r);
-        if let Some(why) = fatal
-            && !matches!(self.stop, Some(Stop::Fatal(_)))
-        {
-            self.progress.note(&format!("stopping the run: {why}"));
-            self.stop = Some(Stop::Fatal(why));
-            self.tasks.abort_all();
+        match fatal {
+            Some(Stop::Fatal(why)) if !matches!(self.stop, Some(Stop::Fatal(_))) => {
+                self.progress.note(&format!("stopping the run: {why}"));
+                self.stop = Some(Stop::Fatal(why));
+                self.tasks.abort_all();
+            }
+            // Requests in flight finish; nothing new starts.
+            Some(Stop::Paused(why)) if self.stop.is_none() => {
+                self.progress
+                    .note(&format!("stopping the run: {why}; requests in flight finish"));
+                self.ctx.client.stop_new_work();
+                self.stop = Some(Stop::Paused(why));
+            }
+            _ => {}
         }
     }
 

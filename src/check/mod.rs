@@ -160,7 +160,7 @@ impl Checker {
     pub fn from_spec(spec: Spec) -> Checker {
         Checker {
             matcher: Matcher::new(&spec),
-            prompt: quality::PromptText::default(),
+            prompt: quality::PromptText::new(&[], &spec),
             spec,
         }
     }

@@ -38,6 +38,8 @@ pub struct PromptText {
     instructions: Vec<u64>,
     /// Headings of the prompt files that name no section ("Output", "Style", "Input").
     headings: Vec<String>,
+    /// `[quality] meta` phrases, as said and as word hashes.
+    meta: Vec<(String, Vec<u64>)>,
 }
 
 impl PromptText {
@@ -60,6 +62,13 @@ impl PromptText {
             }
             p.headings.extend(prompt_headings(&plain, spec));
         }
+        p.meta = spec
+            .quality
+            .meta
+            .iter()
+            .map(|m| (norm_phrase(m), words(m).iter().map(|w| w.hash).collect::<Vec<u64>>()))
+            .filter(|(_, seq)| !seq.is_empty())
+            .collect();
         for set in [&mut p.all, &mut p.instructions] {
             set.sort_unstable();
             set.dedup();
@@ -147,8 +156,12 @@ pub fn words(text: &str) -> Vec<Word> {
                 start = Some(i);
                 hash = 0xcbf2_9ce4_8422_2325;
             }
-            for l in c.to_lowercase() {
-                hash = (hash ^ l as u64).wrapping_mul(0x0100_0000_01b3);
+            if c.is_ascii() {
+                hash = (hash ^ c.to_ascii_lowercase() as u64).wrapping_mul(0x0100_0000_01b3);
+            } else {
+                for l in c.to_lowercase() {
+                    hash = (hash ^ l as u64).wrapping_mul(0x0100_0000_01b3);
+                }
             }
         } else if let Some(s) = start.take() {
             out.push(Word { start: s, end: i, hash });
@@ -170,6 +183,8 @@ struct Part<'a> {
     /// The Markdown under the heading, and where it starts in the document.
     body: &'a str,
     offset: usize,
+    /// The body's words, read once for every detector.
+    words: Vec<Word>,
 }
 
 impl Part<'_> {
@@ -187,12 +202,16 @@ pub fn run(spec: &Spec, prompt: &PromptText, doc: &Doc, outline: &Outline) -> Ve
     let q = &spec.quality;
     let parts: Vec<Part> = (0..spec.sections.len())
         .filter_map(|i| outline.primary(i).filter(|l| !l.empty).map(|l| (i, l)))
-        .map(|(i, l)| Part {
-            id: &spec.sections[i].id,
-            heading: spec.heading(i),
-            line: l.line,
-            body: &doc.src[l.body_start..l.end],
-            offset: l.body_start,
+        .map(|(i, l)| {
+            let body = &doc.src[l.body_start..l.end];
+            Part {
+                id: &spec.sections[i].id,
+                heading: spec.heading(i),
+                line: l.line,
+                body,
+                offset: l.body_start,
+                words: words(body),
+            }
         })
         .collect();
     let mut out = Vec::new();
@@ -200,7 +219,7 @@ pub fn run(spec: &Spec, prompt: &PromptText, doc: &Doc, outline: &Outline) -> Ve
         if q.loops {
             out.extend(repetition(p, doc));
         }
-        out.extend(about_the_prompt(p, doc, q, prompt));
+        out.extend(about_the_prompt(p, doc, prompt));
         if q.copied > 0.0 {
             out.extend(copied(p, q.copied, prompt));
         }
@@ -213,7 +232,7 @@ pub fn run(spec: &Spec, prompt: &PromptText, doc: &Doc, outline: &Outline) -> Ve
 
 /// A loop: one word sequence back to back many times, or most lines repeating earlier ones.
 fn repetition(p: &Part, doc: &Doc) -> Option<Finding> {
-    if let Some((at, phrase, times)) = word_run(p.body) {
+    if let Some((at, phrase, times)) = word_run_in(&p.words, p.body) {
         let msg = format!(
             "\"{}\" repeats itself: \"{}\" {times} times in a row",
             p.heading,
@@ -229,7 +248,7 @@ fn repetition(p: &Part, doc: &Doc) -> Option<Finding> {
         );
         return Some(p.finding(Code::Loop, p.line_at(doc, at), msg));
     }
-    let (at, line, times) = repeated_lines(p.body)?;
+    let (at, line, times) = repeated_lines_in(&p.words, p.body)?;
     let msg = format!(
         "\"{}\" repeats itself: the line \"{}\" {times} times, and most of its lines repeat earlier ones",
         p.heading,
@@ -241,7 +260,11 @@ fn repetition(p: &Part, doc: &Doc) -> Option<Finding> {
 /// The first word sequence (1 to 8 words) repeated back to back `LOOP_REPEATS` times or
 /// more over `LOOP_WORDS` words: its offset, the sequence and the count.
 pub fn word_run(text: &str) -> Option<(usize, String, usize)> {
-    let ws = words(text);
+    word_run_in(&words(text), text)
+}
+
+/// `word_run` over the words `ws` of `text`.
+fn word_run_in(ws: &[Word], text: &str) -> Option<(usize, String, usize)> {
     /// A sequence of `len` words at word `at`, `times` times in a row.
     struct Run {
         at: usize,
@@ -297,24 +320,39 @@ pub fn same_lines(text: &str) -> Option<(usize, String, usize)> {
 /// its count. A label repeated per stage ("Cost of rolling back at this stage: low") has
 /// other lines between its copies and is no loop.
 pub fn repeated_lines(text: &str) -> Option<(usize, String, usize)> {
-    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    repeated_lines_in(&words(text), text)
+}
+
+/// `repeated_lines` over the words `ws` of `text`: each line is keyed by a hash of its
+/// words, not a copy of them.
+fn repeated_lines_in(ws: &[Word], text: &str) -> Option<(usize, String, usize)> {
+    // Key -> (times seen, where first seen).
+    let mut seen: std::collections::HashMap<u64, (usize, usize)> = std::collections::HashMap::new();
     let (mut run, mut run_start, mut found) = (0usize, 0usize, None);
-    let mut offset = 0;
+    let (mut offset, mut w) = (0usize, 0usize);
     for raw in text.split_inclusive('\n') {
-        let at = offset;
-        offset += raw.len();
-        let mut key: Vec<String> = words(raw).into_iter().map(|w| w.text(raw)).collect();
+        let (at, end) = (offset, offset + raw.len());
+        offset = end;
+        let first = w;
+        while w < ws.len() && ws[w].start < end {
+            w += 1;
+        }
+        let mut line = &ws[first..w];
         // Leading numbering ("### 12.", "3)") is not content: a model that loops on a
         // numbered title repeats only the title.
-        if key.first().is_some_and(|w| w.chars().all(|c| c.is_ascii_digit())) {
-            key.remove(0);
+        if line
+            .first()
+            .is_some_and(|x| text[x.start..x.end].chars().all(|c| c.is_ascii_digit()))
+        {
+            line = &line[1..];
         }
-        if key.len() < LOOP_LINE_WORDS {
+        if line.len() < LOOP_LINE_WORDS {
             continue;
         }
-        let n = seen.entry(key.join(" ")).or_default();
-        *n += 1;
-        if *n == 1 {
+        let key = line.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| mix(h, x.hash));
+        let n = seen.entry(key).or_insert((0, line[0].start));
+        n.0 += 1;
+        if n.0 == 1 {
             run = 0;
             continue;
         }
@@ -327,10 +365,11 @@ pub fn repeated_lines(text: &str) -> Option<(usize, String, usize)> {
         }
     }
     let at = found?;
-    let (line, times) = seen
-        .into_iter()
-        .max_by_key(|(l, n)| (*n, std::cmp::Reverse(l.clone())))?;
-    Some((at, line, times))
+    let (times, from) = seen
+        .into_values()
+        .max_by_key(|(n, from)| (*n, std::cmp::Reverse(*from)))?;
+    let line_end = text[from..].find('\n').map_or(text.len(), |e| from + e);
+    Some((at, norm_phrase(&text[from..line_end]), times))
 }
 
 /// A section many times longer than the median section, and long in itself.
@@ -358,8 +397,7 @@ fn runaway(parts: &[Part], q: &Quality) -> Vec<Finding> {
 
 /// A section that talks about its task instead of the migration: a phrase of the
 /// `meta` list, a heading of the prompt ("Output", "Input"), or instructions copied.
-fn about_the_prompt(p: &Part, doc: &Doc, q: &Quality, prompt: &PromptText) -> Option<Finding> {
-    let text = norm_phrase(p.body);
+fn about_the_prompt(p: &Part, doc: &Doc, prompt: &PromptText) -> Option<Finding> {
     let said = |why: String, at: usize| {
         let msg = format!(
             "\"{}\" talks about the prompt instead of the migration ({why}); write it about this migration",
@@ -367,28 +405,23 @@ fn about_the_prompt(p: &Part, doc: &Doc, q: &Quality, prompt: &PromptText) -> Op
         );
         Some(p.finding(Code::AboutPrompt, at, msg))
     };
-    if let Some(m) = q
-        .meta
-        .iter()
-        .map(|m| norm_phrase(m))
-        .find(|m| !m.is_empty() && contains_phrase(&text, m))
-    {
-        let at = find_ci(p.body, &m).map_or(p.line, |i| p.line_at(doc, i));
-        return said(format!("\"{m}\""), at);
+    let hashes: Vec<u64> = p.words.iter().map(|w| w.hash).collect();
+    for (phrase, seq) in &prompt.meta {
+        let starts = (0..hashes.len().saturating_sub(seq.len() - 1)).filter(|&i| hashes[i] == seq[0]);
+        if let Some(i) = starts.into_iter().find(|&i| hashes[i..i + seq.len()] == seq[..]) {
+            return said(format!("\"{phrase}\""), p.line_at(doc, p.words[i].start));
+        }
     }
-    let sub = crate::markdown::parse(p.body);
-    if let Some(h) = sub
-        .headings
-        .iter()
+    let end = p.offset + p.body.len();
+    let inside = doc.headings.iter().filter(|h| h.start >= p.offset && h.start < end);
+    if let Some(h) = inside
+        .into_iter()
         .find(|h| prompt.headings.contains(&norm_phrase(&h.text)))
     {
-        return said(
-            format!("a \"{}\" heading from the prompt", h.text),
-            p.line_at(doc, h.start),
-        );
+        return said(format!("a \"{}\" heading from the prompt", h.text), h.line);
     }
-    let ws = words(p.body);
-    let copied: Vec<usize> = grams(&ws, ECHO_WORDS)
+    let ws = &p.words;
+    let copied: Vec<usize> = grams(ws, ECHO_WORDS)
         .enumerate()
         .filter(|(_, g)| prompt.instructions.binary_search(g).is_ok())
         .map(|(i, _)| i)
@@ -408,22 +441,10 @@ fn about_the_prompt(p: &Part, doc: &Doc, q: &Quality, prompt: &PromptText) -> Op
     None
 }
 
-/// `phrase` appears in `text` as whole words (both already `norm_phrase`d).
-fn contains_phrase(text: &str, phrase: &str) -> bool {
-    let padded = format!(" {text} ");
-    padded.contains(&format!(" {phrase} "))
-}
-
-/// Where the first word of `phrase` starts in `body`, in any case.
-fn find_ci(body: &str, phrase: &str) -> Option<usize> {
-    let first = phrase.split(' ').next()?;
-    words(body).into_iter().find(|w| w.text(body) == first).map(|w| w.start)
-}
-
 /// Most of a section's word sequences found in the prompt files: copied, not written for
 /// this migration.
 fn copied(p: &Part, threshold: f64, prompt: &PromptText) -> Option<Finding> {
-    let seqs: Vec<u64> = grams(&words(p.body), COPY_WORDS).collect();
+    let seqs: Vec<u64> = grams(&p.words, COPY_WORDS).collect();
     if seqs.len() < COPY_MIN {
         return None;
     }

@@ -370,6 +370,7 @@ mod tests {
             request_timeout: d,
             idle_timeout: d,
             max_retries: 0,
+            patience: d,
             max_tokens_field: crate::client::MaxTokensField::MaxTokens,
             replay: None,
         };

@@ -51,8 +51,12 @@ pub enum ApiError {
         finish_reason: Option<String>,
         request_id: Option<String>,
     },
-    #[error("the server asked to wait {}s, more than the {}s rbplan will wait: {source}", wait.as_secs(), crate::client::retry::MAX_HINT.as_secs())]
-    HintTooLong { wait: Duration, source: Box<ApiError> },
+    #[error("the server asked to wait {}s, more than the {}s rbplan will wait{}: {source}", wait.as_secs(), limit.as_secs(), if source.is_pacing() { " (--patience)" } else { "" })]
+    HintTooLong {
+        wait: Duration,
+        limit: Duration,
+        source: Box<ApiError>,
+    },
     #[error("{last} (gave up after {attempts} attempts)")]
     Exhausted { attempts: u32, last: Box<ApiError> },
     #[error("{0}")]
@@ -78,6 +82,13 @@ pub enum ApiError {
     /// A request that nothing answered: a batch output file with no line for it.
     #[error("{0}")]
     Unanswered(String),
+    /// Not sent: its worst case (prompt plus max tokens, priced) could take the spend past
+    /// `--max-cost`.
+    #[error("the budget is reached: {} spent of {}, and the next request could cost up to {}", crate::price::usd(*spent), crate::price::usd(*max), crate::price::usd(*next))]
+    Budget { spent: f64, max: f64, next: f64 },
+    /// Only rate limits for longer than the patience: the run stops, resumable.
+    #[error("rate limited with no successful request for {}s ({last}); stopping so a rerun can resume", quiet.as_secs())]
+    Stalled { quiet: Duration, last: Box<ApiError> },
 }
 
 /// A 404 or 405 from a Files/Batches endpoint means the server has no Batch API.
@@ -121,6 +132,32 @@ impl ApiError {
 
     pub fn is_rate_limit(&self) -> bool {
         matches!(self.root(), ApiError::Status { status: 429, .. }) && !self.is_quota()
+    }
+
+    /// A 429 to wait out, not a failure: a rate limit the server does not ask us to
+    /// leave alone (`x-should-retry: false`).
+    pub fn is_pacing(&self) -> bool {
+        match self {
+            ApiError::Status { should_retry, .. } => self.is_rate_limit() && *should_retry != Some(false),
+            _ => false,
+        }
+    }
+
+    /// The server's wait hint (`retry-after-ms`, `retry-after`), if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.root() {
+            ApiError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// An error that ends a whole batch run, not one item: no key, no credit, the budget
+    /// reached, or rate limits with no progress.
+    pub fn stops_run(&self) -> bool {
+        self.is_auth()
+            || self.is_quota()
+            || matches!(self, ApiError::Budget { .. } | ApiError::Stalled { .. })
+            || matches!(self, ApiError::HintTooLong { source, .. } if source.is_pacing())
     }
 
     /// A 429 that no wait will fix: the account is out of credit.

@@ -17,6 +17,18 @@ pub struct HttpTransport {
     pub(super) http: reqwest::Client,
 }
 
+/// One attempt's request and where its reply goes.
+pub struct Call<'a> {
+    pub body: &'a Bytes,
+    pub json: &'a Value,
+    /// Attempts before this one, for `x-rbplan-retry-count`.
+    pub attempt: u32,
+    pub on_delta: Option<OnDelta<'a>>,
+    pub recorder: Option<&'a dyn Recorder>,
+    /// Told the server's rate-limit headers of every response.
+    pub limits: &'a super::limits::ServerLimits,
+}
+
 impl HttpTransport {
     pub fn new(cfg: &ClientConfig) -> Result<HttpTransport, ApiError> {
         let mut headers = HeaderMap::new();
@@ -57,15 +69,15 @@ impl HttpTransport {
     }
 
     /// One attempt: send, read the whole reply (streamed or not), record it, interpret it.
-    pub async fn exchange(
-        &self,
-        cfg: &ClientConfig,
-        body: &Bytes,
-        attempt: u32,
-        on_delta: Option<OnDelta<'_>>,
-        recorder: Option<&dyn Recorder>,
-        json_body: &Value,
-    ) -> Result<ChatResult, ApiError> {
+    pub async fn exchange(&self, cfg: &ClientConfig, call: Call<'_>) -> Result<ChatResult, ApiError> {
+        let Call {
+            body,
+            json: json_body,
+            attempt,
+            on_delta,
+            recorder,
+            limits,
+        } = call;
         let streaming = json_body.get("stream").and_then(Value::as_bool).unwrap_or(false);
         let model = json_body.get("model").and_then(Value::as_str).unwrap_or_default();
         let url = chat_url(cfg, model);
@@ -91,6 +103,7 @@ impl HttpTransport {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         tracing::debug!(status, request_id = ?wire::request_id(&headers), "response headers");
+        limits.observe(&headers);
 
         let mut raw = Vec::new();
         let outcome = if (200..300).contains(&status) && wire::is_event_stream(&headers) {

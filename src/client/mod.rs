@@ -6,9 +6,11 @@
 //! the same code (`wire`), so replay exercises the real parsing path.
 
 pub mod batches;
+pub mod budget;
 mod error;
 pub mod fixture;
 mod http;
+pub mod limits;
 pub mod pacing;
 pub mod retry;
 pub mod sse;
@@ -21,10 +23,11 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use tokio::sync::OwnedSemaphorePermit;
 
+use budget::{Budget, Reservation};
 pub use error::ApiError;
 use fixture::{Recorder, ReplaySet};
+use limits::{Aimd, Progress, ServerLimits, Slot};
 use pacing::{Gate, Pacer};
 pub use wire::request_body;
 
@@ -89,6 +92,10 @@ pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// Prompt tokens the server read from its cache (`prompt_tokens_details.cached_tokens`),
+    /// priced at the cached rate.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_tokens: u64,
 }
 
 impl std::ops::AddAssign for Usage {
@@ -96,7 +103,12 @@ impl std::ops::AddAssign for Usage {
         self.prompt_tokens += o.prompt_tokens;
         self.completion_tokens += o.completion_tokens;
         self.total_tokens += o.total_tokens;
+        self.cached_tokens += o.cached_tokens;
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One finished reply.
@@ -112,6 +124,8 @@ pub struct ChatResult {
     pub model: Option<String>,
     /// Transport retries this call needed (0 when the first attempt succeeded).
     pub retries: u32,
+    /// Attempts answered with a rate limit (429) and waited out; not retries.
+    pub rate_limited: u32,
 }
 
 impl ChatResult {
@@ -170,6 +184,8 @@ pub struct ClientConfig {
     /// Longest silence allowed between two chunks of a stream.
     pub idle_timeout: Duration,
     pub max_retries: u32,
+    /// How long rate limits may go on with no request succeeding before the run stops.
+    pub patience: Duration,
     /// `max_tokens` (most servers) or `max_completion_tokens` (OpenAI reasoning models).
     pub max_tokens_field: MaxTokensField,
     pub replay: Option<PathBuf>,
@@ -188,8 +204,15 @@ pub struct Client {
     recorder: Option<Arc<dyn Recorder>>,
     gate: Arc<Gate>,
     pacer: Option<Arc<Pacer>>,
-    /// Requests in flight at once, over every clone (`batch --concurrency`).
-    limit: Option<Arc<tokio::sync::Semaphore>>,
+    /// Requests in flight at once, over every clone (`batch --concurrency`): halved by a
+    /// rate limit, raised again by successes.
+    limit: Option<Arc<Aimd>>,
+    /// The server's own `x-ratelimit-*` figures, paced by before it says no.
+    server: Arc<ServerLimits>,
+    /// When a request last succeeded, to give up on rate limits only when nothing does.
+    progress: Arc<Progress>,
+    /// `--max-cost`.
+    budget: Option<Arc<Budget>>,
     /// Set when a batch stops starting new work (first Ctrl-C).
     stop_new: Arc<AtomicBool>,
     /// Requests sent over every clone (first attempts; retries are counted apart), so a
@@ -202,6 +225,7 @@ pub type OnDelta<'a> = &'a (dyn Fn(&str) + Send + Sync);
 
 impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Client, ApiError> {
+        let patience = cfg.patience;
         let transport = match &cfg.replay {
             Some(dir) => Transport::Replay(ReplaySet::load(dir)?),
             None => Transport::Http(http::HttpTransport::new(&cfg)?),
@@ -213,6 +237,9 @@ impl Client {
             gate: Arc::new(Gate::default()),
             pacer: None,
             limit: None,
+            server: Arc::default(),
+            progress: Arc::new(Progress::new(patience)),
+            budget: None,
             stop_new: Arc::default(),
             started: Arc::default(),
         })
@@ -221,8 +248,25 @@ impl Client {
     /// At most `n` requests in flight at once over every clone. Only the request holds a
     /// slot: checking and writing a reply never keep the next request waiting.
     pub fn with_limit(mut self, n: usize) -> Client {
-        self.limit = Some(Arc::new(tokio::sync::Semaphore::new(n.max(1))));
+        self.limit = Some(Aimd::new(n));
         self
+    }
+
+    /// Refuse any request whose worst case could take the spend past the budget.
+    pub fn with_budget(mut self, b: Budget) -> Client {
+        self.budget = Some(Arc::new(b));
+        self
+    }
+
+    /// With `--max-cost`: what the run spent (priced usage), the budget, and whether a
+    /// request was refused for it.
+    pub fn budget(&self) -> Option<(f64, f64, bool)> {
+        self.budget.as_ref().map(|b| (b.spent(), b.max, b.reached()))
+    }
+
+    /// The in-flight limit now and the most requests in flight at once (batch only).
+    pub fn in_flight(&self) -> Option<(usize, usize)> {
+        self.limit.as_ref().map(|l| l.now_and_peak())
     }
 
     /// Requests sent so far over every clone, each counted once however often retried.
@@ -279,25 +323,31 @@ impl Client {
         let body = wire::request_body(req, self.cfg.max_tokens_field);
         let bytes = bytes::Bytes::from(serde_json::to_vec(&body).expect("a JSON value serializes"));
         let cost = pacing::estimate_tokens(&body, req.max_tokens);
-        let mut attempt = 0u32;
+        let (mut attempt, mut limited) = (0u32, 0u32);
         loop {
-            let slot = self.admit(first && attempt == 0, cost).await?;
-            if attempt == 0 {
+            let new_work = first && attempt == 0 && limited == 0;
+            let (slot, held) = self.admit(new_work, cost, req).await?;
+            if attempt == 0 && limited == 0 {
                 self.started.fetch_add(1, Ordering::Relaxed);
             }
             let result = match &*self.transport {
                 Transport::Http(h) => {
-                    h.exchange(&self.cfg, &bytes, attempt, on_delta, self.recorder.as_deref(), &body)
-                        .await
+                    let call = http::Call {
+                        body: &bytes,
+                        json: &body,
+                        attempt: attempt + limited,
+                        on_delta,
+                        recorder: self.recorder.as_deref(),
+                        limits: &self.server,
+                    };
+                    h.exchange(&self.cfg, call).await
                 }
                 Transport::Replay(r) => r.exchange(&body, on_delta).await,
             };
             match result {
                 Ok(mut res) => {
-                    res.retries = attempt;
-                    if let (Some(p), Some(u)) = (&self.pacer, res.usage) {
-                        p.settle(cost, u.total_tokens);
-                    }
+                    (res.retries, res.rate_limited) = (attempt, limited);
+                    self.succeeded(&res, cost, held, &req.model);
                     if slot.is_some() {
                         // Let the items waiting for this slot send their requests before
                         // this one's reply is checked (see BENCHMARKS.md).
@@ -307,8 +357,16 @@ impl Client {
                     return Ok(res);
                 }
                 Err(err) => {
-                    self.stop_if_hopeless(&err, attempt);
+                    if let (Some(b), Some(r)) = (&self.budget, held) {
+                        b.release(r);
+                    }
                     drop(slot); // free for others while this one waits
+                    if err.is_pacing() {
+                        self.wait_out_rate_limit(err, limited, cost).await?;
+                        limited += 1;
+                        continue;
+                    }
+                    self.stop_if_hopeless(&err, attempt);
                     self.back_off(err, attempt).await?;
                     attempt += 1;
                 }
@@ -316,31 +374,110 @@ impl Client {
         }
     }
 
+    /// A reply came: settle its cost and pacing, and count it as progress.
+    fn succeeded(&self, res: &ChatResult, cost: u64, held: Option<Reservation>, model: &str) {
+        if let (Some(p), Some(u)) = (&self.pacer, res.usage) {
+            p.settle(cost, u.total_tokens);
+        }
+        if let (Some(b), Some(r)) = (&self.budget, held) {
+            b.settle(r, model, res.usage);
+        }
+        if let Some(l) = &self.limit {
+            l.succeeded();
+        }
+        self.progress.succeeded();
+    }
+
     /// Wait until one attempt may go out: a slot first, then the 429 gate (a request that
-    /// waited for a slot must still honour a pause that began meanwhile), then the pacer.
-    /// The slot is held for this attempt only, never across a retry's wait. New work is
-    /// refused once the run is stopping.
-    async fn admit(&self, new_work: bool, cost: u64) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+    /// waited for a slot must still honour a pause that began meanwhile), then the pacers
+    /// (`--rpm`/`--tpm`, and the server's own figures), then the budget. The slot is held
+    /// for this attempt only, never across a retry's wait. New work is refused once the
+    /// run is stopping.
+    async fn admit(
+        &self,
+        new_work: bool,
+        cost: u64,
+        req: &ChatRequest,
+    ) -> Result<(Option<Slot>, Option<Reservation>), ApiError> {
         let slot = match &self.limit {
-            Some(s) => Some(s.clone().acquire_owned().await.expect("the semaphore is never closed")),
+            Some(l) => Some(l.acquire().await),
             None => None,
         };
         self.gate.wait().await;
         if let Some(p) = &self.pacer {
             p.acquire(cost).await;
         }
+        while let Some(w) = self.server.wait_for(cost) {
+            tracing::debug!(
+                wait_ms = w.as_millis() as u64,
+                "pacing by the server's rate-limit headers"
+            );
+            tokio::time::sleep(w).await;
+        }
         if new_work && self.stop_new.load(Ordering::SeqCst) {
             return Err(ApiError::NotStarted);
         }
-        Ok(slot)
+        let held = match &self.budget {
+            Some(b) => {
+                let worst = u64::from(req.max_tokens.unwrap_or(0));
+                match b.reserve(&req.model, budget::prompt_tokens(req), worst) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        // Every later request is as large: the run stops starting work.
+                        self.stop_new_work();
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
+        Ok((slot, held))
     }
 
-    /// A 401 or exhausted quota that will not be retried: every other request would fail
-    /// the same way, so start no new work, decided before this slot frees for a waiting
-    /// item. Retrying and giving up stay the same as for any error (`back_off`).
+    /// A rate limit: fewer requests in flight, everyone paused for the server's hint (or
+    /// its announced reset, or a backoff with jitter), then try again. It uses none of
+    /// the transport retries; only a run with no success for the patience gives up.
+    async fn wait_out_rate_limit(&self, err: ApiError, n: u32, cost: u64) -> Result<(), ApiError> {
+        if let Some(quiet) = self.progress.stalled() {
+            self.stop_new_work();
+            return Err(ApiError::Stalled {
+                quiet,
+                last: Box::new(err),
+            });
+        }
+        // The server's hint; else, from its headers, when this request fits again; else
+        // when its exhausted limit resets; else a backoff with jitter.
+        let hint = err
+            .retry_after()
+            .or_else(|| self.server.time_to_fit(cost))
+            .or_else(|| self.server.latest().and_then(|h| h.reset_hint()));
+        if let Some(wait) = hint.filter(|h| *h > self.cfg.patience) {
+            // Longer than the run may go without progress (a daily limit): stop now.
+            self.stop_new_work();
+            return Err(ApiError::HintTooLong {
+                wait,
+                limit: self.cfg.patience,
+                source: Box::new(err),
+            });
+        }
+        let delay = hint.unwrap_or_else(|| retry::rate_limit_backoff(n, fastrand::f64()));
+        tracing::info!(wait_ms = delay.as_millis() as u64, "rate limited: {err}");
+        if let Some(l) = &self.limit {
+            l.rate_limited();
+        }
+        self.gate.pause_for(delay);
+        if !matches!(*self.transport, Transport::Replay(_)) {
+            tokio::time::sleep(delay).await;
+        }
+        Ok(())
+    }
+
+    /// A 401, exhausted quota or budget that will not be retried: every other request
+    /// would fail the same way, so start no new work, decided before this slot frees for
+    /// a waiting item. Retrying and giving up stay the same as for any error (`back_off`).
     fn stop_if_hopeless(&self, err: &ApiError, attempt: u32) {
         if self.limit.is_some()
-            && (err.is_auth() || err.is_quota())
+            && err.stops_run()
             && matches!(
                 retry::decide(err, attempt, self.cfg.max_retries),
                 retry::Decision::GiveUp
@@ -350,9 +487,9 @@ impl Client {
         }
     }
 
-    /// After a failed attempt: wait (pausing every clone on a 429) and return Ok to try
-    /// again, or the error to give up with, saying how many attempts it took. The one
-    /// retry policy for chat, Files and Batches calls.
+    /// After a failed attempt: wait and return Ok to try again, or the error to give up
+    /// with, saying how many attempts it took. The one retry policy for chat, Files and
+    /// Batches calls.
     async fn back_off(&self, err: ApiError, attempt: u32) -> Result<(), ApiError> {
         match retry::decide(&err, attempt, self.cfg.max_retries) {
             retry::Decision::Retry(delay) => {
@@ -389,6 +526,7 @@ fn give_up(err: ApiError, attempt: u32) -> ApiError {
     let err = match retry::hint_too_long(&err) {
         Some(wait) => ApiError::HintTooLong {
             wait,
+            limit: retry::MAX_HINT,
             source: Box::new(err),
         },
         None => err,

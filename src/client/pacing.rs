@@ -8,28 +8,38 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-/// Closed until a given instant after a 429; every request waits on it.
+/// Closed until a given instant after a 429; every request waits on it. When it opens,
+/// the requests that waited go out spread over a short window (up to half the pause, at
+/// most a second), not all in the same instant to meet the same limit again.
 #[derive(Default)]
 pub struct Gate {
-    until: Mutex<Option<Instant>>,
+    until: Mutex<Option<(Instant, Duration)>>,
 }
 
 impl Gate {
     pub fn pause_for(&self, d: Duration) {
         let t = Instant::now() + d;
         let mut u = self.until.lock().expect("gate lock");
-        if u.is_none_or(|cur| cur < t) {
-            *u = Some(t);
+        if u.is_none_or(|(cur, _)| cur < t) {
+            *u = Some((t, d));
         }
     }
 
     pub async fn wait(&self) {
+        let mut waited = None;
         loop {
             let until = *self.until.lock().expect("gate lock");
             match until {
-                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
-                _ => return,
+                Some((t, pause)) if t > Instant::now() => {
+                    tokio::time::sleep_until(t).await;
+                    waited = Some(pause);
+                }
+                _ => break,
             }
+        }
+        if let Some(pause) = waited {
+            let window = (pause / 2).min(Duration::from_secs(1));
+            tokio::time::sleep(window.mul_f64(fastrand::f64())).await;
         }
     }
 }
@@ -138,7 +148,9 @@ mod tests {
         g.pause_for(Duration::from_secs(1)); // a shorter pause does not shorten it
         let t0 = Instant::now();
         g.wait().await;
-        assert_eq!(t0.elapsed().as_secs(), 3);
+        // Three seconds, then a spread of up to a second.
+        let secs = t0.elapsed().as_secs_f64();
+        assert!((3.0..=4.0).contains(&secs), "{secs}");
     }
 
     #[tokio::test(start_paused = true)]

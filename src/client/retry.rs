@@ -73,6 +73,16 @@ pub fn backoff(attempt: u32, jitter: f64) -> Duration {
     base.mul_f64(1.0 - 0.25 * jitter.clamp(0.0, 1.0))
 }
 
+/// The wait after a rate limit that came with no hint: doubling from 0.5 s up to 30 s,
+/// with full jitter (`jitter` in [0, 1) picks a point in the upper half), so that waiting
+/// requests do not all come back at once.
+pub fn rate_limit_backoff(n: u32, jitter: f64) -> Duration {
+    let base = BASE
+        .saturating_mul(2u32.saturating_pow(n.min(16)))
+        .min(Duration::from_secs(30));
+    base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
 /// The server's wait hint, if any. A negative or unparseable value is ignored.
 pub fn parse_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);

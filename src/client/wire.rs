@@ -161,6 +161,7 @@ pub fn parse_completion(status: u16, headers: &HeaderMap, body: &[u8]) -> Result
         request_id,
         model: c.model,
         retries: 0,
+        rate_limited: 0,
     })
 }
 
@@ -223,6 +224,14 @@ struct WireUsage {
     completion_tokens: Option<u64>,
     #[serde(default, deserialize_with = "lenient")]
     total_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default, deserialize_with = "lenient")]
+    cached_tokens: Option<u64>,
 }
 
 impl WireUsage {
@@ -234,6 +243,7 @@ impl WireUsage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: self.total_tokens.unwrap_or(prompt + completion),
+            cached_tokens: self.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
         })
     }
 }
@@ -395,6 +405,7 @@ impl<'a> StreamAssembler<'a> {
             request_id,
             model: self.model,
             retries: 0,
+            rate_limited: 0,
         })
     }
 

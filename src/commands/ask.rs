@@ -28,6 +28,11 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
     let checker = Checker::new(&template);
     let (_lock, decision) = prepare_out(&args, &checker, ui)?.unzip();
     let (settings, client) = connect(&args.conn, &env)?;
+    let prices = crate::config::prices(&args.cost.price, &env)?;
+    let client = budget(client, &args, &prices, &settings)?;
+    if let Some(out) = current_plan(&args, decision.as_ref(), &template, &settings.model, &inputs, &checker) {
+        return say_current(out, args.json, ui);
+    }
     let view = View::new(&args, ui);
     let stages = input::parse_stages(&inputs.stages);
     let opts = repair::Options {
@@ -43,8 +48,7 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
         opts: &opts,
         start: start_from(decision.as_ref(), &checker),
     };
-    let on_delta = |piece: &str| view.delta(piece);
-    let on_event = |ev: Event| view.event(ev);
+    let (on_delta, on_event) = (|piece: &str| view.delta(piece), |ev: Event| view.event(ev));
     let mut live = repair::LiveSource {
         client: &client,
         on_delta: Some(&on_delta),
@@ -57,7 +61,6 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
         Some(m) => judge::judge_into(&client, &template, m, &inputs, &g.state.plan, &mut g.state.report).await,
         None => None,
     };
-
     let meta = Meta {
         template: &template,
         checker: &checker,
@@ -69,8 +72,9 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
         (Some(out), Some(d)) => Some(write_out(out, d, &g, &meta, judgement.as_ref())?),
         _ => None,
     };
-    show(&args, &view, &g, &meta, judgement.as_ref())?;
-    summarize(&g, ui, written_to.as_deref(), &checker);
+    show(&args, &view, &g, &meta, judgement.as_ref(), &prices)?;
+    let cost = super::cost_words(&prices, &settings.model, &g.tally.usage);
+    summarize(&g, ui, written_to.as_deref(), &checker, &cost);
     Ok(match PlanStatus::of(&g.state.report) {
         PlanStatus::Complete => Outcome::Complete,
         _ => Outcome::Failing,
@@ -78,17 +82,43 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
 }
 
 /// The plan on stdout, or the `--json` object (nothing when it went to `--out`).
-fn show(args: &AskArgs, view: &View, g: &Generated, m: &Meta, judgement: Option<&judge::Judgement>) -> Result<()> {
+fn show(
+    args: &AskArgs,
+    view: &View,
+    g: &Generated,
+    m: &Meta,
+    judgement: Option<&judge::Judgement>,
+    prices: &crate::price::Prices,
+) -> Result<()> {
     if args.json {
         let mut v = json_report(g, m.model, m.template, &m.inputs.hash(), args);
         v["plan"] = json!(g.state.plan);
         v["judge"] = json!(judgement);
+        let u = &g.tally.usage;
+        v["cost_usd"] = json!(prices.of(m.model).map(|(p, _)| p.cost(
+            u.prompt_tokens,
+            u.cached_tokens,
+            u.completion_tokens
+        )));
         print_stdout(&(serde_json::to_string_pretty(&v).expect("json") + "\n"))
     } else if args.out.is_none() {
         view.print_plan(g)
     } else {
         Ok(())
     }
+}
+
+/// `--max-cost` over every model this plan may ask.
+fn budget(
+    client: crate::client::Client,
+    args: &AskArgs,
+    prices: &crate::price::Prices,
+    settings: &crate::config::Settings,
+) -> Result<crate::client::Client> {
+    let mut models = vec![settings.model.as_str()];
+    models.extend(args.repair.fallback_model.as_deref());
+    models.extend(args.judge.judge_model.as_deref());
+    super::budgeted(client, &args.cost, prices, &models, settings.max_tokens)
 }
 
 /// How each request is made, from the flags and settings.
@@ -146,16 +176,46 @@ fn write_out(
         judge: judgement.map(|j| (j.model.as_str(), j.mean)),
         sections: living::hashes_after(&g.state.plan, m.checker, &kept, earlier),
     });
-    let text = prov.to_front_matter_keeping(earlier.map(|e| e.front.as_str())) + &g.state.plan;
+    let text = prov.to_front_matter_keeping(d.front()) + &g.state.plan;
     let path = d.target(out);
     output::write_atomic(path, text.as_bytes()).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     Ok(path.to_path_buf())
 }
 
+/// `--out` already holds this very plan: same template, model and input, nobody edited
+/// it, it passes. Asking again would only pay for the same thing.
+fn current_plan<'a>(
+    args: &'a AskArgs,
+    d: Option<&Decision>,
+    template: &Template,
+    model: &str,
+    inputs: &crate::template::Inputs,
+    checker: &Checker,
+) -> Option<&'a Path> {
+    let Some(Decision::Replace(e)) = d else { return None };
+    let p = &e.provenance;
+    let same = p.template_hash == template.hash && p.model == model && p.input_hash == inputs.hash();
+    let m = Migration::new(Some(input::parse_stages(&inputs.stages)), Some(&inputs.summary));
+    let passes = same && p.status == PlanStatus::Complete && checker.check(&e.body, &m).1.passes();
+    (passes && !args.force).then_some(args.out.as_deref()?)
+}
+
+/// The plan at `--out` is current: say so (and, with `--json`, as an object).
+fn say_current(out: &Path, json: bool, ui: Ui) -> Result<Outcome> {
+    ui.note(format!(
+        "{} is current: made from this template, model and input, unedited, and it passes its checks; nothing sent (--force makes a new one)",
+        out.display()
+    ));
+    if json {
+        print_stdout(&(json!({"status": "current", "out": out.display().to_string()}).to_string() + "\n"))?;
+    }
+    Ok(Outcome::Complete)
+}
+
 /// Say what will happen to the file at `--out` before anything is sent.
 fn say_decision(d: &Decision, out: &Path, checker: &Checker, ui: Ui) {
     match d {
-        Decision::Fresh => {}
+        Decision::Fresh | Decision::Replace(_) => {}
         Decision::KeepEdits(e) => {
             let mut kept = e.edited_ids(checker);
             if e.other_edited {
@@ -172,7 +232,7 @@ fn say_decision(d: &Decision, out: &Path, checker: &Checker, ui: Ui) {
             out.display(),
             to.display()
         )),
-        Decision::Backup { to } => ui.note(format!(
+        Decision::Backup { to, .. } => ui.note(format!(
             "--force: {} is copied to {} and regenerated whole",
             out.display(),
             to.display()
@@ -186,6 +246,7 @@ fn start_from(d: Option<&Decision>, checker: &Checker) -> Start {
         Some(e) => Start::From {
             plan: e.kept_only(checker),
             pinned: e.edited.clone(),
+            regenerate: true,
         },
         None => Start::Fresh,
     }
@@ -262,6 +323,13 @@ fn unchanged_since_first_answer(g: &Generated) -> bool {
             .all(|r| r.recovered.is_empty() && r.rewritten.is_empty())
 }
 
+fn how(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::Section => "one section per request",
+        _ => "one request",
+    }
+}
+
 /// A status line for a repair event.
 fn event_line(ev: Event) -> String {
     match ev {
@@ -272,10 +340,21 @@ fn event_line(ev: Event) -> String {
         } => format!("draft: cut off before the end; kept {found}/{total} complete sections"),
         Event::Draft { found, total, .. } => format!("draft: {found}/{total} sections"),
         Event::RoundStart {
+            regenerate: true,
+            strategy,
+            missing,
+            ..
+        } => format!(
+            "regenerating what nobody edited ({}): {}",
+            how(strategy),
+            missing.join(", ")
+        ),
+        Event::RoundStart {
             round,
             strategy,
             missing,
             rewrite,
+            ..
         } => {
             let mut parts = Vec::new();
             if !missing.is_empty() {
@@ -284,16 +363,18 @@ fn event_line(ev: Event) -> String {
             if !rewrite.is_empty() {
                 parts.push(format!("to rewrite {}", rewrite.join(", ")));
             }
-            let how = match strategy {
-                Strategy::Section => "one section per request",
-                _ => "one request",
-            };
-            format!("repair round {round} ({how}): {}", parts.join("; "))
+            format!("repair round {round} ({}): {}", how(strategy), parts.join("; "))
         }
+        Event::RoundEnd {
+            regenerate: true,
+            recovered,
+            ..
+        } => format!("regenerated {recovered} section(s)"),
         Event::RoundEnd {
             round,
             recovered,
             rewritten,
+            ..
         } => format!("repair round {round}: {recovered} section(s) recovered, {rewritten} rewritten"),
         Event::Fallback { model, why } => format!("switching to the fallback model {model}: {why}"),
         Event::Warning(w) => format!("warning: {w}"),
@@ -321,9 +402,9 @@ fn check_out_path(out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker) {
+fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker, cost: &str) {
     let (report, t) = (&g.state.report, &g.tally);
-    let rounds = g.state.rounds.len();
+    let rounds = g.repair_rounds();
     let tokens = if t.usage_complete {
         format!("{} tokens", thousands(t.usage.total_tokens))
     } else {
@@ -343,7 +424,7 @@ fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker) {
         PlanStatus::Incomplete => "plan INCOMPLETE",
     };
     ui.note(format!(
-        "{head}: {}/{} sections, {rounds} repair round{}, {} request{}, {tokens}{dest}",
+        "{head}: {}/{} sections, {rounds} repair round{}, {} request{}, {tokens}, {cost}{dest}",
         report.found_count(),
         report.sections.len(),
         if rounds == 1 { "" } else { "s" },
@@ -418,6 +499,7 @@ fn json_report(g: &Generated, model: &str, template: &Template, input_hash: &str
         "request_ids": t.request_ids,
         "requests": t.requests,
         "transport_retries": t.retries,
+        "rate_limited": t.rate_limited,
         "first_answer": {
             "found": s.first_found.len(),
             "sections": s.first_found,

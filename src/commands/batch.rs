@@ -12,7 +12,7 @@ use crate::batch::engine::{Engine, batch_api, export};
 use crate::batch::items::{self, Manifest};
 use crate::batch::outdir::OutDir;
 use crate::batch::progress::Progress;
-use crate::batch::report::{BatchReport, ItemReport, RunInfo};
+use crate::batch::report::{BatchReport, BudgetReport, ItemReport, RunInfo};
 use crate::batch::{Answers, Ctx, Stop, runner};
 use crate::check::Checker;
 use crate::cli::{BatchArgs, Via};
@@ -31,9 +31,13 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
     check_names(&args, &manifest)?;
     let (settings, client) = connect(&args.conn, &env)?;
     warn_about_tpm(&args, &settings, ui);
+    let prices = crate::config::prices(&args.cost.price, &env)?;
     let client = client
         .with_pacer(Pacer::new(args.rpm, args.tpm))
         .with_limit(args.concurrency);
+    let models = run_models(&args, &settings, &manifest);
+    let models: Vec<&str> = models.iter().map(String::as_str).collect();
+    let client = super::budgeted(client, &args.cost, &prices, &models, settings.max_tokens)?;
     let mut ctx = Ctx {
         client,
         checker: Checker::new(&template),
@@ -46,8 +50,12 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         fallback: args.repair.fallback_model.clone(),
         judge: args.judge.judge_model.clone(),
         force: args.force,
+        prices,
         answers: Answers::Live,
     };
+    if args.dry_run {
+        return crate::batch::estimate::print(&ctx, &manifest, args.json, ui);
+    }
     if let Some(path) = &args.export {
         let (parts, kept) = export::write_requests(&ctx, &manifest, path, limits(&args))?;
         export::summarize(&parts, kept, &manifest, &ctx.default_model, args.json, ui)?;
@@ -66,6 +74,19 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
     let report = run_items(&args, &ctx, &manifest, engine, ui).await?;
     finish(&args, &ctx, &report, engine, ui)?;
     Ok(report.outcome())
+}
+
+/// Every model the run may ask: the default, the items' own, the fallback and the judge.
+fn run_models(args: &BatchArgs, settings: &Settings, manifest: &Manifest) -> Vec<String> {
+    let mut models: Vec<String> = manifest.models.iter().cloned().collect();
+    if manifest.uses_default_model {
+        models.push(settings.model.clone());
+    }
+    models.extend(args.repair.fallback_model.clone());
+    models.extend(args.judge.judge_model.clone());
+    models.sort();
+    models.dedup();
+    models
 }
 
 /// What clap cannot check: flags that only make sense together.
@@ -186,6 +207,7 @@ async fn run_items(
     let why_pending = match &stop {
         Some(Stop::Interrupted) => "interrupted; rerun to finish".to_string(),
         Some(Stop::Fatal(e)) => format!("not run: the run stopped ({e})"),
+        Some(Stop::Paused(e)) => format!("not run: {e}; rerun to resume"),
         None => "not run".to_string(),
     };
     let items: Vec<ItemReport> = reports
@@ -202,6 +224,11 @@ async fn run_items(
         model: ctx.default_model.clone(),
         engine,
         duration: t0.elapsed(),
+        budget: ctx.client.budget().map(|(spent_usd, max_usd, reached)| BudgetReport {
+            max_usd,
+            spent_usd,
+            reached,
+        }),
     };
     Ok(BatchReport::new(
         run,
@@ -248,7 +275,7 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
     let t = &r.totals;
     let report_md = out.path.join("report.md");
     ui.note(format!(
-        "{}: {} complete ({} kept from an earlier run), {} with errors, {} incomplete, {} failed, {} pending; {}, {} → {}",
+        "{}: {} complete ({} kept from an earlier run), {} with errors, {} incomplete, {} failed, {} pending; {}, {}, {} → {}",
         count(t.items as u64, "item"),
         t.complete,
         t.resumed,
@@ -258,8 +285,16 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
         t.pending,
         count(t.requests, "request"),
         count(t.tokens.total_tokens, "token"),
+        r.cost_words(),
         report_md.display()
     ));
+    if let Some(b) = r.budget.filter(|b| b.reached) {
+        eprintln!(
+            "budget reached: {} spent of --max-cost {}; requests in flight finished. Rerun with a larger --max-cost to go on (finished plans are kept)",
+            crate::price::usd(b.spent_usd),
+            crate::price::usd(b.max_usd)
+        );
+    }
     if let Some(why) = &r.stopped {
         eprintln!("error: the run stopped early: {}", crate::logging::scrub(why));
     }
@@ -279,6 +314,12 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
             report_md.display()
         );
     }
+    say_earlier_files(r, ui);
+}
+
+/// What became of earlier plans: edits kept, files left alone, plans redone and why.
+fn say_earlier_files(r: &BatchReport, ui: Ui) {
+    let t = &r.totals;
     if t.with_kept_edits > 0 {
         ui.note(format!(
             "{} had sections a person edited: those were kept word for word, the rest regenerated",

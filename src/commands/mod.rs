@@ -40,3 +40,34 @@ pub fn connect(conn: &crate::cli::ConnArgs, env: &Env) -> Result<(Settings, Clie
     tracing::info!(base_url = %settings.client.base_url, model = %settings.model, model_source = %settings.model_source, key = settings.key_source.map(|s| s.to_string()).unwrap_or("none".into()), "configuration");
     Ok((settings, client))
 }
+
+/// `--max-cost` on the client, refused before anything is sent when it cannot be kept:
+/// a model of the run without a price, or no `--max-tokens` to bound each request.
+pub fn budgeted(
+    client: Client,
+    cost: &crate::cli::CostArgs,
+    prices: &crate::price::Prices,
+    models: &[&str],
+    max_tokens: Option<u32>,
+) -> Result<Client> {
+    let Some(max) = cost.max_cost else { return Ok(client) };
+    if let Some(m) = models.iter().find(|m| prices.of(m).is_none()) {
+        return Err(Error::usage(format!(
+            "--max-cost needs a price for model {m}: give --price IN:OUT (USD per million tokens), e.g. --price 0.15:0.60"
+        )));
+    }
+    if max_tokens.is_none_or(|t| t == 0) {
+        return Err(Error::usage(
+            "--max-cost needs --max-tokens above 0: without a limit a request's worst case is unknown",
+        ));
+    }
+    Ok(client.with_budget(crate::client::budget::Budget::new(max, prices.clone())))
+}
+
+/// What `usage` of `model` cost, in words ("$0.0123"), or why it is not known.
+pub fn cost_words(prices: &crate::price::Prices, model: &str, usage: &crate::client::Usage) -> String {
+    match prices.of(model) {
+        Some((p, _)) => crate::price::usd(p.cost(usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens)),
+        None => format!("cost unknown: no price for model {model} (give --price IN:OUT)"),
+    }
+}

@@ -91,7 +91,7 @@ pub async fn run(args: ReviseArgs, ui: Ui) -> Result<Outcome> {
         written_by: &[],
         name: None,
         judge: None,
-        sections: hashes(&file, &revised, &checker),
+        sections: hashes(&file, &revised, &checker, &wanted),
     };
     let prov = updated(file.provenance.as_ref(), Provenance::new(&made), &revised.report);
     let new_text = prov.to_front_matter_keeping(file.front.as_deref()) + &revised.body;
@@ -267,13 +267,18 @@ async fn revise_by_note(
         sections,
         reply.truncated(),
     );
-    let changed: Vec<usize> = edits.iter().map(|(i, _)| *i).collect();
-    let not_returned = sections.iter().copied().filter(|i| !changed.contains(i)).collect();
+    let returned: Vec<usize> = edits.iter().map(|(i, _)| *i).collect();
+    let not_returned = sections.iter().copied().filter(|i| !returned.contains(i)).collect();
     let new_body = if edits.is_empty() {
         body.to_string()
     } else {
         repair::splice(body, checker, &edits)
     };
+    // A section given back word for word is not revised.
+    let changed: Vec<usize> = changed_sections(body, &new_body, checker)
+        .into_iter()
+        .filter(|i| returned.contains(i))
+        .collect();
     let before = checker.check(body, m).1;
     let report = checker.check(&new_body, m).1;
     let worse = worse_sections(&before, &report, &changed, checker);
@@ -318,6 +323,7 @@ async fn fix(
         start: Start::From {
             plan: body.to_string(),
             pinned: Vec::new(),
+            regenerate: false,
         },
     };
     let on_event = |ev: Event| {
@@ -383,20 +389,32 @@ fn changed_sections(before: &str, after: &str, checker: &Checker) -> Vec<usize> 
         .collect()
 }
 
-/// The hashes to record: the new text's for the revised sections, what was recorded
-/// before for the others (so a person's earlier edits still read as edits).
-fn hashes(file: &PlanFile, r: &Revised, checker: &Checker) -> std::collections::BTreeMap<String, String> {
+/// The hashes to record. A section revised by a reviewer's note keeps the hash rbplan
+/// recorded before (or none): like a person's edit, a later regeneration keeps it. A
+/// section `--fix` rewrote is rbplan's own text again: its new hash. A plan that had none
+/// gets the hash of its text outside the sections, so each of its sections reads as a
+/// person's and is kept.
+fn hashes(
+    file: &PlanFile,
+    r: &Revised,
+    checker: &Checker,
+    wanted: &Wanted,
+) -> std::collections::BTreeMap<String, String> {
     let now = living::section_hashes(&r.body, checker);
     let mut h = file.provenance.as_ref().map(|p| p.sections.clone()).unwrap_or_default();
-    for &i in &r.changed {
-        let id = &checker.spec.sections[i].id;
-        match now.get(id) {
-            Some(v) => h.insert(id.clone(), v.clone()),
-            None => h.remove(id),
-        };
+    if matches!(wanted, Wanted::Fix) {
+        for &i in &r.changed {
+            let id = &checker.spec.sections[i].id;
+            match now.get(id) {
+                Some(v) => h.insert(id.clone(), v.clone()),
+                None => h.remove(id),
+            };
+        }
     }
-    if file.provenance.is_none() {
-        h.remove(OTHER);
+    if h.is_empty()
+        && let Some(other) = now.get(OTHER)
+    {
+        h.insert(OTHER.to_string(), other.clone());
     }
     h
 }
@@ -468,17 +486,20 @@ fn nothing_changed(wanted: &Wanted, r: &Revised, path: &Path, checker: &Checker,
             ));
             Ok(Outcome::Complete)
         }
+        _ if r.not_returned.is_empty() => {
+            eprintln!(
+                "{} is unchanged: the model gave the sections back as they were",
+                path.display()
+            );
+            Ok(Outcome::Failing)
+        }
         _ => {
             let names: Vec<String> = r.not_returned.iter().map(|&i| checker.spec.heading(i)).collect();
             eprintln!(
-                "{} is unchanged: the model's {} held none of the sections asked for{}",
+                "{} is unchanged: the model's {} held none of the sections asked for ({})",
                 path.display(),
                 if r.requests == 1 { "reply" } else { "replies" },
-                if names.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", names.join("; "))
-                }
+                names.join("; ")
             );
             Ok(Outcome::Failing)
         }

@@ -215,25 +215,34 @@ pub fn compare(text: &str, checker: &Checker) -> Existing {
 /// How a plan is written where a file may already be.
 #[derive(Debug)]
 pub enum Decision {
-    /// Nothing there, or nothing in it edited: generate the whole plan and write it there.
+    /// Nothing there: generate the whole plan and write it there.
     Fresh,
+    /// A plan rbplan wrote, nothing in it edited: generate the whole plan again and write
+    /// it over this one (a person's own front matter keys kept).
+    Replace(Box<Earlier>),
     /// A person edited it: regenerate only the sections nobody edited, keep the rest word
     /// for word (start from `Earlier::kept_only`, the edited sections pinned).
     KeepEdits(Box<Earlier>),
     /// It cannot be merged into: leave it as it is and write the new plan to `to`.
     Beside { why: Foreign, to: PathBuf },
-    /// `--force`: copy it to `to` first, then write a whole new plan over it.
-    Backup { to: PathBuf },
+    /// `--force`: copy it to `to` first, then write a whole new plan over it (keeping a
+    /// person's own keys of its front matter, `front`).
+    Backup { to: PathBuf, front: Option<String> },
 }
 
 /// What to do about `path` before writing a plan there.
 pub fn decide(path: &Path, checker: &Checker, force: bool) -> Decision {
     match read_existing(path, checker) {
         Existing::None => Decision::Fresh,
-        _ if force => Decision::Backup { to: backup_path(path) },
+        _ if force => Decision::Backup {
+            to: backup_path(path),
+            front: std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| markdown::parse(&t).front_matter.map(str::to_string)),
+        },
         Existing::Foreign(why) => Decision::Beside { why, to: beside(path) },
         Existing::Plan(e) if e.has_edits() => Decision::KeepEdits(e),
-        Existing::Plan(_) => Decision::Fresh,
+        Existing::Plan(e) => Decision::Replace(e),
     }
 }
 
@@ -246,9 +255,18 @@ impl Decision {
         }
     }
 
+    /// The earlier front matter whose own keys the new plan keeps.
+    pub fn front(&self) -> Option<&str> {
+        match self {
+            Decision::KeepEdits(e) | Decision::Replace(e) => Some(&e.front),
+            Decision::Backup { front, .. } => front.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Copy the file to its backup, for `Backup`; nothing for the others.
     pub fn make_backup(&self, path: &Path) -> crate::error::Result<()> {
-        if let Decision::Backup { to } = self {
+        if let Decision::Backup { to, .. } = self {
             let bytes =
                 std::fs::read(path).map_err(|e| crate::error::Error::io(format!("reading {}", path.display()), e))?;
             super::write_atomic(to, &bytes)
@@ -275,13 +293,21 @@ pub fn beside(path: &Path) -> PathBuf {
     path.with_file_name(format!("{stem}.new.md"))
 }
 
-/// Where `--force` keeps the old file: `NAME.md.bak` beside it.
+/// Where `--force` keeps the old file: `NAME.md.bak` beside it, or `NAME.md.bak.2`, `.3`…
+/// when an earlier backup is there: a backup is never written over.
 pub fn backup_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!("{name}.bak"))
+    let first = path.with_file_name(format!("{name}.bak"));
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|n| path.with_file_name(format!("{name}.bak.{n}")))
+        .find(|p| !p.exists())
+        .expect("a free name")
 }
 
 #[cfg(test)]

@@ -260,15 +260,31 @@ impl Provenance {
     }
 
     /// `to_front_matter`, keeping a person's own keys of `old` (the text inside an earlier
-    /// file's front matter) ahead of rbplan's block, which replaces the old one.
+    /// file's front matter) where they were: rbplan's block replaces the old one in place.
     pub fn to_front_matter_keeping(&self, old: Option<&str>) -> String {
         let ours = self.to_front_matter();
-        let Some(old) = old else { return ours };
-        let theirs = without_own_block(old);
-        if theirs.trim().is_empty() {
+        let Some(old) = old.filter(|o| !without_own_block(o).trim().is_empty()) else {
             return ours;
+        };
+        let block = ours["---\n".len()..ours.len() - "\n---\n\n".len()].to_string();
+        let mut out: Vec<String> = Vec::new();
+        let (mut in_ours, mut placed) = (false, false);
+        for l in old.lines() {
+            if l.trim_end() == "rbplan:" {
+                (in_ours, placed) = (true, true);
+                out.push(block.clone());
+                continue;
+            }
+            if in_ours && (l.is_empty() || l.starts_with([' ', '\t'])) {
+                continue;
+            }
+            in_ours = false;
+            out.push(l.to_string());
         }
-        format!("---\n{}\n{}", theirs.trim_end(), &ours["---\n".len()..])
+        if !placed {
+            out.push(block);
+        }
+        format!("---\n{}\n---\n\n", out.join("\n").trim_end())
     }
 
     /// Read the provenance from a front matter block (the text between the `---` lines).
@@ -363,10 +379,8 @@ mod tests {
         let p = Provenance::from_front_matter("rbplan:\n  model: \"m\"\n").unwrap();
         let old = "title: Orders DB rollback\nrbplan:\n  model: \"old\"\n  status: \"complete\"\nowner: alice\n";
         let fm = p.to_front_matter_keeping(Some(old));
-        assert!(
-            fm.starts_with("---\ntitle: Orders DB rollback\nowner: alice\nrbplan:\n"),
-            "{fm}"
-        );
+        assert!(fm.starts_with("---\ntitle: Orders DB rollback\nrbplan:\n"), "{fm}");
+        assert!(fm.ends_with("\nowner: alice\n---\n\n"), "kept in place: {fm}");
         assert!(!fm.contains("old") && fm.ends_with("---\n\n"), "{fm}");
         let doc = crate::markdown::parse(&fm);
         assert_eq!(

@@ -129,8 +129,13 @@ pub async fn generate<S: Source>(
             });
             (state, job.opts.max_repairs)
         }
-        Start::From { plan, pinned } => {
-            let state = State::resume(plan, pinned, job.checker, job.migration, &job.opts.model);
+        Start::From {
+            plan,
+            pinned,
+            regenerate,
+        } => {
+            let mut state = State::resume(plan, pinned, job.checker, job.migration, &job.opts.model);
+            state.regenerating = *regenerate && !state.report.complete();
             // Asking for the sections a plan lacks takes the place of the first answer.
             let fill = u32::from(!state.report.complete());
             (state, job.opts.max_repairs + fill)
@@ -264,8 +269,10 @@ impl<S: Source> Run<'_, '_, S> {
                 return Ok(Some(RepairEnd::Stop(stop)));
             }
             let (missing, rewrite) = ask.ids(job.checker);
+            let regenerate = state.regenerating;
             on_event(Event::RoundStart {
                 round,
+                regenerate,
                 strategy: ask.strategy,
                 missing: &missing,
                 rewrite: &rewrite,
@@ -276,6 +283,7 @@ impl<S: Source> Run<'_, '_, S> {
             let r = state.apply(&out.ask, &out.edits, &out.answered, made, job.checker, job.migration);
             on_event(Event::RoundEnd {
                 round,
+                regenerate,
                 recovered: r.recovered.len(),
                 rewritten: r.rewritten.len(),
             });

@@ -61,7 +61,13 @@ pub enum Start {
     /// A plan already written: its missing sections are asked for and those with
     /// findings rewritten, as after a first answer, except the `pinned` ones, which stay
     /// word for word (a person's edits). The model sees the plan as its own draft.
-    From { plan: String, pinned: Vec<usize> },
+    /// `regenerate`: the missing sections are being made again (a rerun over an edited
+    /// plan), so the first round is reported as that, not as a repair.
+    From {
+        plan: String,
+        pinned: Vec<usize>,
+        regenerate: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +83,9 @@ pub struct Round {
     /// A rewrite that fixes nothing is dropped, keeping the text it would have replaced.
     pub rewritten: Vec<String>,
     pub requests: u32,
+    /// The round that made again the sections nobody edited (`Start::From`), not a repair.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub regenerate: bool,
 }
 
 /// Progress worth telling a user about.
@@ -88,12 +97,15 @@ pub enum Event<'a> {
     },
     RoundStart {
         round: u32,
+        /// Regenerating the sections nobody edited, not repairing.
+        regenerate: bool,
         strategy: Strategy,
         missing: &'a [String],
         rewrite: &'a [String],
     },
     RoundEnd {
         round: u32,
+        regenerate: bool,
         recovered: usize,
         rewritten: usize,
     },
@@ -130,6 +142,8 @@ pub struct Tally {
     /// Requests made, answered or not.
     pub requests: u32,
     pub retries: u32,
+    /// Attempts answered with a rate limit and waited out.
+    pub rate_limited: u32,
 }
 
 impl Default for Tally {
@@ -141,6 +155,7 @@ impl Default for Tally {
             model: None,
             requests: 0,
             retries: 0,
+            rate_limited: 0,
         }
     }
 }
@@ -157,6 +172,7 @@ impl Tally {
             self.model = c.model.clone();
         }
         self.retries += c.retries;
+        self.rate_limited += c.rate_limited;
     }
 }
 
@@ -170,6 +186,11 @@ pub struct Generated {
 }
 
 impl Generated {
+    /// Repair rounds, not counting a regeneration.
+    pub fn repair_rounds(&self) -> usize {
+        self.state.rounds.iter().filter(|r| !r.regenerate).count()
+    }
+
     /// Lay the plan over `old`, the plan a person edited (see `merge`), and check it again.
     pub fn lay_over(&mut self, old: &str, keep: &[usize], checker: &Checker, m: &Migration) {
         self.state.plan = merge(old, &self.state.plan, keep, checker);

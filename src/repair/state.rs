@@ -29,6 +29,8 @@ pub struct State {
     pub rewrite_refused: Vec<usize>,
     /// Sections never rewritten: a person's edits, kept word for word.
     pub pinned: Vec<usize>,
+    /// The next round makes the sections nobody edited again (`Start::From`).
+    pub regenerating: bool,
 }
 
 /// What the next round asks for.
@@ -99,6 +101,7 @@ impl State {
             first_truncated: truncated,
             rewrite_refused: Vec::new(),
             pinned: Vec::new(),
+            regenerating: false,
         }
     }
 
@@ -124,6 +127,7 @@ impl State {
             first_truncated: false,
             rewrite_refused: Vec::new(),
             pinned: pinned.to_vec(),
+            regenerating: false,
         }
     }
 
@@ -212,6 +216,7 @@ impl State {
             recovered: Vec::new(),
             rewritten: Vec::new(),
             requests,
+            regenerate: std::mem::take(&mut self.regenerating),
         };
         // Missing sections go in as they came. A rewrite of a present section goes in only
         // if it has fewer problems than the text it replaces: a weak model's rewrite is often
@@ -404,6 +409,7 @@ mod tests {
             request_id: None,
             model: None,
             retries: 0,
+            rate_limited: 0,
         };
         let edits = State::edits_from(&ask, None, &cut, &c);
         let answered = ask.answered_by(None, &cut, &edits);

@@ -263,9 +263,11 @@ fn rate_limited_server_pauses_every_worker_and_every_plan_completes() {
     let r = report(dir.path());
     assert_eq!(r["totals"]["complete"], 8);
     assert_eq!(r["totals"]["failed"], 0);
-    assert_eq!(r["totals"]["transport_retries"], 1);
+    // A 429 is waited out, not a retry: --max-retries is untouched.
+    assert_eq!(r["totals"]["transport_retries"], 0);
+    assert_eq!(r["totals"]["rate_limited"], 1);
     let reqs = server.chats();
-    assert_eq!(reqs.len(), 9, "8 plans + 1 retry");
+    assert_eq!(reqs.len(), 9, "8 plans + the rate-limited one again");
     // Requests already on their way when the 429 went out arrive within a few ms; every
     // later one came ~1 s after it. Unpaused, the other workers would have sent their next
     // requests when their 300 ms replies landed, inside the pause.

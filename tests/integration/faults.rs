@@ -88,7 +88,12 @@ fn rate_limited_429_waits_as_told_then_succeeds() {
     assert_eq!(chats[0].body, chats[1].body, "the retried body is identical");
     assert_eq!(chats[0].header("x-rbplan-retry-count"), Some("0"));
     assert_eq!(chats[1].header("x-rbplan-retry-count"), Some("1"));
-    assert_eq!(out.json()["transport_retries"], 1);
+    assert_eq!(
+        out.json()["transport_retries"],
+        0,
+        "a rate limit is waited out, not retried"
+    );
+    assert_eq!(out.json()["rate_limited"], 1);
 }
 
 #[test]

@@ -43,6 +43,12 @@ fn server() -> Server {
         } else {
             (0..10).collect()
         };
+        // A revision says so, so that it differs from the text it replaces.
+        let v = if req.last_user().contains("reviewer") {
+            format!("{v}, revised")
+        } else {
+            v
+        };
         reply(req, n, &marked(&a, &which, &v), "stop")
     })
 }
@@ -275,4 +281,43 @@ fn ask_out_locks_its_file() {
     assert_eq!(server.chats().len(), 0, "nothing sent");
     drop(held);
     assert_eq!(ask_out(dir.path(), &server, "v1", &[]).code, 0);
+}
+
+/// A reviewer's revision is kept by a later regeneration, like a person's edit; and an
+/// `ask --out` over a current, unedited plan sends nothing.
+#[test]
+fn a_revision_survives_regeneration_and_a_current_plan_is_not_paid_for_twice() {
+    let server = server();
+    let dir = tempdir();
+    let plan = dir.path().join("plan.md");
+    assert_eq!(ask_out(dir.path(), &server, "v1", &[]).code, 0);
+    let again = ask_out(dir.path(), &server, "v1", &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("plan.md is current"), "{}", again.stderr);
+    assert_eq!(server.chats().len(), 1, "nothing sent for a current plan");
+
+    let revise = rbplan(dir.path())
+        .args([
+            "revise",
+            "plan.md",
+            "--section",
+            "3",
+            "--note",
+            "Cover the Kafka consumer offsets.",
+        ])
+        .args(["--model", "m", "--base-url", &server.url()])
+        .run();
+    assert_eq!(revise.code, 0, "{}", revise.stderr);
+    let revised = section(&std::fs::read_to_string(&plan).unwrap(), 3).to_string();
+    let out = ask_out(dir.path(), &server, "v2", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("keeping by-stage"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("regenerating what nobody edited (one request)"),
+        "{}",
+        out.stderr
+    );
+    let now = std::fs::read_to_string(&plan).unwrap();
+    assert_eq!(section(&now, 3), revised);
+    assert!(section(&now, 1).contains("input v2"));
 }

@@ -106,9 +106,16 @@ fn revise_asks_once_with_the_note_and_changes_only_that_section() {
         "{changed:#?}"
     );
 
-    // The revised section is now rbplan's text: an input change regenerates it. The
-    // status in the front matter is the new check's.
+    // The front matter's status is the new check's. The revised section keeps the hash
+    // rbplan recorded, so it reads as a person's edit: a regeneration keeps it.
     assert!(after.contains("status: \"complete\""));
+    let hashes = |t: &str| {
+        t.lines()
+            .find(|l| l.trim_start().starts_with("sections:"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(hashes(&after), hashes(&before));
 }
 
 #[test]
@@ -258,7 +265,9 @@ fn a_real_weak_revision_is_refused_and_the_plan_is_untouched() {
     );
     assert_eq!(std::fs::read_to_string(dir.path().join("plan.md")).unwrap(), before);
     let attempt = std::fs::read_to_string(dir.path().join("plan.new.md")).unwrap();
-    assert!(attempt.contains("## 3. Rollback by stage\n\nEach section needs a different heading"));
+    assert!(
+        attempt.contains("## 3. Rollback by stage\n\nThe rollback is a feature of the plan, and it is not a failure.")
+    );
     assert!(
         out.stdout.contains("-### Stage 1: Schema conversion and backfill"),
         "{}",
@@ -283,6 +292,6 @@ fn a_real_weak_revision_is_refused_and_the_plan_is_untouched() {
     assert!(
         std::fs::read_to_string(dir.path().join("plan.md"))
             .unwrap()
-            .contains("Each section needs a different heading")
+            .contains("The rollback is a feature of the plan")
     );
 }

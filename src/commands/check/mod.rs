@@ -245,8 +245,21 @@ impl Verdict {
     }
 }
 
+/// `NAME.new.md` with `NAME.md` beside it: a new version rbplan wrote next to a file it
+/// left alone.
+fn is_new_beside(f: &std::path::Path) -> bool {
+    let name = f
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.strip_suffix(".new.md")
+        .is_some_and(|stem| f.with_file_name(format!("{stem}.md")).is_file())
+}
+
 /// Files as given; folders expand to their .md files (sorted, not recursively), skipping a
-/// README.md (any case; it describes the folder, it is not a plan) and a batch's report.md.
+/// README.md (any case; it describes the folder, it is not a plan), a batch's report.md,
+/// and a NAME.new.md that rbplan left beside NAME.md for a person to compare (name it to
+/// check it).
 /// Nothing to check is an error naming the folders that held nothing.
 fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -260,6 +273,7 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .filter(|f| !f.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
                 .filter(|f| !f.file_name().is_some_and(|n| n.eq_ignore_ascii_case("README.md")))
                 .filter(|f| !(f.file_name().is_some_and(|n| n == "report.md") && p.join("report.json").is_file()))
+                .filter(|f| !is_new_beside(f))
                 .collect();
             found.sort();
             if found.is_empty() {

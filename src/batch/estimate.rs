@@ -1,0 +1,141 @@
+//! `batch --dry-run`: what a run would send and what it could cost, sending nothing. The
+//! items that would run after resume, their prompt tokens (counted with OpenAI's tokenizer
+//! for OpenAI models, else estimated), the worst-case completion tokens and, with a price,
+//! the cost range of the first requests.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Ctx;
+use super::items::{self, Manifest};
+use crate::error::{Outcome, Result};
+use crate::price::{Counting, Known, usd};
+use crate::term::{Ui, count, print_stdout, thousands};
+
+/// One model's share of the run.
+#[derive(Debug, Default, Serialize)]
+pub struct ModelEstimate {
+    pub model: String,
+    pub items: u64,
+    pub prompt_tokens: u64,
+    pub counting: Option<Counting>,
+    /// Every first reply at `--max-tokens`.
+    pub max_completion_tokens: u64,
+    /// USD: the prompts alone, and with every reply at `--max-tokens`.
+    pub cost_usd_min: Option<f64>,
+    pub cost_usd_max: Option<f64>,
+    /// "given" (`--price`) or "table" (built in), when the model has a price.
+    pub price_from: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Estimate {
+    pub dry_run: bool,
+    pub items: u64,
+    pub to_run: u64,
+    /// Current plans in the output folder that a run would keep.
+    pub kept: u64,
+    pub max_tokens: Option<u32>,
+    pub max_repairs: u32,
+    pub models: Vec<ModelEstimate>,
+    /// Over every model; None when one has no price.
+    pub cost_usd_min: Option<f64>,
+    pub cost_usd_max: Option<f64>,
+}
+
+/// Count the run without sending anything.
+pub fn estimate(ctx: &Ctx, manifest: &Manifest) -> Result<Estimate> {
+    let mut per: BTreeMap<String, ModelEstimate> = BTreeMap::new();
+    let (mut items, mut kept) = (0u64, 0u64);
+    for item in items::open(&manifest.path)? {
+        let item = item?;
+        items += 1;
+        let model = item.model.clone().unwrap_or_else(|| ctx.default_model.clone());
+        if ctx.keeps(&item, &model, &item.inputs.hash()) {
+            kept += 1;
+            continue;
+        }
+        let messages = ctx.template.messages(&item.inputs)?;
+        let texts: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+        let (tokens, how) = crate::price::prompt_tokens(&model, &texts);
+        let m = per.entry(model.clone()).or_insert_with(|| ModelEstimate {
+            model,
+            ..ModelEstimate::default()
+        });
+        m.items += 1;
+        m.prompt_tokens += tokens;
+        m.counting = Some(how);
+        m.max_completion_tokens += u64::from(ctx.max_tokens.unwrap_or(0));
+    }
+    let models: Vec<ModelEstimate> = per.into_values().map(|m| priced(ctx, m)).collect();
+    let sum = |f: fn(&ModelEstimate) -> Option<f64>| models.iter().map(f).sum::<Option<f64>>();
+    Ok(Estimate {
+        dry_run: true,
+        items,
+        to_run: items - kept,
+        kept,
+        max_tokens: ctx.max_tokens,
+        max_repairs: ctx.max_repairs,
+        cost_usd_min: sum(|m| m.cost_usd_min),
+        cost_usd_max: sum(|m| m.cost_usd_max),
+        models,
+    })
+}
+
+fn priced(ctx: &Ctx, mut m: ModelEstimate) -> ModelEstimate {
+    if let Some((p, known)) = ctx.prices.of(&m.model) {
+        m.cost_usd_min = Some(p.cost(m.prompt_tokens, 0, 0));
+        m.cost_usd_max = Some(p.cost(m.prompt_tokens, 0, m.max_completion_tokens));
+        m.price_from = Some(match known {
+            Known::Given => "given",
+            Known::Table => "table",
+        });
+    }
+    m
+}
+
+/// Print the estimate (text, or JSON with `--json`).
+pub fn print(ctx: &Ctx, manifest: &Manifest, json: bool, ui: Ui) -> Result<Outcome> {
+    let e = estimate(ctx, manifest)?;
+    if json {
+        print_stdout(&(serde_json::to_string_pretty(&e).expect("estimate serializes") + "\n"))?;
+        return Ok(Outcome::Complete);
+    }
+    let mut out = format!(
+        "dry run: nothing sent.\n{}: {} to run, {} kept from an earlier run\n",
+        count(e.items, "item"),
+        e.to_run,
+        e.kept
+    );
+    for m in &e.models {
+        out.push_str(&model_line(m, e.max_tokens));
+    }
+    out.push_str(&match (e.cost_usd_min, e.cost_usd_max) {
+        (Some(lo), Some(hi)) => format!("cost of the first requests: {} to {}\n", usd(lo), usd(hi)),
+        _ => "cost unknown: a model has no price (give --price IN:OUT, USD per million tokens)\n".into(),
+    });
+    print_stdout(&out)?;
+    ui.note(format!(
+        "repair rounds (up to {} per plan) come on top, for plans whose first answer lacks sections or fails a check",
+        e.max_repairs
+    ));
+    Ok(Outcome::Complete)
+}
+
+fn model_line(m: &ModelEstimate, max_tokens: Option<u32>) -> String {
+    let how = m.counting.map(|c| c.to_string()).unwrap_or_default();
+    let price = match (m.cost_usd_min, m.cost_usd_max, m.price_from) {
+        (Some(lo), Some(hi), Some(from)) => format!("; {} to {} ({} price)", usd(lo), usd(hi), from),
+        _ => "; no price".into(),
+    };
+    format!(
+        "  {}: {}, {} prompt tokens ({how}), up to {} completion tokens ({} × --max-tokens {}){price}\n",
+        m.model,
+        count(m.items, "item"),
+        thousands(m.prompt_tokens),
+        thousands(m.max_completion_tokens),
+        m.items,
+        max_tokens.map_or("unset".to_string(), |t| t.to_string())
+    )
+}
