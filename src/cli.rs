@@ -299,6 +299,18 @@ impl ConnArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
+pub struct ParallelArgs {
+    /// Write the plan as a short outline of the facts every section shares (stages, point
+    /// of no return, roles, systems, numbers), then every section in its own request, N at
+    /// a time, each carrying the outline; then check (sections must agree with the
+    /// outline) and repair as usual. Faster on a server that answers requests in parallel;
+    /// more prompt tokens, most of them a shared prefix that servers cache. In a batch, -j
+    /// still bounds the requests in flight over every plan.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub parallel: Option<usize>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
 pub struct CostArgs {
     /// What tokens cost, in USD per million: IN:OUT or IN:OUT:CACHED for every model, or
     /// MODEL=IN:OUT[:CACHED] for one (repeat for several) [RBPLAN_PRICE, ";"-separated].
@@ -349,6 +361,8 @@ pub struct AskArgs {
     pub judge: JudgeArgs,
     #[command(flatten)]
     pub cost: CostArgs,
+    #[command(flatten)]
+    pub parallel: ParallelArgs,
     /// Write the plan to FILE (atomically, with provenance front matter) instead of stdout.
     /// If FILE is a plan rbplan wrote and a person edited since, the edited sections (and any
     /// text a person added) are kept word for word and only the others are regenerated; a
@@ -547,6 +561,8 @@ pub struct BatchArgs {
     pub judge: JudgeArgs,
     #[command(flatten)]
     pub cost: CostArgs,
+    #[command(flatten)]
+    pub parallel: ParallelArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

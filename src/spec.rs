@@ -87,6 +87,8 @@ pub struct Files {
     pub judge: Option<String>,
     /// Asks to rewrite named sections following a reviewer's note (`rbplan revise`).
     pub revise: Option<String>,
+    /// Asks for the outline every section must agree on (`--parallel`).
+    pub outline: Option<String>,
 }
 
 /// The template variable names that `--summary` and `--stages` bind to.
@@ -189,6 +191,11 @@ pub enum CheckSpec {
         #[serde(default)]
         severity: Severity,
     },
+    /// With `--parallel`: the section's point of no return ("T+…") is the outline's.
+    PointOfNoReturn {
+        #[serde(default)]
+        severity: Severity,
+    },
     /// Each entry of `all` is mentioned (case-insensitive phrase) in the section or the document.
     Mentions {
         all: Vec<String>,
@@ -220,6 +227,7 @@ impl CheckSpec {
             | CheckSpec::Durations { severity, .. }
             | CheckSpec::Conditionals { severity }
             | CheckSpec::Specific { severity, .. }
+            | CheckSpec::PointOfNoReturn { severity }
             | CheckSpec::Mentions { severity, .. } => *severity,
         }
     }

@@ -12,7 +12,7 @@ use crate::spec::Spec;
 use crate::util;
 
 /// The built-in rollback-plan template, embedded so the binary works from any directory.
-const BUILTIN: [(&str, &str); 7] = [
+const BUILTIN: [(&str, &str); 8] = [
     ("template.toml", include_str!("../prompts/rollback-plan/template.toml")),
     ("system.md", include_str!("../prompts/rollback-plan/system.md")),
     ("user.md", include_str!("../prompts/rollback-plan/user.md")),
@@ -20,12 +20,14 @@ const BUILTIN: [(&str, &str); 7] = [
     ("section.md", include_str!("../prompts/rollback-plan/section.md")),
     ("judge.md", include_str!("../prompts/rollback-plan/judge.md")),
     ("revise.md", include_str!("../prompts/rollback-plan/revise.md")),
+    ("outline.md", include_str!("../prompts/rollback-plan/outline.md")),
 ];
 /// Used when a custom template does not bring its own repair or section prompt.
 const DEFAULT_REPAIR: &str = include_str!("../prompts/defaults/repair.md");
 const DEFAULT_SECTION: &str = include_str!("../prompts/defaults/section.md");
 const DEFAULT_JUDGE: &str = include_str!("../prompts/defaults/judge.md");
 const DEFAULT_REVISE: &str = include_str!("../prompts/defaults/revise.md");
+const DEFAULT_OUTLINE: &str = include_str!("../prompts/defaults/outline.md");
 
 /// The two inputs of a plan.
 #[derive(Debug, Clone)]
@@ -106,6 +108,7 @@ impl Template {
             spec.files.section.as_ref(),
             spec.files.judge.as_ref(),
             spec.files.revise.as_ref(),
+            spec.files.outline.as_ref(),
         ]
         .into_iter()
         .flatten()
@@ -142,6 +145,7 @@ impl Template {
         add("section", spec.files.section.as_ref(), Some(DEFAULT_SECTION))?;
         add("judge", spec.files.judge.as_ref(), Some(DEFAULT_JUDGE))?;
         add("revise", spec.files.revise.as_ref(), Some(DEFAULT_REVISE))?;
+        add("outline", spec.files.outline.as_ref(), Some(DEFAULT_OUTLINE))?;
 
         let mut sorted: Vec<&(String, String)> = files.iter().collect();
         sorted.sort();
@@ -161,7 +165,10 @@ impl Template {
         };
         t.messages(&probe)?;
         t.repair_prompt(&probe, &[0], &[])?;
-        t.section_prompt(&probe, 0, &[])?;
+        t.section_prompt(&probe, 0, &[], None)?;
+        t.section_prompt(&probe, 0, &[], Some("x"))?;
+        t.part_prompt(&probe, 0, &[], Some("x"), Some("x"))?;
+        t.outline_prompt(&probe)?;
         t.judge_prompt(&probe, "x")?;
         t.revise_prompt(&probe, &[0], "x")?;
         Ok(t)
@@ -193,11 +200,39 @@ impl Template {
         self.render("repair", &ctx)
     }
 
-    /// The user message that asks for one section alone, heading supplied by us.
-    pub fn section_prompt(&self, inputs: &Inputs, idx: usize, problems: &[String]) -> Result<String> {
+    /// The user message that asks for one section alone, heading supplied by us; with
+    /// `--parallel`, the outline every section must agree with comes first (a shared
+    /// prefix, cacheable by the server).
+    pub fn section_prompt(
+        &self,
+        inputs: &Inputs,
+        idx: usize,
+        problems: &[String],
+        outline: Option<&str>,
+    ) -> Result<String> {
+        self.part_prompt(inputs, idx, problems, outline, None)
+    }
+
+    /// `section_prompt` for one part of a section: the subsection of one stage (`--parallel`
+    /// splits a per-stage section by the outline's stages).
+    pub fn part_prompt(
+        &self,
+        inputs: &Inputs,
+        idx: usize,
+        problems: &[String],
+        outline: Option<&str>,
+        part: Option<&str>,
+    ) -> Result<String> {
         let mut ctx = self.context(inputs);
         ctx.insert("section", &self.section_ctx(idx, problems.to_vec()));
+        ctx.insert("outline", outline.unwrap_or(""));
+        ctx.insert("part", part.unwrap_or(""));
         self.render("section", &ctx)
+    }
+
+    /// The user message that asks for the outline of facts every section shares.
+    pub fn outline_prompt(&self, inputs: &Inputs) -> Result<String> {
+        self.render("outline", &self.context(inputs))
     }
 
     /// The message that asks a judge model to score `plan`; the plan is a value too.
@@ -320,7 +355,7 @@ mod tests {
         let msgs = t.messages(&inputs(hostile, hostile)).unwrap();
         assert_eq!(msgs[1].content.matches(hostile).count(), 2);
         assert!(!msgs[1].content.contains("49"));
-        let fill = t.section_prompt(&inputs(hostile, "s"), 2, &[]).unwrap();
+        let fill = t.section_prompt(&inputs(hostile, "s"), 2, &[], Some(hostile)).unwrap();
         assert!(fill.contains(hostile));
     }
 

@@ -54,6 +54,8 @@ pub struct Ctx {
     pub force: bool,
     /// What tokens cost (`--price`, the built-in table), for each plan's cost.
     pub prices: crate::price::Prices,
+    /// `--parallel N`: each plan as an outline, then its sections N at a time.
+    pub parallel: Option<usize>,
     /// Where answers come from.
     pub answers: Answers,
 }

@@ -80,6 +80,7 @@ impl Ctx {
             max_repairs: self.max_repairs,
             fallback: self.fallback.clone(),
             stream: false,
+            parallel: self.parallel,
         };
         let migration = item.migration();
         let job = repair::Job {

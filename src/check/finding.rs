@@ -35,6 +35,9 @@ pub enum Code {
     Generic,
     /// A judge model's low score (`--judge-model`), or its failure.
     Judge,
+    /// With `--parallel`: a section disagrees with the shared outline (a stage it does not
+    /// name, another point of no return).
+    Coherence,
     StaleTemplate,
 }
 
@@ -69,6 +72,7 @@ impl Code {
             Code::Copied => "copied",
             Code::Generic => "generic",
             Code::Judge => "judge",
+            Code::Coherence => "coherence",
             Code::StaleTemplate => "stale_template",
         }
     }

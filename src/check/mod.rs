@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+pub mod coherence;
 pub mod finding;
 pub mod quality;
 pub mod specific;
@@ -116,6 +117,8 @@ pub struct Checker {
 pub struct Migration {
     stages: Option<Vec<String>>,
     names: Vec<String>,
+    /// With `--parallel`: what the shared outline fixed, that every section must agree on.
+    agreed: Option<coherence::Agreed>,
     /// Stems of the stages' words and the names: what makes a scenario specific.
     vocab: WordSet,
 }
@@ -124,7 +127,25 @@ impl Migration {
     pub fn new(stages: Option<Vec<String>>, summary: Option<&str>) -> Migration {
         let names = summary.map(specific::names).unwrap_or_default();
         let vocab = specific::vocabulary(stages.as_deref().unwrap_or_default(), &names);
-        Migration { stages, names, vocab }
+        Migration {
+            stages,
+            names,
+            vocab,
+            agreed: None,
+        }
+    }
+
+    /// The same migration, with what an outline fixed (`--parallel`).
+    pub fn with_outline(&self, outline: &str) -> Migration {
+        let agreed = coherence::Agreed::from_outline(outline, self.stages.as_deref().unwrap_or_default());
+        Migration {
+            agreed: Some(agreed),
+            ..self.clone()
+        }
+    }
+
+    pub fn agreed(&self) -> Option<&coherence::Agreed> {
+        self.agreed.as_ref()
     }
 
     /// Only the stages (no summary known).
@@ -306,5 +327,48 @@ mod tests {
         assert!(codes.contains(&("empty", Some("by-component"))));
         let empty = r.findings.iter().find(|f| f.code == Code::Empty).unwrap();
         assert_eq!(empty.line, Some(13));
+    }
+}
+
+#[cfg(test)]
+mod coherence_tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_the_outline_does_not_name_is_a_coherence_finding() {
+        let c = Checker::new(&Template::builtin());
+        let plan = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/authored/plan.md")).unwrap();
+        let stages: Vec<String> = [
+            "Schema conversion and backfill",
+            "CDC dual-running",
+            "Read cutover",
+            "Write cutover",
+            "Decommission MySQL",
+        ]
+        .map(String::from)
+        .to_vec();
+        let outline = "**Stages:**\n- Schema conversion and backfill\n- CDC dual-running\n- Read cutover\n- Write cutover\n- Decommission MySQL\n\n**Point of no return:** After T+2h.\n";
+        let m = Migration::new(Some(stages), None).with_outline(outline);
+        let codes = |p: &str| -> Vec<Code> { c.check(p, &m).1.findings.iter().map(|f| f.code).collect() };
+        assert!(
+            !codes(&plan).contains(&Code::Coherence),
+            "the authored plan agrees with its outline"
+        );
+        let renamed = plan.replace("### Stage 3: Read cutover", "### Stage 3: Blue-green switch");
+        let found = c.check(&renamed, &m).1.findings;
+        let f = found
+            .iter()
+            .find(|f| f.code == Code::Coherence)
+            .expect("a coherence finding");
+        assert!(f.message.contains("\"Blue-green switch\""), "{}", f.message);
+        // Without an outline, no coherence check runs.
+        let plain = Migration::new(m.stage_list().map(<[String]>::to_vec), None);
+        assert!(
+            !c.check(&renamed, &plain)
+                .1
+                .findings
+                .iter()
+                .any(|f| f.code == Code::Coherence)
+        );
     }
 }

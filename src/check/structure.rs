@@ -34,7 +34,16 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, m: &Migration) -> Vec<Find
         for check in &s.checks {
             let problems = match check {
                 CheckSpec::Table { columns, min_rows, .. } => sec.table(columns, *min_rows),
-                CheckSpec::StageCoverage { .. } => sec.stage_coverage(m.stage_list().unwrap_or_default()),
+                CheckSpec::StageCoverage { .. } => {
+                    let mut p = sec.stage_coverage(m.stage_list().unwrap_or_default());
+                    p.extend(m.agreed().map(|a| sec.stray_stages(&a.stages)).unwrap_or_default());
+                    p
+                }
+                CheckSpec::PointOfNoReturn { .. } => m
+                    .agreed()
+                    .and_then(|a| super::coherence::point_of_no_return_differs(&sec.scan.text, a))
+                    .map(|msg| sec.problem(Code::Coherence, format!("\"{}\": {msg}", sec.heading)))
+                    .unwrap_or_default(),
                 CheckSpec::Durations { column, .. } => sec.durations(column.as_deref()),
                 CheckSpec::Conditionals { .. } => sec.conditionals(),
                 CheckSpec::Specific { what, .. } => sec.specific(what, m),
@@ -183,6 +192,38 @@ impl Section<'_> {
         let mut p = self.problem(Code::Table, format!("\"{}\": {msg}", self.heading));
         p[0].line = line.unwrap_or(self.line);
         p
+    }
+
+    /// Stage subsections ("Stage 3: Read cutover") that name no stage of the outline.
+    fn stray_stages(&self, agreed: &[String]) -> Vec<Problem> {
+        if agreed.is_empty() {
+            return Vec::new();
+        }
+        let named: Vec<&str> = self
+            .scan
+            .subheadings
+            .iter()
+            .filter_map(|(_, h)| stage_title(h))
+            .collect();
+        let stray: Vec<&str> = named
+            .into_iter()
+            .filter(|name| {
+                let title = titles_from(&[name.to_string()]);
+                !agreed
+                    .iter()
+                    .any(|s| stage_covered(&title, s) || stage_covered(&titles_from(std::slice::from_ref(s)), name))
+            })
+            .collect();
+        if stray.is_empty() {
+            return Vec::new();
+        }
+        let msg = format!(
+            "\"{}\" names stages the outline does not: {} (the outline's: {})",
+            self.heading,
+            quoted(&stray),
+            quoted_list(agreed)
+        );
+        self.problem(Code::Coherence, msg)
     }
 
     fn stage_coverage(&self, stages: &[String]) -> Vec<Problem> {
@@ -680,6 +721,31 @@ fn stage_words_from(tokens: &[String], vocab: &WordSet) -> Vec<String> {
 struct Title {
     tokens: Vec<String>,
     vocab: WordSet,
+}
+
+/// The name in a stage subsection's title: "Stage 3: Read cutover" → "Read cutover".
+fn stage_title(h: &str) -> Option<&str> {
+    let t = h.trim();
+    let word = STAGE_WORDS
+        .iter()
+        .find(|w| t.len() > w.len() && t[..w.len()].eq_ignore_ascii_case(w))?;
+    let rest = t[word.len()..].trim_start();
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    let name = rest[digits..].trim_start().strip_prefix([':', '—', '-', '.'])?.trim();
+    (digits > 0 && !name.is_empty()).then_some(name)
+}
+
+/// Titles made from plain names.
+fn titles_from(names: &[String]) -> Vec<Title> {
+    let none = WordSet::default();
+    names
+        .iter()
+        .map(|n| {
+            let tokens = phrase(n);
+            let vocab = stage_words_from(&tokens, &none).into_iter().collect();
+            Title { tokens, vocab }
+        })
+        .collect()
 }
 
 fn titles_of(scan: &Scan) -> Vec<Title> {

@@ -26,12 +26,16 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
     let template = Template::resolve(args.template.template.as_deref())?;
     let inputs = input::resolve(&args.input.given(), &template)?;
     let checker = Checker::new(&template);
-    let (_lock, decision) = prepare_out(&args, &checker, ui)?.unzip();
+    let (_lock, decision) = prepare_out(&args, &checker)?.unzip();
     let (settings, client) = connect(&args.conn, &env)?;
     let prices = crate::config::prices(&args.cost.price, &env)?;
     let client = budget(client, &args, &prices, &settings)?;
     if let Some(out) = current_plan(&args, decision.as_ref(), &template, &settings.model, &inputs, &checker) {
         return say_current(out, args.json, ui);
+    }
+    if let (Some(d), Some(out)) = (&decision, &args.out) {
+        say_decision(d, out, &checker, ui);
+        d.make_backup(out)?;
     }
     let view = View::new(&args, ui);
     let stages = input::parse_stages(&inputs.stages);
@@ -130,19 +134,17 @@ fn options(args: &AskArgs, settings: &crate::config::Settings) -> repair::Option
         max_repairs: args.repair.max_repairs,
         fallback: args.repair.fallback_model.clone(),
         stream: false,
+        parallel: args.parallel.parallel,
     }
 }
 
 /// The file at `--out`: locked, looked at (a person's edits, a file not rbplan's), said
 /// what will happen to it, backed up under `--force`. None without `--out`.
-fn prepare_out(args: &AskArgs, checker: &Checker, ui: Ui) -> Result<Option<(Lock, Decision)>> {
+fn prepare_out(args: &AskArgs, checker: &Checker) -> Result<Option<(Lock, Decision)>> {
     let Some(out) = &args.out else { return Ok(None) };
     check_out_path(out)?;
     let lock = Lock::file(out, "rbplan ask")?;
-    let d = living::decide(out, checker, args.force);
-    say_decision(&d, out, checker, ui);
-    d.make_backup(out)?;
-    Ok(Some((lock, d)))
+    Ok(Some((lock, living::decide(out, checker, args.force))))
 }
 
 /// What a plan is made from, for its front matter.
@@ -182,8 +184,8 @@ fn write_out(
     Ok(path.to_path_buf())
 }
 
-/// `--out` already holds this very plan: same template, model and input, nobody edited
-/// it, it passes. Asking again would only pay for the same thing.
+/// `--out` already holds this very plan: same template, model and input, and it passes
+/// (with a person's edits or not). Asking again would only pay for the same thing.
 fn current_plan<'a>(
     args: &'a AskArgs,
     d: Option<&Decision>,
@@ -192,7 +194,11 @@ fn current_plan<'a>(
     inputs: &crate::template::Inputs,
     checker: &Checker,
 ) -> Option<&'a Path> {
-    let Some(Decision::Replace(e)) = d else { return None };
+    // An edited plan is current too: its other sections were made from this same input.
+    let e = match d {
+        Some(Decision::Replace(e) | Decision::KeepEdits(e)) => e,
+        _ => return None,
+    };
     let p = &e.provenance;
     let same = p.template_hash == template.hash && p.model == model && p.input_hash == inputs.hash();
     let m = Migration::new(Some(input::parse_stages(&inputs.stages)), Some(&inputs.summary));
@@ -203,7 +209,7 @@ fn current_plan<'a>(
 /// The plan at `--out` is current: say so (and, with `--json`, as an object).
 fn say_current(out: &Path, json: bool, ui: Ui) -> Result<Outcome> {
     ui.note(format!(
-        "{} is current: made from this template, model and input, unedited, and it passes its checks; nothing sent (--force makes a new one)",
+        "{} is current: made from this template, model and input, and it passes its checks (a person's edits included); nothing sent (--force makes a new one)",
         out.display()
     ));
     if json {
@@ -264,7 +270,10 @@ struct View {
 
 impl View {
     fn new(args: &AskArgs, ui: Ui) -> View {
-        let stream = !args.no_stream && (args.stream || (std::io::stdout().is_terminal() && !args.json));
+        // --parallel has no single reply to show as it streams: its progress is per section.
+        let stream = !args.no_stream
+            && args.parallel.parallel.is_none()
+            && (args.stream || (std::io::stdout().is_terminal() && !args.json));
         let on_stdout = stream && args.out.is_none() && !args.json;
         let on_stderr = stream && !on_stdout && std::io::stderr().is_terminal() && !ui.quiet;
         View {
@@ -376,6 +385,8 @@ fn event_line(ev: Event) -> String {
             rewritten,
             ..
         } => format!("repair round {round}: {recovered} section(s) recovered, {rewritten} rewritten"),
+        Event::Outline { words } => format!("outline: {words} words; now every section in its own request"),
+        Event::SectionDone { id, done, total, .. } => format!("written {done}/{total}: {id}"),
         Event::Fallback { model, why } => format!("switching to the fallback model {model}: {why}"),
         Event::Warning(w) => format!("warning: {w}"),
     }
@@ -509,6 +520,8 @@ fn json_report(g: &Generated, model: &str, template: &Template, input_hash: &str
         "repair_error": g.stopped.as_ref().map(ToString::to_string),
         "template": {"origin": template.origin, "hash": template.hash},
         "input_hash": input_hash,
+        "parallel": args.parallel.parallel,
+        "outline": s.outline,
         "out": args.out.as_ref().map(|p| p.display().to_string()),
     })
 }

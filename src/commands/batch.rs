@@ -51,6 +51,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         judge: args.judge.judge_model.clone(),
         force: args.force,
         prices,
+        parallel: args.parallel.parallel,
         answers: Answers::Live,
     };
     if args.dry_run {
@@ -94,6 +95,12 @@ fn check_flags(args: &BatchArgs) -> Result<()> {
     if args.cancel && args.via != Via::BatchApi {
         return Err(Error::usage(
             "--cancel goes with --via batch-api (it cancels the batch recorded in --out-dir)",
+        ));
+    }
+    let files = args.export.is_some() || !args.import.is_empty() || args.via == Via::BatchApi;
+    if args.parallel.parallel.is_some() && files {
+        return Err(Error::usage(
+            "--parallel asks live, section by section; a Batch API or vLLM file holds one request per service: drop --parallel, or run live",
         ));
     }
     if args.export_repairs.is_some() && args.import.is_empty() && args.via != Via::BatchApi {

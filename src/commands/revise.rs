@@ -313,6 +313,7 @@ async fn fix(
         max_tokens: settings.max_tokens,
         max_repairs: args.repair.max_repairs,
         stream: false,
+        parallel: None,
     };
     let job = repair::Job {
         template,

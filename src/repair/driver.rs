@@ -55,9 +55,27 @@ impl std::fmt::Display for Stop {
 }
 
 /// Where answers come from.
-pub trait Source {
+pub trait Source: Send {
     /// Answer one request.
     fn answer(&mut self, at: Target, req: &ChatRequest) -> impl Future<Output = Result<Answer>> + Send;
+
+    /// Answer several requests, at most `n` at once, telling `done` each one's index as it
+    /// completes. This default asks them one after another.
+    fn answer_many(
+        &mut self,
+        reqs: Vec<(Target, ChatRequest)>,
+        _n: usize,
+        done: &(dyn Fn(usize) + Send + Sync),
+    ) -> impl Future<Output = Result<Vec<Answer>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(reqs.len());
+            for (i, (at, req)) in reqs.iter().enumerate() {
+                out.push(self.answer(*at, req).await?);
+                done(i);
+            }
+            Ok(out)
+        }
+    }
 
     /// Called before a repair round with the requests it will make. Some(stop) ends
     /// repair here (a source that wrote the round out as a batch file, say).
@@ -77,6 +95,36 @@ pub struct LiveSource<'a> {
 }
 
 impl Source for LiveSource<'_> {
+    /// Every request in its own task, at most `n` in flight (and the client's own limit
+    /// over a whole batch).
+    async fn answer_many(
+        &mut self,
+        reqs: Vec<(Target, ChatRequest)>,
+        n: usize,
+        done: &(dyn Fn(usize) + Send + Sync),
+    ) -> Result<Vec<Answer>> {
+        let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        let mut set = tokio::task::JoinSet::new();
+        let count = reqs.len();
+        for (i, (_, req)) in reqs.into_iter().enumerate() {
+            let (client, limit) = (self.client.clone(), limit.clone());
+            set.spawn(async move {
+                let _slot = limit.acquire_owned().await.expect("the semaphore is never closed");
+                (i, client.chat(&req, None).await)
+            });
+        }
+        let mut out: Vec<Option<Answer>> = (0..count).map(|_| None).collect();
+        while let Some(joined) = set.join_next().await {
+            let (i, r) = joined.map_err(|e| ApiError::Transport(format!("a request task failed: {e}")))?;
+            out[i] = Some(match r {
+                Ok(c) => Answer::Reply(c),
+                Err(e) => Answer::Failed(e),
+            });
+            done(i);
+        }
+        Ok(out.into_iter().map(|a| a.expect("every task answered")).collect())
+    }
+
     async fn answer(&mut self, at: Target, req: &ChatRequest) -> Result<Answer> {
         // The first request of a plan is new work: refused once the run is stopping.
         let r = if at.round == 0 && at.attempt == 0 {
@@ -117,8 +165,10 @@ pub async fn generate<S: Source>(
         base: job.template.messages(job.inputs)?,
         tally: Tally::default(),
         on_event,
+        migration: job.migration.clone(),
     };
     let (mut state, rounds) = match &job.start {
+        Start::Fresh if job.opts.parallel.is_some() => (run.outline_then_sections().await?, job.opts.max_repairs),
         Start::Fresh => {
             let (draft, truncated, model) = run.first_answer().await?;
             let state = State::start(&draft, truncated, job.checker, job.migration, &model);
@@ -173,20 +223,29 @@ enum RepairEnd {
 
 /// One plan's generation under way: where answers come from, the conversation they
 /// answer, and what the requests added up to.
-struct Run<'a, 'j, S> {
-    job: &'a Job<'j>,
-    source: &'a mut S,
+pub(super) struct Run<'a, 'j, S> {
+    pub(super) job: &'a Job<'j>,
+    pub(super) source: &'a mut S,
     /// The first request's messages (`Template::messages`).
-    base: Vec<Message>,
-    tally: Tally,
-    on_event: &'a (dyn Fn(Event<'_>) + Send + Sync),
+    pub(super) base: Vec<Message>,
+    pub(super) tally: Tally,
+    pub(super) on_event: &'a (dyn Fn(Event<'_>) + Send + Sync),
+    /// What the plan is checked against: the job's, and with `--parallel` the outline's
+    /// facts too.
+    pub(super) migration: crate::check::Migration,
 }
 
 impl<S: Source> Run<'_, '_, S> {
     /// Ask one request and count it: answered or failed, it was made.
-    async fn call(&mut self, at: Target, req: &ChatRequest) -> Result<Answer> {
+    pub(super) async fn call(&mut self, at: Target, req: &ChatRequest) -> Result<Answer> {
         let a = self.source.answer(at, req).await?;
-        match &a {
+        self.count(&a);
+        Ok(a)
+    }
+
+    /// Count one answer: answered or failed, it was a request.
+    pub(super) fn count(&mut self, a: &Answer) {
+        match a {
             Answer::Reply(c) => {
                 self.tally.requests += 1;
                 self.tally.add(c);
@@ -200,7 +259,6 @@ impl<S: Source> Run<'_, '_, S> {
             Answer::Skipped(Some(_)) => self.tally.requests += 1,
             Answer::Skipped(None) => {}
         }
-        Ok(a)
     }
 
     /// The first answer's text, whether it was cut off, and the model that wrote it. A
@@ -280,7 +338,7 @@ impl<S: Source> Run<'_, '_, S> {
             let before = self.tally.requests;
             let out = self.run_round(state, ask, requests).await?;
             let made = self.tally.requests - before;
-            let r = state.apply(&out.ask, &out.edits, &out.answered, made, job.checker, job.migration);
+            let r = state.apply(&out.ask, &out.edits, &out.answered, made, job.checker, &self.migration);
             on_event(Event::RoundEnd {
                 round,
                 regenerate,

@@ -15,6 +15,7 @@
 //! output file read by the import engine.
 
 mod driver;
+mod parallel;
 mod state;
 mod text;
 
@@ -40,6 +41,8 @@ pub struct Options {
     pub max_tokens: Option<u32>,
     pub max_repairs: u32,
     pub stream: bool,
+    /// `--parallel N`: an outline first, then one request per section, N at a time.
+    pub parallel: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,6 +51,8 @@ pub enum Strategy {
     First,
     Repair,
     Section,
+    /// Written from the outline in its own request, beside the others (`--parallel`).
+    Parallel,
     /// As it was in the plan generation started from (`Start::From`).
     Kept,
 }
@@ -108,6 +113,17 @@ pub enum Event<'a> {
         regenerate: bool,
         recovered: usize,
         rewritten: usize,
+    },
+    /// `--parallel`: the outline came back.
+    Outline {
+        words: usize,
+    },
+    /// `--parallel`: one section's request completed.
+    SectionDone {
+        id: &'a str,
+        done: usize,
+        total: usize,
+        usable: bool,
     },
     /// The run goes on with the fallback model, and why.
     Fallback {

@@ -31,6 +31,9 @@ pub struct State {
     pub pinned: Vec<usize>,
     /// The next round makes the sections nobody edited again (`Start::From`).
     pub regenerating: bool,
+    /// `--parallel`: the outline the sections were written from; one-section requests
+    /// carry it too.
+    pub outline: Option<String>,
 }
 
 /// What the next round asks for.
@@ -102,6 +105,7 @@ impl State {
             rewrite_refused: Vec::new(),
             pinned: Vec::new(),
             regenerating: false,
+            outline: None,
         }
     }
 
@@ -128,6 +132,7 @@ impl State {
             rewrite_refused: Vec::new(),
             pinned: pinned.to_vec(),
             regenerating: false,
+            outline: None,
         }
     }
 
@@ -164,7 +169,7 @@ impl State {
                 .targets()
                 .into_iter()
                 .map(|(idx, problems)| {
-                    let prompt = template.section_prompt(inputs, idx, &problems)?;
+                    let prompt = template.section_prompt(inputs, idx, &problems, self.outline.as_deref())?;
                     let mut msgs: Vec<Message> = base.iter().filter(|m| m.role == Role::System).cloned().collect();
                     msgs.push(Message::user(prompt));
                     Ok((Some(idx), msgs))

@@ -320,4 +320,9 @@ fn a_revision_survives_regeneration_and_a_current_plan_is_not_paid_for_twice() {
     let now = std::fs::read_to_string(&plan).unwrap();
     assert_eq!(section(&now, 3), revised);
     assert!(section(&now, 1).contains("input v2"));
+    // The same input again: the plan (a reviewer's section in it) is current.
+    let sent = server.chats().len();
+    let same = ask_out(dir.path(), &server, "v2", &[]);
+    assert!(same.stderr.contains("plan.md is current"), "{}", same.stderr);
+    assert_eq!(server.chats().len(), sent);
 }

@@ -3,6 +3,7 @@
 
 mod common;
 mod model;
+mod parallel;
 mod server;
 
 mod architecture;

@@ -1,0 +1,174 @@
+//! `--parallel N`: a short outline of the facts every section must share first, then one
+//! request per section, N at a time, each carrying the outline; the sections are spliced
+//! in canonical order and checked against the outline, then repaired as usual.
+
+use super::driver::{Answer, Run, Source, Target};
+
+/// One request of the parallel pass: a section, or one stage of a per-stage section.
+struct PartAsk {
+    section: usize,
+    /// The stage subsection's heading ("Stage 2: CDC dual-running"), for a part.
+    stage: Option<String>,
+    /// What to call it in progress lines.
+    label: String,
+    at: Target,
+    req: ChatRequest,
+}
+
+/// The sections' bodies: a per-stage section's parts joined under their stage headings,
+/// in the outline's order.
+fn assemble(bodies: Vec<(usize, Option<String>, String)>) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    for (section, stage, body) in bodies {
+        let text = match stage {
+            Some(h) => format!("### {h}\n\n{}", body.trim()),
+            None => body,
+        };
+        match out.iter_mut().find(|(s, _)| *s == section) {
+            Some((_, b)) => b.push_str(&format!("\n\n{text}")),
+            None => out.push((section, text)),
+        }
+    }
+    out
+}
+
+/// A stage part that opens with its own heading ("### Stage 2: …", "CDC dual-running"):
+/// the heading goes, rbplan adds its own.
+fn strip_stage_heading(body: &str, stage: Option<&str>) -> String {
+    let Some(stage) = stage else { return body.to_string() };
+    let name = stage.split_once(": ").map_or(stage, |(_, n)| n).to_lowercase();
+    let doc = crate::markdown::parse(body);
+    match doc.headings.first() {
+        Some(h)
+            if body[..h.start].trim().is_empty()
+                && (h.text.to_lowercase().contains(&name) || h.text.to_lowercase().starts_with("stage")) =>
+        {
+            body[h.end..].trim().to_string()
+        }
+        _ => body.to_string(),
+    }
+}
+use super::text::{body_from_fill, splice};
+use super::{Event, State, Strategy};
+use crate::client::{ApiError, ChatRequest, Message, Role};
+use crate::error::Result;
+
+impl<S: Source> Run<'_, '_, S> {
+    /// The outline, then every section; the state after them, as after a first answer.
+    pub(super) async fn outline_then_sections(&mut self) -> Result<State> {
+        let (job, on_event) = (self.job, self.on_event);
+        let model = job.opts.model.clone();
+        let outline = self.outline(&model).await?;
+        on_event(Event::Outline {
+            words: outline.split_whitespace().count(),
+        });
+        self.migration = job.migration.with_outline(&outline);
+        let asks = self.parts(&outline)?;
+        let total = asks.len();
+        let reqs: Vec<_> = asks.iter().map(|a| (a.at, a.req.clone())).collect();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let checker = job.checker;
+        let tell = |i: usize| {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            on_event(Event::SectionDone {
+                id: &asks[i].label,
+                done: n,
+                total,
+                usable: true,
+            });
+        };
+        let answers = self
+            .source
+            .answer_many(reqs, job.opts.parallel.unwrap_or(1), &tell)
+            .await?;
+        let mut bodies: Vec<(usize, Option<String>, String)> = Vec::new();
+        for (a, answer) in asks.iter().zip(answers) {
+            self.count(&answer);
+            match answer {
+                Answer::Reply(r) => {
+                    let text = crate::markdown::unwrap_fence(&r.text);
+                    let body = body_from_fill(&text, checker, a.section, r.truncated());
+                    bodies.extend(
+                        body.map(|b| (a.section, a.stage.clone(), strip_stage_heading(&b, a.stage.as_deref()))),
+                    );
+                }
+                Answer::Failed(e) if e.is_auth() || e.stops_run() => return Err(e.into()),
+                // The section stays missing (or its stage uncovered): repair asks again.
+                Answer::Failed(e) => on_event(Event::Warning(format!("{} failed: {e}", a.label))),
+                Answer::Skipped(_) => {}
+            }
+        }
+        let edits = assemble(bodies);
+        let plan = splice("", checker, &edits);
+        let mut state = State::start(&plan, false, checker, &self.migration, &model);
+        state.strategies = state
+            .strategies
+            .into_iter()
+            .map(|(id, _)| (id, Strategy::Parallel))
+            .collect();
+        state.outline = Some(outline);
+        Ok(state)
+    }
+
+    /// One request per section, carrying the outline; a section checked for stage coverage
+    /// is asked one stage at a time (its longest part otherwise sets the pace).
+    fn parts(&self, outline: &str) -> Result<Vec<PartAsk>> {
+        let job = self.job;
+        let stages: Vec<String> = self.migration.agreed().map(|a| a.stages.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        for (i, s) in job.checker.spec.sections.iter().enumerate() {
+            let per_stage = !stages.is_empty()
+                && s.checks
+                    .iter()
+                    .any(|c| matches!(c, crate::spec::CheckSpec::StageCoverage { .. }));
+            let parts: Vec<Option<&String>> = if per_stage {
+                stages.iter().map(Some).collect()
+            } else {
+                vec![None]
+            };
+            for (k, part) in parts.into_iter().enumerate() {
+                let prompt = job
+                    .template
+                    .part_prompt(job.inputs, i, &[], Some(outline), part.map(String::as_str))?;
+                out.push(PartAsk {
+                    section: i,
+                    stage: part.map(|p| format!("Stage {}: {p}", k + 1)),
+                    label: match part {
+                        Some(p) => format!("{} / {p}", s.id),
+                        None => s.id.clone(),
+                    },
+                    at: Target {
+                        round: 0,
+                        section: Some(i),
+                        attempt: k as u32,
+                    },
+                    req: job.request(&job.opts.model, self.with_system(prompt)),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The outline request: the system message, then the outline prompt.
+    async fn outline(&mut self, model: &str) -> Result<String> {
+        let job = self.job;
+        let req: ChatRequest = job.request(model, self.with_system(job.template.outline_prompt(job.inputs)?));
+        let at = Target {
+            round: 0,
+            section: None,
+            attempt: 0,
+        };
+        match self.call(at, &req).await? {
+            Answer::Reply(r) => Ok(crate::markdown::unwrap_fence(&r.text).trim().to_string()),
+            Answer::Failed(e) => Err(e.into()),
+            Answer::Skipped(why) => Err(ApiError::Unanswered(why.unwrap_or_else(|| "no outline".into())).into()),
+        }
+    }
+
+    /// The template's system message (if it has one), then `prompt` as the user's.
+    fn with_system(&self, prompt: String) -> Vec<Message> {
+        let mut msgs: Vec<Message> = self.base.iter().filter(|m| m.role == Role::System).cloned().collect();
+        msgs.push(Message::user(prompt));
+        msgs
+    }
+}

@@ -1,0 +1,178 @@
+//! `--parallel N`: the outline request first, then one request per section carrying it,
+//! spliced in canonical order whatever order they come back in; a section that disagrees
+//! with the outline is a finding, and repair fixes it.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::common::{rbplan, tempdir};
+use super::model::{asked_headings, asked_single, authored, is_repair, reply};
+use super::server::{Reply, Request, Server};
+
+const OUTLINE: &str = "## Outline\n\n**Stages:**\n- Schema conversion and backfill\n- CDC dual-running\n- Read cutover\n- Write cutover\n- Decommission MySQL\n\n**Point of no return:** After T+2h from the write cutover.\n\n**Roles and owners:** IC decides; DBE executes.\n";
+
+fn is_outline(req: &Request) -> bool {
+    req.last_user().contains("write the short outline of facts")
+}
+
+/// The stage a one-stage request asks for.
+fn stage_asked(user: &str) -> Option<String> {
+    let rest = user.split("the part about the stage \"").nth(1)?;
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+/// The authored plan's subsection for `stage` in "Rollback by stage", heading dropped.
+fn stage_body(a: &super::model::Authored, stage: &str) -> String {
+    let section = &a.sections[2].1;
+    let start = section
+        .find(&format!(": {stage}\n"))
+        .expect("the stage is in the authored plan");
+    let rest = &section[start..];
+    let rest = &rest[rest.find('\n').unwrap()..];
+    rest[..rest.find("\n### ").unwrap_or(rest.len())].trim().to_string()
+}
+
+/// A model that answers the outline, then each section (later sections sooner, so the
+/// replies come back out of order). `wrong_ponr`: section 10 first says "After T+4h".
+fn server(wrong_ponr: bool) -> Server {
+    let a = authored();
+    Server::start(move |req, n| {
+        if is_outline(req) {
+            return reply(req, n, OUTLINE, "stop");
+        }
+        if is_repair(req) {
+            return reply(req, n, &a.only(&asked_headings(&req.last_user())), "stop");
+        }
+        let Some(i) = asked_single(&req.last_user()) else {
+            return Reply::json(400, &json!({"error": {"message": "unexpected request"}}));
+        };
+        let first_try = !req.last_user().contains("Make sure that");
+        if let Some(stage) = stage_asked(&req.last_user()) {
+            return reply(req, n, &stage_body(&a, &stage), "stop");
+        }
+        let body = match i {
+            9 if wrong_ponr && first_try => a.sections[9].1.replace("T+2h", "T+4h"),
+            _ => a.sections[i].1.clone(),
+        };
+        let wait = Duration::from_millis(30 * (10 - i as u64));
+        Reply::After(wait, Box::new(reply(req, n, &body, "stop")))
+    })
+}
+
+fn ask(server: &Server, extra: &[&str]) -> super::common::Out {
+    let dir = tempdir();
+    rbplan(dir.path())
+        .args([
+            "ask",
+            "--example",
+            "--model",
+            "m",
+            "--base-url",
+            &server.url(),
+            "--json",
+        ])
+        .args(extra)
+        .run()
+}
+
+#[test]
+fn the_outline_first_then_every_section_with_it_spliced_in_order() {
+    let server = server(false);
+    let out = ask(&server, &["--parallel", "4"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let chats = server.chats();
+    // One outline, nine sections, and "Rollback by stage" one stage at a time.
+    assert_eq!(chats.len(), 15);
+    assert!(is_outline(&chats[0]), "the outline goes first");
+    let mut asked: Vec<(usize, Option<String>)> = chats[1..]
+        .iter()
+        .map(|c| {
+            assert!(
+                c.last_user().contains(OUTLINE.trim()),
+                "every request carries the outline"
+            );
+            assert_eq!(c.roles(), ["system", "user"]);
+            (asked_single(&c.last_user()).unwrap(), stage_asked(&c.last_user()))
+        })
+        .collect();
+    asked.sort();
+    let stages: Vec<&(usize, Option<String>)> = asked.iter().filter(|(i, _)| *i == 2).collect();
+    assert_eq!(stages.len(), 5, "{asked:?}");
+    assert_eq!(stages[0].1.as_deref(), Some("CDC dual-running"));
+    let sections: std::collections::BTreeSet<usize> = asked.iter().map(|(i, _)| *i).collect();
+    assert_eq!(sections.len(), 10);
+    // Replies came back last section first; the plan is in canonical order.
+    let v = out.json();
+    let plan = v["plan"].as_str().unwrap();
+    let at: Vec<usize> = (1..=10).map(|n| plan.find(&format!("## {n}. ")).unwrap()).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{plan}");
+    assert_eq!(v["status"], "complete");
+    assert_eq!(v["outline"].as_str().unwrap(), OUTLINE.trim());
+    assert_eq!(v["parallel"], 4);
+    assert_eq!(v["requests"], 15);
+    // The stage parts are joined under their headings, in the outline's order.
+    let s3 = &plan[plan.find("## 3. ").unwrap()..plan.find("## 4. ").unwrap()];
+    let order: Vec<usize> = [
+        "Stage 1: Schema",
+        "Stage 2: CDC",
+        "Stage 3: Read",
+        "Stage 4: Write",
+        "Stage 5: Decom",
+    ]
+    .iter()
+    .map(|h| s3.find(h).unwrap_or_else(|| panic!("{h} in {s3}")))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{s3}");
+    assert!(
+        v["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["strategy"] == "parallel")
+    );
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0 && v["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    assert!(out.stderr.contains("written 14/14: "), "{}", out.stderr);
+}
+
+#[test]
+fn a_point_of_no_return_that_is_not_the_outlines_is_found_and_repaired() {
+    let server = server(true);
+    let out = ask(&server, &["--parallel", "10"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    let rounds = v["repairs"]["detail"].as_array().unwrap();
+    assert_eq!(rounds.len(), 1);
+    assert_eq!(rounds[0]["rewrite"], json!(["hard-truth"]));
+    assert_eq!(rounds[0]["rewritten"], json!(["hard-truth"]));
+    let repair = server.chats().last().unwrap().last_user();
+    assert!(repair.contains("(T+4h) is not the outline's (T+2h)"), "{repair}");
+    assert!(!v["plan"].as_str().unwrap().contains("T+4h"));
+    assert_eq!(v["findings"], json!([]));
+}
+
+#[test]
+fn bad_parallel_values_and_replay() {
+    let server = server(false);
+    let zero = ask(&server, &["--parallel", "0"]);
+    assert_eq!(zero.code, 2, "{}", zero.stderr);
+    assert_eq!(server.chats().len(), 0);
+    // Recorded in parallel, replayed in parallel: the recordings carry every request.
+    let dir = tempdir();
+    let rec = dir.path().join("rec");
+    let first = ask(&server, &["--parallel", "3", "--record", rec.to_str().unwrap()]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let replay = rbplan(dir.path())
+        .args([
+            "ask",
+            "--example",
+            "--json",
+            "--parallel",
+            "3",
+            "--replay",
+            rec.to_str().unwrap(),
+        ])
+        .run();
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    assert_eq!(replay.json()["plan"], first.json()["plan"]);
+}
