@@ -33,10 +33,7 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
     if let Some(out) = current_plan(&args, decision.as_ref(), &template, &settings.model, &inputs, &checker) {
         return say_current(out, args.json, ui);
     }
-    if let (Some(d), Some(out)) = (&decision, &args.out) {
-        say_decision(d, out, &checker, ui);
-        d.make_backup(out)?;
-    }
+    announce(decision.as_ref(), &args, &checker, ui)?;
     let view = View::new(&args, ui);
     let stages = input::parse_stages(&inputs.stages);
     let opts = repair::Options {
@@ -216,6 +213,15 @@ fn say_current(out: &Path, json: bool, ui: Ui) -> Result<Outcome> {
         print_stdout(&(json!({"status": "current", "out": out.display().to_string()}).to_string() + "\n"))?;
     }
     Ok(Outcome::Complete)
+}
+
+/// Say what will happen to the file at `--out`, and back it up under `--force`.
+fn announce(d: Option<&Decision>, args: &AskArgs, checker: &Checker, ui: Ui) -> Result<()> {
+    if let (Some(d), Some(out)) = (d, &args.out) {
+        say_decision(d, out, checker, ui);
+        d.make_backup(out)?;
+    }
+    Ok(())
 }
 
 /// Say what will happen to the file at `--out` before anything is sent.
