@@ -1,27 +1,27 @@
 //! With `--parallel`, sections are written apart from one another, from a shared outline.
-//! What they must agree on is read from that outline (its stages, its point of no return)
-//! and checked here: a section that names a stage the outline does not, or a point of no
-//! return that is not the outline's, is a finding that repair fixes like any other.
+//! What they must agree on is checked here: a section that names a stage that is not the
+//! migration's (the input's, else the outline's list), or a point of no return that is not
+//! the outline's, is a finding that repair fixes like any other.
 
 /// The facts the outline fixed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Agreed {
-    /// The stage names the outline lists (else the input's).
+    /// The input's stages; the outline's list only when the input names none (the outline
+    /// is asked to copy the input's names, and a weak model's list can be anything).
     pub stages: Vec<String>,
     /// The point of no return, as written ("T+2h") and in minutes.
     pub point_of_no_return: Option<(String, u64)>,
 }
 
 impl Agreed {
-    /// Read an outline: the list items under a line naming the stages, and the first
-    /// "T+…" on a line that speaks of the point of no return.
+    /// Read an outline: the first "T+…" on a line that speaks of the point of no return,
+    /// and, without input stages, the list items under a line naming the stages.
     pub fn from_outline(outline: &str, input_stages: &[String]) -> Agreed {
-        let stages = listed_after(outline, "stage");
         Agreed {
-            stages: if stages.is_empty() {
-                input_stages.to_vec()
+            stages: if input_stages.is_empty() {
+                listed_after(outline, "stage")
             } else {
-                stages
+                input_stages.to_vec()
             },
             point_of_no_return: outline
                 .lines()
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn an_outline_gives_its_stages_and_its_point_of_no_return() {
-        let a = Agreed::from_outline(OUTLINE, &["x".into()]);
+        let a = Agreed::from_outline(OUTLINE, &[]);
         assert_eq!(
             a.stages,
             ["Schema conversion and backfill", "CDC dual-running", "Read cutover"]
@@ -139,6 +139,15 @@ mod tests {
             (none.stages, none.point_of_no_return),
             (vec!["Backfill".to_string()], None)
         );
+    }
+
+    #[test]
+    fn the_input_names_the_stages_whatever_the_outline_lists() {
+        // SmolLM2's outline listed 28 "stages" ("Updated to a new version.") for 5 input ones.
+        let garbage = "**Stages:**\n- Updated to a new version.\n- Updated to a new version.\n";
+        let input = ["Read cutover".to_string(), "Write cutover".to_string()];
+        assert_eq!(Agreed::from_outline(garbage, &input).stages, input);
+        assert_eq!(Agreed::from_outline(OUTLINE, &input).stages, input);
     }
 
     #[test]

@@ -194,7 +194,8 @@ impl Section<'_> {
         p
     }
 
-    /// Stage subsections ("Stage 3: Read cutover") that name no stage of the outline.
+    /// Stage subsections ("Stage 3: Read cutover") that name no stage the outline agreed on
+    /// (the input's, which the outline copies).
     fn stray_stages(&self, agreed: &[String]) -> Vec<Problem> {
         if agreed.is_empty() {
             return Vec::new();
@@ -218,7 +219,7 @@ impl Section<'_> {
             return Vec::new();
         }
         let msg = format!(
-            "\"{}\" names stages the outline does not: {} (the outline's: {})",
+            "\"{}\" names stages that are not this migration's: {} (its stages: {})",
             self.heading,
             quoted(&stray),
             quoted_list(agreed)

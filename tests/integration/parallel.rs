@@ -36,10 +36,14 @@ fn stage_body(a: &super::model::Authored, stage: &str) -> String {
 /// A model that answers the outline, then each section (later sections sooner, so the
 /// replies come back out of order). `wrong_ponr`: section 10 first says "After T+4h".
 fn server(wrong_ponr: bool) -> Server {
+    server_with(OUTLINE, wrong_ponr)
+}
+
+fn server_with(outline: &'static str, wrong_ponr: bool) -> Server {
     let a = authored();
     Server::start(move |req, n| {
         if is_outline(req) {
-            return reply(req, n, OUTLINE, "stop");
+            return reply(req, n, outline, "stop");
         }
         if is_repair(req) {
             return reply(req, n, &a.only(&asked_headings(&req.last_user())), "stop");
@@ -149,6 +153,31 @@ fn a_point_of_no_return_that_is_not_the_outlines_is_found_and_repaired() {
     assert!(repair.contains("(T+4h) is not the outline's (T+2h)"), "{repair}");
     assert!(!v["plan"].as_str().unwrap().contains("T+4h"));
     assert_eq!(v["findings"], json!([]));
+}
+
+/// What SmolLM2's outline did live: a stage list that is not the input's at all.
+const GARBAGE_OUTLINE: &str = "**Stages:**\n- Updated to a new version.\n- Updated to a new version.\n- Updated to a new version.\n- Data is safe\n- Rise: 55% of the 2023 rollback plan\n- Updated to a new version.\n- Updated to a new version.\n";
+
+#[test]
+fn the_input_names_the_stages_when_the_outline_lists_others() {
+    let server = server_with(GARBAGE_OUTLINE, false);
+    let out = ask(&server, &["--parallel", "4"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let chats = server.chats();
+    // One request per input stage (5), not per item of the outline's list (7).
+    let asked: Vec<String> = chats.iter().filter_map(|c| stage_asked(&c.last_user())).collect();
+    assert_eq!(
+        asked.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        5,
+        "{asked:?}"
+    );
+    assert_eq!(chats.len(), 15);
+    assert!(asked.iter().all(|s| !s.contains("Updated")), "{asked:?}");
+    // The plan names the input's stages and no finding sends repair after the outline's.
+    let v = out.json();
+    assert_eq!(v["findings"], json!([]));
+    assert_eq!(v["repairs"]["rounds"], 0);
+    assert!(v["plan"].as_str().unwrap().contains("Stage 5: Decommission MySQL"));
 }
 
 #[test]
