@@ -73,7 +73,15 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
         (Some(out), Some(d)) => Some(write_out(out, d, &g, &meta, judgement.as_ref())?),
         _ => None,
     };
-    show(&args, &view, &g, &meta, judgement.as_ref(), &prices)?;
+    show(
+        &args,
+        &view,
+        &g,
+        &meta,
+        judgement.as_ref(),
+        &prices,
+        written_to.as_deref(),
+    )?;
     let cost = super::cost_words(&prices, &settings.model, &g.tally.usage);
     summarize(&g, ui, written_to.as_deref(), &checker, &cost);
     Ok(match PlanStatus::of(&g.state.report) {
@@ -82,7 +90,8 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
     })
 }
 
-/// The plan on stdout, or the `--json` object (nothing when it went to `--out`).
+/// The plan on stdout, or the `--json` object (nothing when it went to `--out`);
+/// `written_to` is where it went: `--out`, or `NAME.new.md` beside a file left alone.
 fn show(
     args: &AskArgs,
     view: &View,
@@ -90,10 +99,12 @@ fn show(
     m: &Meta,
     judgement: Option<&judge::Judgement>,
     prices: &crate::price::Prices,
+    written_to: Option<&Path>,
 ) -> Result<()> {
     if args.json {
         let mut v = json_report(g, m.model, m.template, &m.inputs.hash(), args);
         v["plan"] = json!(g.state.plan);
+        v["written_to"] = json!(written_to.map(|p| p.display().to_string()));
         v["judge"] = json!(judgement);
         let u = &g.tally.usage;
         v["cost_usd"] = json!(prices.of(m.model).map(|(p, _)| p.cost(

@@ -164,8 +164,12 @@ fn a_hand_written_plan_is_left_alone_and_the_new_one_goes_beside_it() {
     let dir = tempdir();
     let mine = authored().text;
     std::fs::write(dir.path().join("plan.md"), &mine).unwrap();
-    let out = ask_out(dir.path(), &server, "v1", &[]);
+    let out = ask_out(dir.path(), &server, "v1", &["--json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    // A script learns where the plan went from --json, not only from stderr.
+    let v = out.json();
+    assert!(v["written_to"].as_str().unwrap().ends_with("plan.new.md"), "{v}");
+    assert!(v["out"].as_str().unwrap().ends_with("plan.md"));
     assert!(
         out.stderr
             .contains("plan.md is left as it is: it has no rbplan front matter"),
