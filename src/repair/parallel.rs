@@ -16,12 +16,16 @@ struct PartAsk {
 }
 
 /// The sections' bodies: a per-stage section's parts joined under their stage headings,
-/// in the outline's order.
+/// in the input's order. A part cut off inside a code fence is closed, or the stages after
+/// it would be read as code.
 fn assemble(bodies: Vec<(usize, Option<String>, String)>) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = Vec::new();
     for (section, stage, body) in bodies {
         let text = match stage {
-            Some(h) => format!("### {h}\n\n{}", body.trim()),
+            Some(h) => format!(
+                "### {h}\n\n{}",
+                crate::markdown::close_open_blocks(body.trim()).trim_end()
+            ),
             None => body,
         };
         match out.iter_mut().find(|(s, _)| *s == section) {

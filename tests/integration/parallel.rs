@@ -17,7 +17,7 @@ fn is_outline(req: &Request) -> bool {
 }
 
 /// The stage a one-stage request asks for.
-fn stage_asked(user: &str) -> Option<String> {
+pub fn stage_asked(user: &str) -> Option<String> {
     let rest = user.split("the part about the stage \"").nth(1)?;
     Some(rest[..rest.find('"')?].to_string())
 }
@@ -36,10 +36,11 @@ fn stage_body(a: &super::model::Authored, stage: &str) -> String {
 /// A model that answers the outline, then each section (later sections sooner, so the
 /// replies come back out of order). `wrong_ponr`: section 10 first says "After T+4h".
 fn server(wrong_ponr: bool) -> Server {
-    server_with(OUTLINE, wrong_ponr)
+    server_with(OUTLINE, wrong_ponr, None)
 }
 
-fn server_with(outline: &'static str, wrong_ponr: bool) -> Server {
+/// `cdc`: what the part for the "CDC dual-running" stage answers instead.
+fn server_with(outline: &'static str, wrong_ponr: bool, cdc: Option<&'static str>) -> Server {
     let a = authored();
     Server::start(move |req, n| {
         if is_outline(req) {
@@ -53,7 +54,11 @@ fn server_with(outline: &'static str, wrong_ponr: bool) -> Server {
         };
         let first_try = !req.last_user().contains("Make sure that");
         if let Some(stage) = stage_asked(&req.last_user()) {
-            return reply(req, n, &stage_body(&a, &stage), "stop");
+            let body = match cdc {
+                Some(text) if stage == "CDC dual-running" => text.to_string(),
+                _ => stage_body(&a, &stage),
+            };
+            return reply(req, n, &body, "stop");
         }
         let body = match i {
             9 if wrong_ponr && first_try => a.sections[9].1.replace("T+2h", "T+4h"),
@@ -115,7 +120,7 @@ fn the_outline_first_then_every_section_with_it_spliced_in_order() {
     assert_eq!(v["outline"].as_str().unwrap(), OUTLINE.trim());
     assert_eq!(v["parallel"], 4);
     assert_eq!(v["requests"], 15);
-    // The stage parts are joined under their headings, in the outline's order.
+    // The stage parts are joined under their headings, in the input's order.
     let s3 = &plan[plan.find("## 3. ").unwrap()..plan.find("## 4. ").unwrap()];
     let order: Vec<usize> = [
         "Stage 1: Schema",
@@ -160,7 +165,7 @@ const GARBAGE_OUTLINE: &str = "**Stages:**\n- Updated to a new version.\n- Updat
 
 #[test]
 fn the_input_names_the_stages_when_the_outline_lists_others() {
-    let server = server_with(GARBAGE_OUTLINE, false);
+    let server = server_with(GARBAGE_OUTLINE, false, None);
     let out = ask(&server, &["--parallel", "4"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let chats = server.chats();
@@ -178,6 +183,21 @@ fn the_input_names_the_stages_when_the_outline_lists_others() {
     assert_eq!(v["findings"], json!([]));
     assert_eq!(v["repairs"]["rounds"], 0);
     assert!(v["plan"].as_str().unwrap().contains("Stage 5: Decommission MySQL"));
+}
+
+#[test]
+fn a_stage_part_that_leaves_a_code_fence_open_does_not_swallow_the_next_stages() {
+    // As SmolLM2 did live: one stage's reply opens a fence and never closes it.
+    let open_fence = "Stop the CDC connector, then compare row counts.\n\n```sql\nSELECT count(*) FROM orders;\n";
+    let server = server_with(OUTLINE, false, Some(open_fence));
+    let out = ask(&server, &["--parallel", "4"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["findings"], json!([]), "stages 3-5 are still headings, not code");
+    assert_eq!((&v["requests"], &v["repairs"]["rounds"]), (&json!(15), &json!(0)));
+    let plan = v["plan"].as_str().unwrap();
+    let closed = "SELECT count(*) FROM orders;\n```\n\n### Stage 3: Read cutover";
+    assert!(plan.contains(closed), "{plan}");
 }
 
 #[test]
