@@ -19,4 +19,5 @@ mod ratelimits;
 mod regen;
 mod revise;
 mod smollm2;
+mod smollm2_parallel;
 mod verdicts;
