@@ -2,10 +2,12 @@
 //! spliced in canonical order whatever order they come back in; a section that disagrees
 //! with the outline is a finding, and repair fixes it.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::batch::{batch, item, jsonl, report, service_of};
 use super::common::{rbplan, tempdir};
 use super::model::{asked_headings, asked_single, authored, is_repair, reply};
 use super::server::{Reply, Request, Server};
@@ -198,6 +200,62 @@ fn a_stage_part_that_leaves_a_code_fence_open_does_not_swallow_the_next_stages()
     let plan = v["plan"].as_str().unwrap();
     let closed = "SELECT count(*) FROM orders;\n```\n\n### Stage 3: Read cutover";
     assert!(plan.contains(closed), "{plan}");
+}
+
+/// The most requests in flight at once, from their arrivals, each answered after `latency`.
+fn peak(arrivals: &[Instant], latency: Duration) -> usize {
+    let in_flight = |t: Instant| {
+        arrivals
+            .iter()
+            .filter(|&&u| u <= t && t.duration_since(u) < latency)
+            .count()
+    };
+    arrivals.iter().map(|&t| in_flight(t)).max().unwrap_or(0)
+}
+
+#[test]
+fn batch_parallel_parts_of_every_plan_share_the_j_slots() {
+    let a = authored();
+    let seen: Arc<Mutex<Vec<(Instant, String, bool)>>> = Arc::default();
+    let log = seen.clone();
+    let latency = Duration::from_millis(150);
+    let server = Server::start(move |req, n| {
+        let user = req.last_user();
+        log.lock()
+            .unwrap()
+            .push((Instant::now(), service_of(req), is_outline(req)));
+        let body = match (is_outline(req), stage_asked(&user), asked_single(&user)) {
+            (true, _, _) => OUTLINE.to_string(),
+            (_, Some(stage), _) => stage_body(&a, &stage),
+            (_, None, Some(i)) => a.sections[i].1.clone(),
+            _ => return Reply::json(400, &json!({"error": {"message": "unexpected request"}})),
+        };
+        Reply::After(latency, Box::new(reply(req, n, &body, "stop")))
+    });
+    let dir = tempdir();
+    let names = ["alpha", "beta", "gamma"];
+    let input = jsonl(dir.path(), &names);
+    let out = batch(dir.path(), &server, &input, &["-j", "4", "--parallel", "10"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let seen = seen.lock().unwrap().clone();
+    // Three plans, each an outline then 14 parts; never more than -j 4 in flight in all,
+    // though each plan alone would send 10 at a time.
+    assert_eq!(seen.len(), 45);
+    let times: Vec<Instant> = seen.iter().map(|(t, _, _)| *t).collect();
+    let most = peak(&times, latency);
+    assert!((3..=4).contains(&most), "peak in flight {most}");
+    let r = report(dir.path());
+    for name in names {
+        let mine: Vec<bool> = seen.iter().filter(|(_, s, _)| s == name).map(|(_, _, o)| *o).collect();
+        assert_eq!(mine.len(), 15, "{name}");
+        assert!(
+            mine[0] && mine[1..].iter().all(|o| !o),
+            "{name}: the outline first, once"
+        );
+        assert_eq!(item(&r, name)["status"], "complete", "{name}");
+        let plan = std::fs::read_to_string(dir.path().join(format!("out/{name}.md"))).unwrap();
+        assert!(plan.contains("### Stage 5: Decommission MySQL"), "{name}");
+    }
 }
 
 #[test]
