@@ -1,14 +1,16 @@
 //! `batch --dry-run`: what a run would send and what it could cost, sending nothing. The
 //! items that would run after resume, their prompt tokens (counted with OpenAI's tokenizer
 //! for OpenAI models, else estimated), the worst-case completion tokens and, with a price,
-//! the cost range of the first requests.
+//! the cost range of the first requests: one per plan, or with `--parallel` the outline
+//! and every part, each part carrying the outline.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::Ctx;
-use super::items::{self, Manifest};
+use super::items::{self, Item, Manifest};
+use crate::client::Role;
 use crate::error::{Outcome, Result};
 use crate::price::{Counting, Known, usd};
 use crate::term::{Ui, count, print_stdout, thousands};
@@ -18,8 +20,12 @@ use crate::term::{Ui, count, print_stdout, thousands};
 pub struct ModelEstimate {
     pub model: String,
     pub items: u64,
+    /// The first requests: one per plan, or with `--parallel` the outline and every part.
+    pub requests: u64,
     pub prompt_tokens: u64,
     pub counting: Option<Counting>,
+    /// With `--parallel`: the outline every part carries, at most (`--max-tokens` each).
+    pub outline_tokens_max: u64,
     /// Every first reply at `--max-tokens`.
     pub max_completion_tokens: u64,
     /// USD: the prompts alone, and with every reply at `--max-tokens`.
@@ -56,17 +62,25 @@ pub fn estimate(ctx: &Ctx, manifest: &Manifest) -> Result<Estimate> {
             kept += 1;
             continue;
         }
-        let messages = ctx.template.messages(&item.inputs)?;
-        let texts: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
-        let (tokens, how) = crate::price::prompt_tokens(&model, &texts);
+        let requests = first_requests(ctx, &item)?;
         let m = per.entry(model.clone()).or_insert_with(|| ModelEstimate {
-            model,
+            model: model.clone(),
             ..ModelEstimate::default()
         });
+        let max_tokens = u64::from(ctx.max_tokens.unwrap_or(0));
+        for texts in &requests {
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let (tokens, how) = crate::price::prompt_tokens(&model, &texts);
+            m.prompt_tokens += tokens;
+            m.counting = Some(how);
+        }
+        let n = requests.len() as u64;
         m.items += 1;
-        m.prompt_tokens += tokens;
-        m.counting = Some(how);
-        m.max_completion_tokens += u64::from(ctx.max_tokens.unwrap_or(0));
+        m.requests += n;
+        m.max_completion_tokens += n * max_tokens;
+        if ctx.parallel.is_some() {
+            m.outline_tokens_max += (n - 1) * max_tokens;
+        }
     }
     let models: Vec<ModelEstimate> = per.into_values().map(|m| priced(ctx, m)).collect();
     let sum = |f: fn(&ModelEstimate) -> Option<f64>| models.iter().map(f).sum::<Option<f64>>();
@@ -83,10 +97,29 @@ pub fn estimate(ctx: &Ctx, manifest: &Manifest) -> Result<Estimate> {
     })
 }
 
+/// The first requests of one plan, each as its messages' texts: the prompt, or with
+/// `--parallel` the outline request and every part (the outline itself left out).
+fn first_requests(ctx: &Ctx, item: &Item) -> Result<Vec<Vec<String>>> {
+    let messages = ctx.template.messages(&item.inputs)?;
+    if ctx.parallel.is_none() {
+        return Ok(vec![messages.into_iter().map(|m| m.content).collect()]);
+    }
+    let system: Vec<String> = messages
+        .into_iter()
+        .filter(|m| m.role == Role::System)
+        .map(|m| m.content)
+        .collect();
+    let with_system = |prompt: String| system.iter().cloned().chain([prompt]).collect::<Vec<_>>();
+    let mut out = vec![with_system(ctx.template.outline_prompt(&item.inputs)?)];
+    let parts = crate::repair::part_prompts(&ctx.template, &ctx.checker.spec, &item.inputs, &item.stages, "")?;
+    out.extend(parts.into_iter().map(|p| with_system(p.prompt)));
+    Ok(out)
+}
+
 fn priced(ctx: &Ctx, mut m: ModelEstimate) -> ModelEstimate {
     if let Some((p, known)) = ctx.prices.of(&m.model) {
         m.cost_usd_min = Some(p.cost(m.prompt_tokens, 0, 0));
-        m.cost_usd_max = Some(p.cost(m.prompt_tokens, 0, m.max_completion_tokens));
+        m.cost_usd_max = Some(p.cost(m.prompt_tokens + m.outline_tokens_max, 0, m.max_completion_tokens));
         m.price_from = Some(match known {
             Known::Given => "given",
             Known::Table => "table",
@@ -129,13 +162,18 @@ fn model_line(m: &ModelEstimate, max_tokens: Option<u32>) -> String {
         (Some(lo), Some(hi), Some(from)) => format!("; {} to {} ({} price)", usd(lo), usd(hi), from),
         _ => "; no price".into(),
     };
+    let outline = match m.outline_tokens_max {
+        0 => String::new(),
+        n => format!(" + up to {} for the outline each part carries", thousands(n)),
+    };
     format!(
-        "  {}: {}, {} prompt tokens ({how}), up to {} completion tokens ({} × --max-tokens {}){price}\n",
+        "  {}: {}, {}, {} prompt tokens ({how}){outline}, up to {} completion tokens ({} × --max-tokens {}){price}\n",
         m.model,
         count(m.items, "item"),
+        count(m.requests, "request"),
         thousands(m.prompt_tokens),
         thousands(m.max_completion_tokens),
-        m.items,
+        m.requests,
         max_tokens.map_or("unset".to_string(), |t| t.to_string())
     )
 }

@@ -26,6 +26,7 @@ use crate::client::{ChatResult, Usage};
 use crate::template::{Inputs, Template};
 
 pub use driver::{Answer, LiveSource, Source, Stop, Target, generate};
+pub use parallel::{Part, part_prompts};
 
 pub use state::{Ask, State};
 pub use text::{merge, sections_from_reply, splice};

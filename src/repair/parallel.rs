@@ -15,6 +15,44 @@ struct PartAsk {
     req: ChatRequest,
 }
 
+/// One request of the parallel pass, as a prompt.
+pub struct Part {
+    pub section: usize,
+    /// The stage's place in the input and its name, for a part of a per-stage section.
+    pub stage: Option<(usize, String)>,
+    pub prompt: String,
+}
+
+/// The parallel pass's part prompts for one plan, each carrying `outline`: every section,
+/// and a section checked for stage coverage once per stage of `stages`.
+pub fn part_prompts(
+    template: &crate::template::Template,
+    spec: &crate::spec::Spec,
+    inputs: &crate::template::Inputs,
+    stages: &[String],
+    outline: &str,
+) -> Result<Vec<Part>> {
+    let mut out = Vec::new();
+    for (i, s) in spec.sections.iter().enumerate() {
+        let covered = |c: &crate::spec::CheckSpec| matches!(c, crate::spec::CheckSpec::StageCoverage { .. });
+        let parts: Vec<Option<(usize, String)>> = if !stages.is_empty() && s.checks.iter().any(covered) {
+            stages.iter().cloned().enumerate().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for stage in parts {
+            let prompt =
+                template.part_prompt(inputs, i, &[], Some(outline), stage.as_ref().map(|(_, n)| n.as_str()))?;
+            out.push(Part {
+                section: i,
+                stage,
+                prompt,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// The sections' bodies: a per-stage section's parts joined under their stage headings,
 /// in the input's order. A part cut off inside a code fence is closed, or the stages after
 /// it would be read as code.
@@ -119,38 +157,27 @@ impl<S: Source> Run<'_, '_, S> {
     fn parts(&self, outline: &str) -> Result<Vec<PartAsk>> {
         let job = self.job;
         let stages: Vec<String> = self.migration.agreed().map(|a| a.stages.clone()).unwrap_or_default();
-        let mut out = Vec::new();
-        for (i, s) in job.checker.spec.sections.iter().enumerate() {
-            let per_stage = !stages.is_empty()
-                && s.checks
-                    .iter()
-                    .any(|c| matches!(c, crate::spec::CheckSpec::StageCoverage { .. }));
-            let parts: Vec<Option<&String>> = if per_stage {
-                stages.iter().map(Some).collect()
-            } else {
-                vec![None]
-            };
-            for (k, part) in parts.into_iter().enumerate() {
-                let prompt = job
-                    .template
-                    .part_prompt(job.inputs, i, &[], Some(outline), part.map(String::as_str))?;
-                out.push(PartAsk {
-                    section: i,
-                    stage: part.map(|p| format!("Stage {}: {p}", k + 1)),
-                    label: match part {
-                        Some(p) => format!("{} / {p}", s.id),
-                        None => s.id.clone(),
-                    },
+        let parts = part_prompts(job.template, &job.checker.spec, job.inputs, &stages, outline)?;
+        Ok(parts
+            .into_iter()
+            .map(|p| {
+                let id = &job.checker.spec.sections[p.section].id;
+                PartAsk {
+                    section: p.section,
+                    stage: p.stage.as_ref().map(|(k, name)| format!("Stage {}: {name}", k + 1)),
+                    label: p
+                        .stage
+                        .as_ref()
+                        .map_or(id.clone(), |(_, name)| format!("{id} / {name}")),
                     at: Target {
                         round: 0,
-                        section: Some(i),
-                        attempt: k as u32,
+                        section: Some(p.section),
+                        attempt: p.stage.as_ref().map_or(0, |(k, _)| *k as u32),
                     },
-                    req: job.request(&job.opts.model, self.with_system(prompt)),
-                });
-            }
-        }
-        Ok(out)
+                    req: job.request(&job.opts.model, self.with_system(p.prompt)),
+                }
+            })
+            .collect())
     }
 
     /// The outline request: the system message, then the outline prompt.

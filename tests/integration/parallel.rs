@@ -259,6 +259,46 @@ fn batch_parallel_parts_of_every_plan_share_the_j_slots() {
 }
 
 #[test]
+fn batch_dry_run_counts_every_part_of_a_parallel_plan() {
+    let server = server(false);
+    let dir = tempdir();
+    let input = jsonl(dir.path(), &["alpha", "beta"]);
+    let dry = |extra: &[&str]| {
+        let out = rbplan(dir.path())
+            .args(["batch"])
+            .arg_path(&input)
+            .args([
+                "--out-dir",
+                "out",
+                "--base-url",
+                &server.url(),
+                "--model",
+                "gpt-4o-mini",
+            ])
+            .args(["--max-tokens", "1000", "--dry-run", "--json"])
+            .args(extra)
+            .run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.json()["models"][0].clone()
+    };
+    let (single, parallel) = (dry(&[]), dry(&["--parallel", "4"]));
+    assert_eq!(server.chats().len(), 0, "nothing sent");
+    // Per plan: the outline, nine sections and five stage parts, each with its own reply.
+    assert_eq!((&single["requests"], &parallel["requests"]), (&json!(2), &json!(30)));
+    assert_eq!(parallel["max_completion_tokens"], 30_000);
+    assert_eq!(parallel["outline_tokens_max"], 28_000);
+    let ratio = parallel["prompt_tokens"].as_f64().unwrap() / single["prompt_tokens"].as_f64().unwrap();
+    assert!((8.0..20.0).contains(&ratio), "{ratio}");
+    // The most it can cost counts the outline in every part: $0.15 in, $0.60 out.
+    let prompt = parallel["prompt_tokens"].as_f64().unwrap() + 28_000.0;
+    let hi = parallel["cost_usd_max"].as_f64().unwrap();
+    assert!(
+        (hi - (prompt * 0.15e-6 + 30_000.0 * 0.60e-6)).abs() < 1e-12,
+        "{parallel}"
+    );
+}
+
+#[test]
 fn bad_parallel_values_and_replay() {
     let server = server(false);
     let zero = ask(&server, &["--parallel", "0"]);
