@@ -133,6 +133,9 @@ pub fn bar(total: usize, template: &str) -> ProgressBar {
 /// One line about a finished item, and what happened to an earlier file.
 pub fn line(r: &ItemReport) -> String {
     let mut l = status_line(r);
+    if let (Status::Errors | Status::Incomplete, Some(e)) = (r.status, &r.error) {
+        l.push_str(&format!("; stopped: {e}"));
+    }
     if !r.kept.is_empty() {
         l.push_str(&format!("; kept a person's edits: {}", r.kept_shown()));
     }

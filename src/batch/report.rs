@@ -308,7 +308,8 @@ impl BatchReport {
             }
         }
         let costs = self.items.iter().filter_map(|i| i.cost_usd);
-        t.cost_usd = t.unpriced.is_empty().then(|| costs.sum());
+        // fold from +0.0: an empty f64 sum is -0.0.
+        t.cost_usd = t.unpriced.is_empty().then(|| costs.fold(0.0, |a, c| a + c));
         self.totals = t;
     }
 

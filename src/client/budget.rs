@@ -55,6 +55,7 @@ impl Budget {
             s.reached = true;
             return Err(ApiError::Budget {
                 spent: s.spent,
+                held: s.reserved,
                 max: self.max,
                 next: worst,
             });

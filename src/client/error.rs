@@ -84,8 +84,9 @@ pub enum ApiError {
     Unanswered(String),
     /// Not sent: its worst case (prompt plus max tokens, priced) could take the spend past
     /// `--max-cost`.
-    #[error("the budget is reached: {} spent of {}, and the next request could cost up to {}", crate::price::usd(*spent), crate::price::usd(*max), crate::price::usd(*next))]
-    Budget { spent: f64, max: f64, next: f64 },
+    /// `held`: the worst cases of the requests still in flight.
+    #[error("the budget is reached: {} spent and up to {} held by requests in flight, of {}; the next request could cost up to {}", crate::price::usd(*spent), crate::price::usd(*held), crate::price::usd(*max), crate::price::usd(*next))]
+    Budget { spent: f64, held: f64, max: f64, next: f64 },
     /// Only rate limits for longer than the patience: the run stops, resumable.
     #[error("rate limited with no successful request for {}s ({last}); stopping so a rerun can resume", quiet.as_secs())]
     Stalled { quiet: Duration, last: Box<ApiError> },
@@ -149,6 +150,11 @@ impl ApiError {
             ApiError::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+
+    /// The request never left: refused for the budget, or the run stopped new work.
+    pub fn not_sent(&self) -> bool {
+        matches!(self, ApiError::Budget { .. } | ApiError::NotStarted)
     }
 
     /// An error that ends a whole batch run, not one item: no key, no credit, the budget

@@ -84,7 +84,9 @@ pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
     )?;
     let cost = super::cost_words(&prices, &settings.model, &g.tally.usage);
     summarize(&g, ui, written_to.as_deref(), &checker, &cost);
+    let budget_reached = client.budget().is_some_and(|(_, _, reached)| reached);
     Ok(match PlanStatus::of(&g.state.report) {
+        _ if budget_reached => Outcome::BudgetReached,
         PlanStatus::Complete => Outcome::Complete,
         _ => Outcome::Failing,
     })

@@ -167,8 +167,13 @@ pub async fn generate<S: Source>(
         on_event,
         migration: job.migration.clone(),
     };
+    let mut early: Option<RepairEnd> = None;
     let (mut state, rounds) = match &job.start {
-        Start::Fresh if job.opts.parallel.is_some() => (run.outline_then_sections().await?, job.opts.max_repairs),
+        Start::Fresh if job.opts.parallel.is_some() => {
+            let (state, stop) = run.outline_then_sections().await?;
+            early = stop.map(|why| RepairEnd::Stop(Stop::Failed(why)));
+            (state, job.opts.max_repairs)
+        }
         Start::Fresh => {
             let (draft, truncated, model) = run.first_answer().await?;
             let state = State::start(&draft, truncated, job.checker, job.migration, &model);
@@ -191,7 +196,10 @@ pub async fn generate<S: Source>(
             (state, job.opts.max_repairs + fill)
         }
     };
-    let mut stopped = run.repair(&mut state, rounds).await?;
+    let mut stopped = match early {
+        Some(stop) => Some(stop),
+        None => run.repair(&mut state, rounds).await?,
+    };
     if let Some(why) = run.fallback_needed(&state, stopped.as_ref()) {
         let fallback = job.opts.fallback.clone().expect("fallback_needed checks it");
         on_event(Event::Fallback { model: &fallback, why });
@@ -250,6 +258,7 @@ impl<S: Source> Run<'_, '_, S> {
                 self.tally.requests += 1;
                 self.tally.add(c);
             }
+            Answer::Failed(e) if e.not_sent() => {}
             Answer::Failed(e) => {
                 self.tally.requests += 1;
                 if let ApiError::Exhausted { attempts, .. } = e {
@@ -397,35 +406,40 @@ impl<S: Source> Run<'_, '_, S> {
 
     /// A one-section-per-request round. A missing section whose reply held nothing usable
     /// is asked again, the same request: a sampling model answers differently each time.
+    /// With `--parallel N` the first requests go N at a time; after a failed request no
+    /// new one starts, and the replies already paid for are still used.
     async fn one_section_each(
         &mut self,
         ask: &Ask,
         requests: &[(Target, ChatRequest)],
         out: &mut RoundOut,
     ) -> Result<()> {
-        for (at, req) in requests {
+        let mut firsts: Vec<Option<Answer>> = match self.job.opts.parallel {
+            Some(n) if requests.len() > 1 => {
+                let answers = self.source.answer_many(requests.to_vec(), n, &|_| {}).await?;
+                answers.iter().for_each(|a| self.count(a));
+                answers.into_iter().map(Some).collect()
+            }
+            _ => requests.iter().map(|_| None).collect(),
+        };
+        let mut stopped = false;
+        for ((at, req), first) in requests.iter().zip(firsts.iter_mut()) {
             let attempts = match at.section {
                 Some(i) if ask.missing.contains(&i) => SECTION_ATTEMPTS,
                 _ => 1,
             };
             for attempt in 0..attempts {
                 let at = Target { attempt, ..*at };
-                match self.call(at, req).await? {
-                    Answer::Reply(res) => {
-                        let got = State::edits_from(ask, at.section, &res, self.job.checker);
-                        out.answered.extend(ask.answered_by(at.section, &res, &got));
-                        if !got.is_empty() {
-                            out.edits.extend(got);
-                            break;
-                        }
-                    }
-                    Answer::Failed(e) if e.is_auth() => return Err(e.into()),
-                    Answer::Failed(e) => {
-                        out.failed = Some(e);
-                        return Ok(());
-                    }
-                    Answer::Skipped(why) => {
-                        on_event_skipped(why, self.on_event);
+                let answer = match first.take() {
+                    Some(a) => a,
+                    None if stopped => break,
+                    None => self.call(at, req).await?,
+                };
+                match self.take(ask, at, answer, out)? {
+                    Taken::Done => break,
+                    Taken::Again => {}
+                    Taken::Failed => {
+                        stopped = true;
                         break;
                     }
                 }
@@ -433,6 +447,39 @@ impl<S: Source> Run<'_, '_, S> {
         }
         Ok(())
     }
+
+    /// Use one answer of a one-section round.
+    fn take(&mut self, ask: &Ask, at: Target, answer: Answer, out: &mut RoundOut) -> Result<Taken> {
+        match answer {
+            Answer::Reply(res) => {
+                let got = State::edits_from(ask, at.section, &res, self.job.checker);
+                out.answered.extend(ask.answered_by(at.section, &res, &got));
+                if got.is_empty() {
+                    return Ok(Taken::Again);
+                }
+                out.edits.extend(got);
+                Ok(Taken::Done)
+            }
+            Answer::Failed(e) if e.is_auth() => Err(e.into()),
+            Answer::Failed(e) => {
+                out.failed.get_or_insert(e);
+                Ok(Taken::Failed)
+            }
+            Answer::Skipped(why) => {
+                on_event_skipped(why, self.on_event);
+                Ok(Taken::Done)
+            }
+        }
+    }
+}
+
+/// What one answer of a one-section round leaves to do.
+enum Taken {
+    Done,
+    /// Nothing usable: ask the same again, if attempts are left.
+    Again,
+    /// The request failed: no new request in this round.
+    Failed,
 }
 
 /// The requests of a round, each with what it is for.

@@ -97,7 +97,9 @@ use crate::error::Result;
 
 impl<S: Source> Run<'_, '_, S> {
     /// The outline, then every section; the state after them, as after a first answer.
-    pub(super) async fn outline_then_sections(&mut self) -> Result<State> {
+    /// A part refused for the run's sake (the budget, rate limits with no progress) ends
+    /// the pass with what was answered, and why: those replies are paid for.
+    pub(super) async fn outline_then_sections(&mut self) -> Result<(State, Option<String>)> {
         let (job, on_event) = (self.job, self.on_event);
         let model = job.opts.model.clone();
         let outline = self.outline(&model).await?;
@@ -124,6 +126,7 @@ impl<S: Source> Run<'_, '_, S> {
             .answer_many(reqs, job.opts.parallel.unwrap_or(1), &tell)
             .await?;
         let mut bodies: Vec<(usize, Option<String>, String)> = Vec::new();
+        let mut stop: Option<String> = None;
         for (a, answer) in asks.iter().zip(answers) {
             self.count(&answer);
             match answer {
@@ -134,7 +137,10 @@ impl<S: Source> Run<'_, '_, S> {
                         body.map(|b| (a.section, a.stage.clone(), strip_stage_heading(&b, a.stage.as_deref()))),
                     );
                 }
-                Answer::Failed(e) if e.is_auth() || e.stops_run() => return Err(e.into()),
+                Answer::Failed(e) if e.is_auth() || e.is_quota() => return Err(e.into()),
+                Answer::Failed(e) if e.stops_run() => {
+                    stop.get_or_insert_with(|| e.to_string());
+                }
                 // The section stays missing (or its stage uncovered): repair asks again.
                 Answer::Failed(e) => on_event(Event::Warning(format!("{} failed: {e}", a.label))),
                 Answer::Skipped(_) => {}
@@ -149,7 +155,10 @@ impl<S: Source> Run<'_, '_, S> {
             .map(|(id, _)| (id, Strategy::Parallel))
             .collect();
         state.outline = Some(outline);
-        Ok(state)
+        // Repair the way the plan was written: each section alone with the outline, N at a
+        // time, not the whole draft as one conversation that a reply writes serially.
+        state.one_at_a_time = true;
+        Ok((state, stop))
     }
 
     /// One request per section, carrying the outline; a section checked for stage coverage

@@ -259,6 +259,95 @@ fn batch_parallel_parts_of_every_plan_share_the_j_slots() {
 }
 
 #[test]
+fn with_parallel_a_repair_round_asks_its_sections_at_once() {
+    let a = authored();
+    let fixes: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let log = fixes.clone();
+    let latency = Duration::from_millis(200);
+    let server = Server::start(move |req, n| {
+        let user = req.last_user();
+        let fix = user.contains("Make sure that");
+        if fix {
+            log.lock().unwrap().push(Instant::now());
+        }
+        let body = match (is_outline(req), stage_asked(&user), asked_single(&user)) {
+            (true, _, _) => OUTLINE.to_string(),
+            (_, Some(stage), _) => stage_body(&a, &stage),
+            // The decision matrix, the checklist and the scenarios come back empty first.
+            (_, None, Some(1 | 6 | 8)) if !fix => "To be written.".to_string(),
+            (_, None, Some(i)) => a.sections[i].1.clone(),
+            _ => return Reply::json(400, &json!({"error": {"message": "unexpected request"}})),
+        };
+        Reply::After(latency, Box::new(reply(req, n, &body, "stop")))
+    });
+    let out = ask(&server, &["--parallel", "4"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    let round = &v["repairs"]["detail"][0];
+    assert_eq!(round["rewrite"], json!(["decision-matrix", "checklist", "what-if"]));
+    assert_eq!(round["rewritten"], round["rewrite"]);
+    assert_eq!((&round["strategy"], &v["requests"]), (&json!("section"), &json!(18)));
+    // Each section alone with the outline, all three in flight at once; no conversation
+    // with the whole draft (one reply writing the three in turn).
+    let fixes = fixes.lock().unwrap().clone();
+    assert_eq!((fixes.len(), peak(&fixes, latency)), (3, 3));
+    assert!(server.chats().iter().all(|c| !is_repair(c)));
+    assert!(
+        server.chats()[15..]
+            .iter()
+            .all(|c| c.last_user().contains(OUTLINE.trim()))
+    );
+}
+
+#[test]
+fn a_budget_stop_inside_the_parallel_pass_counts_what_was_paid() {
+    let server = server(false);
+    let dir = tempdir();
+    let input = jsonl(dir.path(), &["alpha", "beta"]);
+    // $1 per million tokens: the outlines and a few parts fit, fourteen parts a plan do not.
+    let out = rbplan(dir.path())
+        .args(["batch"])
+        .arg_path(&input)
+        .args(["--out-dir", "out", "--base-url", &server.url(), "--model", "m"])
+        .args(["--price", "1:1", "--max-tokens", "1000", "--max-cost", "0.02"])
+        .args(["--parallel", "4", "-j", "2"])
+        .run();
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    let sent = server.chats().len();
+    assert!((3..28).contains(&sent), "{sent} requests");
+    let r = report(dir.path());
+    let (spent, cost) = (
+        r["budget"]["spent_usd"].as_f64().unwrap(),
+        r["totals"]["cost_usd"].as_f64().unwrap(),
+    );
+    // Every answered request is in the report: its tokens priced add up to the spend.
+    assert!(spent > 0.0 && (cost - spent).abs() < 1e-9, "cost {cost}, spent {spent}");
+    assert_eq!(r["totals"]["requests"], sent);
+    for name in ["alpha", "beta"] {
+        let i = item(&r, name);
+        assert_ne!(i["status"], "complete", "{i}");
+        assert!(i["error"].as_str().unwrap().contains("budget is reached"), "{i}");
+    }
+    assert!(out.stderr.contains("held by requests in flight"), "{}", out.stderr);
+}
+
+#[test]
+fn ask_parallel_stopped_by_the_budget_exits_6_and_counts_what_was_paid() {
+    let server = server(false);
+    let budget = ["--price", "1:1", "--max-tokens", "1000", "--max-cost", "0.012"];
+    let out = ask(&server, &[&["--parallel", "2"][..], &budget].concat());
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    let v = out.json();
+    let sent = server.chats().len();
+    assert!((2..15).contains(&sent), "{sent}");
+    assert_eq!(v["requests"], sent, "refused requests are not counted as made");
+    let cost = v["cost_usd"].as_f64().unwrap();
+    assert!(cost > 0.0 && cost <= 0.012, "{cost}");
+    assert!(v["repair_error"].as_str().unwrap().contains("budget is reached"), "{v}");
+    assert_eq!(v["status"], "incomplete");
+}
+
+#[test]
 fn batch_dry_run_counts_every_part_of_a_parallel_plan() {
     let server = server(false);
     let dir = tempdir();
