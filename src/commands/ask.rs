@@ -21,12 +21,12 @@ use crate::spec::Severity;
 use crate::template::Template;
 use crate::term::{Ui, count, print_stdout, thousands};
 
-pub async fn run(args: AskArgs, ui: Ui) -> Result<Outcome> {
+pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
     let env = Env::load()?;
     let template = Template::resolve(args.template.template.as_deref())?;
     let inputs = input::resolve(&args.input.given(), &template)?;
     let checker = Checker::new(&template);
-    let (_lock, decision) = prepare_out(&args, &checker)?.unzip();
+    let (_lock, decision) = prepare_out(&mut args, &checker, ui)?.unzip();
     let (settings, client) = connect(&args.conn, &env)?;
     let prices = crate::config::prices(&args.cost.price, &env)?;
     let client = budget(client, &args, &prices, &settings)?;
@@ -148,13 +148,27 @@ fn options(args: &AskArgs, settings: &crate::config::Settings) -> repair::Option
     }
 }
 
-/// The file at `--out`: locked, looked at (a person's edits, a file not rbplan's), said
-/// what will happen to it, backed up under `--force`. None without `--out`.
-fn prepare_out(args: &AskArgs, checker: &Checker) -> Result<Option<(Lock, Decision)>> {
-    let Some(out) = &args.out else { return Ok(None) };
-    check_out_path(out)?;
-    let lock = Lock::file(out, "rbplan ask")?;
-    Ok(Some((lock, living::decide(out, checker, args.force))))
+/// The file at `--out`: locked and looked at (a person's edits, a file not rbplan's).
+/// None without `--out`. The `NAME.new.md` an earlier run left beside a file it could not
+/// merge into becomes `--out`: current, edited or not, it is treated as `--out` would be.
+fn prepare_out(args: &mut AskArgs, checker: &Checker, ui: Ui) -> Result<Option<(Lock, Decision)>> {
+    let Some(out) = args.out.clone() else { return Ok(None) };
+    check_out_path(&out)?;
+    let lock = Lock::file(&out, "rbplan ask")?;
+    let mut decision = living::decide(&out, checker, args.force);
+    if let Decision::Beside { why, to } = &decision
+        && to.exists()
+    {
+        ui.note(format!(
+            "{} is left as it is: {why}; working on {}, which an earlier run wrote beside it",
+            out.display(),
+            to.display()
+        ));
+        let to = to.clone();
+        decision = living::decide(&to, checker, false);
+        args.out = Some(to);
+    }
+    Ok(Some((lock, decision)))
 }
 
 /// What a plan is made from, for its front matter.

@@ -181,6 +181,38 @@ fn a_hand_written_plan_is_left_alone_and_the_new_one_goes_beside_it() {
     assert!(new.starts_with("---\nrbplan:") && new.contains("input v1"));
 }
 
+#[test]
+fn the_plan_beside_a_hand_written_file_is_kept_current_and_its_edits_kept() {
+    let server = server();
+    let dir = tempdir();
+    let mine = authored().text;
+    std::fs::write(dir.path().join("plan.md"), &mine).unwrap();
+    let new = dir.path().join("plan.new.md");
+    assert_eq!(ask_out(dir.path(), &server, "v1", &[]).code, 0);
+    let sent = server.chats().len();
+    // The same input again: plan.new.md is current, nothing is paid for twice.
+    let again = ask_out(dir.path(), &server, "v1", &["--json"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(server.chats().len(), sent, "nothing sent");
+    assert!(again.stderr.contains("plan.new.md is current"), "{}", again.stderr);
+    // A person edits plan.new.md; a new input keeps the edit there, plan.md untouched.
+    edit(&new);
+    let v2 = ask_out(dir.path(), &server, "v2", &[]);
+    assert_eq!(v2.code, 0, "{}", v2.stderr);
+    assert!(
+        v2.stderr.contains("working on") && v2.stderr.contains("plan.new.md was edited"),
+        "{}",
+        v2.stderr
+    );
+    let now = std::fs::read_to_string(&new).unwrap();
+    assert!(
+        now.contains(EDIT) && now.contains(ADDED) && section(&now, 6).contains("input v2"),
+        "{now}"
+    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("plan.md")).unwrap(), mine);
+    assert!(!dir.path().join("plan.new.new.md").exists());
+}
+
 fn write_input(dir: &Path, v_of: &[(&str, &str)]) -> std::path::PathBuf {
     let p = dir.join("services.jsonl");
     let (_, stages) = example_input();
