@@ -20,7 +20,7 @@ pub async fn run(args: DoctorArgs) -> Result<Outcome> {
     }
     let (s, client) = connect(&args.conn, &env)?;
     show_settings(&s, &env)?;
-    let mut ok = check_server(&s, &client).await?;
+    let mut ok = check_server(&s, &client, args.ping).await?;
     if args.ping {
         ok &= ping(&s, &client).await?;
     }
@@ -62,8 +62,9 @@ fn show_settings(s: &Settings, env: &Env) -> Result<()> {
     line(".env", dotenv.as_deref().unwrap_or("none in this folder"))
 }
 
-/// GET /models: does the server answer, take the key, and list the model?
-async fn check_server(s: &Settings, client: &Client) -> Result<bool> {
+/// GET /models: does the server answer, take the key, and list the model? A model the
+/// server does not list is left to the ping when there is one.
+async fn check_server(s: &Settings, client: &Client, ping: bool) -> Result<bool> {
     let t0 = Instant::now();
     let (status, body) = match client.list_models().await {
         Ok(v) => v,
@@ -98,16 +99,23 @@ async fn check_server(s: &Settings, client: &Client) -> Result<bool> {
     }
     let shown: Vec<&str> = ids.iter().take(12).copied().collect();
     let more = if ids.len() > shown.len() { ", …" } else { "" };
-    line(
-        "model",
-        &format!(
-            "PROBLEM: {:?} is not among the {} models the server lists: {}{more}",
-            s.model,
-            ids.len(),
-            shown.join(", ")
+    let listed = format!(
+        "{:?} is not among the {} models the server lists: {}{more}",
+        s.model,
+        ids.len(),
+        shown.join(", ")
+    );
+    let (ok, verdict) = match (ping, ids.len()) {
+        (true, _) => (true, format!("{listed}; the ping below decides")),
+        // llama-server lists the one model it loaded and answers to any name; vLLM does not.
+        (false, 1) => (
+            true,
+            format!("WARNING: {listed}. A server with one model (llama-server) may answer to any name: --ping checks"),
         ),
-    )?;
-    Ok(false)
+        (false, _) => (false, format!("PROBLEM: {listed}")),
+    };
+    line("model", &verdict)?;
+    Ok(ok)
 }
 
 /// A tiny chat request (16 tokens at most): does the model answer?

@@ -546,3 +546,42 @@ fn doctor_reports_server_key_and_model_in_plain_words() {
     assert!(bad.stdout.contains("the key was rejected"), "{}", bad.stdout);
     assert!(!bad.stdout.contains("sk-test-wrong-111111"));
 }
+
+/// llama-server lists the one file it loaded and answers to any model name: doctor warns
+/// and leaves the verdict to --ping; a server that refuses the name fails the ping.
+#[test]
+fn doctor_on_a_one_model_server_warns_and_the_ping_decides() {
+    let one_model = |answers: bool| {
+        Server::start(move |req, n| match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/v1/models") => Reply::json(
+                200,
+                &json!({"object": "list", "data": [{"id": "/tmp/llama/model.gguf"}]}),
+            ),
+            _ if answers => reply(req, n, "ok", "stop"),
+            _ => Reply::json(
+                404,
+                &json!({"error": {"message": "The model `smollm2` does not exist."}}),
+            ),
+        })
+    };
+    let dir = tempdir();
+    let doctor = |server: &Server, extra: &[&str]| {
+        rbplan(dir.path())
+            .args(["doctor", "--base-url", &server.url(), "--model", "smollm2"])
+            .args(extra)
+            .run()
+    };
+    let llama = one_model(true);
+    let plain = doctor(&llama, &[]);
+    assert_eq!(plain.code, 0, "{}", plain.stdout);
+    assert!(
+        plain.stdout.contains("WARNING: \"smollm2\" is not among the 1 models")
+            && plain.stdout.contains("--ping checks")
+    );
+    assert_eq!(llama.chats().len(), 0, "no chat request without --ping");
+    let pinged = doctor(&llama, &["--ping"]);
+    assert_eq!(pinged.code, 0, "{}", pinged.stdout);
+    assert!(pinged.stdout.contains("the ping below decides") && pinged.stdout.contains("the model answered"));
+    let strict = one_model(false);
+    assert_eq!(doctor(&strict, &["--ping"]).code, 4);
+}
