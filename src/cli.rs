@@ -307,7 +307,7 @@ pub struct ParallelArgs {
     /// (0.25× the wall time in the bench); slower on one that does not (a CPU-bound local
     /// server: each part may run to --max-tokens). More prompt tokens, most of them a shared
     /// prefix that servers cache. In a batch, -j still bounds the requests in flight.
-    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
     pub parallel: Option<usize>,
 }
 
@@ -476,7 +476,7 @@ pub struct BatchArgs {
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
     /// Requests in flight at once.
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 4, value_parser = at_least_one)]
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 4, value_parser = at_least_one, allow_negative_numbers = true)]
     pub concurrency: usize,
     /// Client-side limit on requests per minute.
     #[arg(long, value_name = "N")]
@@ -535,6 +535,7 @@ pub struct BatchArgs {
         value_name = "N",
         default_value_t = 50_000,
         value_parser = at_least_one,
+        allow_negative_numbers = true,
         help_heading = "Batch API and vLLM"
     )]
     pub file_max_requests: usize,
@@ -660,8 +661,8 @@ pub struct DoctorArgs {
 
 /// A whole number of at least 1.
 fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
+    match s.trim().parse::<i64>() {
+        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{s:?} is too large")),
         Ok(_) => Err("must be at least 1".into()),
         Err(_) => Err(format!("{s:?} is not a whole number")),
     }

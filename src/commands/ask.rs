@@ -418,6 +418,7 @@ fn event_line(ev: Event) -> String {
             rewritten,
             ..
         } => format!("repair round {round}: {recovered} section(s) recovered, {rewritten} rewritten"),
+        Event::OutlineAsked => "asking for the outline: the facts every section must share".into(),
         Event::Outline { words } => format!("outline: {words} words; now every section in its own request"),
         Event::SectionDone { id, done, total, .. } => format!("written {done}/{total}: {id}"),
         Event::Fallback { model, why } => format!("switching to the fallback model {model}: {why}"),
@@ -487,8 +488,9 @@ fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker, cost:
     if report.complete() && report.has_errors() {
         // Also said with --quiet: every section is there, but the plan does not pass.
         eprintln!(
-            "the plan does not pass its checks: {} (repair left them; the plan is written as it is)",
-            count(errors.count() as u64, "error finding")
+            "the plan does not pass its checks: {}, left after {} (the plan is written as it is)",
+            count(errors.count() as u64, "error finding"),
+            count(rounds as u64, "repair round")
         );
     }
     for f in report.findings.iter().filter(|f| !f.code.is_presence()) {

@@ -115,6 +115,8 @@ pub enum Event<'a> {
         recovered: usize,
         rewritten: usize,
     },
+    /// `--parallel`: the outline request is sent.
+    OutlineAsked,
     /// `--parallel`: the outline came back.
     Outline {
         words: usize,

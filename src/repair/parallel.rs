@@ -102,6 +102,7 @@ impl<S: Source> Run<'_, '_, S> {
     pub(super) async fn outline_then_sections(&mut self) -> Result<(State, Option<String>)> {
         let (job, on_event) = (self.job, self.on_event);
         let model = job.opts.model.clone();
+        on_event(Event::OutlineAsked);
         let outline = self.outline(&model).await?;
         on_event(Event::Outline {
             words: outline.split_whitespace().count(),

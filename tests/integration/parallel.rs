@@ -144,6 +144,7 @@ fn the_outline_first_then_every_section_with_it_spliced_in_order() {
     );
     assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0 && v["usage"]["completion_tokens"].as_u64().unwrap() > 0);
     assert!(out.stderr.contains("written 14/14: "), "{}", out.stderr);
+    assert!(out.stderr.starts_with("asking for the outline"), "{}", out.stderr);
 }
 
 #[test]
@@ -392,6 +393,15 @@ fn bad_parallel_values_and_replay() {
     let server = server(false);
     let zero = ask(&server, &["--parallel", "0"]);
     assert_eq!(zero.code, 2, "{}", zero.stderr);
+    let negative = ask(&server, &["--parallel", "-1"]);
+    assert_eq!(negative.code, 2, "{}", negative.stderr);
+    assert!(
+        negative
+            .stderr
+            .contains("'-1' for '--parallel <N>': must be at least 1"),
+        "{}",
+        negative.stderr
+    );
     assert_eq!(server.chats().len(), 0);
     // Recorded in parallel, replayed in parallel: the recordings carry every request.
     let dir = tempdir();
