@@ -354,6 +354,16 @@ mod coherence_tests {
             !codes(&plan).contains(&Code::Coherence),
             "the authored plan agrees with its outline"
         );
+        // A stage's own numbered steps are not stages.
+        let steps = plan.replace(
+            "### Stage 3: Read cutover\n",
+            "### Stage 3: Read cutover\n\n#### Step 1: Pause the reporting jobs\n\nPause them.\n\n#### Phase 2: Flip the flag\n\nFlip it.\n",
+        );
+        assert!(
+            steps.contains("Step 1: Pause") && !codes(&steps).contains(&Code::Coherence),
+            "{:?}",
+            codes(&steps)
+        );
         let renamed = plan.replace("### Stage 3: Read cutover", "### Stage 3: Blue-green switch");
         let found = c.check(&renamed, &m).1.findings;
         let f = found

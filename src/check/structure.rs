@@ -195,15 +195,18 @@ impl Section<'_> {
     }
 
     /// Stage subsections ("Stage 3: Read cutover") that name no stage the outline agreed on
-    /// (the input's, which the outline copies).
+    /// (the input's, which the outline copies). "Step 1: …" and "Phase 2: …" are a stage's
+    /// own steps, not stages.
     fn stray_stages(&self, agreed: &[String]) -> Vec<Problem> {
         if agreed.is_empty() {
             return Vec::new();
         }
+        let is_stage = |h: &str| h.trim_start().get(..5).is_some_and(|w| w.eq_ignore_ascii_case("stage"));
         let named: Vec<&str> = self
             .scan
             .subheadings
             .iter()
+            .filter(|(_, h)| is_stage(h))
             .filter_map(|(_, h)| stage_title(h))
             .collect();
         let stray: Vec<&str> = named
