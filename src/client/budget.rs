@@ -7,10 +7,15 @@ use std::sync::Mutex;
 use super::{ApiError, ChatRequest, Usage};
 use crate::price::Prices;
 
-/// A request's prompt tokens, counted with the model's tokenizer where rbplan has it.
+/// A request's prompt tokens at most: counted with the model's tokenizer where rbplan has
+/// it; else the four-characters-a-token estimate plus a third, since other tokenizers
+/// can count more (SmolLM2's counted 2,804 for the example prompt, the estimate 2,785).
 pub fn prompt_tokens(req: &ChatRequest) -> u64 {
     let texts: Vec<&str> = req.messages.iter().map(|m| m.content.as_str()).collect();
-    crate::price::prompt_tokens(&req.model, &texts).0
+    match crate::price::prompt_tokens(&req.model, &texts) {
+        (n, crate::price::Counting::Estimate) => n + n.div_ceil(3),
+        (n, _) => n,
+    }
 }
 
 pub struct Budget {
@@ -114,5 +119,20 @@ mod tests {
         b.release(c);
         assert!((b.spent() - 0.0011).abs() < 1e-12);
         assert!(b.reserve("m", 1000, 1000).is_ok(), "0.0011 + 0.002 fits");
+    }
+
+    #[test]
+    fn an_estimated_prompt_is_held_with_a_margin_a_counted_one_is_not() {
+        let req = |model: &str| ChatRequest {
+            model: model.into(),
+            messages: vec![super::super::Message::user("x".repeat(3000))],
+            temperature: None,
+            max_tokens: None,
+            stream: false,
+        };
+        let counted = crate::price::prompt_tokens("llama3", &["x".repeat(3000).as_str()]).0;
+        assert_eq!(prompt_tokens(&req("llama3")), counted + counted.div_ceil(3));
+        let openai = crate::price::prompt_tokens("gpt-4o-mini", &["x".repeat(3000).as_str()]).0;
+        assert_eq!(prompt_tokens(&req("gpt-4o-mini")), openai);
     }
 }
