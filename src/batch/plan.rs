@@ -30,11 +30,12 @@ impl Ctx {
         progress.started(&item.name);
         let t0 = Instant::now();
         let path = self.out().plan_path(&item.slug);
-        let decision = living::decide(&path, &self.checker, self.force);
+        let working = living::decide_following(&path, &self.checker, self.force);
+        let decision = &working.decision;
         if let Err(e) = decision.make_backup(&path) {
             return Some((self.failed(&item, &model, &file, &e, t0), None));
         }
-        let (mut r, fatal) = match self.generate(&item, &model, &decision).await {
+        let (mut r, fatal) = match self.generate(&item, &model, decision).await {
             Ok(mut g) => {
                 if let Some(e) = decision.earlier() {
                     g.lay_over(&e.body, &e.edited, &self.checker, &item.migration());
@@ -46,7 +47,7 @@ impl Ctx {
                     }
                     None => None,
                 };
-                self.finish(&item, &model, &decision, g, judgement, t0)
+                self.finish(&item, &model, &working, g, judgement, t0)
             }
             Err(Error::Api(ApiError::NotStarted)) => {
                 progress.dropped(&item.name);
@@ -169,14 +170,14 @@ impl Ctx {
         &self,
         item: &Item,
         model: &str,
-        decision: &Decision,
+        working: &living::Working,
         g: Generated,
         judgement: Option<crate::judge::Judgement>,
         t0: Instant,
     ) -> (ItemReport, Option<super::Stop>) {
         let report = &g.state.report;
-        let path = self.out().plan_path(&item.slug);
-        let target = decision.target(&path).to_path_buf();
+        let decision = &working.decision;
+        let target = working.target().to_path_buf();
         let file = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -204,6 +205,10 @@ impl Ctx {
         r.by_fallback = prov.by_fallback.clone();
         r.judge = judgement.map(|j| format!("{} {}/5", j.model, j.mean));
         note_earlier(&mut r, decision, &item.slug, &self.checker);
+        if let Some(why) = working.followed {
+            let note = format!("{} is left as it is: {why}", OutDir::file_name(&item.slug));
+            r.written_beside.get_or_insert(format!("{} ({note})", r.file));
+        }
         let front = decision.front();
         if let Err(e) = self.out().write_plan_to(&target, &prov, front, &g.state.plan) {
             r.status = Status::Failed;

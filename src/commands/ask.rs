@@ -155,20 +155,16 @@ fn prepare_out(args: &mut AskArgs, checker: &Checker, ui: Ui) -> Result<Option<(
     let Some(out) = args.out.clone() else { return Ok(None) };
     check_out_path(&out)?;
     let lock = Lock::file(&out, "rbplan ask")?;
-    let mut decision = living::decide(&out, checker, args.force);
-    if let Decision::Beside { why, to } = &decision
-        && to.exists()
-    {
+    let working = living::decide_following(&out, checker, args.force);
+    if let Some(why) = working.followed {
         ui.note(format!(
             "{} is left as it is: {why}; working on {}, which an earlier run wrote beside it",
             out.display(),
-            to.display()
+            working.path.display()
         ));
-        let to = to.clone();
-        decision = living::decide(&to, checker, false);
-        args.out = Some(to);
+        args.out = Some(working.path);
     }
-    Ok(Some((lock, decision)))
+    Ok(Some((lock, working.decision)))
 }
 
 /// What a plan is made from, for its front matter.

@@ -246,6 +246,41 @@ pub fn decide(path: &Path, checker: &Checker, force: bool) -> Decision {
     }
 }
 
+/// Where a run works on a plan and what it does there.
+pub struct Working {
+    /// The file decided on: the path asked for, or the `NAME.new.md` beside it.
+    pub path: PathBuf,
+    pub decision: Decision,
+    /// Set when `path` is the `NAME.new.md` an earlier run left beside the file asked for,
+    /// which stays as it is: why it does.
+    pub followed: Option<Foreign>,
+}
+
+impl Working {
+    /// Where the plan is written.
+    pub fn target(&self) -> &Path {
+        self.decision.target(&self.path)
+    }
+}
+
+/// `decide`, and when `path` is left alone and an earlier run wrote `NAME.new.md` beside
+/// it, `decide` on that file instead: its edits are kept, it is not paid for twice, and a
+/// foreign one is left alone in turn.
+pub fn decide_following(path: &Path, checker: &Checker, force: bool) -> Working {
+    match decide(path, checker, force) {
+        Decision::Beside { why, to } if to.exists() => Working {
+            decision: decide(&to, checker, false),
+            path: to,
+            followed: Some(why),
+        },
+        decision => Working {
+            path: path.to_path_buf(),
+            decision,
+            followed: None,
+        },
+    }
+}
+
 impl Decision {
     /// The edited plan this starts from, if any.
     pub fn earlier(&self) -> Option<&Earlier> {

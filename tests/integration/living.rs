@@ -213,6 +213,37 @@ fn the_plan_beside_a_hand_written_file_is_kept_current_and_its_edits_kept() {
     assert!(!dir.path().join("plan.new.new.md").exists());
 }
 
+#[test]
+fn a_batch_rerun_keeps_the_edits_in_the_plan_beside_a_hand_written_one() {
+    let server = server();
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
+    let mine = authored().text;
+    std::fs::write(dir.path().join("out/beta.md"), &mine).unwrap();
+    let input = write_input(dir.path(), &[("beta", "v1")]);
+    assert_eq!(batch(dir.path(), &server, &input, &[]).code, 0);
+    let new = dir.path().join("out/beta.new.md");
+    let edited = edit(&new);
+    let input = write_input(dir.path(), &[("beta", "v2")]);
+    let out = batch(dir.path(), &server, &input, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let now = std::fs::read_to_string(&new).unwrap();
+    assert_eq!(section(&now, 4), section(&edited, 4), "the person's line is kept");
+    assert!(now.contains(ADDED) && section(&now, 1).contains("input v2"));
+    assert_eq!(std::fs::read_to_string(dir.path().join("out/beta.md")).unwrap(), mine);
+    let r = report(dir.path());
+    let beta = item(&r, "beta");
+    assert_eq!(beta["kept"], json!(["by-component", "_other"]));
+    assert!(
+        beta["written_beside"]
+            .as_str()
+            .unwrap()
+            .contains("beta.md is left as it is"),
+        "{beta}"
+    );
+    assert!(!dir.path().join("out/beta.new.new.md").exists());
+}
+
 fn write_input(dir: &Path, v_of: &[(&str, &str)]) -> std::path::PathBuf {
     let p = dir.join("services.jsonl");
     let (_, stages) = example_input();
