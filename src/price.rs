@@ -204,6 +204,17 @@ pub fn prompt_tokens(model: &str, texts: &[&str]) -> (u64, Counting) {
     (body + per_message, how)
 }
 
+/// The prompt tokens `--max-cost` holds for a request: counted with the model's tokenizer
+/// where rbplan has it; else the four-characters-a-token estimate plus a third, since other
+/// tokenizers can count more (SmolLM2's counted 2,804 for the example prompt, the estimate
+/// 2,785).
+pub fn prompt_tokens_held(model: &str, texts: &[&str]) -> u64 {
+    match prompt_tokens(model, texts) {
+        (n, Counting::Estimate) => n + n.div_ceil(3),
+        (n, _) => n,
+    }
+}
+
 fn o200k() -> &'static tiktoken_rs::CoreBPE {
     static BPE: OnceLock<tiktoken_rs::CoreBPE> = OnceLock::new();
     BPE.get_or_init(|| tiktoken_rs::o200k_base().expect("the bundled o200k_base ranks load"))

@@ -24,6 +24,8 @@ pub struct ModelEstimate {
     pub requests: u64,
     pub prompt_tokens: u64,
     pub counting: Option<Counting>,
+    /// The prompt tokens `--max-cost` would hold: the count, or the estimate plus a third.
+    pub prompt_tokens_held: u64,
     /// With `--parallel`: the outline every part carries, at most (`--max-tokens` each).
     pub outline_tokens_max: u64,
     /// Every first reply at `--max-tokens`.
@@ -72,6 +74,7 @@ pub fn estimate(ctx: &Ctx, manifest: &Manifest) -> Result<Estimate> {
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
             let (tokens, how) = crate::price::prompt_tokens(&model, &texts);
             m.prompt_tokens += tokens;
+            m.prompt_tokens_held += crate::price::prompt_tokens_held(&model, &texts);
             m.counting = Some(how);
         }
         let n = requests.len() as u64;
@@ -119,7 +122,8 @@ fn first_requests(ctx: &Ctx, item: &Item) -> Result<Vec<Vec<String>>> {
 fn priced(ctx: &Ctx, mut m: ModelEstimate) -> ModelEstimate {
     if let Some((p, known)) = ctx.prices.of(&m.model) {
         m.cost_usd_min = Some(p.cost(m.prompt_tokens, 0, 0));
-        m.cost_usd_max = Some(p.cost(m.prompt_tokens + m.outline_tokens_max, 0, m.max_completion_tokens));
+        // As `--max-cost` holds it: an estimated prompt with its margin.
+        m.cost_usd_max = Some(p.cost(m.prompt_tokens_held + m.outline_tokens_max, 0, m.max_completion_tokens));
         m.price_from = Some(match known {
             Known::Given => "given",
             Known::Table => "table",

@@ -7,15 +7,10 @@ use std::sync::Mutex;
 use super::{ApiError, ChatRequest, Usage};
 use crate::price::Prices;
 
-/// A request's prompt tokens at most: counted with the model's tokenizer where rbplan has
-/// it; else the four-characters-a-token estimate plus a third, since other tokenizers
-/// can count more (SmolLM2's counted 2,804 for the example prompt, the estimate 2,785).
+/// A request's prompt tokens as `--max-cost` holds them (`price::prompt_tokens_held`).
 pub fn prompt_tokens(req: &ChatRequest) -> u64 {
     let texts: Vec<&str> = req.messages.iter().map(|m| m.content.as_str()).collect();
-    match crate::price::prompt_tokens(&req.model, &texts) {
-        (n, crate::price::Counting::Estimate) => n + n.div_ceil(3),
-        (n, _) => n,
-    }
+    crate::price::prompt_tokens_held(&req.model, &texts)
 }
 
 pub struct Budget {

@@ -86,8 +86,9 @@ pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
     summarize(&g, ui, written_to.as_deref(), &checker, &cost);
     let budget_reached = client.budget().is_some_and(|(_, _, reached)| reached);
     Ok(match PlanStatus::of(&g.state.report) {
-        _ if budget_reached => Outcome::BudgetReached,
         PlanStatus::Complete => Outcome::Complete,
+        // The budget stopped it short of a plan that passes.
+        _ if budget_reached => Outcome::BudgetReached,
         _ => Outcome::Failing,
     })
 }

@@ -406,8 +406,8 @@ impl<S: Source> Run<'_, '_, S> {
 
     /// A one-section-per-request round. A missing section whose reply held nothing usable
     /// is asked again, the same request: a sampling model answers differently each time.
-    /// With `--parallel N` the first requests go N at a time; after a failed request no
-    /// new one starts, and the replies already paid for are still used.
+    /// With `--parallel N` the first requests all go, N at a time, and every reply paid for
+    /// is used; after a failed request no section is asked again.
     async fn one_section_each(
         &mut self,
         ask: &Ask,

@@ -97,8 +97,8 @@ use crate::error::Result;
 
 impl<S: Source> Run<'_, '_, S> {
     /// The outline, then every section; the state after them, as after a first answer.
-    /// A part refused for the run's sake (the budget, rate limits with no progress) ends
-    /// the pass with what was answered, and why: those replies are paid for.
+    /// A part refused for the budget ends the pass with what was answered, and why: those
+    /// replies are paid for. Other errors that stop a run stop it as they would anyway.
     pub(super) async fn outline_then_sections(&mut self) -> Result<(State, Option<String>)> {
         let (job, on_event) = (self.job, self.on_event);
         let model = job.opts.model.clone();
@@ -138,10 +138,11 @@ impl<S: Source> Run<'_, '_, S> {
                         body.map(|b| (a.section, a.stage.clone(), strip_stage_heading(&b, a.stage.as_deref()))),
                     );
                 }
-                Answer::Failed(e) if e.is_auth() || e.is_quota() => return Err(e.into()),
-                Answer::Failed(e) if e.stops_run() => {
+                // The budget: what was answered is paid for; keep it, and stop here.
+                Answer::Failed(e @ ApiError::Budget { .. }) => {
                     stop.get_or_insert_with(|| e.to_string());
                 }
+                Answer::Failed(e) if e.is_auth() || e.stops_run() => return Err(e.into()),
                 // The section stays missing (or its stage uncovered): repair asks again.
                 Answer::Failed(e) => on_event(Event::Warning(format!("{} failed: {e}", a.label))),
                 Answer::Skipped(_) => {}
