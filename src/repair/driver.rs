@@ -96,31 +96,45 @@ pub struct LiveSource<'a> {
 
 impl Source for LiveSource<'_> {
     /// Every request in its own task, at most `n` in flight (and the client's own limit
-    /// over a whole batch).
+    /// over a whole batch). After a failure no request of this model can get past (no
+    /// model, a server failing after retries, no key, the budget), the queued ones are not
+    /// sent (`Skipped(None)`): the fallback model, or the stop, comes sooner.
     async fn answer_many(
         &mut self,
         reqs: Vec<(Target, ChatRequest)>,
         n: usize,
         done: &(dyn Fn(usize) + Send + Sync),
     ) -> Result<Vec<Answer>> {
+        use std::sync::atomic::{AtomicBool, Ordering};
         let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        let hopeless = std::sync::Arc::new(AtomicBool::new(false));
         let mut set = tokio::task::JoinSet::new();
         let count = reqs.len();
         for (i, (_, req)) in reqs.into_iter().enumerate() {
-            let (client, limit) = (self.client.clone(), limit.clone());
+            let (client, limit, hopeless) = (self.client.clone(), limit.clone(), hopeless.clone());
             set.spawn(async move {
                 let _slot = limit.acquire_owned().await.expect("the semaphore is never closed");
-                (i, client.chat(&req, None).await)
+                if hopeless.load(Ordering::SeqCst) {
+                    return (i, None);
+                }
+                let r = client.chat(&req, None).await;
+                if r.as_ref().is_err_and(ends_all) {
+                    hopeless.store(true, Ordering::SeqCst);
+                }
+                (i, Some(r))
             });
         }
         let mut out: Vec<Option<Answer>> = (0..count).map(|_| None).collect();
         while let Some(joined) = set.join_next().await {
             let (i, r) = joined.map_err(|e| ApiError::Transport(format!("a request task failed: {e}")))?;
             out[i] = Some(match r {
-                Ok(c) => Answer::Reply(c),
-                Err(e) => Answer::Failed(e),
+                Some(Ok(c)) => Answer::Reply(c),
+                Some(Err(e)) => Answer::Failed(e),
+                None => Answer::Skipped(None),
             });
-            done(i);
+            if !matches!(out[i], Some(Answer::Skipped(None))) {
+                done(i);
+            }
         }
         Ok(out.into_iter().map(|a| a.expect("every task answered")).collect())
     }
@@ -471,6 +485,12 @@ impl<S: Source> Run<'_, '_, S> {
             }
         }
     }
+}
+
+/// A failure every other request to the same model would meet too. A context overflow is
+/// one request's: the others may be shorter.
+fn ends_all(e: &ApiError) -> bool {
+    e.is_auth() || e.stops_run() || (e.is_lasting() && !e.is_context_overflow())
 }
 
 /// What one answer of a one-section round leaves to do.

@@ -333,6 +333,43 @@ fn a_budget_stop_inside_the_parallel_pass_counts_what_was_paid() {
 }
 
 #[test]
+fn after_a_lasting_failure_the_queued_repair_requests_are_not_sent() {
+    let a = authored();
+    let server = Server::start(move |req, n| {
+        let user = req.last_user();
+        let fix = user.contains("Make sure that");
+        let body = match (is_outline(req), stage_asked(&user), asked_single(&user)) {
+            (true, _, _) => OUTLINE.to_string(),
+            (_, Some(stage), _) => stage_body(&a, &stage),
+            (_, None, Some(_)) if fix => {
+                let gone = json!({"error": {"message": "The model `m` does not exist", "code": "model_not_found"}});
+                return Reply::json(404, &gone);
+            }
+            (_, None, Some(1 | 6 | 8)) => "To be written.".to_string(),
+            (_, None, Some(i)) => a.sections[i].1.clone(),
+            _ => return Reply::json(400, &json!({"error": {"message": "unexpected request"}})),
+        };
+        reply(req, n, &body, "stop")
+    });
+    let out = ask(&server, &["--parallel", "2"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let v = out.json();
+    // Three sections to fix, two at a time: the first two meet the 404, the third is not
+    // sent (it would have met it too).
+    let fixes = server
+        .chats()
+        .iter()
+        .filter(|c| c.last_user().contains("Make sure that"))
+        .count();
+    assert_eq!((fixes, &v["requests"]), (2, &json!(17)));
+    assert_eq!(
+        v["repairs"]["detail"][0]["rewrite"],
+        json!(["decision-matrix", "checklist", "what-if"])
+    );
+    assert!(v["repair_error"].as_str().unwrap().contains("404"), "{v}");
+}
+
+#[test]
 fn ask_parallel_stopped_by_the_budget_exits_6_and_counts_what_was_paid() {
     let server = server(false);
     let budget = ["--price", "1:1", "--max-tokens", "1000", "--max-cost", "0.012"];
