@@ -36,10 +36,7 @@ pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
     announce(decision.as_ref(), &args, &checker, ui)?;
     let view = View::new(&args, ui);
     let stages = input::parse_stages(&inputs.stages);
-    let opts = repair::Options {
-        stream: view.stream,
-        ..options(&args, &settings)
-    };
+    let opts = options(&args, &settings, view.stream);
     let migration = Migration::new(Some(stages.clone()), Some(&inputs.summary));
     let job = repair::Job {
         template: &template,
@@ -58,10 +55,7 @@ pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
     if let Some(e) = decision.as_ref().and_then(Decision::earlier) {
         g.lay_over(&e.body, &e.edited, &checker, &migration);
     }
-    let judgement = match &args.judge.judge_model {
-        Some(m) => judge::judge_into(&client, &template, m, &inputs, &g.state.plan, &mut g.state.report).await,
-        None => None,
-    };
+    let judgement = judge_step(&args, &client, &template, &inputs, &mut g).await;
     let meta = Meta {
         template: &template,
         checker: &checker,
@@ -84,13 +78,29 @@ pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
     )?;
     let cost = super::cost_words(&prices, &settings.model, &g.tally.usage);
     summarize(&g, ui, written_to.as_deref(), &checker, &cost);
+    Ok(outcome(&g, &client))
+}
+
+/// `--judge-model`: the second model's scores, added to the report as findings.
+async fn judge_step(
+    args: &AskArgs,
+    client: &crate::client::Client,
+    template: &Template,
+    inputs: &crate::template::Inputs,
+    g: &mut Generated,
+) -> Option<judge::Judgement> {
+    let m = args.judge.judge_model.as_ref()?;
+    judge::judge_into(client, template, m, inputs, &g.state.plan, &mut g.state.report).await
+}
+
+/// The exit: complete, failing, or stopped by the budget short of a plan that passes.
+fn outcome(g: &Generated, client: &crate::client::Client) -> Outcome {
     let budget_reached = client.budget().is_some_and(|(_, _, reached)| reached);
-    Ok(match PlanStatus::of(&g.state.report) {
+    match PlanStatus::of(&g.state.report) {
         PlanStatus::Complete => Outcome::Complete,
-        // The budget stopped it short of a plan that passes.
         _ if budget_reached => Outcome::BudgetReached,
         _ => Outcome::Failing,
-    })
+    }
 }
 
 /// The plan on stdout, or the `--json` object (nothing when it went to `--out`);
@@ -137,14 +147,14 @@ fn budget(
 }
 
 /// How each request is made, from the flags and settings.
-fn options(args: &AskArgs, settings: &crate::config::Settings) -> repair::Options {
+fn options(args: &AskArgs, settings: &crate::config::Settings, stream: bool) -> repair::Options {
     repair::Options {
         model: settings.model.clone(),
         temperature: settings.temperature,
         max_tokens: settings.max_tokens,
         max_repairs: args.repair.max_repairs,
         fallback: args.repair.fallback_model.clone(),
-        stream: false,
+        stream,
         parallel: args.parallel.parallel,
     }
 }

@@ -181,35 +181,7 @@ pub async fn generate<S: Source>(
         on_event,
         migration: job.migration.clone(),
     };
-    let mut early: Option<RepairEnd> = None;
-    let (mut state, rounds) = match &job.start {
-        Start::Fresh if job.opts.parallel.is_some() => {
-            let (state, stop) = run.outline_then_sections().await?;
-            early = stop.map(|why| RepairEnd::Stop(Stop::Failed(why)));
-            (state, job.opts.max_repairs)
-        }
-        Start::Fresh => {
-            let (draft, truncated, model) = run.first_answer().await?;
-            let state = State::start(&draft, truncated, job.checker, job.migration, &model);
-            on_event(Event::Draft {
-                found: state.report.found_count(),
-                total: state.report.sections.len(),
-                truncated,
-            });
-            (state, job.opts.max_repairs)
-        }
-        Start::From {
-            plan,
-            pinned,
-            regenerate,
-        } => {
-            let mut state = State::resume(plan, pinned, job.checker, job.migration, &job.opts.model);
-            state.regenerating = *regenerate && !state.report.complete();
-            // Asking for the sections a plan lacks takes the place of the first answer.
-            let fill = u32::from(!state.report.complete());
-            (state, job.opts.max_repairs + fill)
-        }
-    };
+    let (mut state, rounds, early) = run.begin().await?;
     let mut stopped = match early {
         Some(stop) => Some(stop),
         None => run.repair(&mut state, rounds).await?,
@@ -258,6 +230,40 @@ pub(super) struct Run<'a, 'j, S> {
 }
 
 impl<S: Source> Run<'_, '_, S> {
+    /// Where repair starts: the state after the first answer (or the parallel pass, or an
+    /// earlier plan), the rounds it may take, and a stop that already ended it.
+    async fn begin(&mut self) -> Result<(State, u32, Option<RepairEnd>)> {
+        let job = self.job;
+        match &job.start {
+            Start::Fresh if job.opts.parallel.is_some() => {
+                let (state, stop) = self.outline_then_sections().await?;
+                let early = stop.map(|why| RepairEnd::Stop(Stop::Failed(why)));
+                Ok((state, job.opts.max_repairs, early))
+            }
+            Start::Fresh => {
+                let (draft, truncated, model) = self.first_answer().await?;
+                let state = State::start(&draft, truncated, job.checker, job.migration, &model);
+                (self.on_event)(Event::Draft {
+                    found: state.report.found_count(),
+                    total: state.report.sections.len(),
+                    truncated,
+                });
+                Ok((state, job.opts.max_repairs, None))
+            }
+            Start::From {
+                plan,
+                pinned,
+                regenerate,
+            } => {
+                let mut state = State::resume(plan, pinned, job.checker, job.migration, &job.opts.model);
+                state.regenerating = *regenerate && !state.report.complete();
+                // Asking for the sections a plan lacks takes the place of the first answer.
+                let fill = u32::from(!state.report.complete());
+                Ok((state, job.opts.max_repairs + fill, None))
+            }
+        }
+    }
+
     /// Ask one request and count it: answered or failed, it was made.
     pub(super) async fn call(&mut self, at: Target, req: &ChatRequest) -> Result<Answer> {
         let a = self.source.answer(at, req).await?;

@@ -53,12 +53,24 @@ pub fn part_prompts(
     Ok(out)
 }
 
+/// What one part's reply gave: its section, the stage heading of a stage part, the text.
+struct PartBody {
+    section: usize,
+    stage: Option<String>,
+    text: String,
+}
+
 /// The sections' bodies: a per-stage section's parts joined under their stage headings,
 /// in the input's order. A part cut off inside a code fence is closed, or the stages after
 /// it would be read as code.
-fn assemble(bodies: Vec<(usize, Option<String>, String)>) -> Vec<(usize, String)> {
+fn assemble(bodies: Vec<PartBody>) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = Vec::new();
-    for (section, stage, body) in bodies {
+    for PartBody {
+        section,
+        stage,
+        text: body,
+    } in bodies
+    {
         let text = match stage {
             Some(h) => format!(
                 "### {h}\n\n{}",
@@ -126,28 +138,7 @@ impl<S: Source> Run<'_, '_, S> {
             .source
             .answer_many(reqs, job.opts.parallel.unwrap_or(1), &tell)
             .await?;
-        let mut bodies: Vec<(usize, Option<String>, String)> = Vec::new();
-        let mut stop: Option<String> = None;
-        for (a, answer) in asks.iter().zip(answers) {
-            self.count(&answer);
-            match answer {
-                Answer::Reply(r) => {
-                    let text = crate::markdown::unwrap_fence(&r.text);
-                    let body = body_from_fill(&text, checker, a.section, r.truncated());
-                    bodies.extend(
-                        body.map(|b| (a.section, a.stage.clone(), strip_stage_heading(&b, a.stage.as_deref()))),
-                    );
-                }
-                // The budget: what was answered is paid for; keep it, and stop here.
-                Answer::Failed(e @ ApiError::Budget { .. }) => {
-                    stop.get_or_insert_with(|| e.to_string());
-                }
-                Answer::Failed(e) if e.is_auth() || e.stops_run() => return Err(e.into()),
-                // The section stays missing (or its stage uncovered): repair asks again.
-                Answer::Failed(e) => on_event(Event::Warning(format!("{} failed: {e}", a.label))),
-                Answer::Skipped(_) => {}
-            }
-        }
+        let (bodies, stop) = self.take_parts(&asks, answers)?;
         let edits = assemble(bodies);
         let plan = splice("", checker, &edits);
         let mut state = State::start(&plan, false, checker, &self.migration, &model);
@@ -161,6 +152,37 @@ impl<S: Source> Run<'_, '_, S> {
         // time, not the whole draft as one conversation that a reply writes serially.
         state.one_at_a_time = true;
         Ok((state, stop))
+    }
+
+    /// The bodies the parts' answers hold (each trimmed to its section or stage), and why
+    /// the pass stopped, if the budget stopped it.
+    fn take_parts(&mut self, asks: &[PartAsk], answers: Vec<Answer>) -> Result<(Vec<PartBody>, Option<String>)> {
+        let checker = self.job.checker;
+        let mut bodies = Vec::new();
+        let mut stop: Option<String> = None;
+        for (a, answer) in asks.iter().zip(answers) {
+            self.count(&answer);
+            match answer {
+                Answer::Reply(r) => {
+                    let text = crate::markdown::unwrap_fence(&r.text);
+                    let body = body_from_fill(&text, checker, a.section, r.truncated());
+                    bodies.extend(body.map(|b| PartBody {
+                        section: a.section,
+                        stage: a.stage.clone(),
+                        text: strip_stage_heading(&b, a.stage.as_deref()),
+                    }));
+                }
+                // The budget: what was answered is paid for; keep it, and stop here.
+                Answer::Failed(e @ ApiError::Budget { .. }) => {
+                    stop.get_or_insert_with(|| e.to_string());
+                }
+                Answer::Failed(e) if e.is_auth() || e.stops_run() => return Err(e.into()),
+                // The section stays missing (or its stage uncovered): repair asks again.
+                Answer::Failed(e) => (self.on_event)(Event::Warning(format!("{} failed: {e}", a.label))),
+                Answer::Skipped(_) => {}
+            }
+        }
+        Ok((bodies, stop))
     }
 
     /// One request per section, carrying the outline; a section checked for stage coverage
