@@ -303,7 +303,7 @@ pub struct ParallelArgs {
     /// Write the plan as a short outline of the facts every section shares (stages, point
     /// of no return, roles, systems, numbers), then every section in its own request, N at
     /// a time, each carrying the outline; then check (sections must agree with the
-    /// outline) and repair as usual. Faster on a server that answers requests in parallel
+    /// outline) and repair, each section again alone with the outline, N at a time. Faster on a server that answers requests in parallel
     /// (0.25× the wall time in the bench); slower on one that does not (a CPU-bound local
     /// server: each part may run to --max-tokens). More prompt tokens, most of them a shared
     /// prefix that servers cache. In a batch, -j still bounds the requests in flight.
