@@ -209,9 +209,14 @@ pub fn prompt_tokens(model: &str, texts: &[&str]) -> (u64, Counting) {
 /// tokenizers can count more (SmolLM2's counted 2,804 for the example prompt, the estimate
 /// 2,785).
 pub fn prompt_tokens_held(model: &str, texts: &[&str]) -> u64 {
-    match prompt_tokens(model, texts) {
-        (n, Counting::Estimate) => n + n.div_ceil(3),
-        (n, _) => n,
+    held(prompt_tokens(model, texts))
+}
+
+/// `prompt_tokens_held` of a count already made.
+pub fn held((n, how): (u64, Counting)) -> u64 {
+    match how {
+        Counting::Estimate => n + n.div_ceil(3),
+        _ => n,
     }
 }
 

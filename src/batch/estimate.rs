@@ -74,7 +74,7 @@ pub fn estimate(ctx: &Ctx, manifest: &Manifest) -> Result<Estimate> {
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
             let (tokens, how) = crate::price::prompt_tokens(&model, &texts);
             m.prompt_tokens += tokens;
-            m.prompt_tokens_held += crate::price::prompt_tokens_held(&model, &texts);
+            m.prompt_tokens_held += crate::price::held((tokens, how));
             m.counting = Some(how);
         }
         let n = requests.len() as u64;

@@ -183,7 +183,6 @@ impl Ctx {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let earlier = decision.earlier();
-        let kept = earlier.map(|e| e.edited.clone()).unwrap_or_default();
         let prov = Provenance::new(&Made {
             template: &self.template,
             model,
@@ -193,7 +192,7 @@ impl Ctx {
             written_by: &g.state.written_by,
             name: Some(&item.name),
             judge: judgement.as_ref().map(|j| (j.model.as_str(), j.mean)),
-            sections: living::hashes_after(&g.state.plan, &self.checker, &kept, earlier),
+            sections: living::hashes_after(&g.state.plan, &self.checker, earlier),
         });
         let mut r = ItemReport::generated(&item.name, file, item.line, model, &g);
         let u = &r.tokens;

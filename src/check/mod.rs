@@ -78,6 +78,14 @@ impl CheckReport {
         self.findings.iter().any(|f| f.severity == Severity::Error)
     }
 
+    /// How many of `problems_by_section`'s problems section `idx` has.
+    pub fn problem_count(&self, spec: &Spec, idx: usize) -> usize {
+        self.problems_by_section(spec)
+            .into_iter()
+            .find(|(i, _)| *i == idx)
+            .map_or(0, |(_, p)| p.len())
+    }
+
     /// Error findings (not missing/empty, not the order) of present sections, grouped by
     /// section index: what a repair round asks to be rewritten.
     pub fn problems_by_section(&self, spec: &Spec) -> Vec<(usize, Vec<String>)> {

@@ -197,7 +197,6 @@ fn write_out(
     judgement: Option<&judge::Judgement>,
 ) -> Result<std::path::PathBuf> {
     let earlier = d.earlier();
-    let kept = earlier.map(|e| e.edited.clone()).unwrap_or_default();
     let prov = Provenance::new(&Made {
         template: m.template,
         model: m.model,
@@ -207,7 +206,7 @@ fn write_out(
         written_by: &g.state.written_by,
         name: None,
         judge: judgement.map(|j| (j.model.as_str(), j.mean)),
-        sections: living::hashes_after(&g.state.plan, m.checker, &kept, earlier),
+        sections: living::hashes_after(&g.state.plan, m.checker, earlier),
     });
     let text = prov.to_front_matter_keeping(d.front()) + &g.state.plan;
     let path = d.target(out);

@@ -362,12 +362,7 @@ fn worse_sections(
 ) -> Vec<(usize, usize, usize)> {
     let count = |r: &CheckReport, i: usize| {
         let present = r.sections[i].state == crate::check::SectionState::Found;
-        let problems = r
-            .problems_by_section(&checker.spec)
-            .into_iter()
-            .find(|(j, _)| *j == i)
-            .map_or(0, |(_, p)| p.len());
-        problems + usize::from(!present)
+        r.problem_count(&checker.spec, i) + usize::from(!present)
     };
     changed
         .iter()

@@ -39,17 +39,19 @@ pub fn section_hashes(plan: &str, checker: &Checker) -> BTreeMap<String, String>
 
 /// The text of `plan` outside every occurrence of a required section.
 fn outside_sections(plan: &str, outline: &markdown::Outline) -> String {
-    let mut spans: Vec<(usize, usize)> = outline.found.iter().map(|l| (l.start, l.end)).collect();
+    without_spans(plan, outline.found.iter().map(|l| (l.start, l.end)).collect())
+}
+
+/// `text` with the byte spans taken out (they may overlap).
+fn without_spans(text: &str, mut spans: Vec<(usize, usize)>) -> String {
     spans.sort_unstable();
-    let mut out = String::new();
+    let mut out = String::with_capacity(text.len());
     let mut pos = 0;
     for (s, e) in spans {
-        if s > pos {
-            out.push_str(&plan[pos..s]);
-        }
+        out.push_str(&text[pos..s.max(pos)]);
         pos = pos.max(e);
     }
-    out.push_str(&plan[pos.min(plan.len())..]);
+    out.push_str(&text[pos.min(text.len())..]);
     out
 }
 
@@ -114,21 +116,13 @@ impl Earlier {
     /// so the edited ones and any added text stay exactly where they are.
     pub fn kept_only(&self, checker: &Checker) -> String {
         let outline = checker.outline(&self.body);
-        let mut spans: Vec<(usize, usize)> = outline
+        let spans = outline
             .found
             .iter()
             .filter(|l| !self.edited.contains(&l.section))
             .map(|l| (l.start, l.end))
             .collect();
-        spans.sort_unstable();
-        let mut out = String::with_capacity(self.body.len());
-        let mut pos = 0;
-        for (s, e) in spans {
-            out.push_str(&self.body[pos..s.max(pos)]);
-            pos = pos.max(e);
-        }
-        out.push_str(&self.body[pos..]);
-        out
+        without_spans(&self.body, spans)
     }
 
     /// The ids of the edited sections.
@@ -141,17 +135,12 @@ impl Earlier {
 }
 
 /// The hashes to record for a new plan: the plan's own, except that a section kept as a
-/// person edited it keeps the hash rbplan recorded before (or none), so that it still
-/// reads as edited next time.
-pub fn hashes_after(
-    plan: &str,
-    checker: &Checker,
-    kept: &[usize],
-    before: Option<&Earlier>,
-) -> BTreeMap<String, String> {
+/// person edited it (`before.edited`) keeps the hash rbplan recorded before (or none), so
+/// that it still reads as edited next time.
+pub fn hashes_after(plan: &str, checker: &Checker, before: Option<&Earlier>) -> BTreeMap<String, String> {
     let mut h = section_hashes(plan, checker);
     let recorded = before.map(|b| &b.provenance.sections);
-    for &i in kept {
+    for &i in before.map_or(&[][..], |b| &b.edited) {
         let id = &checker.spec.sections[i].id;
         match recorded.and_then(|r| r.get(id)) {
             Some(old) => h.insert(id.clone(), old.clone()),
@@ -431,7 +420,7 @@ mod tests {
         let Existing::Plan(e) = compare(&edited, &c) else {
             panic!()
         };
-        let h = hashes_after(&e.body, &c, &e.edited, Some(&e));
+        let h = hashes_after(&e.body, &c, Some(&e));
         let again = e.provenance.clone();
         let mut p = again;
         p.sections = h;

@@ -303,12 +303,7 @@ impl State {
 }
 /// Whether section `idx` is present in `after` with fewer structural problems than in `before`.
 fn fewer_problems(after: &CheckReport, before: &CheckReport, checker: &Checker, idx: usize) -> bool {
-    let count = |r: &CheckReport| {
-        r.problems_by_section(&checker.spec)
-            .into_iter()
-            .find(|(i, _)| *i == idx)
-            .map_or(0, |(_, p)| p.len())
-    };
+    let count = |r: &CheckReport| r.problem_count(&checker.spec, idx);
     after.sections[idx].state == SectionState::Found && count(after) < count(before)
 }
 
