@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::batch::report::BatchReport;
-use crate::check::{Checker, Migration};
+use crate::check::Checker;
 use crate::error::{Error, Result};
 use crate::markdown;
 use crate::output::lock::Lock;
@@ -34,40 +34,7 @@ pub enum Earlier {
     Stale(Redo),
 }
 
-/// Why a plan from an earlier run is made again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Redo {
-    NotRbplans,
-    TemplateChanged,
-    ModelChanged,
-    InputChanged,
-    NotComplete,
-    NoLongerPasses,
-    Forced,
-}
-
-impl std::fmt::Display for Redo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Redo::NotRbplans => "not written by rbplan (no front matter)",
-            Redo::TemplateChanged => "the template changed",
-            Redo::ModelChanged => "the model changed",
-            Redo::InputChanged => "the input changed",
-            Redo::NotComplete => "it was not complete",
-            Redo::NoLongerPasses => "it no longer passes the check",
-            Redo::Forced => "--force was given",
-        })
-    }
-}
-
-/// What a plan must have been made from to be kept on a rerun.
-pub struct Wanted<'a> {
-    pub template_hash: &'a str,
-    pub model: &'a str,
-    pub input_hash: &'a str,
-    /// What it is checked against again.
-    pub migration: &'a Migration,
-}
+pub use crate::output::living::{Redo, Wanted};
 
 impl OutDir {
     /// Create the folder if needed and sweep temp files a killed run may have left.
@@ -137,20 +104,10 @@ impl OutDir {
         else {
             return Earlier::Stale(Redo::NotRbplans);
         };
-        let why = if p.template_hash != want.template_hash {
-            Redo::TemplateChanged
-        } else if p.model != want.model {
-            Redo::ModelChanged
-        } else if p.input_hash != want.input_hash {
-            Redo::InputChanged
-        } else if p.status != crate::output::PlanStatus::Complete {
-            Redo::NotComplete
-        } else if !checker.check(&text, want.migration).1.passes() {
-            Redo::NoLongerPasses
-        } else {
-            return Earlier::Current;
-        };
-        Earlier::Stale(why)
+        match want.redo(&p, &text, checker) {
+            Some(why) => Earlier::Stale(why),
+            None => Earlier::Current,
+        }
     }
 
     /// Write one plan atomically, front matter first.
@@ -231,7 +188,7 @@ mod tests {
             judge_score: None,
             sections: Default::default(),
         };
-        let m = Migration::default();
+        let m = crate::check::Migration::default();
         let want = Wanted {
             template_hash: "th",
             model: "m",

@@ -229,11 +229,15 @@ fn current_plan<'a>(
         Some(Decision::Replace(e) | Decision::KeepEdits(e)) => e,
         _ => return None,
     };
-    let p = &e.provenance;
-    let same = p.template_hash == template.hash && p.model == model && p.input_hash == inputs.hash();
-    let m = Migration::new(Some(input::parse_stages(&inputs.stages)), Some(&inputs.summary));
-    let passes = same && p.status == PlanStatus::Complete && checker.check(&e.body, &m).1.passes();
-    (passes && !args.force).then_some(args.out.as_deref()?)
+    let migration = Migration::new(Some(input::parse_stages(&inputs.stages)), Some(&inputs.summary));
+    let want = living::Wanted {
+        template_hash: &template.hash,
+        model,
+        input_hash: &inputs.hash(),
+        migration: &migration,
+    };
+    let current = want.redo(&e.provenance, &e.body, checker).is_none();
+    (current && !args.force).then_some(args.out.as_deref()?)
 }
 
 /// The plan at `--out` is current: say so (and, with `--json`, as an object).

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::Provenance;
-use crate::check::Checker;
+use crate::check::{Checker, Migration};
 use crate::markdown;
 
 /// The key under which the text outside every required section is hashed (a title, a
@@ -53,6 +53,62 @@ fn without_spans(text: &str, mut spans: Vec<(usize, usize)>) -> String {
     }
     out.push_str(&text[pos.min(text.len())..]);
     out
+}
+
+/// Why a plan from an earlier run is made again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Redo {
+    NotRbplans,
+    TemplateChanged,
+    ModelChanged,
+    InputChanged,
+    NotComplete,
+    NoLongerPasses,
+    Forced,
+}
+
+impl std::fmt::Display for Redo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Redo::NotRbplans => "not written by rbplan (no front matter)",
+            Redo::TemplateChanged => "the template changed",
+            Redo::ModelChanged => "the model changed",
+            Redo::InputChanged => "the input changed",
+            Redo::NotComplete => "it was not complete",
+            Redo::NoLongerPasses => "it no longer passes the check",
+            Redo::Forced => "--force was given",
+        })
+    }
+}
+
+/// What a plan must have been made from to be kept on a rerun.
+pub struct Wanted<'a> {
+    pub template_hash: &'a str,
+    pub model: &'a str,
+    pub input_hash: &'a str,
+    /// What it is checked against again.
+    pub migration: &'a Migration,
+}
+
+impl Wanted<'_> {
+    /// Why the plan `p` wrote (`text`, with or without its front matter) must be made
+    /// again, or None when it is current: same template, model and input, complete when
+    /// written, and it passes its checks now.
+    pub fn redo(&self, p: &Provenance, text: &str, checker: &Checker) -> Option<Redo> {
+        Some(if p.template_hash != self.template_hash {
+            Redo::TemplateChanged
+        } else if p.model != self.model {
+            Redo::ModelChanged
+        } else if p.input_hash != self.input_hash {
+            Redo::InputChanged
+        } else if p.status != super::PlanStatus::Complete {
+            Redo::NotComplete
+        } else if !checker.check(text, self.migration).1.passes() {
+            Redo::NoLongerPasses
+        } else {
+            return None;
+        })
+    }
 }
 
 /// What is at the path rbplan is about to write a plan to.
