@@ -308,13 +308,23 @@ fn order_findings(spec: &Spec, outline: &Outline) -> Vec<Finding> {
     out
 }
 
+/// What tests across the crate check against: the built-in template's checker and the
+/// authored plan (fixtures/authored/plan.md), which passes every check.
+#[cfg(test)]
+pub(crate) mod testing {
+    pub fn checker() -> super::Checker {
+        super::Checker::new(&crate::template::Template::builtin())
+    }
+
+    pub fn authored() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/authored/plan.md")).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn checker() -> Checker {
-        Checker::new(&Template::builtin())
-    }
+    use crate::check::testing::checker;
 
     #[test]
     fn missing_empty_duplicate_and_order() {
@@ -344,8 +354,8 @@ mod coherence_tests {
 
     #[test]
     fn a_stage_the_outline_does_not_name_is_a_coherence_finding() {
-        let c = Checker::new(&Template::builtin());
-        let plan = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/authored/plan.md")).unwrap();
+        let c = testing::checker();
+        let plan = testing::authored();
         let stages: Vec<String> = [
             "Schema conversion and backfill",
             "CDC dual-running",

@@ -463,16 +463,8 @@ fn copied(p: &Part, threshold: f64, prompt: &PromptText) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{Checker, Migration};
-    use crate::template::Template;
-
-    fn checker() -> Checker {
-        Checker::new(&Template::builtin())
-    }
-
-    fn authored() -> String {
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/authored/plan.md")).unwrap()
-    }
+    use crate::check::Migration;
+    use crate::check::testing::{authored, checker};
 
     /// The findings of the quality checks alone, as (code, section).
     fn quality(md: &str) -> Vec<(Code, Option<String>)> {

@@ -540,3 +540,20 @@ fn give_up(err: ApiError, attempt: u32) -> ApiError {
         err
     }
 }
+
+/// Header maps for tests of what the client reads from a response.
+#[cfg(test)]
+pub(crate) mod testing {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+    pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+}

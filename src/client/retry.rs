@@ -112,18 +112,7 @@ pub fn parse_should_retry(headers: &HeaderMap) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::{HeaderName, HeaderValue};
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
+    use crate::client::testing::headers;
 
     fn status(code: u16, kind: Option<&str>, retry_after: Option<Duration>, should: Option<bool>) -> ApiError {
         ApiError::Status {

@@ -393,15 +393,7 @@ pub fn backup_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::template::Template;
-
-    fn checker() -> Checker {
-        Checker::new(&Template::builtin())
-    }
-
-    fn authored() -> String {
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/authored/plan.md")).unwrap()
-    }
+    use crate::check::testing::{authored, checker};
 
     /// The authored plan as rbplan would write it: front matter with its hashes.
     fn written(plan: &str, c: &Checker) -> String {

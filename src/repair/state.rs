@@ -311,10 +311,7 @@ fn fewer_problems(after: &CheckReport, before: &CheckReport, checker: &Checker, 
 mod tests {
     use super::*;
     use crate::check::Migration;
-
-    fn checker() -> Checker {
-        Checker::new(&Template::builtin())
-    }
+    use crate::check::testing::checker;
 
     // SmolLM2-135M, asked to add a table to its decision matrix, answered with a numbered
     // list of "N. Rollback decision matrix" lines; that replaced the first answer's text

@@ -318,11 +318,7 @@ mod tests {
     use super::*;
     use crate::check::Code;
     use crate::check::Migration;
-    use crate::template::Template;
-
-    fn checker() -> Checker {
-        Checker::new(&Template::builtin())
-    }
+    use crate::check::testing::checker;
 
     fn ids(plan: &str) -> Vec<usize> {
         checker().outline(plan).found.iter().map(|l| l.section).collect()

@@ -15,7 +15,7 @@ fn plan() -> Arc<Authored> {
 }
 
 /// `ask` with the example input against `server`, with extra flags.
-fn ask(server: &Server, extra: &[&str]) -> Out {
+pub(super) fn ask(server: &Server, extra: &[&str]) -> Out {
     let dir = tempdir();
     rbplan(dir.path())
         .args([

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::batch::{batch, item, jsonl, report, service_of};
 use super::common::{rbplan, tempdir};
+use super::faults::ask;
 use super::model::{asked_headings, asked_single, authored, is_repair, reply};
 use super::server::{Reply, Request, Server};
 
@@ -69,22 +70,6 @@ fn server_with(outline: &'static str, wrong_ponr: bool, cdc: Option<&'static str
         let wait = Duration::from_millis(30 * (10 - i as u64));
         Reply::After(wait, Box::new(reply(req, n, &body, "stop")))
     })
-}
-
-fn ask(server: &Server, extra: &[&str]) -> super::common::Out {
-    let dir = tempdir();
-    rbplan(dir.path())
-        .args([
-            "ask",
-            "--example",
-            "--model",
-            "m",
-            "--base-url",
-            &server.url(),
-            "--json",
-        ])
-        .args(extra)
-        .run()
 }
 
 #[test]

@@ -239,17 +239,14 @@ fn a_real_weak_revision_is_refused_and_the_plan_is_untouched() {
     let before = std::fs::read_to_string(dir.path().join("plan.md")).unwrap();
     let server = super::model::fixture_server("revise-smollm2");
     let note = "Cover the Kafka consumer offsets: record them before each stage and restore them on rollback.";
-    let out = rbplan(dir.path())
-        .args(["revise", "plan.md", "--section", "by-stage", "--note", note, "--diff"])
-        .args([
-            "--base-url",
-            &server.url(),
-            "--model",
-            "smollm2-135m-instruct",
-            "--max-tokens",
-            "600",
-        ])
-        .run();
+    let revise = |extra: &str| {
+        rbplan(dir.path())
+            .args(["revise", "plan.md", "--section", "by-stage", "--note", note, extra])
+            .args(["--base-url", &server.url(), "--model", "smollm2-135m-instruct"])
+            .args(["--max-tokens", "600"])
+            .run()
+    };
+    let out = revise("--diff");
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
         out.stderr
@@ -277,17 +274,7 @@ fn a_real_weak_revision_is_refused_and_the_plan_is_untouched() {
     assert_eq!(chats.len(), 1);
     assert!(chats[0].last_user().contains(note));
     // --force writes it anyway (the same recorded reply).
-    let out = rbplan(dir.path())
-        .args(["revise", "plan.md", "--section", "by-stage", "--note", note, "--force"])
-        .args([
-            "--base-url",
-            &server.url(),
-            "--model",
-            "smollm2-135m-instruct",
-            "--max-tokens",
-            "600",
-        ])
-        .run();
+    let out = revise("--force");
     assert_eq!(out.code, 3, "written, and it fails its checks: {}", out.stderr);
     assert!(
         std::fs::read_to_string(dir.path().join("plan.md"))
