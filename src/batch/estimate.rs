@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::items::{self, Item, Manifest};
-use crate::client::Role;
+use crate::client::Message;
 use crate::error::{Outcome, Result};
 use crate::price::{Counting, Known, usd};
 use crate::term::{Ui, count, print_stdout, thousands};
@@ -107,15 +107,15 @@ fn first_requests(ctx: &Ctx, item: &Item) -> Result<Vec<Vec<String>>> {
     if ctx.parallel.is_none() {
         return Ok(vec![messages.into_iter().map(|m| m.content).collect()]);
     }
-    let system: Vec<String> = messages
-        .into_iter()
-        .filter(|m| m.role == Role::System)
-        .map(|m| m.content)
-        .collect();
-    let with_system = |prompt: String| system.iter().cloned().chain([prompt]).collect::<Vec<_>>();
-    let mut out = vec![with_system(ctx.template.outline_prompt(&item.inputs)?)];
+    let texts = |prompt: String| {
+        Message::standalone(&messages, prompt)
+            .into_iter()
+            .map(|m| m.content)
+            .collect()
+    };
+    let mut out = vec![texts(ctx.template.outline_prompt(&item.inputs)?)];
     let parts = crate::repair::part_prompts(&ctx.template, &ctx.checker.spec, &item.inputs, &item.stages, "")?;
-    out.extend(parts.into_iter().map(|p| with_system(p.prompt)));
+    out.extend(parts.into_iter().map(|p| texts(p.prompt)));
     Ok(out)
 }
 

@@ -75,6 +75,14 @@ impl Message {
             content: c.into(),
         }
     }
+
+    /// A request that stands alone: `base`'s system message (if it has one), then `prompt`
+    /// as the user's.
+    pub fn standalone(base: &[Message], prompt: impl Into<String>) -> Vec<Message> {
+        let mut msgs: Vec<Message> = base.iter().filter(|m| m.role == Role::System).cloned().collect();
+        msgs.push(Message::user(prompt));
+        msgs
+    }
 }
 
 /// What rbplan asks for; the wire body is built from it in `wire::request_body`.

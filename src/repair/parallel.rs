@@ -104,7 +104,7 @@ fn strip_stage_heading(body: &str, stage: Option<&str>) -> String {
 }
 use super::text::{body_from_fill, splice};
 use super::{Event, State, Strategy};
-use crate::client::{ApiError, ChatRequest, Message, Role};
+use crate::client::{ApiError, ChatRequest, Message};
 use crate::error::Result;
 
 impl<S: Source> Run<'_, '_, S> {
@@ -207,7 +207,7 @@ impl<S: Source> Run<'_, '_, S> {
                         section: Some(p.section),
                         attempt: p.stage.as_ref().map_or(0, |(k, _)| *k as u32),
                     },
-                    req: job.request(&job.opts.model, self.with_system(p.prompt)),
+                    req: job.request(&job.opts.model, Message::standalone(&self.base, p.prompt)),
                 }
             })
             .collect())
@@ -216,7 +216,10 @@ impl<S: Source> Run<'_, '_, S> {
     /// The outline request: the system message, then the outline prompt.
     async fn outline(&mut self, model: &str) -> Result<String> {
         let job = self.job;
-        let req: ChatRequest = job.request(model, self.with_system(job.template.outline_prompt(job.inputs)?));
+        let req: ChatRequest = job.request(
+            model,
+            Message::standalone(&self.base, job.template.outline_prompt(job.inputs)?),
+        );
         let at = Target {
             round: 0,
             section: None,
@@ -227,12 +230,5 @@ impl<S: Source> Run<'_, '_, S> {
             Answer::Failed(e) => Err(e.into()),
             Answer::Skipped(why) => Err(ApiError::Unanswered(why.unwrap_or_else(|| "no outline".into())).into()),
         }
-    }
-
-    /// The template's system message (if it has one), then `prompt` as the user's.
-    fn with_system(&self, prompt: String) -> Vec<Message> {
-        let mut msgs: Vec<Message> = self.base.iter().filter(|m| m.role == Role::System).cloned().collect();
-        msgs.push(Message::user(prompt));
-        msgs
     }
 }

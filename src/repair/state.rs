@@ -5,7 +5,7 @@
 use super::text::{body_from_fill, drop_unfinished_tail, sections_from_reply, splice};
 use super::{Round, Strategy};
 use crate::check::{CheckReport, Checker, Migration, SectionState};
-use crate::client::{ChatResult, Message, Role};
+use crate::client::{ChatResult, Message};
 use crate::template::{Inputs, Template};
 
 /// Where a plan stands between repair rounds.
@@ -170,9 +170,7 @@ impl State {
                 .into_iter()
                 .map(|(idx, problems)| {
                     let prompt = template.section_prompt(inputs, idx, &problems, self.outline.as_deref())?;
-                    let mut msgs: Vec<Message> = base.iter().filter(|m| m.role == Role::System).cloned().collect();
-                    msgs.push(Message::user(prompt));
-                    Ok((Some(idx), msgs))
+                    Ok((Some(idx), Message::standalone(base, prompt)))
                 })
                 .collect(),
             _ => {
