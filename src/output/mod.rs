@@ -266,25 +266,8 @@ impl Provenance {
         let Some(old) = old.filter(|o| !without_own_block(o).trim().is_empty()) else {
             return ours;
         };
-        let block = ours["---\n".len()..ours.len() - "\n---\n\n".len()].to_string();
-        let mut out: Vec<String> = Vec::new();
-        let (mut in_ours, mut placed) = (false, false);
-        for l in old.lines() {
-            if l.trim_end() == "rbplan:" {
-                (in_ours, placed) = (true, true);
-                out.push(block.clone());
-                continue;
-            }
-            if in_ours && (l.is_empty() || l.starts_with([' ', '\t'])) {
-                continue;
-            }
-            in_ours = false;
-            out.push(l.to_string());
-        }
-        if !placed {
-            out.push(block);
-        }
-        format!("---\n{}\n---\n\n", out.join("\n").trim_end())
+        let block = &ours["---\n".len()..ours.len() - "\n---\n\n".len()];
+        format!("---\n{}\n---\n\n", with_own_block(old, Some(block)).trim_end())
     }
 
     /// Read the provenance from a front matter block (the text between the `---` lines).
@@ -303,11 +286,19 @@ impl Provenance {
 
 /// A front matter block without its `rbplan:` block.
 fn without_own_block(fm: &str) -> String {
-    let mut out = Vec::new();
-    let mut in_ours = false;
+    with_own_block(fm, None)
+}
+
+/// `fm` with its `rbplan:` block (that line and the indented lines under it) replaced by
+/// `block` where it stood, or `block` added at the end when there was none; with None,
+/// the block is taken out.
+fn with_own_block(fm: &str, block: Option<&str>) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let (mut in_ours, mut placed) = (false, false);
     for l in fm.lines() {
         if l.trim_end() == "rbplan:" {
-            in_ours = true;
+            (in_ours, placed) = (true, true);
+            out.extend(block);
             continue;
         }
         if in_ours && (l.is_empty() || l.starts_with([' ', '\t'])) {
@@ -315,6 +306,9 @@ fn without_own_block(fm: &str) -> String {
         }
         in_ours = false;
         out.push(l);
+    }
+    if !placed {
+        out.extend(block);
     }
     out.join("\n")
 }
