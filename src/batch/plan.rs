@@ -195,11 +195,7 @@ impl Ctx {
             sections: living::hashes_after(&g.state.plan, &self.checker, earlier),
         });
         let mut r = ItemReport::generated(&item.name, file, item.line, model, &g);
-        let u = &r.tokens;
-        r.cost_usd = self
-            .prices
-            .of(model)
-            .map(|(p, _)| p.cost(u.prompt_tokens, u.cached_tokens, u.completion_tokens));
+        r.cost_usd = r.tokens.priced(&self.prices, model);
         r.fallback_model = prov.fallback_model.clone();
         r.by_fallback = prov.by_fallback.clone();
         r.judge = judgement.map(|j| format!("{} {}/5", j.model, j.mean));

@@ -66,10 +66,7 @@ impl Budget {
 
     /// The request finished: its usage replaces its worst case (kept when it had none).
     pub fn settle(&self, r: Reservation, model: &str, usage: Option<Usage>) {
-        let actual = match (usage, self.prices.of(model)) {
-            (Some(u), Some((p, _))) => p.cost(u.prompt_tokens, u.cached_tokens, u.completion_tokens),
-            _ => r.usd,
-        };
+        let actual = usage.and_then(|u| u.priced(&self.prices, model)).unwrap_or(r.usd);
         let mut s = self.state.lock().expect("budget lock");
         s.reserved -= r.usd;
         s.spent += actual;

@@ -106,6 +106,14 @@ pub struct Usage {
     pub cached_tokens: u64,
 }
 
+impl Usage {
+    /// What these tokens cost at `model`'s price, in USD; None without one.
+    pub fn priced(&self, prices: &crate::price::Prices, model: &str) -> Option<f64> {
+        let (p, _) = prices.of(model)?;
+        Some(p.cost(self.prompt_tokens, self.cached_tokens, self.completion_tokens))
+    }
+}
+
 impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, o: Usage) {
         self.prompt_tokens += o.prompt_tokens;

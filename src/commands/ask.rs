@@ -119,12 +119,7 @@ fn show(
         v["plan"] = json!(g.state.plan);
         v["written_to"] = json!(written_to.map(|p| p.display().to_string()));
         v["judge"] = json!(judgement);
-        let u = &g.tally.usage;
-        v["cost_usd"] = json!(prices.of(m.model).map(|(p, _)| p.cost(
-            u.prompt_tokens,
-            u.cached_tokens,
-            u.completion_tokens
-        )));
+        v["cost_usd"] = json!(g.tally.usage.priced(prices, m.model));
         print_stdout(&(serde_json::to_string_pretty(&v).expect("json") + "\n"))
     } else if args.out.is_none() {
         view.print_plan(g)

@@ -66,8 +66,8 @@ pub fn budgeted(
 
 /// What `usage` of `model` cost, in words ("$0.0123"), or why it is not known.
 pub fn cost_words(prices: &crate::price::Prices, model: &str, usage: &crate::client::Usage) -> String {
-    match prices.of(model) {
-        Some((p, _)) => crate::price::usd(p.cost(usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens)),
+    match usage.priced(prices, model) {
+        Some(usd) => crate::price::usd(usd),
         None => format!("cost unknown: no price for model {model} (give --price IN:OUT)"),
     }
 }
