@@ -85,7 +85,10 @@ Exit codes:
        none of the sections asked for, or a revised section fails more checks than before:
        the plan is unchanged and the attempt is in NAME.new.md)
   4    the API failed
-  5    another rbplan run is writing this plan")]
+  5    another rbplan run is writing this plan",
+        mut_arg("summary", |a| a.help("The migration, for a plan whose front matter records none (hand-written).")),
+        mut_arg("stages", |a| a.help("The risky stages, as for `ask --stages`, for a plan whose front matter records none."))
+    )]
     Revise(Box<ReviseArgs>),
     /// Check plan files (or folders of them): sections, structure, loops, copied or generic text.
     #[command(
@@ -104,7 +107,9 @@ rbplan check plans/ --format github      (annotations on a pull request)\n  \
 rbplan check plans/ --format sarif > rbplan.sarif",
         mut_arg("model", |a| a.hide(true)),
         mut_arg("temperature", |a| a.hide(true)),
-        mut_arg("max_tokens", |a| a.hide(true))
+        mut_arg("max_tokens", |a| a.hide(true)),
+        mut_arg("summary", |a| a.help(CHECK_SUMMARY_HELP)),
+        mut_arg("stages", |a| a.help(CHECK_STAGES_HELP))
     )]
     Check(CheckArgs),
     /// Print the messages that would be sent to the model, without sending them.
@@ -155,6 +160,8 @@ rbplan completions zsh > \"${fpath[1]}/_rbplan\"\n  rbplan completions fish > ~/
     Man,
 }
 
+/// The migration a plan is for, as typed: flattened into ask, check, revise and render,
+/// each of which completes it in its own way (see `input::Given`).
 #[derive(Debug, Args, Clone, Default)]
 pub struct InputArgs {
     /// The migration, in a sentence or a paragraph.
@@ -182,6 +189,11 @@ pub struct InputArgs {
     /// Read the stages from a file ("-" for stdin).
     #[arg(long, value_name = "PATH")]
     pub stages_file: Option<PathBuf>,
+}
+
+/// `--example`, where a command can run on the template's own example (ask, render).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ExampleArg {
     /// Use the template's built-in example migration instead of your own input.
     #[arg(long, conflicts_with_all = ["summary", "summary_file", "stages", "stages_file"])]
     pub example: bool,
@@ -195,24 +207,30 @@ impl InputArgs {
             summary_file: self.summary_file.clone(),
             stages: self.stages.clone(),
             stages_file: self.stages_file.clone(),
-            example: self.example,
+            example: false,
+        }
+    }
+
+    /// `given`, or the template's example with `--example`.
+    pub fn given_or(&self, example: &ExampleArg) -> crate::input::Given {
+        crate::input::Given {
+            example: example.example,
+            ..self.given()
         }
     }
 }
+
+const CHECK_STAGES_HELP: &str = "The risky stages the plans must cover in \"Rollback by stage\", written as for \
+`ask --stages` (one per line, else separated by \";\", else by \"->\", else by \",\").";
+const CHECK_SUMMARY_HELP: &str = "The migration's summary. Plans that name none of the systems it names (products, \
+databases, services) are flagged, and so are what-if scenarios that name neither a stage nor one of them. \
+Plans rbplan wrote record their own summary.";
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct TemplateArgs {
     /// A template folder (template.toml + prompt files). Default: the built-in rollback plan.
     #[arg(long, value_name = "PATH")]
     pub template: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProviderArg {
-    /// OpenAI and compatible servers (vLLM, llama-server, Ollama, gateways).
-    Openai,
-    /// Azure OpenAI: api-key header, deployments path, api-version.
-    Azure,
 }
 
 /// Where to send requests and how. Each flag has an environment variable (in brackets).
@@ -255,7 +273,7 @@ pub struct ConnArgs {
     pub patience: Option<f64>,
     /// API flavour [RBPLAN_PROVIDER; default openai].
     #[arg(long, value_enum)]
-    pub provider: Option<ProviderArg>,
+    pub provider: Option<crate::client::Provider>,
     /// Azure api-version [OPENAI_API_VERSION].
     #[arg(long, value_name = "VERSION")]
     pub api_version: Option<String>,
@@ -286,10 +304,7 @@ impl ConnArgs {
             idle_timeout: self.idle_timeout,
             max_retries: self.max_retries,
             patience: self.patience,
-            provider: self.provider.map(|p| match p {
-                ProviderArg::Openai => crate::config::ProviderKind::OpenAi,
-                ProviderArg::Azure => crate::config::ProviderKind::Azure,
-            }),
+            provider: self.provider,
             api_version: self.api_version.clone(),
             headers: self.headers.clone(),
             record: self.record.clone(),
@@ -352,6 +367,8 @@ pub struct JudgeArgs {
 pub struct AskArgs {
     #[command(flatten)]
     pub input: InputArgs,
+    #[command(flatten)]
+    pub example: ExampleArg,
     #[command(flatten)]
     pub template: TemplateArgs,
     #[command(flatten)]
@@ -419,52 +436,13 @@ pub struct ReviseArgs {
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
-    pub input: ReviseInput,
+    pub input: InputArgs,
     #[command(flatten)]
     pub template: TemplateArgs,
     #[command(flatten)]
     pub conn: ConnArgs,
     #[command(flatten)]
     pub repair: RepairArgs,
-}
-
-/// The migration a plan is for, when its front matter does not record it.
-#[derive(Debug, Args, Clone, Default)]
-pub struct ReviseInput {
-    /// The migration, for a plan whose front matter records none (hand-written).
-    #[arg(
-        long,
-        value_name = "TEXT",
-        conflicts_with = "summary_file",
-        allow_hyphen_values = true
-    )]
-    pub summary: Option<String>,
-    /// Read the summary from a file ("-" for stdin).
-    #[arg(long, value_name = "PATH")]
-    pub summary_file: Option<PathBuf>,
-    /// The risky stages, as for `ask --stages`, for a plan whose front matter records none.
-    #[arg(
-        long,
-        value_name = "TEXT",
-        conflicts_with = "stages_file",
-        allow_hyphen_values = true
-    )]
-    pub stages: Option<String>,
-    /// Read the stages from a file ("-" for stdin).
-    #[arg(long, value_name = "PATH")]
-    pub stages_file: Option<PathBuf>,
-}
-
-impl ReviseInput {
-    pub fn given(&self) -> crate::input::Given {
-        crate::input::Given {
-            summary: self.summary.clone(),
-            summary_file: self.summary_file.clone(),
-            stages: self.stages.clone(),
-            stages_file: self.stages_file.clone(),
-            example: false,
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -579,31 +557,8 @@ pub struct CheckArgs {
     /// and a batch's report.md are skipped).
     #[arg(required = true, value_name = "PLAN")]
     pub paths: Vec<PathBuf>,
-    /// The risky stages the plans must cover in "Rollback by stage", written as for
-    /// `ask --stages` (one per line, else separated by ";", else by "->", else by ",").
-    #[arg(
-        long,
-        value_name = "TEXT",
-        conflicts_with = "stages_file",
-        allow_hyphen_values = true
-    )]
-    pub stages: Option<String>,
-    /// Read the stages from a file ("-" for stdin).
-    #[arg(long, value_name = "PATH")]
-    pub stages_file: Option<PathBuf>,
-    /// The migration's summary. Plans that name none of the systems it names (products,
-    /// databases, services) are flagged, and so are what-if scenarios that name neither
-    /// a stage nor one of them. Plans rbplan wrote record their own summary.
-    #[arg(
-        long,
-        value_name = "TEXT",
-        conflicts_with = "summary_file",
-        allow_hyphen_values = true
-    )]
-    pub summary: Option<String>,
-    /// Read the summary from a file ("-" for stdin).
-    #[arg(long, value_name = "PATH")]
-    pub summary_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: InputArgs,
     #[command(flatten)]
     pub template: TemplateArgs,
     /// Fail (exit 3) on warnings too. Error findings fail without it, as in any linter.
@@ -641,6 +596,8 @@ pub enum Format {
 pub struct RenderArgs {
     #[command(flatten)]
     pub input: InputArgs,
+    #[command(flatten)]
+    pub example: ExampleArg,
     #[command(flatten)]
     pub template: TemplateArgs,
     #[command(flatten)]

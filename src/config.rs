@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::client::{ClientConfig, MaxTokensField, Provider};
+use crate::client::{ClientConfig, MaxTokensField, Provider, Shape};
 use crate::error::{Error, Result};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -113,10 +113,9 @@ fn read_dotenv(path: &Path) -> Result<HashMap<String, String>> {
 /// Everything needed to call the model.
 pub struct Settings {
     pub client: ClientConfig,
-    pub model: String,
+    /// The model, temperature and token limit every request of the run is made with.
+    pub shape: Shape,
     pub model_source: Source,
-    pub temperature: Option<f32>,
-    pub max_tokens: Option<u32>,
     pub base_url_source: Source,
     pub key_source: Option<Source>,
     /// `--record DIR`: where every exchange is saved as a fixture.
@@ -128,7 +127,7 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("base_url", &self.client.base_url)
-            .field("model", &self.model)
+            .field("model", &self.shape.model)
             .field("key", &self.client.api_key.as_ref().map(|_| "[set]"))
             .finish_non_exhaustive()
     }
@@ -169,7 +168,7 @@ pub struct Flags {
     pub idle_timeout: Option<f64>,
     pub max_retries: Option<u32>,
     pub patience: Option<f64>,
-    pub provider: Option<ProviderKind>,
+    pub provider: Option<Provider>,
     pub api_version: Option<String>,
     /// "Name: value", as typed.
     pub headers: Vec<String>,
@@ -177,37 +176,23 @@ pub struct Flags {
     pub replay: Option<PathBuf>,
 }
 
-/// Which API flavour to speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    OpenAi,
-    Azure,
-}
-
 pub fn resolve(a: &Flags, env: &Env) -> Result<Settings> {
-    let kind = pick(a.provider, env, "RBPLAN_PROVIDER", |s| {
-        match s.to_ascii_lowercase().as_str() {
-            "openai" => Some(ProviderKind::OpenAi),
-            "azure" => Some(ProviderKind::Azure),
-            _ => None,
-        }
-    })?
-    .map_or(ProviderKind::OpenAi, |p| p.0);
-    let (base_url, base_url_source) = base_url(a, env, kind)?;
-    let provider = match kind {
-        ProviderKind::OpenAi => Provider::OpenAi,
-        ProviderKind::Azure => {
-            let v = pick(a.api_version.clone(), env, "OPENAI_API_VERSION", |s| {
+    let provider = pick(a.provider, env, "RBPLAN_PROVIDER", Provider::parse)?.map_or(Provider::OpenAi, |p| p.0);
+    let (base_url, base_url_source) = base_url(a, env, provider)?;
+    let api_version = match provider {
+        Provider::OpenAi => None,
+        Provider::Azure => Some(
+            pick(a.api_version.clone(), env, "OPENAI_API_VERSION", |s| {
                 Some(s.to_string())
             })?
-            .ok_or_else(|| Error::usage("Azure needs --api-version or OPENAI_API_VERSION (e.g. 2024-10-21)"))?;
-            Provider::Azure { api_version: v.0 }
-        }
+            .ok_or_else(|| Error::usage("Azure needs --api-version or OPENAI_API_VERSION (e.g. 2024-10-21)"))?
+            .0,
+        ),
     };
-    let (api_key, key_source) = api_key(env, kind);
+    let (api_key, key_source) = api_key(env, provider);
     let (model, model_source) = pick(a.model.clone(), env, "RBPLAN_MODEL", |s| Some(s.to_string()))?
         .unwrap_or((DEFAULT_MODEL.to_string(), Source::Default));
-    let request = request_settings(a, env)?;
+    let shape = shape(model, a, env)?;
     let secs = |flag: Option<f64>, key: &str, default: f64| -> Result<Duration> {
         let v = pick(flag, env, key, |s| s.parse().ok())?.map_or(default, |v| v.0);
         secs(key, v)
@@ -224,20 +209,18 @@ pub fn resolve(a: &Flags, env: &Env) -> Result<Settings> {
             base_url,
             api_key,
             provider,
+            api_version,
             headers: headers(a, env)?,
             connect_timeout,
             request_timeout,
             idle_timeout,
             max_retries,
             patience,
-            max_tokens_field: request.max_tokens_field,
             replay: a.replay.clone(),
         },
         record: a.record.clone(),
-        model,
+        shape,
         model_source,
-        temperature: request.temperature,
-        max_tokens: request.max_tokens,
         base_url_source,
         key_source,
     })
@@ -255,9 +238,9 @@ pub fn prices(given: &[String], env: &Env) -> Result<crate::price::Prices> {
 
 /// The key and where it came from: trimmed (a trailing newline from `cat key.txt` breaks
 /// auth), never logged. Azure also reads its own variable.
-fn api_key(env: &Env, kind: ProviderKind) -> (Option<SecretString>, Option<Source>) {
+fn api_key(env: &Env, provider: Provider) -> (Option<SecretString>, Option<Source>) {
     let mut key = env.get("OPENAI_API_KEY");
-    if key.is_none() && kind == ProviderKind::Azure {
+    if key.is_none() && provider == Provider::Azure {
         key = env.get("AZURE_OPENAI_API_KEY");
     }
     let source = key.as_ref().map(|(_, s)| *s);
@@ -265,10 +248,10 @@ fn api_key(env: &Env, kind: ProviderKind) -> (Option<SecretString>, Option<Sourc
 }
 
 /// The base URL and where it came from; Azure has its own variable and no default.
-fn base_url(a: &Flags, env: &Env, kind: ProviderKind) -> Result<(String, Source)> {
+fn base_url(a: &Flags, env: &Env, provider: Provider) -> Result<(String, Source)> {
     let (url, source) = match pick(a.base_url.clone(), env, "OPENAI_BASE_URL", |s| Some(s.to_string()))? {
         Some(v) => v,
-        None if kind == ProviderKind::Azure => env.get("AZURE_OPENAI_ENDPOINT").ok_or_else(|| {
+        None if provider == Provider::Azure => env.get("AZURE_OPENAI_ENDPOINT").ok_or_else(|| {
             Error::usage("Azure needs --base-url or AZURE_OPENAI_ENDPOINT (https://RESOURCE.openai.azure.com)")
         })?,
         None => (DEFAULT_BASE_URL.to_string(), Source::Default),
@@ -282,14 +265,9 @@ fn base_url(a: &Flags, env: &Env, kind: ProviderKind) -> Result<(String, Source)
     Ok((url, source))
 }
 
-/// What shapes every request body: temperature and the token limit with its field name.
-struct RequestSettings {
-    temperature: Option<f32>,
-    max_tokens: Option<u32>,
-    max_tokens_field: MaxTokensField,
-}
-
-fn request_settings(a: &Flags, env: &Env) -> Result<RequestSettings> {
+/// What shapes every request body: the model, the temperature, and the token limit with
+/// its field name.
+fn shape(model: String, a: &Flags, env: &Env) -> Result<Shape> {
     let temperature = pick(a.temperature, env, "RBPLAN_TEMPERATURE", |s| s.parse().ok())?.map(|v| v.0);
     if let Some(t) = temperature
         && !(0.0..=2.0).contains(&t)
@@ -308,7 +286,8 @@ fn request_settings(a: &Flags, env: &Env) -> Result<RequestSettings> {
         Some((f, _)) => MaxTokensField::parse(&f)
             .ok_or_else(|| Error::usage("--max-tokens-field must be max_tokens or max_completion_tokens"))?,
     };
-    Ok(RequestSettings {
+    Ok(Shape {
+        model,
         temperature,
         max_tokens,
         max_tokens_field,
@@ -405,18 +384,21 @@ mod tests {
     fn precedence_flag_env_dotenv_default() {
         let none = Flags::default();
         let s = resolve(&none, &env(&[], &[])).unwrap();
-        assert_eq!(s.model, DEFAULT_MODEL);
+        assert_eq!(s.shape.model, DEFAULT_MODEL);
         assert_eq!(s.model_source, Source::Default);
         assert_eq!(s.client.base_url, DEFAULT_BASE_URL);
         assert!(s.client.api_key.is_none());
 
         let s = resolve(&none, &env(&[], &[("RBPLAN_MODEL", "from-dotenv")])).unwrap();
-        assert_eq!((s.model.as_str(), s.model_source), ("from-dotenv", Source::DotEnv));
+        assert_eq!(
+            (s.shape.model.as_str(), s.model_source),
+            ("from-dotenv", Source::DotEnv)
+        );
 
         let both = env(&[("RBPLAN_MODEL", "from-env")], &[("RBPLAN_MODEL", "from-dotenv")]);
         let s = resolve(&none, &both).unwrap();
         assert_eq!(
-            (s.model.as_str(), s.model_source),
+            (s.shape.model.as_str(), s.model_source),
             ("from-env", Source::Env),
             ".env never overrides the environment"
         );
@@ -426,7 +408,7 @@ mod tests {
             ..Default::default()
         };
         let s = resolve(&flag, &both).unwrap();
-        assert_eq!((s.model.as_str(), s.model_source), ("from-flag", Source::Flag));
+        assert_eq!((s.shape.model.as_str(), s.model_source), ("from-flag", Source::Flag));
     }
 
     #[test]
@@ -455,7 +437,7 @@ mod tests {
     #[test]
     fn azure_needs_version_and_uses_its_endpoint_variable() {
         let a = Flags {
-            provider: Some(ProviderKind::Azure),
+            provider: Some(Provider::Azure),
             ..Default::default()
         };
         assert!(
@@ -478,12 +460,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.client.base_url, "https://r.openai.azure.com");
-        assert_eq!(
-            s.client.provider,
-            Provider::Azure {
-                api_version: "2024-10-21".into()
-            }
-        );
+        assert_eq!(s.client.provider, Provider::Azure);
+        assert_eq!(s.client.api_version.as_deref(), Some("2024-10-21"));
         assert!(s.client.api_key.is_some());
     }
 
@@ -556,9 +534,9 @@ mod tests {
             max_tokens: Some(0),
             ..Default::default()
         };
-        assert_eq!(resolve(&a, &env(&[], &[])).unwrap().max_tokens, None);
+        assert_eq!(resolve(&a, &env(&[], &[])).unwrap().shape.max_tokens, None);
         assert_eq!(
-            resolve(&Flags::default(), &env(&[], &[])).unwrap().max_tokens,
+            resolve(&Flags::default(), &env(&[], &[])).unwrap().shape.max_tokens,
             Some(DEFAULT_MAX_TOKENS)
         );
     }

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::check::{Code, Finding};
-use crate::client::{ChatRequest, Client, Message, Usage};
+use crate::client::{ChatRequest, Client, Message, Shape, Usage};
 use crate::spec::{Severity, Spec};
 use crate::template::{Inputs, Template};
 
@@ -58,22 +58,27 @@ fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         .ok_or_else(|| serde::de::Error::custom(format!("not a score: {v}")))
 }
 
+/// The judge's request shape: `model`, at temperature 0 and its own token limit, the limit
+/// in the field the run's requests use (`run`).
+fn shape(run: &Shape, model: &str) -> Shape {
+    Shape {
+        model: model.to_string(),
+        temperature: Some(0.0),
+        max_tokens: Some(MAX_TOKENS),
+        max_tokens_field: run.max_tokens_field,
+    }
+}
+
 /// Ask `model` to score `plan`. An error says what went wrong, for a warning.
 pub async fn judge(
     client: &Client,
     template: &Template,
-    model: &str,
+    (run, model): (&Shape, &str),
     inputs: &Inputs,
     plan: &str,
 ) -> Result<Judgement, String> {
     let prompt = template.judge_prompt(inputs, plan).map_err(|e| e.to_string())?;
-    let req = ChatRequest {
-        model: model.to_string(),
-        messages: vec![Message::user(prompt)],
-        temperature: Some(0.0),
-        max_tokens: Some(MAX_TOKENS),
-        stream: false,
-    };
+    let req = ChatRequest::new(shape(run, model), vec![Message::user(prompt)]);
     let reply = client.chat(&req, None).await.map_err(|e| e.to_string())?;
     let mut j = read(&reply.text, &template.spec).map_err(|e| format!("its reply is not a judgement ({e})"))?;
     j.model = model.to_string();
@@ -131,12 +136,12 @@ fn findings(j: &Judgement) -> Vec<Finding> {
 pub async fn judge_into(
     client: &Client,
     template: &Template,
-    model: &str,
+    (run, model): (&Shape, &str),
     inputs: &Inputs,
     plan: &str,
     report: &mut crate::check::CheckReport,
 ) -> Option<Judgement> {
-    match judge(client, template, model, inputs, plan).await {
+    match judge(client, template, (run, model), inputs, plan).await {
         Ok(j) => {
             report.findings.extend(j.findings.iter().cloned());
             Some(j)

@@ -16,6 +16,8 @@ pub mod judge;
 pub mod logging;
 pub mod markdown;
 pub mod output;
+pub mod pipeline;
+pub mod present;
 pub mod price;
 pub mod repair;
 pub mod spec;

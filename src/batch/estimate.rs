@@ -59,7 +59,7 @@ pub fn estimate(ctx: &Ctx, manifest: &Manifest) -> Result<Estimate> {
     for item in items::open(&manifest.path)? {
         let item = item?;
         items += 1;
-        let model = item.model.clone().unwrap_or_else(|| ctx.default_model.clone());
+        let model = ctx.model_of(&item);
         if ctx.keeps(&item, &model, &item.inputs.hash()) {
             kept += 1;
             continue;
@@ -69,7 +69,7 @@ pub fn estimate(ctx: &Ctx, manifest: &Manifest) -> Result<Estimate> {
             model: model.clone(),
             ..ModelEstimate::default()
         });
-        let max_tokens = u64::from(ctx.max_tokens.unwrap_or(0));
+        let max_tokens = u64::from(ctx.settings.repair.shape.max_tokens.unwrap_or(0));
         for texts in &requests {
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
             let (tokens, how) = crate::price::prompt_tokens(&model, &texts);
@@ -81,7 +81,7 @@ pub fn estimate(ctx: &Ctx, manifest: &Manifest) -> Result<Estimate> {
         m.items += 1;
         m.requests += n;
         m.max_completion_tokens += n * max_tokens;
-        if ctx.parallel.is_some() {
+        if ctx.settings.repair.parallel.is_some() {
             m.outline_tokens_max += (n - 1) * max_tokens;
         }
     }
@@ -92,8 +92,8 @@ pub fn estimate(ctx: &Ctx, manifest: &Manifest) -> Result<Estimate> {
         items,
         to_run: items - kept,
         kept,
-        max_tokens: ctx.max_tokens,
-        max_repairs: ctx.max_repairs,
+        max_tokens: ctx.settings.repair.shape.max_tokens,
+        max_repairs: ctx.settings.repair.max_repairs,
         cost_usd_min: sum(|m| m.cost_usd_min),
         cost_usd_max: sum(|m| m.cost_usd_max),
         models,
@@ -104,7 +104,7 @@ pub fn estimate(ctx: &Ctx, manifest: &Manifest) -> Result<Estimate> {
 /// `--parallel` the outline request and every part (the outline itself left out).
 fn first_requests(ctx: &Ctx, item: &Item) -> Result<Vec<Vec<String>>> {
     let messages = ctx.template.messages(&item.inputs)?;
-    if ctx.parallel.is_none() {
+    if ctx.settings.repair.parallel.is_none() {
         return Ok(vec![messages.into_iter().map(|m| m.content).collect()]);
     }
     let texts = |prompt: String| {

@@ -42,20 +42,12 @@ pub struct Ctx {
     pub checker: Checker,
     /// The output folder; only `--export` runs without one (see `Ctx::out`).
     pub out: Option<OutDir>,
-    /// `--model` (or its default); an item's own `model` wins.
-    pub default_model: String,
-    pub temperature: Option<f32>,
-    pub max_tokens: Option<u32>,
-    pub max_repairs: u32,
-    /// `--fallback-model`.
-    pub fallback: Option<String>,
-    /// `--judge-model`.
-    pub judge: Option<String>,
+    /// What every plan is made with: `--model` (or its default; an item's own `model`
+    /// wins), the request shape, repairs, fallback, judge, `--parallel`.
+    pub settings: crate::pipeline::Settings,
     pub force: bool,
     /// What tokens cost (`--price`, the built-in table), for each plan's cost.
     pub prices: crate::price::Prices,
-    /// `--parallel N`: each plan as an outline, then its sections N at a time.
-    pub parallel: Option<usize>,
     /// Where answers come from.
     pub answers: Answers,
 }
@@ -70,6 +62,16 @@ pub enum Answers {
 }
 
 impl Ctx {
+    /// `--model`, or its default: the model of items that name none.
+    pub fn default_model(&self) -> &str {
+        &self.settings.repair.shape.model
+    }
+
+    /// The model `item` is made with.
+    pub fn model_of(&self, item: &Item) -> String {
+        item.model.clone().unwrap_or_else(|| self.default_model().to_string())
+    }
+
     /// The output folder. The command refuses every engine but `--export` without one.
     pub fn out(&self) -> &OutDir {
         self.out.as_ref().expect("--out-dir is checked before any engine runs")

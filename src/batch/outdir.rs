@@ -122,10 +122,15 @@ impl OutDir {
         // No fsync per plan (see write_atomic_with); the reports at the end are durable.
         output::write_atomic_with(path, text.as_bytes(), false)
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        self.wrote(path);
+        Ok(())
+    }
+
+    /// A plan this run wrote into the folder: looked for on disk from now on.
+    pub fn wrote(&self, path: &Path) {
         if let Some(name) = path.file_name() {
             self.existing.lock().expect("not poisoned").insert(name.to_os_string());
         }
-        Ok(())
     }
 
     /// `report.json` and `report.md`, each atomically.

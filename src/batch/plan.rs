@@ -1,5 +1,5 @@
-//! One item of a batch: keep a current plan from an earlier run, or generate, check,
-//! repair and write one, and report it.
+//! One item of a batch: keep a current plan from an earlier run, or make one as a
+//! `pipeline::Job` (answers from this run's engine) and report it.
 
 use std::time::Instant;
 
@@ -11,44 +11,40 @@ use super::report::{ItemReport, Status};
 use super::{Answers, Ctx};
 use crate::client::ApiError;
 use crate::error::Error;
-use crate::output::living::{self, Decision};
-use crate::output::{Made, Provenance};
-use crate::repair::{self, Event, Generated, Start};
+use crate::output::living::{self, Decision, Working};
+use crate::pipeline::{Job, PlanInput, Produced, Start, Written};
+use crate::repair::{self, Event};
 
 impl Ctx {
     /// One item: keep a current plan, or generate, check, repair and write one. The second
     /// value is set when the error stops the run (401, no quota, the budget reached).
     /// None when the item never started because the run is stopping.
     pub async fn plan_one(&self, item: Item, progress: &Progress) -> Option<(ItemReport, Option<super::Stop>)> {
-        let model = item.model.clone().unwrap_or_else(|| self.default_model.clone());
+        let model = self.model_of(&item);
+        let settings = self.settings.for_model(&model);
+        let input = PlanInput::with_stages(item.inputs.clone(), item.stages.clone());
         let file = OutDir::file_name(&item.slug);
-        let input_hash = item.inputs.hash();
-        let redo = match self.kept(&item, &model, &file, &input_hash) {
+        let redo = match self.kept(&item, &input, &settings, &file) {
             Ok(r) => return Some((r, None)),
             Err(why) => why.map(|w| w.to_string()),
         };
         progress.started(&item.name);
         let t0 = Instant::now();
-        let path = self.out().plan_path(&item.slug);
-        let working = living::decide_following(&path, &self.checker, self.force);
-        let decision = &working.decision;
-        if let Err(e) = decision.make_backup(&path) {
-            return Some((self.failed(&item, &model, &file, &e, t0), None));
-        }
-        let (mut r, fatal) = match self.generate(&item, &model, decision).await {
-            Ok(mut g) => {
-                if let Some(e) = decision.earlier() {
-                    g.lay_over(&e.body, &e.edited, &self.checker, &item.migration());
-                }
-                let judgement = match &self.judge {
-                    Some(m) => {
-                        let (plan, report) = (&g.state.plan, &mut g.state.report);
-                        crate::judge::judge_into(&self.client, &self.template, m, &item.inputs, plan, report).await
-                    }
-                    None => None,
-                };
-                self.finish(&item, &model, &working, g, judgement, t0)
-            }
+        let working = living::decide_following(&self.out().plan_path(&item.slug), &self.checker, self.force);
+        let job = Job {
+            template: &self.template,
+            checker: &self.checker,
+            settings: &settings,
+            input: &input,
+            start: Start::File {
+                working: &working,
+                durable: false,
+            },
+            name: Some(&item.name),
+            client: &self.client,
+        };
+        let (mut r, fatal) = match self.make(&job, &item).await {
+            Ok(p) => (self.finish(&item, &model, &working, p, t0), None),
             Err(Error::Api(ApiError::NotStarted)) => {
                 progress.dropped(&item.name);
                 return None;
@@ -72,33 +68,8 @@ impl Ctx {
         Some((r, fatal))
     }
 
-    /// Generate `item`'s plan with answers from this run's engine.
-    async fn generate(&self, item: &Item, model: &str, decision: &Decision) -> crate::error::Result<Generated> {
-        let opts = repair::Options {
-            model: model.to_string(),
-            temperature: self.temperature,
-            max_tokens: self.max_tokens,
-            max_repairs: self.max_repairs,
-            fallback: self.fallback.clone(),
-            stream: false,
-            parallel: self.parallel,
-        };
-        let migration = item.migration();
-        let job = repair::Job {
-            template: &self.template,
-            checker: &self.checker,
-            inputs: &item.inputs,
-            migration: &migration,
-            opts: &opts,
-            start: match decision.earlier() {
-                Some(e) => Start::From {
-                    plan: e.kept_only(&self.checker),
-                    pinned: e.edited.clone(),
-                    regenerate: true,
-                },
-                None => Start::Fresh,
-            },
-        };
+    /// Run `job` with answers from this run's engine.
+    async fn make(&self, job: &Job<'_>, item: &Item) -> crate::error::Result<Produced> {
         let quiet = |ev: Event| match ev {
             Event::Warning(w) => tracing::warn!(item = %item.name, "{w}"),
             Event::Fallback { model, why } => tracing::warn!(item = %item.name, "fallback to {model}: {why}"),
@@ -110,19 +81,32 @@ impl Ctx {
                     client: &self.client,
                     on_delta: None,
                 };
-                repair::generate(&job, &mut live, &quiet).await
+                job.make(&mut live, &quiet).await
             }
             Answers::Files(imp) => {
                 let mut files = FileSource::new(imp, self, &item.name);
-                repair::generate(&job, &mut files, &quiet).await
+                job.make(&mut files, &quiet).await
             }
         }
     }
 
     /// Keep a current plan from an earlier run (Ok), or say why it must be made (Err: None
     /// for a new one, else the reason an earlier plan is redone).
-    fn kept(&self, item: &Item, model: &str, file: &str, input_hash: &str) -> Result<ItemReport, Option<Redo>> {
-        match self.earlier(item, model, input_hash) {
+    fn kept(
+        &self,
+        item: &Item,
+        input: &PlanInput,
+        settings: &crate::pipeline::Settings,
+        file: &str,
+    ) -> Result<ItemReport, Option<Redo>> {
+        let model = settings.repair.shape.model.as_str();
+        let want = super::outdir::Wanted {
+            template_hash: &self.template.hash,
+            model,
+            input_hash: &input.hash,
+            migration: &input.migration,
+        };
+        match self.out().earlier(&item.slug, &want, &self.checker) {
             Earlier::None => Err(None),
             Earlier::Current if !self.force => {
                 let mut r = ItemReport::pending(&item.name, file, item.line, model, "");
@@ -132,7 +116,7 @@ impl Ctx {
                 Ok(r)
             }
             Earlier::Current => Err(Some(Redo::Forced)),
-            Earlier::Stale(why) => match self.current_beside(item, model, input_hash) {
+            Earlier::Stale(why) => match self.current_beside(item, &want) {
                 Some(r) if !self.force => Ok(r),
                 _ => Err(Some(why)),
             },
@@ -141,20 +125,14 @@ impl Ctx {
 
     /// A current plan in `NAME.new.md`, written by an earlier run beside a file it left
     /// alone: kept, so a rerun does not pay for it again.
-    fn current_beside(&self, item: &Item, model: &str, input_hash: &str) -> Option<ItemReport> {
+    fn current_beside(&self, item: &Item, want: &super::outdir::Wanted) -> Option<ItemReport> {
         let out = self.out();
         let beside = living::beside(&out.plan_path(&item.slug));
         let name = beside.file_name()?.to_string_lossy().into_owned();
-        let want = super::outdir::Wanted {
-            template_hash: &self.template.hash,
-            model,
-            input_hash,
-            migration: &item.migration(),
-        };
-        if out.earlier_in(&name, &want, &self.checker) != Earlier::Current {
+        if out.earlier_in(&name, want, &self.checker) != Earlier::Current {
             return None;
         }
-        let mut r = ItemReport::pending(&item.name, &name, item.line, model, "");
+        let mut r = ItemReport::pending(&item.name, &name, item.line, want.model, "");
         r.status = Status::Complete;
         r.resumed = true;
         r.error = None;
@@ -165,52 +143,34 @@ impl Ctx {
         Some(r)
     }
 
-    /// Write a generated plan and report it.
-    fn finish(
-        &self,
-        item: &Item,
-        model: &str,
-        working: &living::Working,
-        g: Generated,
-        judgement: Option<crate::judge::Judgement>,
-        t0: Instant,
-    ) -> (ItemReport, Option<super::Stop>) {
-        let report = &g.state.report;
+    /// Report a plan the job produced (and wrote, or failed to write).
+    fn finish(&self, item: &Item, model: &str, working: &Working, p: Produced, t0: Instant) -> ItemReport {
         let decision = &working.decision;
-        let target = working.target().to_path_buf();
+        let target = working.target();
         let file = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let earlier = decision.earlier();
-        let prov = Provenance::new(&Made {
-            template: &self.template,
-            model,
-            inputs: &item.inputs,
-            stages: &item.stages,
-            report,
-            written_by: &g.state.written_by,
-            name: Some(&item.name),
-            judge: judgement.as_ref().map(|j| (j.model.as_str(), j.mean)),
-            sections: living::hashes_after(&g.state.plan, &self.checker, earlier),
-        });
-        let mut r = ItemReport::generated(&item.name, file, item.line, model, &g);
+        let mut r = ItemReport::generated(&item.name, file, item.line, model, &p.g);
         r.cost_usd = r.tokens.priced(&self.prices, model);
-        r.fallback_model = prov.fallback_model.clone();
-        r.by_fallback = prov.by_fallback.clone();
-        r.judge = judgement.map(|j| format!("{} {}/5", j.model, j.mean));
+        r.fallback_model = p.provenance.fallback_model.clone();
+        r.by_fallback = p.provenance.by_fallback.clone();
+        r.judge = p.judgement.map(|j| format!("{} {}/5", j.model, j.mean));
         note_earlier(&mut r, decision, &item.slug, &self.checker);
         if let Some(why) = working.followed {
             let note = format!("{} is left as it is: {why}", OutDir::file_name(&item.slug));
             r.written_beside.get_or_insert(format!("{} ({note})", r.file));
         }
-        let front = decision.front();
-        if let Err(e) = self.out().write_plan_to(&target, &prov, front, &g.state.plan) {
-            r.status = Status::Failed;
-            r.error = Some(e.to_string());
+        match p.written {
+            Written::To { path, .. } => self.out().wrote(&path),
+            Written::Failed { error, .. } => {
+                r.status = Status::Failed;
+                r.error = Some(error.to_string());
+            }
+            Written::Nowhere => {}
         }
         r.duration_ms = t0.elapsed().as_millis() as u64;
-        (r, None)
+        r
     }
 }
 

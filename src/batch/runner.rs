@@ -163,7 +163,7 @@ impl Run<'_> {
             &entry.name,
             &file,
             entry.line,
-            &self.ctx.default_model,
+            self.ctx.default_model(),
             "internal error",
         );
         r.status = Status::Failed;

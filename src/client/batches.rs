@@ -117,7 +117,7 @@ impl Client {
     pub fn batch_endpoint(&self) -> &'static str {
         match self.cfg.provider {
             Provider::OpenAi => "/v1/chat/completions",
-            Provider::Azure { .. } => "/chat/completions",
+            Provider::Azure => "/chat/completions",
         }
     }
 
@@ -362,16 +362,14 @@ mod tests {
         let cfg = ClientConfig {
             base_url: "https://r.openai.azure.com/".into(),
             api_key: None,
-            provider: Provider::Azure {
-                api_version: "2024-10-21".into(),
-            },
+            provider: Provider::Azure,
+            api_version: Some("2024-10-21".into()),
             headers: Vec::new(),
             connect_timeout: d,
             request_timeout: d,
             idle_timeout: d,
             max_retries: 0,
             patience: d,
-            max_tokens_field: crate::client::MaxTokensField::MaxTokens,
             replay: None,
         };
         assert_eq!(

@@ -10,7 +10,7 @@ use crate::price::Prices;
 /// A request's prompt tokens as `--max-cost` holds them (`price::prompt_tokens_held`).
 pub fn prompt_tokens(req: &ChatRequest) -> u64 {
     let texts: Vec<&str> = req.messages.iter().map(|m| m.content.as_str()).collect();
-    crate::price::prompt_tokens_held(&req.model, &texts)
+    crate::price::prompt_tokens_held(&req.shape.model, &texts)
 }
 
 pub struct Budget {
@@ -115,12 +115,14 @@ mod tests {
 
     #[test]
     fn an_estimated_prompt_is_held_with_a_margin_a_counted_one_is_not() {
-        let req = |model: &str| ChatRequest {
-            model: model.into(),
-            messages: vec![super::super::Message::user("x".repeat(3000))],
-            temperature: None,
-            max_tokens: None,
-            stream: false,
+        let req = |model: &str| {
+            let shape = super::super::Shape {
+                model: model.into(),
+                temperature: None,
+                max_tokens: None,
+                max_tokens_field: super::super::MaxTokensField::MaxTokens,
+            };
+            ChatRequest::new(shape, vec![super::super::Message::user("x".repeat(3000))])
         };
         let counted = crate::price::prompt_tokens("llama3", &["x".repeat(3000).as_str()]).0;
         assert_eq!(prompt_tokens(&req("llama3")), counted + counted.div_ceil(3));

@@ -43,7 +43,7 @@ impl HttpTransport {
         if let Some(key) = &cfg.api_key {
             let (name, value) = match cfg.provider {
                 Provider::OpenAi => ("authorization", format!("Bearer {}", key.expose_secret())),
-                Provider::Azure { .. } => ("api-key", key.expose_secret().to_string()),
+                Provider::Azure => ("api-key", key.expose_secret().to_string()),
             };
             let mut v = HeaderValue::from_str(&value)
                 .map_err(|_| ApiError::Config("the API key has characters a header cannot carry".into()))?;
@@ -275,12 +275,13 @@ impl WithoutUrl for reqwest::Error {
 /// `{base}/chat/completions`, or Azure's deployment path with its api-version.
 pub fn chat_url(cfg: &ClientConfig, model: &str) -> String {
     let base = cfg.base_url.trim_end_matches('/');
-    match &cfg.provider {
+    match cfg.provider {
         Provider::OpenAi => format!("{base}/chat/completions"),
         // On Azure the model name is the deployment name.
-        Provider::Azure { api_version } => {
-            format!("{base}/openai/deployments/{model}/chat/completions?api-version={api_version}")
-        }
+        Provider::Azure => format!(
+            "{base}/openai/deployments/{model}/chat/completions?api-version={}",
+            api_version(cfg)
+        ),
     }
 }
 
@@ -288,8 +289,12 @@ pub fn chat_url(cfg: &ClientConfig, model: &str) -> String {
 /// on Azure under `/openai/` with the api-version.
 pub(super) fn resource_url(cfg: &ClientConfig, path: &str) -> String {
     let base = cfg.base_url.trim_end_matches('/');
-    match &cfg.provider {
+    match cfg.provider {
         Provider::OpenAi => format!("{base}/{path}"),
-        Provider::Azure { api_version } => format!("{base}/openai/{path}?api-version={api_version}"),
+        Provider::Azure => format!("{base}/openai/{path}?api-version={}", api_version(cfg)),
     }
+}
+
+fn api_version(cfg: &ClientConfig) -> &str {
+    cfg.api_version.as_deref().unwrap_or_default()
 }

@@ -85,14 +85,45 @@ impl Message {
     }
 }
 
+/// What shapes a request besides its messages: the model, the sampling temperature, and
+/// the completion-token limit with the field that carries it. `config` builds it once;
+/// the plan job, each request, the wire body and the pacing estimate read it whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shape {
+    pub model: String,
+    pub temperature: Option<f32>,
+    /// None sends no limit.
+    pub max_tokens: Option<u32>,
+    pub max_tokens_field: MaxTokensField,
+}
+
+impl Shape {
+    /// The same shape for another model (a fallback, a judge, an item's own).
+    pub fn for_model(&self, model: &str) -> Shape {
+        Shape {
+            model: model.to_string(),
+            ..self.clone()
+        }
+    }
+}
+
 /// What rbplan asks for; the wire body is built from it in `wire::request_body`.
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
-    pub model: String,
+    pub shape: Shape,
     pub messages: Vec<Message>,
-    pub temperature: Option<f32>,
-    pub max_tokens: Option<u32>,
     pub stream: bool,
+}
+
+impl ChatRequest {
+    /// A request that is not streamed.
+    pub fn new(shape: Shape, messages: Vec<Message>) -> ChatRequest {
+        ChatRequest {
+            shape,
+            messages,
+            stream: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,13 +208,23 @@ impl MaxTokensField {
     }
 }
 
-/// Where requests go and how the key is sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where requests go and how the key is sent: the one provider type, for the command
+/// line (`--provider`), the configuration and the client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Provider {
-    /// OpenAI and everything compatible: `Authorization: Bearer`, `{base}/chat/completions`.
+    /// OpenAI and compatible servers (vLLM, llama-server, Ollama, gateways).
+    #[default]
+    #[value(name = "openai")]
     OpenAi,
-    /// Azure OpenAI: `api-key` header, `/openai/deployments/{model}/chat/completions?api-version=`.
-    Azure { api_version: String },
+    /// Azure OpenAI: api-key header, deployments path, api-version.
+    Azure,
+}
+
+impl Provider {
+    /// As `--provider` and `RBPLAN_PROVIDER` spell it.
+    pub fn parse(s: &str) -> Option<Provider> {
+        <Provider as clap::ValueEnum>::from_str(s, true).ok()
+    }
 }
 
 /// Everything the client needs, resolved by `config`.
@@ -192,6 +233,8 @@ pub struct ClientConfig {
     pub base_url: String,
     pub api_key: Option<SecretString>,
     pub provider: Provider,
+    /// Azure's api-version (required there; `config` checks it).
+    pub api_version: Option<String>,
     /// Extra headers for gateways, e.g. `X-Team: sre`.
     pub headers: Vec<(String, String)>,
     pub connect_timeout: Duration,
@@ -202,8 +245,6 @@ pub struct ClientConfig {
     pub max_retries: u32,
     /// How long rate limits may go on with no request succeeding before the run stops.
     pub patience: Duration,
-    /// `max_tokens` (most servers) or `max_completion_tokens` (OpenAI reasoning models).
-    pub max_tokens_field: MaxTokensField,
     pub replay: Option<PathBuf>,
 }
 
@@ -336,9 +377,9 @@ impl Client {
         on_delta: Option<OnDelta<'_>>,
         first: bool,
     ) -> Result<ChatResult, ApiError> {
-        let body = wire::request_body(req, self.cfg.max_tokens_field);
+        let body = wire::request_body(req);
         let bytes = bytes::Bytes::from(serde_json::to_vec(&body).expect("a JSON value serializes"));
-        let cost = pacing::estimate_tokens(&body, req.max_tokens);
+        let cost = pacing::estimate_tokens(&body, &req.shape);
         let (mut attempt, mut limited) = (0u32, 0u32);
         loop {
             let new_work = first && attempt == 0 && limited == 0;
@@ -363,7 +404,7 @@ impl Client {
             match result {
                 Ok(mut res) => {
                     (res.retries, res.rate_limited) = (attempt, limited);
-                    self.succeeded(&res, cost, held, &req.model);
+                    self.succeeded(&res, cost, held, &req.shape.model);
                     if slot.is_some() {
                         // Let the items waiting for this slot send their requests before
                         // this one's reply is checked (see BENCHMARKS.md).
@@ -435,8 +476,8 @@ impl Client {
         }
         let held = match &self.budget {
             Some(b) => {
-                let worst = u64::from(req.max_tokens.unwrap_or(0));
-                match b.reserve(&req.model, budget::prompt_tokens(req), worst) {
+                let worst = u64::from(req.shape.max_tokens.unwrap_or(0));
+                match b.reserve(&req.shape.model, budget::prompt_tokens(req), worst) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         // Every later request is as large: the run stops starting work.

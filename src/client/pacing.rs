@@ -123,7 +123,7 @@ impl Pacer {
 
 /// A request's token budget as the cookbook counts it: prompt tokens (about four
 /// characters each) plus the completion limit.
-pub fn estimate_tokens(body: &Value, max_tokens: Option<u32>) -> u64 {
+pub fn estimate_tokens(body: &Value, shape: &super::Shape) -> u64 {
     let chars: usize = body
         .get("messages")
         .and_then(Value::as_array)
@@ -134,7 +134,7 @@ pub fn estimate_tokens(body: &Value, max_tokens: Option<u32>) -> u64 {
                 .sum()
         })
         .unwrap_or(0);
-    (chars as u64).div_ceil(4) + u64::from(max_tokens.unwrap_or(1024))
+    (chars as u64).div_ceil(4) + u64::from(shape.max_tokens.unwrap_or(1024))
 }
 
 #[cfg(test)]
@@ -177,6 +177,12 @@ mod tests {
     #[test]
     fn estimate_counts_prompt_and_limit() {
         let body = serde_json::json!({"messages":[{"role":"user","content":"x".repeat(400)}]});
-        assert_eq!(estimate_tokens(&body, Some(100)), 200);
+        let shape = crate::client::Shape {
+            model: "m".into(),
+            temperature: None,
+            max_tokens: Some(100),
+            max_tokens_field: crate::client::MaxTokensField::MaxTokens,
+        };
+        assert_eq!(estimate_tokens(&body, &shape), 200);
     }
 }

@@ -8,17 +8,18 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::sse;
-use super::{ApiError, ChatRequest, ChatResult, MaxTokensField, OnDelta, Usage, retry};
+use super::{ApiError, ChatRequest, ChatResult, OnDelta, Usage, retry};
 use crate::util::snippet;
 
-pub fn request_body(req: &ChatRequest, max_tokens_field: MaxTokensField) -> Value {
-    let mut body = json!({"model": req.model, "messages": req.messages});
-    if let Some(t) = req.temperature {
+pub fn request_body(req: &ChatRequest) -> Value {
+    let shape = &req.shape;
+    let mut body = json!({"model": shape.model, "messages": req.messages});
+    if let Some(t) = shape.temperature {
         // Through its decimal form, so 0.2 goes out as 0.2, not 0.20000000298023224.
         body["temperature"] = json!(t.to_string().parse::<f64>().unwrap_or(t as f64));
     }
-    if let Some(m) = req.max_tokens {
-        body[max_tokens_field.as_str()] = json!(m);
+    if let Some(m) = shape.max_tokens {
+        body[shape.max_tokens_field.as_str()] = json!(m);
     }
     if req.stream {
         body["stream"] = json!(true);

@@ -37,21 +37,21 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         .with_limit(args.concurrency);
     let models = run_models(&args, &settings, &manifest);
     let models: Vec<&str> = models.iter().map(String::as_str).collect();
-    let client = super::budgeted(client, &args.cost, &prices, &models, settings.max_tokens)?;
+    let client = super::budgeted(client, &args.cost, &prices, &models, settings.shape.max_tokens)?;
     let mut ctx = Ctx {
         client,
         checker: Checker::new(&template),
         template,
         out: args.out_dir.as_deref().map(OutDir::prepare).transpose()?,
-        default_model: settings.model.clone(),
-        temperature: settings.temperature,
-        max_tokens: settings.max_tokens,
-        max_repairs: args.repair.max_repairs,
-        fallback: args.repair.fallback_model.clone(),
-        judge: args.judge.judge_model.clone(),
+        settings: crate::pipeline::Settings::new(
+            settings.shape.clone(),
+            args.repair.max_repairs,
+            args.repair.fallback_model.clone(),
+            args.parallel.parallel,
+            args.judge.judge_model.clone(),
+        ),
         force: args.force,
         prices,
-        parallel: args.parallel.parallel,
         answers: Answers::Live,
     };
     if args.dry_run {
@@ -59,7 +59,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
     }
     if let Some(path) = &args.export {
         let (parts, kept) = export::write_requests(&ctx, &manifest, path, limits(&args))?;
-        export::summarize(&parts, kept, &manifest, &ctx.default_model, args.json, ui)?;
+        export::summarize(&parts, kept, &manifest, ctx.default_model(), args.json, ui)?;
         return Ok(Outcome::Complete);
     }
     if ctx.out.is_none() {
@@ -81,7 +81,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
 fn run_models(args: &BatchArgs, settings: &Settings, manifest: &Manifest) -> Vec<String> {
     let mut models: Vec<String> = manifest.models.iter().cloned().collect();
     if manifest.uses_default_model {
-        models.push(settings.model.clone());
+        models.push(settings.shape.model.clone());
     }
     models.extend(args.repair.fallback_model.clone());
     models.extend(args.judge.judge_model.clone());
@@ -140,7 +140,7 @@ fn limits(args: &BatchArgs) -> export::Limits {
 /// The pacer reserves prompt + max tokens per request; say so when one exceeds a minute's budget.
 fn warn_about_tpm(args: &BatchArgs, settings: &Settings, ui: Ui) {
     let Some(tpm) = args.tpm else { return };
-    let one = u64::from(settings.max_tokens.unwrap_or(1024)) + 3_000;
+    let one = u64::from(settings.shape.max_tokens.unwrap_or(1024)) + 3_000;
     if one > u64::from(tpm) {
         ui.warn(format!(
             "--tpm {tpm} is below one request's estimate (about {one} tokens: the prompt plus --max-tokens); \
@@ -222,13 +222,13 @@ async fn run_items(
         .zip(&manifest.entries)
         .map(|(r, e)| {
             let file = OutDir::file_name(&e.slug);
-            r.unwrap_or_else(|| ItemReport::pending(&e.name, &file, e.line, &ctx.default_model, &why_pending))
+            r.unwrap_or_else(|| ItemReport::pending(&e.name, &file, e.line, ctx.default_model(), &why_pending))
         })
         .collect();
     let run = RunInfo {
         input: manifest.path.display().to_string(),
         template: &ctx.template,
-        model: ctx.default_model.clone(),
+        model: ctx.default_model().to_string(),
         engine,
         duration: t0.elapsed(),
         budget: ctx.client.budget().map(|(spent_usd, max_usd, reached)| BudgetReport {

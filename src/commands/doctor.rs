@@ -44,7 +44,7 @@ fn show_settings(s: &Settings, env: &Env) -> Result<()> {
         "base URL",
         &format!("{} (from {})", s.client.base_url, s.base_url_source),
     )?;
-    line("model", &format!("{} (from {})", s.model, s.model_source))?;
+    line("model", &format!("{} (from {})", s.shape.model, s.model_source))?;
     match (&s.client.api_key, s.key_source) {
         (Some(_), Some(src)) => line("key", &format!("set (from {src}); not shown"))?,
         _ => line(
@@ -52,7 +52,7 @@ fn show_settings(s: &Settings, env: &Env) -> Result<()> {
             "not set: no Authorization header is sent (fine for local servers; OpenAI and Azure need one)",
         )?,
     }
-    if let Provider::Azure { api_version } = &s.client.provider {
+    if let (Provider::Azure, Some(api_version)) = (s.client.provider, &s.client.api_version) {
         line(
             "azure",
             &format!("api-version {api_version}; the model is used as the deployment name"),
@@ -93,15 +93,15 @@ async fn check_server(s: &Settings, client: &Client, ping: bool) -> Result<bool>
         )?;
         return Ok(true);
     }
-    if ids.contains(&s.model.as_str()) {
-        line("model", &format!("{:?} is listed", s.model))?;
+    if ids.contains(&s.shape.model.as_str()) {
+        line("model", &format!("{:?} is listed", s.shape.model))?;
         return Ok(true);
     }
     let shown: Vec<&str> = ids.iter().take(12).copied().collect();
     let more = if ids.len() > shown.len() { ", …" } else { "" };
     let listed = format!(
         "{:?} is not among the {} models the server lists: {}{more}",
-        s.model,
+        s.shape.model,
         ids.len(),
         shown.join(", ")
     );
@@ -120,13 +120,12 @@ async fn check_server(s: &Settings, client: &Client, ping: bool) -> Result<bool>
 
 /// A tiny chat request (16 tokens at most): does the model answer?
 async fn ping(s: &Settings, client: &Client) -> Result<bool> {
-    let req = ChatRequest {
-        model: s.model.clone(),
-        messages: vec![Message::user("Reply with the single word: ok")],
+    let shape = crate::client::Shape {
         temperature: None,
         max_tokens: Some(16),
-        stream: false,
+        ..s.shape.clone()
     };
+    let req = ChatRequest::new(shape, vec![Message::user("Reply with the single word: ok")]);
     let t0 = Instant::now();
     match client.chat(&req, None).await {
         Ok(r) => line(

@@ -34,10 +34,10 @@ pub fn connect(conn: &crate::cli::ConnArgs, env: &Env) -> Result<(Settings, Clie
         && let Some(models) = client.replay_models()
         && let [only] = models.as_slice()
     {
-        settings.model = only.clone();
+        settings.shape.model = only.clone();
         settings.model_source = Source::Replay;
     }
-    tracing::info!(base_url = %settings.client.base_url, model = %settings.model, model_source = %settings.model_source, key = settings.key_source.map(|s| s.to_string()).unwrap_or("none".into()), "configuration");
+    tracing::info!(base_url = %settings.client.base_url, model = %settings.shape.model, model_source = %settings.model_source, key = settings.key_source.map(|s| s.to_string()).unwrap_or("none".into()), "configuration");
     Ok((settings, client))
 }
 

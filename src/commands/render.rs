@@ -10,18 +10,11 @@ use crate::term::print_stdout;
 pub fn run(args: RenderArgs) -> Result<Outcome> {
     let env = Env::load()?;
     let template = Template::resolve(args.template.template.as_deref())?;
-    let inputs = crate::input::resolve(&args.input.given(), &template)?;
+    let inputs = crate::input::resolve(&args.input.given_or(&args.example), &template)?;
     let messages = template.messages(&inputs)?;
     if args.json {
         let settings = config::resolve(&args.conn.flags(), &env)?;
-        let req = ChatRequest {
-            model: settings.model,
-            messages,
-            temperature: settings.temperature,
-            max_tokens: settings.max_tokens,
-            stream: false,
-        };
-        let body = crate::client::request_body(&req, settings.client.max_tokens_field);
+        let body = crate::client::request_body(&ChatRequest::new(settings.shape, messages));
         print_stdout(&(serde_json::to_string_pretty(&body).expect("json") + "\n"))?;
     } else {
         let mut out = String::new();

@@ -1,116 +1,80 @@
 //! `rbplan revise`: rewrite named sections of a plan following a reviewer's note, or
-//! (`--fix`) re-ask the sections with findings. Every other section stays byte for byte;
-//! the plan is re-checked, its front matter updated, and the change shown as a diff.
+//! (`--fix`) re-ask the sections with findings (`pipeline::revise`). Every other section
+//! stays byte for byte; the change is shown as a diff.
 
 use std::io::IsTerminal;
 use std::path::Path;
 
 use super::connect;
-use crate::check::{CheckReport, Checker, Migration};
+use crate::check::Checker;
 use crate::cli::ReviseArgs;
-use crate::client::{ChatRequest, Client, Message, Usage};
-use crate::config::{Env, Settings};
+use crate::config::Env;
 use crate::error::{Error, Outcome, Result};
-use crate::input::{self, Given};
-use crate::markdown;
-use crate::output::living::{self, OTHER};
+use crate::input::{self, Given, Text};
 use crate::output::lock::Lock;
-use crate::output::{self, Made, PlanStatus, Provenance};
-use crate::repair::{self, Event, Start};
-use crate::spec::Severity;
+use crate::pipeline::revise::{self, PlanFile, Revised, Wanted};
+use crate::pipeline::{self, Job, PlanInput, Start, Written};
+use crate::present;
+use crate::repair::Event;
 use crate::template::{Inputs, Template};
-use crate::term::{Ui, count, print_stdout, thousands};
-
-/// The plan file as read: its front matter, provenance and body.
-struct PlanFile {
-    text: String,
-    front: Option<String>,
-    provenance: Option<Provenance>,
-    body: String,
-}
-
-/// What was asked of the model.
-enum Wanted {
-    /// These sections, following this note.
-    Note { sections: Vec<usize>, note: String },
-    /// Every section with findings, through the repair rounds.
-    Fix,
-}
-
-/// A revision as it came back: the new body, its check, what changed, what it cost.
-struct Revised {
-    body: String,
-    report: CheckReport,
-    /// Sections whose text is new.
-    changed: Vec<usize>,
-    /// Sections asked for that did not come back usable.
-    not_returned: Vec<usize>,
-    /// Revised sections with more problems than before (their problem counts, before
-    /// and after).
-    worse: Vec<(usize, usize, usize)>,
-    requests: u32,
-    usage: Usage,
-}
+use crate::term::{Ui, count, print_stdout};
 
 pub async fn run(args: ReviseArgs, ui: Ui) -> Result<Outcome> {
     let env = Env::load()?;
     let template = Template::resolve(args.template.template.as_deref())?;
     let checker = Checker::new(&template);
-    let file = read_plan(&args.plan)?;
+    let file = PlanFile::read(&args.plan)?;
     let wanted = wanted(&args, &checker)?;
-    let inputs = inputs_for(&args, file.provenance.as_ref(), &template)?;
-    let stages = input::parse_stages(&inputs.stages);
-    let migration = Migration::new(Some(stages.clone()), Some(&inputs.summary));
-    if args.dry_run {
-        let (settings, _) = connect(&args.conn, &env)?;
-        return dry_run(&wanted, &file, &template, &inputs, &checker, &migration, &settings);
-    }
-    let _lock = Lock::file(&args.plan, "rbplan revise")?;
+    let input = PlanInput::new(inputs_for(&args, &file)?);
+    let _lock = match args.dry_run {
+        true => None,
+        false => Some(Lock::file(&args.plan, "rbplan revise")?),
+    };
     let (settings, client) = connect(&args.conn, &env)?;
-    let revised = match &wanted {
-        Wanted::Note { sections, note } => {
-            let req = note_request(&template, &inputs, &file.body, sections, note, &settings)?;
-            revise_by_note(&client, &req, &file.body, sections, &checker, &migration).await?
-        }
-        Wanted::Fix => {
-            fix(
-                &args, &client, &settings, &template, &checker, &inputs, &migration, &file.body, ui,
-            )
-            .await?
-        }
-    };
-    if revised.changed.is_empty() {
-        return nothing_changed(&wanted, &revised, &args.plan, &checker, ui);
-    }
-    let made = Made {
+    let plan = pipeline::Settings::new(
+        settings.shape.clone(),
+        args.repair.max_repairs,
+        args.repair.fallback_model.clone(),
+        None,
+        None,
+    );
+    let job = Job {
         template: &template,
-        model: &settings.model,
-        inputs: &inputs,
-        stages: &stages,
-        report: &revised.report,
-        written_by: &[],
+        checker: &checker,
+        settings: &plan,
+        input: &input,
+        start: Start::Revise(&file),
         name: None,
-        judge: None,
-        sections: hashes(&file, &revised, &checker, &wanted),
+        client: &client,
     };
-    let prov = updated(file.provenance.as_ref(), Provenance::new(&made), &revised.report);
-    let new_text = prov.to_front_matter_keeping(file.front.as_deref()) + &revised.body;
-    // A revision that makes a section fail more checks does not replace it unasked.
-    let refused = !revised.worse.is_empty() && !args.force;
-    let target = if refused {
-        living::beside(&args.plan)
-    } else {
-        args.plan.clone()
+    if args.dry_run {
+        return dry_run(&job, &file, &wanted);
+    }
+    let on_event = |ev: Event| {
+        if let Event::RoundStart {
+            round,
+            missing,
+            rewrite,
+            ..
+        } = ev
+        {
+            let what: Vec<&str> = missing.iter().chain(rewrite).map(String::as_str).collect();
+            ui.note(format!("round {round}: re-asking {}", what.join(", ")));
+        }
     };
-    output::write_atomic(&target, new_text.as_bytes())
-        .map_err(|e| Error::io(format!("writing {}", target.display()), e))?;
+    let mut r = revise::revise(&job, &file, &wanted, args.force, &on_event).await?;
+    let (target, new_text) = match std::mem::replace(&mut r.written, Written::Nowhere) {
+        Written::Nowhere => return nothing_changed(&wanted, &r, &args.plan, &checker, ui),
+        Written::Failed { error, .. } => return Err(error),
+        Written::To { path, text } => (path, text),
+    };
     if args.diff || std::io::stdout().is_terminal() {
-        print_stdout(&unified_diff(&file.text, &new_text, &args.plan))?;
+        print_stdout(&present::unified_diff(&file.text, &new_text, &args.plan))?;
     }
-    if refused {
-        return Ok(refuse(&revised, &args.plan, &target, &checker));
+    if r.refused() && !args.force {
+        return Ok(refuse(&r, &args.plan, &target, &checker));
     }
-    Ok(say(&revised, &args.plan, &checker, ui))
+    Ok(say(&r, &args.plan, &checker, ui))
 }
 
 /// The revision made sections worse: the plan is left as it was; say where the attempt is.
@@ -128,24 +92,6 @@ fn refuse(r: &Revised, plan: &Path, attempt: &Path, checker: &Checker) -> Outcom
         attempt.display()
     );
     Outcome::Failing
-}
-
-/// The plan at `path`: exit 2 if it does not exist or is not UTF-8 text.
-fn read_plan(path: &Path) -> Result<PlanFile> {
-    if !path.is_file() {
-        return Err(Error::usage(format!("{}: no such plan file", path.display())));
-    }
-    let text = input::read_text(path, "the plan")?;
-    let doc = markdown::parse(&text);
-    let front = doc.front_matter.map(str::to_string);
-    let provenance = doc.front_matter.and_then(Provenance::from_front_matter);
-    let body = text[doc.body_start..].trim_start_matches(['\r', '\n']).to_string();
-    Ok(PlanFile {
-        text,
-        front,
-        provenance,
-        body,
-    })
 }
 
 /// The sections and note asked for, checked: unknown sections and empty notes are exit 2.
@@ -209,265 +155,38 @@ fn section_index(given: &str, checker: &Checker) -> Result<usize> {
 }
 
 /// The migration the plan is for: flags first, else what its front matter recorded.
-fn inputs_for(args: &ReviseArgs, prov: Option<&Provenance>, template: &Template) -> Result<Inputs> {
-    let g = args.input.given();
-    let recorded = prov.and_then(|p| p.summary.clone().map(|s| (s, p.stages.join("\n"))));
-    let given = g.example || g.summary.is_some() || g.summary_file.is_some();
-    let stages_given = g.stages.is_some() || g.stages_file.is_some();
-    match recorded {
-        Some((summary, stages)) if !given && !stages_given => Ok(Inputs { summary, stages }),
-        Some((summary, _)) if !given => input::resolve(
-            &Given {
-                summary: Some(summary),
-                ..g
-            },
-            template,
-        ),
-        _ if given => input::resolve(&g, template),
-        _ => Err(Error::usage(format!(
+fn inputs_for(args: &ReviseArgs, file: &PlanFile) -> Result<Inputs> {
+    let given: Given = args.input.given();
+    let read = given.read()?;
+    let recorded = file
+        .provenance
+        .as_ref()
+        .and_then(|p| p.summary.clone().map(|s| (s, p.stages.join("\n"))));
+    match (recorded, read.summary.is_some()) {
+        (Some((summary, stages)), false) if read.stages.is_none() => Ok(Inputs { summary, stages }),
+        (Some((summary, _)), false) => input::required(input::Supplied {
+            summary: Some(Text {
+                text: summary,
+                origin: "the plan's front matter".into(),
+            }),
+            ..read
+        }),
+        (_, true) => input::required(read),
+        (None, false) => Err(Error::usage(format!(
             "{} records no migration (no rbplan front matter with a summary): give --summary or --summary-file, and --stages or --stages-file",
             args.plan.display()
         ))),
     }
 }
 
-/// The one request of a note revision: the plan as the model's own draft, then the note.
-fn note_request(
-    template: &Template,
-    inputs: &Inputs,
-    body: &str,
-    sections: &[usize],
-    note: &str,
-    settings: &Settings,
-) -> Result<ChatRequest> {
-    let mut messages = template.messages(inputs)?;
-    messages.push(Message::assistant(body.to_string()));
-    messages.push(Message::user(template.revise_prompt(inputs, sections, note)?));
-    Ok(ChatRequest {
-        model: settings.model.clone(),
-        messages,
-        temperature: settings.temperature,
-        max_tokens: settings.max_tokens,
-        stream: false,
-    })
-}
-
-async fn revise_by_note(
-    client: &Client,
-    req: &ChatRequest,
-    body: &str,
-    sections: &[usize],
-    checker: &Checker,
-    m: &Migration,
-) -> Result<Revised> {
-    let reply = client.chat(req, None).await?;
-    let edits = repair::sections_from_reply(
-        &markdown::unwrap_fence(&reply.text),
-        checker,
-        sections,
-        reply.truncated(),
-    );
-    let returned: Vec<usize> = edits.iter().map(|(i, _)| *i).collect();
-    let not_returned = sections.iter().copied().filter(|i| !returned.contains(i)).collect();
-    let new_body = if edits.is_empty() {
-        body.to_string()
-    } else {
-        repair::splice(body, checker, &edits)
-    };
-    // A section given back word for word is not revised.
-    let changed: Vec<usize> = changed_sections(body, &new_body, checker)
-        .into_iter()
-        .filter(|i| returned.contains(i))
-        .collect();
-    let before = checker.check(body, m).1;
-    let report = checker.check(&new_body, m).1;
-    let worse = worse_sections(&before, &report, &changed, checker);
-    Ok(Revised {
-        body: new_body,
-        report,
-        changed,
-        not_returned,
-        worse,
-        requests: 1,
-        usage: reply.usage.unwrap_or_default(),
-    })
-}
-
-/// `--fix`: the repair rounds of `ask`, starting from the plan as it is.
-#[allow(clippy::too_many_arguments)]
-async fn fix(
-    args: &ReviseArgs,
-    client: &Client,
-    settings: &Settings,
-    template: &Template,
-    checker: &Checker,
-    inputs: &Inputs,
-    m: &Migration,
-    body: &str,
-    ui: Ui,
-) -> Result<Revised> {
-    let opts = repair::Options {
-        model: settings.model.clone(),
-        fallback: args.repair.fallback_model.clone(),
-        temperature: settings.temperature,
-        max_tokens: settings.max_tokens,
-        max_repairs: args.repair.max_repairs,
-        stream: false,
-        parallel: None,
-    };
-    let job = repair::Job {
-        template,
-        checker,
-        inputs,
-        migration: m,
-        opts: &opts,
-        start: Start::From {
-            plan: body.to_string(),
-            pinned: Vec::new(),
-            regenerate: false,
-        },
-    };
-    let on_event = |ev: Event| {
-        if let Event::RoundStart {
-            round,
-            missing,
-            rewrite,
-            ..
-        } = ev
-        {
-            let what: Vec<&str> = missing.iter().chain(rewrite).map(String::as_str).collect();
-            ui.note(format!("round {round}: re-asking {}", what.join(", ")));
-        }
-    };
-    let mut live = repair::LiveSource { client, on_delta: None };
-    let g = repair::generate(&job, &mut live, &on_event).await?;
-    let changed = changed_sections(body, &g.state.plan, checker);
-    Ok(Revised {
-        body: g.state.plan,
-        report: g.state.report,
-        changed,
-        not_returned: Vec::new(),
-        worse: Vec::new(),
-        requests: g.tally.requests,
-        usage: g.tally.usage,
-    })
-}
-
-/// Changed sections with more problems after than before: (section, before, after).
-fn worse_sections(
-    before: &CheckReport,
-    after: &CheckReport,
-    changed: &[usize],
-    checker: &Checker,
-) -> Vec<(usize, usize, usize)> {
-    let count = |r: &CheckReport, i: usize| {
-        let present = r.sections[i].state == crate::check::SectionState::Found;
-        r.problem_count(&checker.spec, i) + usize::from(!present)
-    };
-    changed
-        .iter()
-        .map(|&i| (i, count(before, i), count(after, i)))
-        .filter(|(_, b, a)| a > b)
-        .collect()
-}
-
-/// The sections whose text differs between two versions of a plan.
-fn changed_sections(before: &str, after: &str, checker: &Checker) -> Vec<usize> {
-    let (a, b) = (
-        living::section_hashes(before, checker),
-        living::section_hashes(after, checker),
-    );
-    (0..checker.spec.sections.len())
-        .filter(|&i| {
-            let id = &checker.spec.sections[i].id;
-            a.get(id) != b.get(id)
-        })
-        .collect()
-}
-
-/// The hashes to record. A section revised by a reviewer's note keeps the hash rbplan
-/// recorded before (or none): like a person's edit, a later regeneration keeps it. A
-/// section `--fix` rewrote is rbplan's own text again: its new hash. A plan that had none
-/// gets the hash of its text outside the sections, so each of its sections reads as a
-/// person's and is kept.
-fn hashes(
-    file: &PlanFile,
-    r: &Revised,
-    checker: &Checker,
-    wanted: &Wanted,
-) -> std::collections::BTreeMap<String, String> {
-    let now = living::section_hashes(&r.body, checker);
-    let mut h = file.provenance.as_ref().map(|p| p.sections.clone()).unwrap_or_default();
-    if matches!(wanted, Wanted::Fix) {
-        for &i in &r.changed {
-            let id = &checker.spec.sections[i].id;
-            match now.get(id) {
-                Some(v) => h.insert(id.clone(), v.clone()),
-                None => h.remove(id),
-            };
-        }
+/// `--dry-run`: the request bodies that would be sent, as JSON.
+fn dry_run(job: &Job<'_>, file: &PlanFile, wanted: &Wanted) -> Result<Outcome> {
+    let requests = revise::dry_run_requests(job, file, wanted)?;
+    if requests.is_empty() {
+        print_stdout("[]\n")?;
+        return Ok(Outcome::Complete);
     }
-    if h.is_empty()
-        && let Some(other) = now.get(OTHER)
-    {
-        h.insert(OTHER.to_string(), other.clone());
-    }
-    h
-}
-
-/// The provenance to write: the plan's own, with its status and hashes brought up to
-/// date; a plan without one gets a new one.
-fn updated(old: Option<&Provenance>, new: Provenance, report: &CheckReport) -> Provenance {
-    let Some(old) = old.filter(|p| !p.template_hash.is_empty()) else {
-        return new;
-    };
-    let mut p = old.clone();
-    p.status = PlanStatus::of(report);
-    p.missing = report.missing_ids();
-    p.sections = new.sections;
-    p.summary = p.summary.or(new.summary);
-    if p.stages.is_empty() {
-        p.stages = new.stages;
-    }
-    p.generated_by = output::generated_by();
-    p
-}
-
-fn dry_run(
-    wanted: &Wanted,
-    file: &PlanFile,
-    template: &Template,
-    inputs: &Inputs,
-    checker: &Checker,
-    m: &Migration,
-    settings: &Settings,
-) -> Result<Outcome> {
-    let requests = match wanted {
-        Wanted::Note { sections, note } => vec![note_request(template, inputs, &file.body, sections, note, settings)?],
-        Wanted::Fix => {
-            let state = repair::State::resume(&file.body, &[], checker, m, &settings.model);
-            let Some(ask) = state.next(checker) else {
-                print_stdout("[]\n")?;
-                return Ok(Outcome::Complete);
-            };
-            let base = template.messages(inputs)?;
-            state
-                .requests(&ask, template, inputs, &base)?
-                .into_iter()
-                .map(|(_, messages)| ChatRequest {
-                    model: settings.model.clone(),
-                    messages,
-                    temperature: settings.temperature,
-                    max_tokens: settings.max_tokens,
-                    stream: false,
-                })
-                .collect()
-        }
-    };
-    let bodies: Vec<serde_json::Value> = requests
-        .iter()
-        .map(|r| crate::client::request_body(r, settings.client.max_tokens_field))
-        .collect();
+    let bodies: Vec<serde_json::Value> = requests.iter().map(crate::client::request_body).collect();
     print_stdout(&(serde_json::to_string_pretty(&bodies).expect("json") + "\n"))?;
     Ok(Outcome::Complete)
 }
@@ -502,59 +221,13 @@ fn nothing_changed(wanted: &Wanted, r: &Revised, path: &Path, checker: &Checker,
     }
 }
 
-/// A unified diff of the file, before and after.
-fn unified_diff(before: &str, after: &str, path: &Path) -> String {
-    let name = path.display().to_string();
-    similar::TextDiff::from_lines(before, after)
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("a/{name}"), &format!("b/{name}"))
-        .to_string()
-}
-
 /// Say what was revised and how the plan stands; the outcome its verdict gives.
 fn say(r: &Revised, path: &Path, checker: &Checker, ui: Ui) -> Outcome {
-    let ids: Vec<&str> = r
-        .changed
-        .iter()
-        .map(|&i| checker.spec.sections[i].id.as_str())
-        .collect();
-    ui.note(format!(
-        "revised {} ({}, {} tokens) → {}",
-        ids.join(", "),
-        count(u64::from(r.requests), "request"),
-        thousands(r.usage.total_tokens),
-        path.display()
-    ));
-    if !r.not_returned.is_empty() {
-        let names: Vec<String> = r.not_returned.iter().map(|&i| checker.spec.heading(i)).collect();
-        ui.warn(format!("the reply did not hold {}: left as it was", names.join("; ")));
-    }
-    let errors: Vec<_> = r
-        .report
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
-    let status = PlanStatus::of(&r.report);
-    match status {
-        PlanStatus::Complete => ui.note(format!(
-            "plan complete: {}/{} sections",
-            r.report.found_count(),
-            r.report.sections.len()
-        )),
-        _ => eprintln!(
-            "the plan does not pass its checks: {} (run `rbplan check {}` for every finding)",
-            count(errors.len() as u64, "error finding"),
-            path.display()
-        ),
-    }
-    for f in errors {
-        ui.note(format!("finding: {}", f.message));
-    }
-    if status == PlanStatus::Complete && r.not_returned.is_empty() {
-        Outcome::Complete
-    } else {
-        Outcome::Failing
+    let ids: Vec<String> = r.changed.iter().map(|&i| checker.spec.sections[i].id.clone()).collect();
+    let missing: Vec<String> = r.not_returned.iter().map(|&i| checker.spec.heading(i)).collect();
+    let usage = (r.requests, r.usage.total_tokens);
+    match present::say_revised(&ids, &missing, usage, &r.report, path, ui) {
+        true => Outcome::Complete,
+        false => Outcome::Failing,
     }
 }

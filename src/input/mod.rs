@@ -22,6 +22,39 @@ pub struct Given {
     pub example: bool,
 }
 
+/// One input as given: its text, and where it came from ("--summary", a file name), for
+/// messages.
+#[derive(Debug, Clone)]
+pub struct Text {
+    pub text: String,
+    pub origin: String,
+}
+
+/// What was given of the two inputs, each read from its flag, its file or stdin. Each
+/// command completes it in its own way: `ask` needs both (`required`), `check` takes what
+/// there is, `revise` falls back on what the plan records.
+#[derive(Debug, Clone, Default)]
+pub struct Supplied {
+    pub summary: Option<Text>,
+    pub stages: Option<Text>,
+}
+
+impl Given {
+    /// Read what was given (nothing for `--example`, which `resolve` answers).
+    pub fn read(&self) -> Result<Supplied> {
+        if self.summary_file.as_deref() == Some(Path::new("-")) && self.stages_file.as_deref() == Some(Path::new("-")) {
+            return Err(Error::usage(
+                "--summary-file and --stages-file cannot both read stdin (-)",
+            ));
+        }
+        Ok(Supplied {
+            summary: one(self.summary.as_deref(), self.summary_file.as_deref(), "summary")?,
+            stages: one(self.stages.as_deref(), self.stages_file.as_deref(), "stages")?,
+        })
+    }
+}
+
+/// The inputs as given, or the template's example with `--example`.
 pub fn resolve(a: &Given, template: &Template) -> Result<Inputs> {
     if a.example {
         let ex = template
@@ -34,18 +67,28 @@ pub fn resolve(a: &Given, template: &Template) -> Result<Inputs> {
             stages: ex.stages.clone(),
         });
     }
-    if a.summary_file.as_deref() == Some(Path::new("-")) && a.stages_file.as_deref() == Some(Path::new("-")) {
-        return Err(Error::usage(
-            "--summary-file and --stages-file cannot both read stdin (-)",
-        ));
+    required(a.read()?)
+}
+
+/// Both inputs, neither empty: a usage error says which is missing or empty.
+pub fn required(r: Supplied) -> Result<Inputs> {
+    let summary = r.summary.ok_or_else(|| missing("summary"))?;
+    if summary.text.trim().is_empty() {
+        return Err(Error::usage(format!("the summary from {} is empty", summary.origin)));
     }
-    let (summary, origin) = one(a.summary.as_deref(), a.summary_file.as_deref(), "summary")?;
-    if summary.trim().is_empty() {
-        return Err(Error::usage(format!("the summary from {origin} is empty")));
-    }
-    let (stages, origin) = one(a.stages.as_deref(), a.stages_file.as_deref(), "stages")?;
-    stage_list(&stages, &origin)?;
-    Ok(Inputs { summary, stages })
+    let stages = r.stages.ok_or_else(|| missing("stages"))?;
+    stage_list(&stages.text, &stages.origin)?;
+    Ok(Inputs {
+        summary: summary.text,
+        stages: stages.text,
+    })
+}
+
+fn missing(what: &str) -> Error {
+    let verb = if what == "stages" { "are" } else { "is" };
+    Error::usage(format!(
+        "the {what} {verb} required: --{what} TEXT or --{what}-file PATH (or --example to try the tool)"
+    ))
 }
 
 /// The stages named in `text` (as `parse_stages` reads them). Text that names
@@ -91,20 +134,19 @@ pub fn read_text(path: &Path, what: &str) -> Result<String> {
     })
 }
 
-/// The text of one input, from its flag or its file, with where it came from.
-fn one(text: Option<&str>, file: Option<&Path>, what: &str) -> Result<(String, String)> {
+/// The text of one input, from its flag or its file, with where it came from; None when
+/// neither was given.
+fn one(text: Option<&str>, file: Option<&Path>, what: &str) -> Result<Option<Text>> {
     let (value, origin) = match (text, file) {
         (Some(t), _) => (typed(t, what)?, format!("--{what}")),
         (None, Some(p)) => read_arg(p, what)?,
-        (None, None) => {
-            let verb = if what == "stages" { "are" } else { "is" };
-            return Err(Error::usage(format!(
-                "the {what} {verb} required: --{what} TEXT or --{what}-file PATH (or --example to try the tool)"
-            )));
-        }
+        (None, None) => return Ok(None),
     };
     // Keep the user's text as typed; only a trailing newline from a file is dropped.
-    Ok((value.trim_end_matches(['\n', '\r']).to_string(), origin))
+    Ok(Some(Text {
+        text: value.trim_end_matches(['\n', '\r']).to_string(),
+        origin,
+    }))
 }
 
 /// The text typed after `--{what}`. Such flags take text that starts with "-" (a pasted

@@ -157,10 +157,8 @@ impl Job<'_> {
     /// The request for `messages` to `model`, made as the options say.
     pub fn request(&self, model: &str, messages: Vec<Message>) -> ChatRequest {
         ChatRequest {
-            model: model.to_string(),
+            shape: self.opts.shape.for_model(model),
             messages,
-            temperature: self.opts.temperature,
-            max_tokens: self.opts.max_tokens,
             stream: self.opts.stream,
         }
     }
@@ -255,7 +253,7 @@ impl<S: Source> Run<'_, '_, S> {
                 pinned,
                 regenerate,
             } => {
-                let mut state = State::resume(plan, pinned, job.checker, job.migration, &job.opts.model);
+                let mut state = State::resume(plan, pinned, job.checker, job.migration, &job.opts.shape.model);
                 state.regenerating = *regenerate && !state.report.complete();
                 // Asking for the sections a plan lacks takes the place of the first answer.
                 let fill = u32::from(!state.report.complete());
@@ -299,7 +297,7 @@ impl<S: Source> Run<'_, '_, S> {
             section: None,
             attempt: 0,
         };
-        let mut model = self.job.opts.model.clone();
+        let mut model = self.job.opts.shape.model.clone();
         loop {
             let req = self.job.request(&model, self.base.clone());
             match self.call(at, &req).await? {

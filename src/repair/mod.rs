@@ -22,7 +22,7 @@ mod text;
 use serde::Serialize;
 
 use crate::check::{Checker, Migration};
-use crate::client::{ChatResult, Usage};
+use crate::client::{ChatResult, Shape, Usage};
 use crate::template::{Inputs, Template};
 
 pub use driver::{Answer, LiveSource, Source, Stop, Target, generate};
@@ -34,12 +34,11 @@ pub use text::{merge, sections_from_reply, splice};
 /// How each request of a plan is made.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub model: String,
+    /// The model asked first, the temperature and the token limit of every request.
+    pub shape: Shape,
     /// Carries on when `model` leaves the plan failing after its rounds, or fails in a way
     /// that will not heal; it repairs the same draft, it does not start over.
     pub fallback: Option<String>,
-    pub temperature: Option<f32>,
-    pub max_tokens: Option<u32>,
     pub max_repairs: u32,
     pub stream: bool,
     /// `--parallel N`: an outline first, then one request per section, N at a time.

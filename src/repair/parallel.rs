@@ -113,7 +113,7 @@ impl<S: Source> Run<'_, '_, S> {
     /// replies are paid for. Other errors that stop a run stop it as they would anyway.
     pub(super) async fn outline_then_sections(&mut self) -> Result<(State, Option<String>)> {
         let (job, on_event) = (self.job, self.on_event);
-        let model = job.opts.model.clone();
+        let model = job.opts.shape.model.clone();
         on_event(Event::OutlineAsked);
         let outline = self.outline(&model).await?;
         on_event(Event::Outline {
@@ -207,7 +207,7 @@ impl<S: Source> Run<'_, '_, S> {
                         section: Some(p.section),
                         attempt: p.stage.as_ref().map_or(0, |(k, _)| *k as u32),
                     },
-                    req: job.request(&job.opts.model, Message::standalone(&self.base, p.prompt)),
+                    req: job.request(&job.opts.shape.model, Message::standalone(&self.base, p.prompt)),
                 }
             })
             .collect())

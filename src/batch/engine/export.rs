@@ -30,14 +30,7 @@ pub fn repair_id(name: &str, round: usize, section: Option<&str>) -> String {
 
 /// The chat-completions body for one conversation, as a live request would send it.
 pub fn body(ctx: &Ctx, model: &str, messages: Vec<Message>) -> Value {
-    let req = ChatRequest {
-        model: model.to_string(),
-        messages,
-        temperature: ctx.temperature,
-        max_tokens: ctx.max_tokens,
-        stream: false,
-    };
-    request_body(&req, ctx.client.config().max_tokens_field)
+    request_body(&ChatRequest::new(ctx.settings.repair.shape.for_model(model), messages))
 }
 
 /// One first-answer request per service, streamed from the input. Services with a current
@@ -48,14 +41,14 @@ pub fn body(ctx: &Ctx, model: &str, messages: Vec<Message>) -> Value {
 pub fn write_requests(ctx: &Ctx, manifest: &Manifest, path: &Path, limits: Limits) -> Result<(Vec<Written>, usize)> {
     let mut all: std::collections::BTreeSet<&str> = manifest.models.iter().map(String::as_str).collect();
     if manifest.uses_default_model {
-        all.insert(&ctx.default_model);
+        all.insert(ctx.default_model());
     }
     let per_model = all.len() > 1;
     let mut writers: std::collections::BTreeMap<String, Writer> = Default::default();
     let mut kept = 0;
     for item in items::open(&manifest.path)? {
         let item = item?;
-        let model = item.model.clone().unwrap_or_else(|| ctx.default_model.clone());
+        let model = ctx.model_of(&item);
         let input_hash = item.inputs.hash();
         if ctx.keeps(&item, &model, &input_hash) {
             kept += 1;

@@ -31,8 +31,6 @@ pub struct Imported {
     /// Why an item has no line in the output (expired, cancelled, failed validation…).
     pub missing_note: String,
     repairs: Option<(PathBuf, Mutex<Option<Writer>>)>,
-    /// How exported repair requests name their token limit (as live requests do).
-    max_tokens_field: crate::client::MaxTokensField,
 }
 
 impl Imported {
@@ -44,7 +42,6 @@ impl Imported {
                 let w = Writer::new(p, export::Limits::default(), ctx.client.batch_endpoint());
                 (p.to_path_buf(), Mutex::new(Some(w)))
             }),
-            max_tokens_field: ctx.client.config().max_tokens_field,
         })
     }
 
@@ -159,13 +156,10 @@ impl<'a> FileSource<'a> {
         let mut guard = w.lock().expect("not poisoned");
         let w = guard.as_mut().expect("open until the run ends");
         for (at, req) in requests {
-            let body = request_body(
-                &ChatRequest {
-                    stream: false,
-                    ..req.clone()
-                },
-                self.imp.max_tokens_field,
-            );
+            let body = request_body(&ChatRequest {
+                stream: false,
+                ..req.clone()
+            });
             w.push(&self.id(*at), &body)?;
         }
         Ok(Stop::Exported {

@@ -19,25 +19,26 @@ use crate::term::{Ui, print_stdout};
 pub async fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     let template = Template::resolve(args.template.template.as_deref())?;
     let checker = Checker::new(&template);
-    let given = Given {
-        stages: given_stages(&args)?,
-        summary: given_summary(&args)?,
-    };
+    let given = Given::from(args.input.given().read()?)?;
     let files = collect(&args.paths)?;
     // Only a judge sends anything; check alone works offline.
     let judge = match &args.judge.judge_model {
-        Some(m) => Some((m.as_str(), super::connect(&args.conn, &crate::config::Env::load()?)?.1)),
+        Some(m) => {
+            let (settings, client) = super::connect(&args.conn, &crate::config::Env::load()?)?;
+            Some((m.as_str(), settings.shape, client))
+        }
         None => None,
     };
     // One file that cannot be read is reported in its place; the others are still checked.
     let mut results = Vec::with_capacity(files.len());
     for path in &files {
         let mut result = check_file(path, &checker, &template, &given);
-        if let (Some((model, client)), Ok(r)) = (&judge, result.as_mut()) {
+        if let (Some((model, shape, client)), Ok(r)) = (&judge, result.as_mut()) {
             let inputs = r.inputs(&given);
             let text = input::read_text(path, "the plan")?;
             let plan = &text[markdown::parse(&text).body_start..];
-            r.judgement = crate::judge::judge_into(client, &template, model, &inputs, plan, &mut r.report).await;
+            let judge = (shape, *model);
+            r.judgement = crate::judge::judge_into(client, &template, judge, &inputs, plan, &mut r.report).await;
         }
         results.push(Checked {
             path: path.clone(),
@@ -93,29 +94,21 @@ struct Given {
     summary: Option<String>,
 }
 
-/// `--stages` or `--stages-file`, as stage names.
-fn given_stages(args: &CheckArgs) -> Result<Option<Vec<String>>> {
-    Ok(match (&args.stages, &args.stages_file) {
-        (Some(s), _) => Some(input::stage_list(&input::typed(s, "stages")?, "--stages")?),
-        (None, Some(p)) => {
-            let (text, origin) = input::read_arg(p, "stages")?;
-            Some(input::stage_list(&text, &origin)?)
+impl Given {
+    /// What was given, as check takes it: stage names, and a summary that is not empty.
+    fn from(r: input::Supplied) -> Result<Given> {
+        let stages = match r.stages {
+            Some(t) => Some(input::stage_list(&t.text, &t.origin)?),
+            None => None,
+        };
+        if r.summary.as_ref().is_some_and(|t| t.text.trim().is_empty()) {
+            return Err(Error::usage("the summary given to check is empty"));
         }
-        (None, None) => None,
-    })
-}
-
-/// `--summary` or `--summary-file`.
-fn given_summary(args: &CheckArgs) -> Result<Option<String>> {
-    let text = match (&args.summary, &args.summary_file) {
-        (Some(s), _) => input::typed(s, "summary")?,
-        (None, Some(p)) => input::read_arg(p, "summary")?.0,
-        (None, None) => return Ok(None),
-    };
-    if text.trim().is_empty() {
-        return Err(Error::usage("the summary given to check is empty"));
+        Ok(Given {
+            stages,
+            summary: r.summary.map(|t| t.text),
+        })
     }
-    Ok(Some(text))
 }
 
 /// Read and check one plan: against the stages and summary given, else those its front
