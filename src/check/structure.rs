@@ -31,7 +31,7 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, m: &Migration) -> Vec<Find
             body_line: line_of(doc.src, loc.body_start),
             level: loc.level,
         };
-        for check in &s.checks {
+        for (check, severity) in s.checks.with_severity() {
             let problems = match check {
                 CheckSpec::Table { columns, min_rows, .. } => sec.table(columns, *min_rows),
                 CheckSpec::StageCoverage { .. } => {
@@ -58,7 +58,7 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, m: &Migration) -> Vec<Find
                 }
             };
             out.extend(problems.into_iter().map(|p| Finding {
-                severity: p.severity.unwrap_or(check.severity()),
+                severity: p.severity.unwrap_or(severity),
                 code: p.code,
                 section: Some(s.id.clone()),
                 line: Some(p.line),
