@@ -2,7 +2,9 @@
 //! how each may be titled, and the structural checks each must pass. Loaded from
 //! `template.toml` in a prompts folder; nothing here is specific to rollback plans.
 
-use serde::Deserialize;
+use std::fmt;
+
+use serde::{Deserialize, de};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,7 +119,7 @@ pub struct SectionSpec {
     #[serde(default)]
     pub guidance: Option<String>,
     #[serde(default)]
-    pub checks: Vec<CheckSpec>,
+    pub checks: Checks,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
@@ -137,7 +139,133 @@ pub enum Scope {
     Document,
 }
 
-/// A structural check on a section. Alternatives inside one string are separated by `|`.
+/// A section's structural checks, in the order declared. Each is one table in
+/// `template.toml`, `{ kind = "table", columns = [...], severity = "warning" }`:
+/// `severity` is the one field every kind takes, so it is read here, once, and the rest of
+/// the table as a `CheckSpec`, which refuses any field its kind does not know.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Checks(Vec<Declared>);
+
+/// One check as declared: what it looks for, and its severity if the table gives one.
+#[derive(Debug, Clone)]
+struct Declared {
+    spec: CheckSpec,
+    severity: Option<Severity>,
+}
+
+impl Checks {
+    pub fn iter(&self) -> impl Iterator<Item = &CheckSpec> {
+        self.0.iter().map(|c| &c.spec)
+    }
+
+    /// Each check with the severity of its findings: the declared one, else its kind's default.
+    pub fn with_severity(&self) -> impl Iterator<Item = (&CheckSpec, Severity)> {
+        self.0
+            .iter()
+            .map(|c| (&c.spec, c.severity.unwrap_or_else(|| c.spec.default_severity())))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for Declared {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(DeclaredVisitor)
+    }
+}
+
+/// Reads a check's table: `severity` is set aside as the keys go by, and every other key
+/// goes to `CheckSpec`'s own reader, so errors keep the place the format gives them.
+struct DeclaredVisitor;
+
+impl<'de> de::Visitor<'de> for DeclaredVisitor {
+    type Value = Declared;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a check: a table with a `kind`")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Declared, A::Error> {
+        let mut severity = None;
+        let rest = WithoutSeverity {
+            map,
+            severity: &mut severity,
+        };
+        match CheckSpec::deserialize(de::value::MapAccessDeserializer::new(rest)) {
+            Ok(spec) => Ok(Declared { spec, severity }),
+            Err(CheckError::Format(e)) => Err(e),
+            Err(CheckError::Check(msg)) => Err(de::Error::custom(msg)),
+        }
+    }
+}
+
+/// A check's table without its `severity`, which goes into `severity` instead.
+struct WithoutSeverity<'a, A> {
+    map: A,
+    severity: &'a mut Option<Severity>,
+}
+
+impl<'de, A: de::MapAccess<'de>> de::MapAccess<'de> for WithoutSeverity<'_, A> {
+    type Error = CheckError<A::Error>;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
+        use de::IntoDeserializer;
+        while let Some(key) = self.map.next_key::<String>().map_err(CheckError::Format)? {
+            if key != "severity" {
+                return seed.deserialize(key.into_deserializer()).map(Some);
+            }
+            *self.severity = Some(self.map.next_value().map_err(CheckError::Format)?);
+        }
+        Ok(None)
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
+        self.map.next_value_seed(seed).map_err(CheckError::Format)
+    }
+}
+
+/// An error reading a check: the format's own (it knows where it is), or one about the
+/// check's fields, whose list of known fields names `severity` too.
+#[derive(Debug)]
+enum CheckError<E> {
+    Format(E),
+    Check(String),
+}
+
+impl<E: fmt::Display> fmt::Display for CheckError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            CheckError::Format(e) => e.fmt(f),
+            CheckError::Check(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl<E: de::Error> std::error::Error for CheckError<E> {}
+
+impl<E: de::Error> de::Error for CheckError<E> {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        CheckError::Check(msg.to_string())
+    }
+
+    /// As serde words it, with `severity` among the fields every kind knows.
+    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
+        let known: Vec<String> = expected.iter().chain(&["severity"]).map(|f| format!("`{f}`")).collect();
+        let list = match known.as_slice() {
+            [one] => one.clone(),
+            [a, b] => format!("{a} or {b}"),
+            all => format!("one of {}", all.join(", ")),
+        };
+        CheckError::Check(format!("unknown field `{field}`, expected {list}"))
+    }
+}
+
+/// What a structural check on a section looks for. Alternatives inside one string are
+/// separated by `|`. A new check is a variant here, a `Code` in `check/finding.rs` and a
+/// function in `check/structure/checks.rs`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CheckSpec {
@@ -146,28 +274,19 @@ pub enum CheckSpec {
         columns: Vec<String>,
         #[serde(default = "one")]
         min_rows: usize,
-        #[serde(default)]
-        severity: Severity,
     },
     /// Every risky stage from the input has a subsection (a heading inside this section).
-    StageCoverage {
-        #[serde(default)]
-        severity: Severity,
-    },
+    StageCoverage {},
     /// The section lists between `min` and `max` items (subheadings, else list items or bold leads).
     Items {
         what: String,
         min: Option<usize>,
         max: Option<usize>,
-        #[serde(default)]
-        severity: Severity,
     },
     /// At least `min` task-list checkboxes (`- [ ]`).
     Checkboxes {
         #[serde(default = "one")]
         min: usize,
-        #[serde(default)]
-        severity: Severity,
     },
     /// Each row of a table (`column` names the column, alternatives split by `|`), or
     /// without `column` each item of the section (subsection, bold lead, list item),
@@ -175,27 +294,15 @@ pub enum CheckSpec {
     Durations {
         #[serde(default)]
         column: Option<String>,
-        #[serde(default = "warning")]
-        severity: Severity,
     },
     /// At least half of the section's items read as a decision: "if", "when", "unless"...
-    Conditionals {
-        #[serde(default = "warning")]
-        severity: Severity,
-    },
+    Conditionals {},
     /// Each item names a stage or something the summary names (checked when both the
     /// stages and the summary are known). Items that do not are listed: a warning, or `severity` when they are
     /// more than half.
-    Specific {
-        what: String,
-        #[serde(default)]
-        severity: Severity,
-    },
+    Specific { what: String },
     /// With `--parallel`: the section's point of no return ("T+…") is the outline's.
-    PointOfNoReturn {
-        #[serde(default)]
-        severity: Severity,
-    },
+    PointOfNoReturn {},
     /// Each entry of `all` is mentioned (case-insensitive phrase) in the section or the document.
     Mentions {
         all: Vec<String>,
@@ -204,8 +311,6 @@ pub enum CheckSpec {
         /// How to name what is missing in a finding, e.g. "a point of no return".
         #[serde(default)]
         what: Option<String>,
-        #[serde(default)]
-        severity: Severity,
     },
 }
 
@@ -213,22 +318,19 @@ fn one() -> usize {
     1
 }
 
-fn warning() -> Severity {
-    Severity::Warning
-}
-
 impl CheckSpec {
-    pub fn severity(&self) -> Severity {
+    /// The severity of a check that declares none: the style checks (time bounds,
+    /// decisions) warn, the others are errors.
+    pub fn default_severity(&self) -> Severity {
         match self {
-            CheckSpec::Table { severity, .. }
-            | CheckSpec::StageCoverage { severity }
-            | CheckSpec::Items { severity, .. }
-            | CheckSpec::Checkboxes { severity, .. }
-            | CheckSpec::Durations { severity, .. }
-            | CheckSpec::Conditionals { severity }
-            | CheckSpec::Specific { severity, .. }
-            | CheckSpec::PointOfNoReturn { severity }
-            | CheckSpec::Mentions { severity, .. } => *severity,
+            CheckSpec::Durations { .. } | CheckSpec::Conditionals {} => Severity::Warning,
+            CheckSpec::Table { .. }
+            | CheckSpec::StageCoverage {}
+            | CheckSpec::Items { .. }
+            | CheckSpec::Checkboxes { .. }
+            | CheckSpec::Specific { .. }
+            | CheckSpec::PointOfNoReturn {}
+            | CheckSpec::Mentions { .. } => Severity::Error,
         }
     }
 }
@@ -261,5 +363,136 @@ impl Spec {
 
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.sections.iter().position(|s| s.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A spec of one section with these checks, which start on line 7.
+    fn spec_text(checks: &str) -> String {
+        format!(
+            "name = 'x'\nfiles = {{ user = 'u.md' }}\ninputs = {{ summary = 's', stages = 't' }}\n[[sections]]\nid = 'a'\ntitle = 'A'\n{checks}"
+        )
+    }
+
+    fn spec(checks: &str) -> Result<Spec, toml::de::Error> {
+        toml::from_str(&spec_text(checks))
+    }
+
+    /// Each check of the built-in template as (section, kind, severity).
+    fn checks_of(spec: &Spec) -> Vec<(String, String, Severity)> {
+        let mut out = Vec::new();
+        for s in &spec.sections {
+            for (c, severity) in s.checks.with_severity() {
+                let kind = format!("{c:?}");
+                let kind = kind.split([' ', '{']).next().unwrap().to_string();
+                out.push((s.id.clone(), kind, severity));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_check_of_the_template_reads_with_its_severity() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/prompts/rollback-plan/template.toml"
+        ))
+        .unwrap();
+        let spec: Spec = toml::from_str(&text).unwrap();
+        let want = |id: &str, kind: &str, sev| (id.to_string(), kind.to_string(), sev);
+        use Severity::{Error, Warning};
+        assert_eq!(
+            checks_of(&spec),
+            [
+                want("decision-matrix", "Table", Error),
+                want("decision-matrix", "Durations", Warning),
+                want("by-stage", "StageCoverage", Error),
+                want("by-stage", "Durations", Warning),
+                want("by-stage", "Conditionals", Warning),
+                want("communication", "Mentions", Warning),
+                want("checklist", "Checkboxes", Error),
+                want("what-if", "Items", Error),
+                want("what-if", "Specific", Error),
+                want("hard-truth", "Mentions", Error),
+                want("hard-truth", "PointOfNoReturn", Error),
+            ]
+        );
+        // The fields, as declared.
+        let matrix: Vec<&CheckSpec> = spec.sections[1].checks.iter().collect();
+        assert!(
+            matches!(matrix[0], CheckSpec::Table { columns, min_rows: 4 } if columns.len() == 4),
+            "{matrix:?}"
+        );
+        assert!(matches!(matrix[1], CheckSpec::Durations { column: Some(c) } if c.starts_with("Time to decide|")));
+        let what_if: Vec<&CheckSpec> = spec.sections[8].checks.iter().collect();
+        assert!(matches!(
+            what_if[0],
+            CheckSpec::Items { what, min: Some(5), max: Some(10) } if what == "scenarios"
+        ));
+        let truth: Vec<&CheckSpec> = spec.sections[9].checks.iter().collect();
+        assert!(matches!(
+            truth[0],
+            CheckSpec::Mentions { scope: Scope::Document, what: Some(_), all } if all.len() == 1
+        ));
+        assert!(spec.sections[0].checks.is_empty());
+    }
+
+    #[test]
+    fn a_declared_severity_overrides_the_default_of_any_kind() {
+        let s = spec("checks = [{ kind = 'conditionals', severity = 'error' }, { severity = 'warning', kind = 'table', columns = ['a'] }, { kind = 'checkboxes' }]").unwrap();
+        let got: Vec<Severity> = s.sections[0].checks.with_severity().map(|(_, sev)| sev).collect();
+        assert_eq!(got, [Severity::Error, Severity::Warning, Severity::Error]);
+    }
+
+    /// A field a check's kind does not know is refused, with the same words and place as
+    /// when every kind declared `severity` itself.
+    #[test]
+    fn an_unknown_field_in_a_check_is_refused() {
+        let cases = [
+            (
+                "[[sections.checks]]\nkind = 'table'\ncolumns = ['x']\nbogus = 1\n",
+                "unknown field `bogus`, expected one of `columns`, `min_rows`, `severity`",
+            ),
+            (
+                "checks = [{ kind = 'stage_coverage', bogus = 1 }]",
+                "unknown field `bogus`, expected `severity`",
+            ),
+            (
+                "checks = [{ kind = 'durations', severity = 'warning', colum = 'x' }]",
+                "unknown field `colum`, expected `column` or `severity`",
+            ),
+            (
+                "checks = [{ kind = 'conditionals', severity = 'fatal' }]",
+                "unknown variant `fatal`, expected `warning` or `error`",
+            ),
+            (
+                "checks = [{ kind = 'nope' }]",
+                "unknown variant `nope`, expected one of `table`, `stage_coverage`, `items`, `checkboxes`, `durations`, `conditionals`, `specific`, `point_of_no_return`, `mentions`",
+            ),
+            ("checks = [{ severity = 'error' }]", "missing field `kind`"),
+        ];
+        for (checks, want) in cases {
+            let e = spec(checks).unwrap_err();
+            assert_eq!(e.message(), want, "{checks}");
+            assert!(e.span().is_some(), "{checks}: no place");
+        }
+        // The place: the check's table (line 7), or the value that is wrong.
+        let line = |checks: &str| {
+            let e = spec(checks).unwrap_err();
+            let text = spec_text(checks);
+            crate::util::line_of(&text, e.span().unwrap().start)
+        };
+        assert_eq!(
+            line("[[sections.checks]]\nkind = 'table'\ncolumns = ['x']\nbogus = 1\n"),
+            7
+        );
+        assert_eq!(line("[[sections.checks]]\nkind = 'nope'\n"), 8);
+        assert_eq!(
+            line("[[sections.checks]]\nkind = 'items'\nwhat = 'x'\nseverity = 'fatal'\n"),
+            10
+        );
     }
 }

@@ -7,9 +7,11 @@ use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use crate::util::Lines;
 
 mod outline;
+mod scan;
 mod words;
 
 pub use outline::{Located, Outline, close_open_blocks, demote_headings, list_item_starts, outline, unwrap_fence};
+pub(crate) use scan::{Scan, TableInfo};
 pub use words::{HeadingMatch, Matcher, WordSet, join_tokens, stem, tokens, words};
 
 pub fn options() -> Options {
@@ -304,12 +306,35 @@ pub(crate) mod testing {
             .map(|l| (spec.sections[l.section].id.clone(), l.empty))
             .collect()
     }
+
+    /// Plain text of Markdown, as `Doc::text` and `Scan::text` build it in their own passes.
+    pub fn plain_text(md: &str) -> String {
+        let mut out = String::new();
+        for ev in Parser::new_ext(md, options()) {
+            match ev {
+                Event::Text(t) | Event::Code(t) => {
+                    out.push_str(&t);
+                }
+                Event::SoftBreak | Event::HardBreak | Event::End(_) => out.push(' '),
+                _ => {}
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testing::located_ids;
+    use super::testing::{located_ids, plain_text};
     use super::*;
+
+    #[test]
+    fn the_document_text_is_the_plain_text_of_the_body() {
+        let md = "---\nname: x\n---\n# Title\n\nSome *text*\nand more.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n";
+        let doc = parse(md);
+        assert_eq!(doc.text, plain_text(&md[doc.body_start..]));
+        assert!(!doc.text.contains("name: x"));
+    }
 
     #[test]
     fn front_matter_is_not_content() {

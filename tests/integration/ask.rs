@@ -3,33 +3,25 @@
 
 use serde_json::Value;
 
-use super::common::{all_text_under, example_input, fixture_dir, rbplan, tempdir};
+use super::common::{all_text_under, example_input, fixture_dir, rbplan, section_headings, tempdir};
 use super::model::{asked_headings, asked_single, authored, fixture_server, is_repair, reply};
 use super::regen::MODEL;
 use super::server::{Reply, Server};
 
-const HEADINGS: [&str; 10] = [
-    "1. Rollback philosophy",
-    "2. Rollback decision matrix",
-    "3. Rollback by stage",
-    "4. Specific rollback procedures by component",
-    "5. Pre-cutover rehearsal",
-    "6. Communication during rollback",
-    "7. Post-rollback checklist",
-    "8. Post-mortem template",
-    "9. Rollback what-if scenarios",
-    "10. The hard truth about rollback",
-];
-
-/// The headings of the ten sections, in the order they appear.
+/// The indices of the spec's sections, in the order `plan` has their headings.
 fn section_order(plan: &str) -> Vec<usize> {
-    let mut found: Vec<(usize, usize)> = HEADINGS
+    let mut found: Vec<(usize, usize)> = section_headings()
         .iter()
         .enumerate()
         .filter_map(|(i, h)| plan.find(&format!("## {h}\n")).map(|p| (p, i)))
         .collect();
     found.sort();
     found.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Every section, in the spec's order: what `section_order` gives for a whole plan.
+fn every_section() -> Vec<usize> {
+    (0..section_headings().len()).collect()
 }
 
 fn ask(server: &Server, dir: &std::path::Path, extra: &[&str]) -> super::common::Out {
@@ -45,7 +37,7 @@ fn complete_first_answer_needs_one_request() {
     let dir = tempdir();
     let out = ask(&server, dir.path(), &["--no-stream"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(section_order(&out.stdout), (0..10).collect::<Vec<_>>());
+    assert_eq!(section_order(&out.stdout), every_section());
     assert!(
         out.stderr
             .contains("plan complete: 10/10 sections, 0 repair rounds, 1 request"),
@@ -127,7 +119,7 @@ fn missing_sections_are_repaired_by_asking_for_exactly_those() {
 
     // The plan has all ten in canonical order, the repaired ones spliced in place.
     let plan = v["plan"].as_str().unwrap();
-    assert_eq!(section_order(plan), (0..10).collect::<Vec<_>>());
+    assert_eq!(section_order(plan), every_section());
     assert!(
         plan.contains("argocd app rollback orders"),
         "repaired section 4 content is in"
@@ -153,7 +145,7 @@ fn truncated_answer_keeps_complete_sections_and_repairs_the_rest() {
         "the cut-off section is not kept"
     );
     assert!(draft_turn.contains("## 6. Communication during rollback"));
-    assert_eq!(section_order(v["plan"].as_str().unwrap()), (0..10).collect::<Vec<_>>());
+    assert_eq!(section_order(v["plan"].as_str().unwrap()), every_section());
     assert!(out.stderr.contains("cut off"), "{}", out.stderr);
 }
 
@@ -385,7 +377,7 @@ fn quickstart_from_the_readme_works_offline() {
         .arg_path(&fixture_dir("quickstart"))
         .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(section_order(&out.stdout), (0..10).collect::<Vec<_>>());
+    assert_eq!(section_order(&out.stdout), every_section());
 }
 
 #[test]
@@ -848,7 +840,7 @@ fn a_repair_round_that_leaves_a_section_missing_falls_back_to_one_section_reques
     };
     assert_eq!(strategy("hard-truth"), "repair");
     assert_eq!(strategy("checklist"), "section");
-    assert_eq!(section_order(v["plan"].as_str().unwrap()), (0..10).collect::<Vec<_>>());
+    assert_eq!(section_order(v["plan"].as_str().unwrap()), every_section());
 }
 
 /// Issue 5: a first answer with no headings at all is completed one section at a time,
@@ -867,7 +859,7 @@ fn prose_with_no_headings_is_completed_section_by_section() {
         .iter()
         .map(|q| asked_single(&q.last_user()).expect("a one-section request"))
         .collect();
-    assert_eq!(asked, (0..10).collect::<Vec<_>>(), "each section once, in order");
+    assert_eq!(asked, every_section(), "each section once, in order");
     for q in &reqs[1..] {
         assert_eq!(
             q.roles(),
@@ -878,7 +870,7 @@ fn prose_with_no_headings_is_completed_section_by_section() {
     for s in v["sections"].as_array().unwrap() {
         assert_eq!(s["strategy"], "section", "{s}");
     }
-    assert_eq!(section_order(v["plan"].as_str().unwrap()), (0..10).collect::<Vec<_>>());
+    assert_eq!(section_order(v["plan"].as_str().unwrap()), every_section());
 }
 
 /// A server that echoes the key in another case (upper-cased here) must not get it printed,

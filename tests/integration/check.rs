@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::common::{Out, example_input, files_in, rbplan, read, repo, tempdir};
+use super::common::{Out, example_input, files_in, rbplan, read, repo, section_headings, section_ids, spec, tempdir};
 
 const STYLES: &str = "fixtures/check/styles";
 const PROBLEMS: &str = "fixtures/check/problems";
@@ -113,7 +113,7 @@ fn every_heading_style_passes_strict_with_the_example_stages() {
 /// holds a word of that section's title (or alias) and the lines go up in order.
 #[test]
 fn each_style_finds_every_section_at_its_heading_line() {
-    let words: [&[&str]; 10] = [
+    let words: &[&[&str]] = &[
         &["philosophy", "approach"],
         &["decision"],
         &["stage"],
@@ -125,6 +125,8 @@ fn each_style_finds_every_section_at_its_heading_line() {
         &["scenario"],
         &["hard truth", "limits"],
     ];
+    let ids = section_ids();
+    assert_eq!(words.len(), ids.len(), "a list of words for each section of the spec");
     let out = check(&["--json", STYLES]);
     assert_eq!(out.code, 0, "{}", out.stdout);
     let files = by_path(&out);
@@ -134,8 +136,9 @@ fn each_style_finds_every_section_at_its_heading_line() {
         let lines: Vec<&str> = text.lines().collect();
         let mut prev = 0;
         let sections = f["sections"].as_array().unwrap();
-        assert_eq!(sections.len(), 10);
+        assert_eq!(sections.len(), ids.len());
         for (i, s) in sections.iter().enumerate() {
+            assert_eq!(s["id"], ids[i], "{path}: {s}");
             assert_eq!(s["state"], "found", "{path}: {s}");
             assert_eq!(s["occurrences"], 1, "{path}: {s}");
             assert_eq!(s["number"], i + 1);
@@ -150,6 +153,24 @@ fn each_style_finds_every_section_at_its_heading_line() {
             prev = at;
         }
     }
+}
+
+/// The system prompt asks for the sections the spec checks: its numbered headings
+/// ("### 1. Rollback philosophy") are the spec's titles, all of them and in order.
+#[test]
+fn the_system_prompts_numbered_titles_are_the_specs_sections() {
+    let system = spec().files.system.expect("the template has a system prompt");
+    let text = read(&format!("prompts/rollback-plan/{system}"));
+    let numbered: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("### "))
+        .filter(|h| {
+            h.split_once(". ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(str::trim)
+        .collect();
+    assert_eq!(numbered, section_headings());
 }
 
 #[test]
@@ -515,21 +536,7 @@ fn json_report_shape_field_by_field() {
     );
     let sections = empty["sections"].as_array().unwrap();
     let ids: Vec<&str> = sections.iter().map(|s| s["id"].as_str().unwrap()).collect();
-    assert_eq!(
-        ids,
-        [
-            "philosophy",
-            "decision-matrix",
-            "by-stage",
-            "by-component",
-            "rehearsal",
-            "communication",
-            "checklist",
-            "post-mortem",
-            "what-if",
-            "hard-truth"
-        ]
-    );
+    assert_eq!(ids, section_ids());
     assert_eq!(
         sections[3],
         json!({"id": "by-component", "number": 4, "title": "Specific rollback procedures by component",

@@ -109,14 +109,27 @@ pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
+/// The built-in template's spec, as prompts/rollback-plan/template.toml declares it: what
+/// tests read the sections from, rather than lists of their own.
+pub fn spec() -> rbplan::spec::Spec {
+    toml::from_str(&read("prompts/rollback-plan/template.toml")).expect("template.toml is a spec")
+}
+
+/// The spec's section ids, in order: "philosophy", "decision-matrix", ...
+pub fn section_ids() -> Vec<String> {
+    spec().sections.into_iter().map(|s| s.id).collect()
+}
+
+/// The spec's section headings, in order, as a plan writes them: "1. Rollback philosophy", ...
+pub fn section_headings() -> Vec<String> {
+    let spec = spec();
+    (0..spec.sections.len()).map(|i| spec.heading(i)).collect()
+}
+
 /// The example input of the built-in template (what `--example` sends).
 pub fn example_input() -> (String, String) {
-    let t: toml::Value =
-        toml::from_str(&std::fs::read_to_string(repo().join("prompts/rollback-plan/template.toml")).unwrap()).unwrap();
-    (
-        t["example"]["summary"].as_str().unwrap().to_string(),
-        t["example"]["stages"].as_str().unwrap().to_string(),
-    )
+    let example = spec().example.expect("the template has an example");
+    (example.summary, example.stages)
 }
 
 /// Every file under `dir`, concatenated, for "does this secret appear anywhere" checks.

@@ -1,0 +1,170 @@
+//! One pass over a section's Markdown that reads what the structural checks look at: its
+//! tables (header and cells), subheadings, bold-led paragraphs, list items, checkboxes, and
+//! its plain text.
+
+use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+
+use crate::util::line_of;
+
+/// A table of the section.
+pub(crate) struct TableInfo {
+    pub(crate) line: usize,
+    /// The header's cells, in lower case.
+    pub(crate) headers: Vec<String>,
+    /// How many rows its body has.
+    pub(crate) rows: usize,
+    /// The text of each body row's cells.
+    pub(crate) cells: Vec<Vec<String>>,
+}
+
+/// What a section holds, read once.
+pub(crate) struct Scan {
+    pub(crate) tables: Vec<TableInfo>,
+    /// Headings below the section's own level, with their levels.
+    pub(crate) subheadings: Vec<(u8, String)>,
+    /// Paragraphs that open with bold text: "**What if …?**".
+    pub(crate) bold_leads: Vec<String>,
+    pub(crate) list_items: usize,
+    pub(crate) checkboxes: usize,
+    /// The section's plain text, made as `Doc::text` is.
+    pub(crate) text: String,
+}
+
+/// `Scan::new`'s state between parser events.
+struct ScanState<'a> {
+    scan: Scan,
+    src: &'a str,
+    /// Where the body starts in `src`, and the section's heading level.
+    start: usize,
+    level: u8,
+    depth_list: usize,
+    in_quote: usize,
+    heading: Option<(u8, String)>,
+    table: Option<TableInfo>,
+    in_head: bool,
+    cell: Option<String>,
+    /// The next event is the first inside a top-level paragraph.
+    para_first: bool,
+    bold: Option<String>,
+}
+
+impl Scan {
+    /// Reads `src[start..end]`, the body of a section whose heading has level `level`.
+    pub(crate) fn new(src: &str, start: usize, end: usize, level: u8) -> Scan {
+        let body = &src[start..end];
+        let mut st = ScanState {
+            scan: Scan {
+                tables: Vec::new(),
+                subheadings: Vec::new(),
+                bold_leads: Vec::new(),
+                list_items: 0,
+                checkboxes: 0,
+                text: String::with_capacity(body.len()),
+            },
+            src,
+            start,
+            level,
+            depth_list: 0,
+            in_quote: 0,
+            heading: None,
+            table: None,
+            in_head: false,
+            cell: None,
+            para_first: false,
+            bold: None,
+        };
+        for (ev, range) in Parser::new_ext(body, super::options()).into_offset_iter() {
+            let brk = matches!(ev, Event::SoftBreak | Event::HardBreak | Event::End(_));
+            st.event(ev, range.start);
+            // The section's plain text, as `Doc::text` is made, from the same parse.
+            if brk {
+                st.scan.text.push(' ');
+            }
+        }
+        st.scan
+    }
+
+    /// Items of a list-like section: its subsections if it has some (the outermost ones:
+    /// "#### Plan" under each "### What if …?" is part of its item), else its bold-led
+    /// paragraphs, else its top-level list items.
+    pub(crate) fn item_count(&self) -> usize {
+        let top = self.subheadings.iter().map(|(l, _)| *l).min();
+        let subsections = self.subheadings.iter().filter(|(l, _)| Some(*l) == top).count();
+        if subsections >= 2 {
+            subsections
+        } else if self.bold_leads.len() >= 2 {
+            self.bold_leads.len()
+        } else {
+            self.list_items
+        }
+    }
+}
+
+impl ScanState<'_> {
+    fn event(&mut self, ev: Event, at: usize) {
+        let was_para_first = std::mem::replace(&mut self.para_first, false);
+        match ev {
+            Event::Start(Tag::Heading { level: l, .. }) if (l as u8) > self.level => {
+                self.heading = Some((l as u8, String::new()))
+            }
+            Event::End(TagEnd::Heading(_)) => self.scan.subheadings.extend(self.heading.take()),
+            Event::Start(Tag::Table(_)) => {
+                self.table = Some(TableInfo {
+                    line: line_of(self.src, self.start + at),
+                    headers: Vec::new(),
+                    rows: 0,
+                    cells: Vec::new(),
+                })
+            }
+            Event::End(TagEnd::Table) => self.scan.tables.extend(self.table.take()),
+            Event::Start(Tag::TableHead) => self.in_head = true,
+            Event::End(TagEnd::TableHead) => self.in_head = false,
+            Event::Start(Tag::TableRow) => self.table.iter_mut().for_each(|t| t.cells.push(Vec::new())),
+            Event::End(TagEnd::TableRow) => self.table.iter_mut().for_each(|t| t.rows += 1),
+            Event::Start(Tag::TableCell) => self.cell = Some(String::new()),
+            Event::End(TagEnd::TableCell) => self.end_cell(),
+            Event::Start(Tag::List(_)) => self.depth_list += 1,
+            Event::End(TagEnd::List(_)) => self.depth_list -= 1,
+            Event::Start(Tag::Item) if self.depth_list == 1 && self.in_quote == 0 => self.scan.list_items += 1,
+            Event::Start(Tag::BlockQuote(_)) => self.in_quote += 1,
+            Event::End(TagEnd::BlockQuote(_)) => self.in_quote -= 1,
+            Event::TaskListMarker(_) => self.scan.checkboxes += 1,
+            Event::Start(Tag::Paragraph) if self.depth_list == 0 && self.in_quote == 0 => self.para_first = true,
+            Event::Start(Tag::Strong) if was_para_first => self.bold = Some(String::new()),
+            Event::End(TagEnd::Strong) => self.scan.bold_leads.extend(self.bold.take()),
+            Event::Text(t) | Event::Code(t) => {
+                let heading = self.heading.as_mut().map(|(_, h)| h);
+                for buf in [heading, self.cell.as_mut(), self.bold.as_mut()].into_iter().flatten() {
+                    buf.push_str(&t);
+                }
+                self.scan.text.push_str(&t);
+            }
+            _ => {}
+        }
+    }
+
+    fn end_cell(&mut self) {
+        let (Some(c), Some(t)) = (self.cell.take(), self.table.as_mut()) else {
+            return;
+        };
+        if self.in_head {
+            t.headers.push(c.to_lowercase());
+        } else if let Some(row) = t.cells.last_mut() {
+            row.push(c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::markdown::testing::plain_text;
+
+    #[test]
+    fn the_scan_text_is_the_plain_text_of_the_section() {
+        let md =
+            "Intro **bold** and `code`.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- [ ] one\n- two\n\n### Sub\n\ntext\n";
+        let scan = Scan::new(md, 0, md.len(), 2);
+        assert_eq!(scan.text, plain_text(md));
+    }
+}
