@@ -371,20 +371,30 @@ impl BatchReport {
             n => format!(" {n} with error findings (see the findings column)."),
         };
         format!(
-            "**{}: {} complete ({} kept from an earlier run), {} with errors, {} incomplete, {} failed, {} pending.**{findings} {}, {}, {}, {}, {}, {}.",
-            count(t.items as u64, "item"),
-            t.complete,
-            t.resumed,
-            t.errors,
-            t.incomplete,
-            t.failed,
-            t.pending,
+            "**{}.**{findings} {}, {}, {}, {}, {}, {}.",
+            self.counts_sentence(),
             count(t.requests, "request"),
             count(t.repair_rounds, "repair round"),
             count_as(t.transport_retries, "transport retry", "transport retries"),
             count(t.rate_limited, "rate-limited attempt"),
             count(t.tokens.total_tokens, "token"),
             self.cost_words()
+        )
+    }
+
+    /// The items by outcome: "3 items: 2 complete (1 kept from an earlier run), 0 with
+    /// errors, …, 1 pending", for report.md and the closing line alike.
+    pub fn counts_sentence(&self) -> String {
+        let t = &self.totals;
+        format!(
+            "{}: {} complete ({} kept from an earlier run), {} with errors, {} incomplete, {} failed, {} pending",
+            count(t.items as u64, "item"),
+            t.complete,
+            t.resumed,
+            t.errors,
+            t.incomplete,
+            t.failed,
+            t.pending
         )
     }
 

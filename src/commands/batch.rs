@@ -282,14 +282,8 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
     let t = &r.totals;
     let report_md = out.path.join("report.md");
     ui.note(format!(
-        "{}: {} complete ({} kept from an earlier run), {} with errors, {} incomplete, {} failed, {} pending; {}, {}, {} → {}",
-        count(t.items as u64, "item"),
-        t.complete,
-        t.resumed,
-        t.errors,
-        t.incomplete,
-        t.failed,
-        t.pending,
+        "{}; {}, {}, {} → {}",
+        r.counts_sentence(),
         count(t.requests, "request"),
         count(t.tokens.total_tokens, "token"),
         r.cost_words(),
