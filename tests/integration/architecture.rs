@@ -285,7 +285,6 @@ fn test_only_code_sits_at_the_end_of_each_file() {
 /// No file in src is over 700 lines, and none in src/commands over 400: a longer one
 /// holds more than one concern.
 #[test]
-#[ignore = "commands/ask.rs and commands/revise.rs are still being shrunk; un-ignore when they are"]
 fn no_file_is_too_long() {
     let mut files = Vec::new();
     rust_files(&repo().join("src"), &mut files);
