@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod input;
 pub mod judge;
@@ -54,7 +55,8 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
             cli::Command::Batch(b) => commands::batch::run(*b, ui).await,
             cli::Command::Revise(r) => commands::revise::run(*r, ui).await,
             cli::Command::Check(c) => commands::check::run(c, ui).await,
-            cli::Command::Render(r) => commands::render::run(r),
+            cli::Command::Render(r) => commands::render::run(r, ui),
+            cli::Command::Stages(s) => commands::stages::run(s),
             cli::Command::Doctor(d) => commands::doctor::run(d).await,
             cli::Command::Completions { shell } => commands::shell::completions(shell),
             cli::Command::Man => commands::shell::man(),

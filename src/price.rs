@@ -204,6 +204,12 @@ pub fn prompt_tokens(model: &str, texts: &[&str]) -> (u64, Counting) {
     (body + per_message, how)
 }
 
+/// Tokens of one text for `model`, without the chat format's per-message tokens.
+pub fn text_tokens(model: &str, text: &str) -> (u64, Counting) {
+    let (n, how) = prompt_tokens(model, &[text]);
+    (n - 7, how)
+}
+
 /// The prompt tokens `--max-cost` holds for a request: counted with the model's tokenizer
 /// where rbplan has it; else the four-characters-a-token estimate plus a third, since other
 /// tokenizers can count more (SmolLM2's counted 2,804 for the example prompt, the estimate

@@ -29,17 +29,33 @@ const DEFAULT_JUDGE: &str = include_str!("../prompts/defaults/judge.md");
 const DEFAULT_REVISE: &str = include_str!("../prompts/defaults/revise.md");
 const DEFAULT_OUTLINE: &str = include_str!("../prompts/defaults/outline.md");
 
-/// The two inputs of a plan.
-#[derive(Debug, Clone)]
+/// The inputs of a plan: the two of the prompt, and the team's context files as the
+/// model reads them (`context::render`; empty without any).
+#[derive(Debug, Clone, Default)]
 pub struct Inputs {
     pub summary: String,
     pub stages: String,
+    pub context: String,
 }
 
 impl Inputs {
-    /// Hash recorded in front matter, so a plan can be traced to what made it.
+    /// The two inputs, with no context.
+    pub fn new(summary: String, stages: String) -> Inputs {
+        Inputs {
+            summary,
+            stages,
+            context: String::new(),
+        }
+    }
+
+    /// Hash recorded in front matter, so a plan can be traced to what made it (the
+    /// context's paths and text included when there is one).
     pub fn hash(&self) -> String {
-        util::short_hash(&[self.summary.as_bytes(), self.stages.as_bytes()])
+        let mut parts = vec![self.summary.as_bytes(), self.stages.as_bytes()];
+        if !self.context.is_empty() {
+            parts.push(self.context.as_bytes());
+        }
+        util::short_hash(&parts)
     }
 }
 
@@ -159,10 +175,7 @@ impl Template {
             has_system,
         };
         // Render once with placeholder input so a broken template fails now, naming its file.
-        let probe = Inputs {
-            summary: "x".into(),
-            stages: "x".into(),
-        };
+        let probe = Inputs::new("x".into(), "x".into());
         t.messages(&probe)?;
         t.repair_prompt(&probe, &[0], &[])?;
         t.section_prompt(&probe, 0, &[], None)?;
@@ -269,6 +282,7 @@ impl Template {
         // Values, not template source: tera never interprets them.
         ctx.insert(self.spec.inputs.summary.clone(), &inputs.summary);
         ctx.insert(self.spec.inputs.stages.clone(), &inputs.stages);
+        ctx.insert("context", &inputs.context);
         let generic = serde_json::json!({"summary": inputs.summary, "stages": inputs.stages});
         ctx.insert("inputs", &generic);
         let sections: Vec<SectionCtx> = (0..self.spec.sections.len())
@@ -324,10 +338,7 @@ mod tests {
     use super::*;
 
     fn inputs(summary: &str, stages: &str) -> Inputs {
-        Inputs {
-            summary: summary.into(),
-            stages: stages.into(),
-        }
+        Inputs::new(summary.into(), stages.into())
     }
 
     #[test]

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Ctx;
-use super::items::{self, Item, Manifest};
+use super::items::{self, Manifest};
 use crate::client::Message;
 use crate::error::{Outcome, Result};
+use crate::pipeline::PlanInput;
 use crate::price::{Counting, Known, usd};
 use crate::term::{Ui, count, print_stdout, thousands};
 
@@ -50,21 +51,40 @@ pub struct Estimate {
     /// Over every model; None when one has no price.
     pub cost_usd_min: Option<f64>,
     pub cost_usd_max: Option<f64>,
+    /// The items that carry context (`--context`, their own `context` or `runbook`): its
+    /// files and tokens, part of the prompt tokens above.
+    pub context: Vec<ItemContext>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ItemContext {
+    pub name: String,
+    pub files: usize,
+    pub tokens: u64,
 }
 
 /// Count the run without sending anything.
 pub fn estimate(ctx: &Ctx, manifest: &Manifest) -> Result<Estimate> {
     let mut per: BTreeMap<String, ModelEstimate> = BTreeMap::new();
     let (mut items, mut kept) = (0u64, 0u64);
+    let mut context = Vec::new();
     for item in items::open(&manifest.path)? {
         let item = item?;
         items += 1;
         let model = ctx.model_of(&item);
-        if ctx.keeps(&item, &model, &item.inputs.hash()) {
+        let input = ctx.item_input(&item, &model)?;
+        if ctx.keeps(&item, &input, &model) {
             kept += 1;
             continue;
         }
-        let requests = first_requests(ctx, &item)?;
+        if let Some(n) = &input.context_tokens {
+            context.push(ItemContext {
+                name: item.name.clone(),
+                files: input.context.files.len(),
+                tokens: n.tokens,
+            });
+        }
+        let requests = first_requests(ctx, &input)?;
         let m = per.entry(model.clone()).or_insert_with(|| ModelEstimate {
             model: model.clone(),
             ..ModelEstimate::default()
@@ -97,13 +117,14 @@ pub fn estimate(ctx: &Ctx, manifest: &Manifest) -> Result<Estimate> {
         cost_usd_min: sum(|m| m.cost_usd_min),
         cost_usd_max: sum(|m| m.cost_usd_max),
         models,
+        context,
     })
 }
 
 /// The first requests of one plan, each as its messages' texts: the prompt, or with
 /// `--parallel` the outline request and every part (the outline itself left out).
-fn first_requests(ctx: &Ctx, item: &Item) -> Result<Vec<Vec<String>>> {
-    let messages = ctx.template.messages(&item.inputs)?;
+fn first_requests(ctx: &Ctx, input: &PlanInput) -> Result<Vec<Vec<String>>> {
+    let messages = ctx.template.messages(&input.inputs)?;
     if ctx.settings.repair.parallel.is_none() {
         return Ok(vec![messages.into_iter().map(|m| m.content).collect()]);
     }
@@ -113,8 +134,8 @@ fn first_requests(ctx: &Ctx, item: &Item) -> Result<Vec<Vec<String>>> {
             .map(|m| m.content)
             .collect()
     };
-    let mut out = vec![texts(ctx.template.outline_prompt(&item.inputs)?)];
-    let parts = crate::repair::part_prompts(&ctx.template, &ctx.checker.spec, &item.inputs, &item.stages, "")?;
+    let mut out = vec![texts(ctx.template.outline_prompt(&input.inputs)?)];
+    let parts = crate::repair::part_prompts(&ctx.template, &ctx.checker.spec, &input.inputs, &input.stages, "")?;
     out.extend(parts.into_iter().map(|p| texts(p.prompt)));
     Ok(out)
 }
@@ -147,6 +168,14 @@ pub fn print(ctx: &Ctx, manifest: &Manifest, json: bool, ui: Ui) -> Result<Outco
     );
     for m in &e.models {
         out.push_str(&model_line(m, e.max_tokens));
+    }
+    for c in &e.context {
+        out.push_str(&format!(
+            "  context of {}: {}, {} tokens (in the prompt tokens above)\n",
+            c.name,
+            count(c.files as u64, "file"),
+            thousands(c.tokens)
+        ));
     }
     out.push_str(&match (e.cost_usd_min, e.cost_usd_max) {
         (Some(lo), Some(hi)) => format!("cost of the first requests: {} to {}\n", usd(lo), usd(hi)),

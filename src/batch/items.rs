@@ -30,6 +30,11 @@ pub struct Item {
     pub slug: String,
     /// The stage names read from `inputs.stages`, once.
     pub stages: Vec<String>,
+    /// The item's own context paths and runbook, relative to `dir`.
+    pub context: Vec<String>,
+    pub runbook: Option<String>,
+    /// The input file's folder.
+    pub dir: PathBuf,
 }
 
 /// What the input file declares, before checks.
@@ -42,6 +47,24 @@ struct Raw {
     stages: Option<String>,
     #[serde(default)]
     model: Option<String>,
+    /// Paths or globs, relative to the input file.
+    #[serde(default, deserialize_with = "paths")]
+    context: Vec<String>,
+    #[serde(default)]
+    runbook: Option<String>,
+}
+
+/// `context` as one path or a list of them (CSV: `;`-separated in one cell).
+fn paths<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    Ok(text_or_list(d)?.map(|t| split_paths(&t)).unwrap_or_default())
+}
+
+fn split_paths(t: &str) -> Vec<String> {
+    t.split(['\n', ';'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// `stages` as one text, or (JSON and YAML) as a list of stage names: one line each.
@@ -107,6 +130,8 @@ pub struct Manifest {
     /// The per-item `model` values used, and whether any item uses `--model`.
     pub models: std::collections::BTreeSet<String>,
     pub uses_default_model: bool,
+    /// Some item has its own `context` or `runbook`.
+    pub uses_context: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -141,8 +166,10 @@ pub fn validate(path: &Path) -> Result<Manifest> {
     let mut by_slug: HashMap<String, (usize, String)> = HashMap::new();
     let mut models = std::collections::BTreeSet::new();
     let mut uses_default_model = false;
+    let mut uses_context = false;
     for item in open(path)? {
         let item = item?;
+        uses_context |= !item.context.is_empty() || item.runbook.is_some();
         match &item.model {
             Some(m) => {
                 models.insert(m.clone());
@@ -187,6 +214,7 @@ pub fn validate(path: &Path) -> Result<Manifest> {
         entries,
         models,
         uses_default_model,
+        uses_context,
     })
 }
 
@@ -281,6 +309,8 @@ fn csv_items(path: PathBuf, file: File) -> impl Iterator<Item = Result<Item>> + 
                     summary: get("summary"),
                     stages: get("stages"),
                     model: get("model").filter(|m| !m.trim().is_empty()),
+                    context: get("context").map(|c| split_paths(&c)).unwrap_or_default(),
+                    runbook: get("runbook").filter(|r| !r.trim().is_empty()),
                 };
                 finish(&path, line, raw)
             }
@@ -299,19 +329,23 @@ fn check_csv_header(h: &[String]) -> std::result::Result<(), String> {
                 "column {col:?} appears twice in the header (names match in any case)"
             ));
         }
-        if !["name", "summary", "stages", "model"]
+        if !["name", "summary", "stages", "model", "context", "runbook"]
             .iter()
             .any(|k| col.eq_ignore_ascii_case(k))
         {
             return Err(format!(
-                "unknown column {col:?} in the header; expected name, summary, stages and optionally model"
+                "unknown column {col:?} in the header; expected name, summary, stages and optionally model, context, runbook"
             ));
         }
     }
-    match ["name", "summary", "stages"]
-        .into_iter()
-        .find(|need| !h.iter().any(|c| c.eq_ignore_ascii_case(need)))
-    {
+    let has = |k: &str| h.iter().any(|c| c.eq_ignore_ascii_case(k));
+    // With a runbook column, its steps and title may stand in for stages and summary.
+    let needed: &[&str] = if has("runbook") {
+        &["name"]
+    } else {
+        &["name", "summary", "stages"]
+    };
+    match needed.iter().find(|need| !has(need)) {
         Some(need) => Err(format!(
             "the header has no {need:?} column; expected name, summary, stages and optionally model"
         )),
@@ -360,14 +394,16 @@ fn yaml(path: PathBuf, file: File) -> Result<Items> {
 }
 
 /// Check one item's fields and give it a file name.
-fn finish(path: &Path, line: usize, raw: Raw) -> Result<Item> {
+fn finish(path: &Path, line: usize, mut raw: Raw) -> Result<Item> {
     let err = |msg: String| Error::input(path, Some(line), msg);
-    let name = raw.name.ok_or_else(|| err("missing \"name\"".into()))?;
+    let name = raw.name.take().ok_or_else(|| err("missing \"name\"".into()))?;
     let who = if name.trim().is_empty() {
         "the item with an empty name".to_string()
     } else {
         format!("{name:?}")
     };
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    from_runbook(&mut raw, &dir).map_err(|m| err(format!("{who}: {m}")))?;
     let text = |v: Option<String>, field: &str| -> Result<String> {
         match v {
             None => Err(err(format!("{who} has no \"{field}\""))),
@@ -388,11 +424,52 @@ fn finish(path: &Path, line: usize, raw: Raw) -> Result<Item> {
     Ok(Item {
         slug: slug(&name),
         name,
-        inputs: Inputs { summary, stages },
+        inputs: Inputs::new(summary, stages),
         model,
         line,
         stages: stage_names,
+        context: raw.context,
+        runbook: raw.runbook.filter(|r| !r.trim().is_empty()),
+        dir,
     })
+}
+
+/// An item with a `runbook` and no `stages` (or `summary`): its runbook's steps (title
+/// and first paragraph) stand in, as for `ask --runbook`.
+fn from_runbook(raw: &mut Raw, dir: &Path) -> std::result::Result<(), String> {
+    let Some(rb) = raw.runbook.as_deref().filter(|r| !r.trim().is_empty()) else {
+        return Ok(());
+    };
+    let blank = |v: &Option<String>| v.as_deref().is_none_or(|t| t.trim().is_empty());
+    if !blank(&raw.stages) && !blank(&raw.summary) {
+        return Ok(());
+    }
+    let p = dir.join(rb);
+    let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read its runbook {}: {e}", p.display()))?;
+    let derived = crate::input::runbook::derive(&text);
+    let given = crate::input::Supplied {
+        summary: raw
+            .summary
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| text_of(t, "summary")),
+        stages: raw
+            .stages
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| text_of(t, "stages")),
+    };
+    let filled = given.or_runbook(rb, &derived).map_err(|e| e.to_string())?;
+    raw.summary = filled.summary.map(|t| t.text);
+    raw.stages = filled.stages.map(|t| t.text);
+    Ok(())
+}
+
+fn text_of(text: String, field: &str) -> crate::input::Text {
+    crate::input::Text {
+        text,
+        origin: format!("\"{field}\""),
+    }
 }
 
 /// File names that would clash with the report or mean something special somewhere.

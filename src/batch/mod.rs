@@ -18,6 +18,7 @@ pub mod runner;
 
 use crate::check::Checker;
 use crate::client::Client;
+use crate::pipeline::PlanInput;
 use crate::template::Template;
 use engine::import::Imported;
 use items::Item;
@@ -46,6 +47,9 @@ pub struct Ctx {
     /// wins), the request shape, repairs, fallback, judge, `--parallel`.
     pub settings: crate::pipeline::Settings,
     pub force: bool,
+    /// `--context` (read once, sent first for every item), the budget and redaction.
+    pub context: crate::context::Context,
+    pub context_ask: crate::pipeline::ContextAsk,
     /// What tokens cost (`--price`, the built-in table), for each plan's cost.
     pub prices: crate::price::Prices,
     /// Where answers come from.
@@ -77,20 +81,38 @@ impl Ctx {
         self.out.as_ref().expect("--out-dir is checked before any engine runs")
     }
 
-    /// What an earlier run left in the output folder for `item` made with `model`.
-    fn earlier(&self, item: &Item, model: &str, input_hash: &str) -> Earlier {
+    /// What an earlier run left in the output folder for `item`'s `input` made with `model`.
+    fn earlier(&self, item: &Item, input: &PlanInput, model: &str) -> Earlier {
         let want = Wanted {
             template_hash: &self.template.hash,
             model,
-            input_hash,
-            migration: &item.migration(),
+            input_hash: &input.hash,
+            migration: &input.migration,
+            context: &input.context.files,
         };
         self.out().earlier(&item.slug, &want, &self.checker)
     }
 
     /// A current plan for `item` is in the output folder and no --force asks to redo it
     /// (false without an output folder): an export leaves such services out.
-    pub fn keeps(&self, item: &Item, model: &str, input_hash: &str) -> bool {
-        self.out.is_some() && !self.force && self.earlier(item, model, input_hash) == Earlier::Current
+    pub fn keeps(&self, item: &Item, input: &PlanInput, model: &str) -> bool {
+        self.out.is_some() && !self.force && self.earlier(item, input, model) == Earlier::Current
+    }
+
+    /// What `item`'s plan is made from: its inputs, the run's `--context` and then its own
+    /// `context` and `runbook` (read from the input file's folder), held to the budget.
+    pub fn item_input(&self, item: &Item, model: &str) -> crate::error::Result<PlanInput> {
+        let input = PlanInput::with_stages(item.inputs.clone(), item.stages.clone());
+        if self.context.is_empty() && item.context.is_empty() && item.runbook.is_none() {
+            return Ok(input);
+        }
+        let own = crate::pipeline::ContextAsk {
+            paths: item.context.clone(),
+            runbook: item.runbook.clone(),
+            ..self.context_ask.clone()
+        };
+        let ctx = self.context.then(own.load(&item.dir, false)?);
+        let rb = own.read_runbook(&item.dir, false)?;
+        input.with_context(ctx, rb.as_ref(), self.context_ask.budget, model)
     }
 }

@@ -24,7 +24,7 @@ pub struct OutDir {
 }
 
 /// A plan file from an earlier run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Earlier {
     /// No plan file.
     None,
@@ -192,6 +192,8 @@ mod tests {
             judge_model: None,
             judge_score: None,
             sections: Default::default(),
+            context: Default::default(),
+            runbook: None,
         };
         let m = crate::check::Migration::default();
         let want = Wanted {
@@ -199,6 +201,7 @@ mod tests {
             model: "m",
             input_hash: "ih",
             migration: &m,
+            context: &[],
         };
         assert_ne!(out.earlier("svc", &want, &c), Earlier::Current, "no file yet");
         out.write_plan("svc", &prov(PlanStatus::Complete), &full).unwrap();

@@ -13,6 +13,7 @@ use crate::client::ApiError;
 use crate::error::Error;
 use crate::output::living::{self, Decision, Working};
 use crate::pipeline::{Job, PlanInput, Produced, Start, Written};
+
 use crate::repair::{self, Event};
 
 impl Ctx {
@@ -22,8 +23,11 @@ impl Ctx {
     pub async fn plan_one(&self, item: Item, progress: &Progress) -> Option<(ItemReport, Option<super::Stop>)> {
         let model = self.model_of(&item);
         let settings = self.settings.for_model(&model);
-        let input = PlanInput::with_stages(item.inputs.clone(), item.stages.clone());
         let file = OutDir::file_name(&item.slug);
+        let input = match self.item_input(&item, &model) {
+            Ok(i) => i,
+            Err(e) => return Some((self.failed(&item, &model, &file, &e, Instant::now()), None)),
+        };
         let redo = match self.kept(&item, &input, &settings, &file) {
             Ok(r) => return Some((r, None)),
             Err(why) => why.map(|w| w.to_string()),
@@ -65,6 +69,7 @@ impl Ctx {
             }
         };
         r.redone = redo;
+        r.redactions = input.context.redactions.clone();
         Some((r, fatal))
     }
 
@@ -105,6 +110,7 @@ impl Ctx {
             model,
             input_hash: &input.hash,
             migration: &input.migration,
+            context: &input.context.files,
         };
         match self.out().earlier(&item.slug, &want, &self.checker) {
             Earlier::None => Err(None),

@@ -88,6 +88,9 @@ pub struct ItemReport {
     /// `--force` copied the earlier file here (`NAME.md.bak`) before writing over it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
+    /// Credentials replaced in the item's context before sending: file, line and kind.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redactions: Vec<crate::context::Redaction>,
 }
 
 impl ItemReport {
@@ -174,6 +177,7 @@ impl ItemReport {
             kept: Vec::new(),
             written_beside: None,
             backup: None,
+            redactions: Vec::new(),
         }
     }
 }

@@ -159,6 +159,18 @@ codes! {
         checks: "The plan was made from another version of its template (its front matter says which).",
         fix: "Regenerate the plan with rbplan ask, or let rbplan batch redo it.",
     }
+    Suppression {
+        name: "suppression",
+        severity: Graded::Fixed(Severity::Warning),
+        checks: "An rbplan-disable comment that suppresses nothing, names an unknown code, or would hide a missing section.",
+        fix: "Remove the comment, or name the code of a finding that is there: <!-- rbplan-disable-next-line durations -->.",
+    }
+    ContextDrift {
+        name: "context_drift",
+        severity: Graded::Fixed(Severity::Warning),
+        checks: "A context file the plan was made from (its front matter records its hash) has changed since.",
+        fix: "Regenerate the plan from the current files: rerun the same rbplan ask --out or rbplan batch.",
+    }
 }
 
 impl Code {
@@ -237,6 +249,19 @@ pub struct Finding {
     /// For stage coverage: the stage that is not covered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
+    /// What set it aside, for a suppressed finding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed_by: Option<Suppressor>,
+}
+
+/// What suppressed a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suppressor {
+    /// An `rbplan-disable` comment, at this line.
+    Comment { line: usize },
+    /// `check --ignore`, or a code `--select` leaves out.
+    Flag,
 }
 
 impl Finding {
@@ -248,6 +273,7 @@ impl Finding {
             line,
             message,
             stage: None,
+            suppressed_by: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod finding;
 pub mod quality;
 pub mod specific;
 pub mod structure;
+pub mod suppress;
 
 pub use finding::{Code, Finding};
 
@@ -43,6 +44,10 @@ pub struct SectionReport {
 pub struct CheckReport {
     pub sections: Vec<SectionReport>,
     pub findings: Vec<Finding>,
+    /// Findings an `rbplan-disable` comment (or `check --ignore`) set aside: counted in every
+    /// output, never in the verdict.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<Finding>,
 }
 
 impl CheckReport {
@@ -220,7 +225,13 @@ impl Checker {
             );
             findings.push(Finding::new(Severity::Error, Code::Generic, None, Some(1), msg));
         }
-        (outline, CheckReport { sections, findings })
+        let s = suppress::apply(&doc, findings);
+        let report = CheckReport {
+            sections,
+            findings: s.kept,
+            suppressed: s.suppressed,
+        };
+        (outline, report)
     }
 
     /// Whether section `i` is there, with content, and only once.
@@ -301,6 +312,7 @@ fn order_findings(spec: &Spec, outline: &Outline) -> Vec<Finding> {
                     spec.heading(hi)
                 ),
                 stage: None,
+                suppressed_by: None,
             }),
             _ => prev = Some((l.section, l.line)),
         }

@@ -25,10 +25,16 @@ use crate::term::{Ui, print_stdout};
 pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
     let env = Env::load()?;
     let template = Template::resolve(args.template.template.as_deref())?;
-    let input = PlanInput::new(input::resolve(&args.input.given_or(&args.example), &template)?);
+    let cask = super::context_ask(&args.context, &env)?;
+    let rb = cask.read_runbook(Path::new(""), true)?;
+    let given = args.input.given_or(&args.example);
+    let inputs = input::resolve(&given, &template, rb.as_ref().map(|r| r.source()))?;
+    let ctx = cask.load(Path::new(""), true)?;
     let checker = Checker::new(&template);
     let (_lock, working) = prepare_out(&mut args, &checker, ui)?.unzip();
     let (settings, client) = connect(&args.conn, &env)?;
+    let input = PlanInput::new(inputs).with_context(ctx, rb.as_ref(), cask.budget, &settings.shape.model)?;
+    super::say_context(&input, cask.redact, ui);
     let prices = crate::config::prices(&args.cost.price, &env)?;
     let view = View::new(ui, streams(&args), args.out.is_none() && !args.json);
     let plan = pipeline::Settings::new(
@@ -115,6 +121,7 @@ fn show(args: &AskArgs, view: &View, p: &Produced, job: &Job<'_>, prices: &crate
         v["written_to"] = json!(p.written.path().map(|p| p.display().to_string()));
         v["judge"] = json!(p.judgement);
         v["cost_usd"] = json!(p.g.tally.usage.priced(prices, job.model()));
+        v["context"] = super::context_json(job.input);
         print_stdout(&(serde_json::to_string_pretty(&v).expect("json") + "\n"))
     } else if args.out.is_none() {
         view.print_plan(&p.g)

@@ -29,6 +29,8 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
     // The whole input is checked before anything is sent.
     let manifest = items::validate(&args.input)?;
     check_names(&args, &manifest)?;
+    let context_ask = super::context_ask(&args.context, &env)?;
+    let context = context_ask.load(std::path::Path::new(""), true)?;
     let (settings, client) = connect(&args.conn, &env)?;
     warn_about_tpm(&args, &settings, ui);
     let prices = crate::config::prices(&args.cost.price, &env)?;
@@ -51,9 +53,12 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
             args.judge.judge_model.clone(),
         ),
         force: args.force,
+        context,
+        context_ask,
         prices,
         answers: Answers::Live,
     };
+    check_contexts(&ctx, &manifest, ui)?;
     if args.dry_run {
         return crate::batch::estimate::print(&ctx, &manifest, args.json, ui);
     }
@@ -75,6 +80,33 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
     let report = run_items(&args, &ctx, &manifest, engine, ui).await?;
     finish(&args, &ctx, &report, engine, ui)?;
     Ok(report.outcome())
+}
+
+/// Every item's context read and held to its budget before anything is sent: a file
+/// that is missing, not text or over the budget is an error naming the item and its line.
+fn check_contexts(ctx: &Ctx, manifest: &Manifest, ui: Ui) -> Result<()> {
+    if ctx.context.is_empty() && !manifest.uses_context {
+        return Ok(());
+    }
+    let shared: std::collections::BTreeSet<&str> = ctx.context.files.iter().map(|f| f.path.as_str()).collect();
+    let mut first = true;
+    for item in items::open(&manifest.path)? {
+        let item = item?;
+        let input = ctx
+            .item_input(&item, &ctx.model_of(&item))
+            .map_err(|e| Error::input(&manifest.path, Some(item.line), format!("item {:?}: {e}", item.name)))?;
+        if std::mem::take(&mut first) {
+            super::say_context(&input, ctx.context_ask.redact, ui);
+        } else {
+            let own = input
+                .context
+                .redactions
+                .iter()
+                .filter(|r| !shared.contains(r.path.as_str()));
+            super::say_redactions(own, ui);
+        }
+    }
+    Ok(())
 }
 
 /// Every model the run may ask: the default, the items' own, the fallback and the judge.

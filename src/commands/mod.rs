@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod render;
 pub mod revise;
 pub mod shell;
+pub mod stages;
 
 use crate::client::Client;
 use crate::config::{self, Env, Settings, Source};
@@ -70,4 +71,84 @@ pub fn cost_words(prices: &crate::price::Prices, model: &str, usage: &crate::cli
         Some(usd) => crate::price::usd(usd),
         None => format!("cost unknown: no price for model {model} (give --price IN:OUT)"),
     }
+}
+
+/// `--context`, `--runbook` and their limits as plain values; the budget from the flag,
+/// else `RBPLAN_CONTEXT_MAX_TOKENS`, else the default.
+pub fn context_ask(a: &crate::cli::ContextArgs, env: &Env) -> Result<crate::pipeline::ContextAsk> {
+    let max = match (a.context_max_tokens, env.get("RBPLAN_CONTEXT_MAX_TOKENS")) {
+        (Some(n), _) => n,
+        (None, Some((v, src))) => v.trim().parse().map_err(|_| {
+            Error::usage(format!(
+                "RBPLAN_CONTEXT_MAX_TOKENS={v:?} (from {src}) is not a whole number"
+            ))
+        })?,
+        (None, None) => crate::context::DEFAULT_MAX_TOKENS,
+    };
+    Ok(crate::pipeline::ContextAsk {
+        paths: a.context.clone(),
+        runbook: a.runbook.clone(),
+        budget: crate::context::Budget {
+            max,
+            truncate: a.context_truncate,
+        },
+        redact: !a.no_redact,
+    })
+}
+
+/// Say on stderr what the context holds: files left out of folders, credentials replaced
+/// (where, never what), and that nothing was redacted with `--no-redact`.
+pub fn say_context(input: &crate::pipeline::PlanInput, redact: bool, ui: crate::term::Ui) {
+    let c = &input.context;
+    if c.is_empty() {
+        return;
+    }
+    if let Some(n) = &input.context_tokens {
+        ui.note(format!(
+            "context: {}, {} tokens ({})",
+            crate::term::count(c.files.len() as u64, "file"),
+            crate::term::thousands(n.tokens),
+            n.how
+        ));
+    }
+    if !c.skipped.is_empty() {
+        let shown: Vec<String> = c
+            .skipped
+            .iter()
+            .map(|s| format!("{} ({})", s.path, s.why.as_str()))
+            .collect();
+        ui.note(format!("context: left out {}", shown.join(", ")));
+    }
+    say_redactions(c.redactions.iter(), ui);
+    if !redact {
+        ui.warn("context: --no-redact: the files are sent as they are, credentials included");
+    }
+}
+
+/// Each credential replaced in a context file: its file, line and kind, never its value.
+pub fn say_redactions<'a>(rs: impl Iterator<Item = &'a crate::context::Redaction>, ui: crate::term::Ui) {
+    for r in rs {
+        ui.warn(format!(
+            "context: {} line {}: a {} replaced by [REDACTED:{}] before sending (the value is not shown)",
+            r.path, r.line, r.kind, r.kind
+        ));
+    }
+}
+
+/// The context of a plan for `--json`: each file with its hash, what was left out of
+/// folders, the credentials replaced (file, line, kind) and the tokens.
+pub fn context_json(input: &crate::pipeline::PlanInput) -> serde_json::Value {
+    let c = &input.context;
+    let files: Vec<serde_json::Value> = c
+        .files
+        .iter()
+        .map(|f| serde_json::json!({"path": f.path, "hash": f.hash, "lang": f.lang, "shared": f.shared}))
+        .collect();
+    serde_json::json!({
+        "files": files,
+        "runbook": input.runbook,
+        "skipped": c.skipped,
+        "redactions": c.redactions,
+        "tokens": input.context_tokens.map(|n| n.tokens),
+    })
 }

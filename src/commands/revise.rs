@@ -13,7 +13,7 @@ use crate::error::{Error, Outcome, Result};
 use crate::input::{self, Given, Text};
 use crate::output::lock::Lock;
 use crate::pipeline::revise::{self, PlanFile, Revised, Wanted};
-use crate::pipeline::{self, Job, PlanInput, Start, Written};
+use crate::pipeline::{self, ContextAsk, Job, PlanInput, RunbookRead, Start, Written};
 use crate::present;
 use crate::repair::Event;
 use crate::template::{Inputs, Template};
@@ -25,12 +25,17 @@ pub async fn run(args: ReviseArgs, ui: Ui) -> Result<Outcome> {
     let checker = Checker::new(&template);
     let file = PlanFile::read(&args.plan)?;
     let wanted = wanted(&args, &checker)?;
-    let input = PlanInput::new(inputs_for(&args, &file)?);
+    let cask = context_ask(&args, &file, &env, ui)?;
+    let rb = cask.read_runbook(Path::new(""), true)?;
+    let inputs = inputs_for(&args, &file, rb.as_ref())?;
+    let ctx = cask.load(Path::new(""), true)?;
     let _lock = match args.dry_run {
         true => None,
         false => Some(Lock::file(&args.plan, "rbplan revise")?),
     };
     let (settings, client) = connect(&args.conn, &env)?;
+    let input = PlanInput::new(inputs).with_context(ctx, rb.as_ref(), cask.budget, &settings.shape.model)?;
+    super::say_context(&input, cask.redact, ui);
     let plan = pipeline::Settings::new(
         settings.shape.clone(),
         args.repair.max_repairs,
@@ -154,16 +159,42 @@ fn section_index(given: &str, checker: &Checker) -> Result<usize> {
     )))
 }
 
-/// The migration the plan is for: flags first, else what its front matter recorded.
-fn inputs_for(args: &ReviseArgs, file: &PlanFile) -> Result<Inputs> {
+/// The context asked for; without `--context` and `--runbook`, the files the plan's front
+/// matter records, when they are all still there.
+fn context_ask(args: &ReviseArgs, file: &PlanFile, env: &Env, ui: Ui) -> Result<ContextAsk> {
+    let mut ask = super::context_ask(&args.context, env)?;
+    let recorded = file.provenance.as_ref().map(|p| &p.context).filter(|c| !c.is_empty());
+    if let (true, None, Some(paths)) = (ask.paths.is_empty(), &ask.runbook, recorded) {
+        let runbook = file.provenance.as_ref().and_then(|p| p.runbook.clone());
+        let others: Vec<String> = paths.keys().filter(|k| Some(*k) != runbook.as_ref()).cloned().collect();
+        if paths.keys().all(|p| p == "-" || Path::new(p).exists()) && !paths.contains_key("-") {
+            ui.note(format!(
+                "context: the files {} records ({})",
+                args.plan.display(),
+                paths.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+            ask.paths = others;
+            ask.runbook = runbook;
+        }
+    }
+    Ok(ask)
+}
+
+/// The migration the plan is for: flags first, else what its front matter recorded, else
+/// what the runbook gives.
+fn inputs_for(args: &ReviseArgs, file: &PlanFile, rb: Option<&RunbookRead>) -> Result<Inputs> {
     let given: Given = args.input.given();
-    let read = given.read()?;
+    let mut read = given.read()?;
+    let recorded_summary = file.provenance.as_ref().is_some_and(|p| p.summary.is_some());
+    if let (Some(rb), false) = (rb, recorded_summary) {
+        read = read.or_runbook(&rb.path, &rb.derived)?;
+    }
     let recorded = file
         .provenance
         .as_ref()
         .and_then(|p| p.summary.clone().map(|s| (s, p.stages.join("\n"))));
     match (recorded, read.summary.is_some()) {
-        (Some((summary, stages)), false) if read.stages.is_none() => Ok(Inputs { summary, stages }),
+        (Some((summary, stages)), false) if read.stages.is_none() => Ok(Inputs::new(summary, stages)),
         (Some((summary, _)), false) => input::required(input::Supplied {
             summary: Some(Text {
                 text: summary,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::template::{Inputs, Template};
 
+pub mod runbook;
 mod stages;
 pub use stages::parse_stages;
 
@@ -54,20 +55,53 @@ impl Given {
     }
 }
 
-/// The inputs as given, or the template's example with `--example`.
-pub fn resolve(a: &Given, template: &Template) -> Result<Inputs> {
+impl Supplied {
+    /// What the runbook at `path` gives where nothing was given: the stages from its
+    /// procedure's steps (a runbook from which none can be derived is then an error that
+    /// says what was looked for), the summary from its title and opening paragraph.
+    pub fn or_runbook(mut self, path: &str, rb: &std::result::Result<runbook::Runbook, String>) -> Result<Supplied> {
+        if self.stages.is_none() {
+            let r = rb
+                .as_ref()
+                .map_err(|why| Error::input(path, None, format!("{why}; give the stages with --stages")))?;
+            let names: Vec<String> = r.steps.iter().map(|s| s.name.replace(['\n', '\r'], " ")).collect();
+            self.stages = Some(Text {
+                text: names.join("\n"),
+                origin: format!("the steps of runbook {path}"),
+            });
+        }
+        if self.summary.is_none()
+            && let Ok(r) = rb
+            && let Some(s) = &r.summary
+        {
+            self.summary = Some(Text {
+                text: s.clone(),
+                origin: format!("the title and first paragraph of runbook {path}"),
+            });
+        }
+        Ok(self)
+    }
+}
+
+/// A runbook's path and what was derived from it (`Supplied::or_runbook`).
+pub type RunbookSource<'a> = (&'a str, &'a std::result::Result<runbook::Runbook, String>);
+
+/// The inputs as given (a runbook filling in what was not), or the template's example
+/// with `--example`.
+pub fn resolve(a: &Given, template: &Template, runbook: Option<RunbookSource>) -> Result<Inputs> {
     if a.example {
         let ex = template
             .spec
             .example
             .as_ref()
             .ok_or_else(|| Error::usage(format!("template {} has no [example]", template.origin)))?;
-        return Ok(Inputs {
-            summary: ex.summary.clone(),
-            stages: ex.stages.clone(),
-        });
+        return Ok(Inputs::new(ex.summary.clone(), ex.stages.clone()));
     }
-    required(a.read()?)
+    let mut r = a.read()?;
+    if let Some((path, rb)) = runbook {
+        r = r.or_runbook(path, rb)?;
+    }
+    required(r)
 }
 
 /// Both inputs, neither empty: a usage error says which is missing or empty.
@@ -78,10 +112,7 @@ pub fn required(r: Supplied) -> Result<Inputs> {
     }
     let stages = r.stages.ok_or_else(|| missing("stages"))?;
     stage_list(&stages.text, &stages.origin)?;
-    Ok(Inputs {
-        summary: summary.text,
-        stages: stages.text,
-    })
+    Ok(Inputs::new(summary.text, stages.text))
 }
 
 fn missing(what: &str) -> Error {

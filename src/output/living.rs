@@ -56,12 +56,14 @@ fn without_spans(text: &str, mut spans: Vec<(usize, usize)>) -> String {
 }
 
 /// Why a plan from an earlier run is made again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Redo {
     NotRbplans,
     TemplateChanged,
     ModelChanged,
     InputChanged,
+    /// A context file changed, was added or is gone (its path).
+    ContextChanged(String),
     NotComplete,
     NoLongerPasses,
     Forced,
@@ -69,7 +71,11 @@ pub enum Redo {
 
 impl std::fmt::Display for Redo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Redo::ContextChanged(path) = self {
+            return write!(f, "the input changed: context {path}");
+        }
         f.write_str(match self {
+            Redo::ContextChanged(_) => unreachable!("written above"),
             Redo::NotRbplans => "not written by rbplan (no front matter)",
             Redo::TemplateChanged => "the template changed",
             Redo::ModelChanged => "the model changed",
@@ -88,6 +94,8 @@ pub struct Wanted<'a> {
     pub input_hash: &'a str,
     /// What it is checked against again.
     pub migration: &'a Migration,
+    /// The context files it would be made from now, to say which one changed.
+    pub context: &'a [crate::context::File],
 }
 
 impl Wanted<'_> {
@@ -100,7 +108,7 @@ impl Wanted<'_> {
         } else if p.model != self.model {
             Redo::ModelChanged
         } else if p.input_hash != self.input_hash {
-            Redo::InputChanged
+            self.context_changed(p).map_or(Redo::InputChanged, Redo::ContextChanged)
         } else if p.status != super::PlanStatus::Complete {
             Redo::NotComplete
         } else if !checker.check(text, self.migration).1.passes() {
@@ -108,6 +116,24 @@ impl Wanted<'_> {
         } else {
             return None;
         })
+    }
+}
+
+impl Wanted<'_> {
+    /// The first context file (by path) whose hash is not the one `p` recorded, or that
+    /// one side has and the other not.
+    fn context_changed(&self, p: &Provenance) -> Option<String> {
+        let now: BTreeMap<&str, &str> = self
+            .context
+            .iter()
+            .map(|f| (f.path.as_str(), f.hash.as_str()))
+            .collect();
+        let then: BTreeMap<&str, &str> = p.context.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let paths: std::collections::BTreeSet<&str> = now.keys().chain(then.keys()).copied().collect();
+        paths
+            .into_iter()
+            .find(|k| now.get(k) != then.get(k))
+            .map(str::to_string)
     }
 }
 

@@ -115,6 +115,17 @@ pub struct Provenance {
     pub judge_model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge_score: Option<String>,
+    /// The context files the plan was made from (`--context`, `--runbook`), by path as
+    /// shown then, with a short hash of each as read: a changed file makes the plan stale.
+    #[serde(
+        default,
+        skip_serializing_if = "std::collections::BTreeMap::is_empty",
+        deserialize_with = "context_list"
+    )]
+    pub context: std::collections::BTreeMap<String, String>,
+    /// The runbook among them, whose steps are the stages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<String>,
     /// A short hash of each section as rbplan wrote it, by id (`_other`: the text outside
     /// the sections), to tell a person's edits from rbplan's text before writing over it.
     #[serde(default)]
@@ -159,6 +170,10 @@ struct WrittenProvenance<'a> {
     judge_model: Option<Quoted<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     judge_score: Option<Quoted<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    context: Vec<serde_saphyr::FlowMap<ContextEntry<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runbook: Option<Quoted<'a>>,
     #[serde(skip_serializing_if = "is_empty_map")]
     sections: serde_saphyr::FlowMap<std::collections::BTreeMap<&'a str, Quoted<'a>>>,
     generated_by: Quoted<'a>,
@@ -166,6 +181,26 @@ struct WrittenProvenance<'a> {
 
 fn is_empty_map(m: &serde_saphyr::FlowMap<std::collections::BTreeMap<&str, Quoted<'_>>>) -> bool {
     m.0.is_empty()
+}
+
+/// One context file in the front matter: `{path: "…", hash: "…"}`.
+#[derive(Serialize)]
+struct ContextEntry<'a> {
+    path: Quoted<'a>,
+    hash: Quoted<'a>,
+}
+
+/// The `context:` list of `{path, hash}` entries, read back by path.
+fn context_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Entry {
+        path: String,
+        hash: String,
+    }
+    let list: Vec<Entry> = Deserialize::deserialize(d)?;
+    Ok(list.into_iter().map(|e| (e.path, e.hash)).collect())
 }
 
 fn is_empty_seq(s: &serde_saphyr::FlowSeq<Vec<Quoted<'_>>>) -> bool {
@@ -198,6 +233,9 @@ pub struct Made<'a> {
     pub judge: Option<(&'a str, f64)>,
     /// The section hashes to record (`living::hashes_after`).
     pub sections: std::collections::BTreeMap<String, String>,
+    /// The context files as sent, and the runbook among them.
+    pub context: &'a [crate::context::File],
+    pub runbook: Option<&'a str>,
 }
 
 impl Provenance {
@@ -224,6 +262,8 @@ impl Provenance {
             judge_model: m.judge.map(|(model, _)| model.to_string()),
             judge_score: m.judge.map(|(_, mean)| format!("{mean}/5")),
             sections: m.sections.clone(),
+            context: m.context.iter().map(|f| (f.path.clone(), f.hash.clone())).collect(),
+            runbook: m.runbook.map(str::to_string),
             generated_by: generated_by(),
         }
     }
@@ -235,6 +275,10 @@ impl Provenance {
         }
         fn list(v: &[String]) -> serde_saphyr::FlowSeq<Vec<Quoted<'_>>> {
             serde_saphyr::FlowSeq(v.iter().map(|s| q(s)).collect())
+        }
+        type Map<'a> = serde_saphyr::FlowMap<std::collections::BTreeMap<&'a str, Quoted<'a>>>;
+        fn map(m: &std::collections::BTreeMap<String, String>) -> Map<'_> {
+            serde_saphyr::FlowMap(m.iter().map(|(k, v)| (k.as_str(), q(v))).collect())
         }
         let w = Written {
             rbplan: WrittenProvenance {
@@ -251,7 +295,19 @@ impl Provenance {
                 by_fallback: list(&self.by_fallback),
                 judge_model: self.judge_model.as_deref().map(q),
                 judge_score: self.judge_score.as_deref().map(q),
-                sections: serde_saphyr::FlowMap(self.sections.iter().map(|(k, v)| (k.as_str(), q(v))).collect()),
+                // Paths may hold anything YAML reads as syntax: each a quoted value.
+                context: self
+                    .context
+                    .iter()
+                    .map(|(path, hash)| {
+                        serde_saphyr::FlowMap(ContextEntry {
+                            path: q(path),
+                            hash: q(hash),
+                        })
+                    })
+                    .collect(),
+                runbook: self.runbook.as_deref().map(q),
+                sections: map(&self.sections),
                 generated_by: q(&self.generated_by),
             },
         };
@@ -357,6 +413,10 @@ mod tests {
             sections: [("philosophy", "0123456789ab"), ("_other", "ba9876543210")]
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .into(),
+            context: [("db/001 \"odd\": name.sql", "0123456789ab")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            runbook: Some("ops/runbook.md".into()),
         };
         let fm = p.to_front_matter();
         let doc = crate::markdown::parse(&fm);

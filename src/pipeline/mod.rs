@@ -10,7 +10,7 @@ mod settings;
 
 use std::path::{Path, PathBuf};
 
-pub use input::PlanInput;
+pub use input::{ContextAsk, PlanInput, RunbookRead};
 pub use settings::Settings;
 
 use crate::check::{CheckReport, Checker};
@@ -93,6 +93,7 @@ impl Job<'_> {
             model: self.model(),
             input_hash: &self.input.hash,
             migration: &self.input.migration,
+            context: &self.input.context.files,
         }
     }
 
@@ -215,6 +216,8 @@ impl Job<'_> {
             name: self.name,
             judge: judgement.map(|j| (j.model.as_str(), j.mean)),
             sections,
+            context: &self.input.context.files,
+            runbook: self.input.runbook.as_deref(),
         })
     }
 

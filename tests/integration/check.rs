@@ -515,6 +515,7 @@ fn json_report_shape_field_by_field() {
             "path",
             "provenance",
             "sections",
+            "suppressed",
             "verdict"
         ]
     );
@@ -524,6 +525,7 @@ fn json_report_shape_field_by_field() {
     assert_eq!(empty["complete"], false);
     assert_eq!(empty["missing"], json!(["by-component"]));
     assert_eq!(empty["provenance"], Value::Null);
+    assert_eq!(empty["suppressed"], json!([]));
     assert_eq!(
         empty["findings"],
         json!([{
@@ -1066,4 +1068,101 @@ fn a_risk_note_in_brackets_is_not_part_of_the_stage() {
     let f = &out.json()["files"][0]["findings"];
     assert_eq!(f.as_array().unwrap().len(), 1, "{f}");
     assert_eq!(f[0]["stage"], "Decommission MySQL");
+}
+
+/// The matrix-rows plan with its table finding (line 13) suppressed by a comment before it.
+fn suppressed_plan(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo().join("fixtures/check/problems/matrix-rows.md")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("| ")).expect("the table");
+    let mut out: Vec<&str> = lines[..at].to_vec();
+    out.push("<!-- rbplan-disable-next-line table -->");
+    out.extend(&lines[at..]);
+    let p = dir.join("plan.md");
+    std::fs::write(&p, out.join("\n") + "\n").unwrap();
+    p
+}
+
+#[test]
+fn a_suppressed_finding_is_counted_in_every_format_and_never_fails_the_plan() {
+    let dir = tempdir();
+    suppressed_plan(dir.path());
+    let out = check_in(dir.path(), &["plan.md"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with("plan.md: ok (10/10 sections, 1 suppressed)"),
+        "{}",
+        out.stdout
+    );
+    let v = check_in(dir.path(), &["plan.md", "--json"]).json();
+    let s = &v["files"][0]["suppressed"][0];
+    assert_eq!(
+        (s["code"].as_str(), s["line"].as_u64()),
+        (Some("table"), Some(14)),
+        "{v}"
+    );
+    assert_eq!(s["suppressed_by"]["comment"]["line"], 13, "{v}");
+    let gh = check_in(dir.path(), &["plan.md", "--format", "github"]).stdout;
+    assert!(
+        gh.starts_with("::notice file=plan.md,title=rbplan suppressed::1 finding suppressed: table (line 14"),
+        "{gh}"
+    );
+    let junit = check_in(dir.path(), &["plan.md", "--format", "junit"]).stdout;
+    assert!(
+        junit.contains("<system-out><![CDATA[1 finding suppressed: table"),
+        "{junit}"
+    );
+    assert!(junit.contains("failures=\"0\""), "{junit}");
+    let sarif: serde_json::Value =
+        serde_json::from_str(&check_in(dir.path(), &["plan.md", "--format", "sarif"]).stdout).unwrap();
+    let r = &sarif["runs"][0]["results"][0];
+    assert_eq!(
+        (r["ruleId"].as_str(), r["suppressions"][0]["kind"].as_str()),
+        (Some("table"), Some("inSource")),
+        "{r}"
+    );
+    // Without the comment it fails; a comment that matches nothing is a warning.
+    let plan = dir.path().join("plan.md");
+    let text = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("next-line table", "next-line loop");
+    std::fs::write(&plan, text).unwrap();
+    let out = check_in(dir.path(), &["plan.md"]);
+    assert_eq!(out.code, 3, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("plan.md:13: warning: this rbplan-disable suppresses nothing"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn select_and_ignore_choose_codes_and_an_unknown_one_lists_the_valid_codes() {
+    let plan = "fixtures/check/problems/matrix-rows.md";
+    let out = check(&[plan, "--ignore", "table"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(out.stdout.contains("1 suppressed"), "{}", out.stdout);
+    assert_eq!(check(&[plan, "--select", "loop,durations"]).code, 0);
+    assert_eq!(check(&[plan, "--select", "table"]).code, 3);
+    // Missing sections always count.
+    assert_eq!(
+        check(&["fixtures/check/problems/missing-sections.md", "--ignore", "missing"]).code,
+        3
+    );
+    let out = check(&[plan, "--ignore", "tabel"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("--ignore \"tabel\": no such code; the codes are missing, empty,"),
+        "{}",
+        out.stderr
+    );
+    let list = check(&["--list-codes"]);
+    assert_eq!(list.code, 0);
+    assert!(
+        list.stdout.contains("stage_coverage") && list.stdout.contains("fix: "),
+        "{}",
+        list.stdout
+    );
 }

@@ -49,12 +49,12 @@ pub fn write_requests(ctx: &Ctx, manifest: &Manifest, path: &Path, limits: Limit
     for item in items::open(&manifest.path)? {
         let item = item?;
         let model = ctx.model_of(&item);
-        let input_hash = item.inputs.hash();
-        if ctx.keeps(&item, &model, &input_hash) {
+        let input = ctx.item_input(&item, &model)?;
+        if ctx.keeps(&item, &input, &model) {
             kept += 1;
             continue;
         }
-        let messages = ctx.template.messages(&item.inputs)?;
+        let messages = ctx.template.messages(&input.inputs)?;
         let w = writers.entry(model.clone()).or_insert_with(|| {
             let p = if per_model {
                 model_path(path, &model)

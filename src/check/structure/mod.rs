@@ -47,6 +47,7 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, m: &Migration) -> Vec<Find
                 line: Some(p.line),
                 message: p.message,
                 stage: p.stage,
+                suppressed_by: None,
             }));
         }
     }

@@ -8,6 +8,7 @@ use quick_xml::events::{BytesCData, BytesDecl, BytesEnd, BytesStart, Event};
 use serde_json::json;
 
 use super::{Checked, Gate, Unreadable, Verdict};
+use crate::check::finding::Suppressor;
 use crate::check::{CheckReport, Finding};
 use crate::cli::Format;
 use crate::spec::Severity;
@@ -34,14 +35,17 @@ fn count(n: usize, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
-/// "2 errors, 1 warning", or "0 findings".
+/// "2 errors, 1 warning, 1 suppressed", or "0 findings".
 fn finding_counts(r: &CheckReport) -> String {
     let n = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();
-    let parts: Vec<String> = [(n(Severity::Error), "error"), (n(Severity::Warning), "warning")]
+    let mut parts: Vec<String> = [(n(Severity::Error), "error"), (n(Severity::Warning), "warning")]
         .into_iter()
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| count(n, what))
         .collect();
+    if !r.suppressed.is_empty() {
+        parts.push(format!("{} suppressed", r.suppressed.len()));
+    }
     if parts.is_empty() {
         "0 findings".into()
     } else {
@@ -128,6 +132,7 @@ fn json_report(results: &[Checked], template: &Template, gate: Gate) -> String {
                         "missing": r.report.missing_ids(),
                         "sections": r.report.sections,
                         "findings": r.report.findings,
+                        "suppressed": r.report.suppressed,
                         "provenance": r.prov,
                     });
                     if let Some(j) = &r.judgement {
@@ -167,6 +172,12 @@ fn github(results: &[Checked]) -> String {
                     out.push_str(&format!(
                         "::{level} file={file}{line},title={title}::{}\n",
                         gh_data(&f.message)
+                    ));
+                }
+                if !r.report.suppressed.is_empty() {
+                    out.push_str(&format!(
+                        "::notice file={file},title=rbplan suppressed::{}\n",
+                        gh_data(&suppressed_words(&r.report))
                     ));
                 }
             }
@@ -231,6 +242,11 @@ fn junit_case(w: &mut Writer<Vec<u8>>, c: &Checked, gate: Gate) -> std::io::Resu
             for f in failing {
                 junit_failure(w, &path, f.line, f.code.as_str(), &f.message)?;
             }
+            if !r.report.suppressed.is_empty() {
+                w.write_event(Event::Start(BytesStart::new("system-out")))?;
+                w.write_event(Event::CData(BytesCData::new(suppressed_words(&r.report))))?;
+                w.write_event(Event::End(BytesEnd::new("system-out")))?;
+            }
         }
         Err(e) => {
             let u = Unreadable::from(e);
@@ -262,19 +278,29 @@ fn sarif(results: &[Checked], template: &Template) -> String {
     let mut found = Vec::new();
     for c in results {
         let uri = uri_of(&c.path);
-        let entries: Vec<(String, Severity, String, Option<usize>)> = match &c.result {
+        type Entry = (String, Severity, String, Option<usize>, Option<Suppressor>);
+        let entries: Vec<Entry> = match &c.result {
             Ok(r) => r
                 .report
                 .findings
                 .iter()
-                .map(|f| (f.code.to_string(), f.severity, f.message.clone(), f.line))
+                .chain(&r.report.suppressed)
+                .map(|f| {
+                    (
+                        f.code.to_string(),
+                        f.severity,
+                        f.message.clone(),
+                        f.line,
+                        f.suppressed_by,
+                    )
+                })
                 .collect(),
             Err(e) => {
                 let u = Unreadable::from(e);
-                vec![("unreadable".into(), Severity::Error, u.msg, u.line)]
+                vec![("unreadable".into(), Severity::Error, u.msg, u.line, None)]
             }
         };
-        for (code, sev, message, line) in entries {
+        for (code, sev, message, line, by) in entries {
             if !rules.contains(&code) {
                 rules.push(code.clone());
             }
@@ -282,12 +308,16 @@ fn sarif(results: &[Checked], template: &Template) -> String {
             if let Some(l) = line {
                 region = json!({"startLine": l});
             }
-            found.push(json!({
+            let mut result = json!({
                 "ruleId": code,
                 "level": severity_name(sev),
                 "message": {"text": message},
                 "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri}, "region": region}}],
-            }));
+            });
+            if let Some(by) = by {
+                result["suppressions"] = json!([sarif_suppression(by)]);
+            }
+            found.push(result);
         }
     }
     let v = json!({
@@ -297,13 +327,67 @@ fn sarif(results: &[Checked], template: &Template) -> String {
             "tool": {"driver": {
                 "name": "rbplan",
                 "version": env!("CARGO_PKG_VERSION"),
-                "rules": rules.iter().map(|r| json!({"id": r, "shortDescription": {"text": format!("rbplan check: {r}")}})).collect::<Vec<_>>(),
+                "rules": rules.iter().map(|r| sarif_rule(r)).collect::<Vec<_>>(),
             }},
             "properties": {"template": template.origin, "templateHash": template.hash},
             "results": found,
         }],
     });
     serde_json::to_string_pretty(&v).expect("json") + "\n"
+}
+
+/// A rule's entry: its description and a fix, from the code table.
+fn sarif_rule(id: &str) -> serde_json::Value {
+    match crate::check::suppress::by_name(id).map(|c| c.info()) {
+        Some(i) => json!({"id": id, "shortDescription": {"text": i.checks}, "help": {"text": i.fix}}),
+        None => json!({"id": id, "shortDescription": {"text": format!("rbplan check: {id}")}}),
+    }
+}
+
+fn sarif_suppression(by: Suppressor) -> serde_json::Value {
+    match by {
+        Suppressor::Comment { line } => {
+            json!({"kind": "inSource", "justification": format!("rbplan-disable comment at line {line}")})
+        }
+        Suppressor::Flag => json!({"kind": "external", "justification": "check --select/--ignore"}),
+    }
+}
+
+/// "2 findings suppressed: loop (line 12, rbplan-disable at line 10), table (--ignore)".
+fn suppressed_words(r: &CheckReport) -> String {
+    let each: Vec<String> = r
+        .suppressed
+        .iter()
+        .map(|f| {
+            let at = f.line.map(|l| format!("line {l}, ")).unwrap_or_default();
+            let by = match f.suppressed_by {
+                Some(Suppressor::Comment { line }) => format!("rbplan-disable at line {line}"),
+                _ => "--select/--ignore".to_string(),
+            };
+            format!("{} ({at}{by})", f.code)
+        })
+        .collect();
+    format!(
+        "{} suppressed: {}",
+        count(r.suppressed.len(), "finding"),
+        each.join(", ")
+    )
+}
+
+/// `check --list-codes`: every code, its severity, what it checks and a fix.
+pub fn code_list() -> String {
+    let mut out = String::new();
+    for i in crate::check::finding::CODES {
+        let sev = match i.code.default_severity() {
+            Some(s) => severity_name(s),
+            None => "varies",
+        };
+        out.push_str(&format!(
+            "{:<18} {sev:<8} {}\n{:<27}fix: {}\n",
+            i.name, i.checks, "", i.fix
+        ));
+    }
+    out
 }
 
 /// A path as a relative URI reference (forward slashes, spaces and `%` escaped).

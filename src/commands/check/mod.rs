@@ -17,6 +17,11 @@ use crate::template::Template;
 use crate::term::{Ui, print_stdout};
 
 pub async fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
+    if args.list_codes {
+        print_stdout(&formats::code_list())?;
+        return Ok(Outcome::Complete);
+    }
+    let filter = Filter::new(&args.select, &args.ignore)?;
     let template = Template::resolve(args.template.template.as_deref())?;
     let checker = Checker::new(&template);
     let given = Given::from(args.input.given().read()?)?;
@@ -40,6 +45,9 @@ pub async fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
             let judge = (shape, *model);
             r.judgement = crate::judge::judge_into(client, &template, judge, &inputs, plan, &mut r.report).await;
         }
+        if let Ok(r) = result.as_mut() {
+            filter.apply(&mut r.report);
+        }
         results.push(Checked {
             path: path.clone(),
             result,
@@ -50,6 +58,50 @@ pub async fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     print_stdout(&formats::render(format, &results, &template, gate))?;
     let _ = ui;
     outcome(results, gate)
+}
+
+/// `--select` and `--ignore`: which codes count. The others are set aside as suppressed.
+struct Filter {
+    select: Vec<Code>,
+    ignore: Vec<Code>,
+}
+
+impl Filter {
+    /// The codes named; an unknown one is exit 2 with every valid code.
+    fn new(select: &[String], ignore: &[String]) -> Result<Filter> {
+        let parse = |names: &[String], flag: &str| -> Result<Vec<Code>> {
+            names
+                .iter()
+                .filter(|n| !n.trim().is_empty())
+                .map(|n| {
+                    crate::check::suppress::by_name(n).ok_or_else(|| {
+                        let valid: Vec<&str> = crate::check::finding::CODES.iter().map(|c| c.name).collect();
+                        Error::usage(format!(
+                            "{flag} {n:?}: no such code; the codes are {}",
+                            valid.join(", ")
+                        ))
+                    })
+                })
+                .collect()
+        };
+        Ok(Filter {
+            select: parse(select, "--select")?,
+            ignore: parse(ignore, "--ignore")?,
+        })
+    }
+
+    fn counts(&self, c: Code) -> bool {
+        c.is_presence() || ((self.select.is_empty() || self.select.contains(&c)) && !self.ignore.contains(&c))
+    }
+
+    fn apply(&self, r: &mut CheckReport) {
+        let (kept, set_aside): (Vec<Finding>, Vec<Finding>) = r.findings.drain(..).partition(|f| self.counts(f.code));
+        r.findings = kept;
+        r.suppressed.extend(set_aside.into_iter().map(|f| Finding {
+            suppressed_by: Some(crate::check::finding::Suppressor::Flag),
+            ..f
+        }));
+    }
 }
 
 /// Error findings fail; warnings fail with --strict.
@@ -138,6 +190,9 @@ fn check_file(path: &Path, checker: &Checker, template: &Template, given: &Given
             .findings
             .push(Finding::new(Severity::Warning, Code::StaleTemplate, None, Some(1), msg));
     }
+    if let Some(p) = &prov {
+        report.findings.extend(context_drift(p));
+    }
     report
         .findings
         .sort_by_key(|f| (f.line.unwrap_or(0), f.severity != Severity::Error));
@@ -146,6 +201,24 @@ fn check_file(path: &Path, checker: &Checker, template: &Template, given: &Given
         prov,
         judgement: None,
     })
+}
+
+/// The context files `p` records that are still there and have changed since (paths as
+/// recorded, read from the working directory; files no longer there are not judged).
+fn context_drift(p: &Provenance) -> Vec<Finding> {
+    p.context
+        .iter()
+        .filter(|(path, _)| path.as_str() != "-")
+        .filter_map(|(path, hash)| {
+            let bytes = std::fs::read(path).ok()?;
+            (crate::util::short_hash(&[&bytes]) != *hash).then(|| {
+                let msg = format!(
+                    "context {path} has changed since this plan was made from it: regenerate the plan (the same rbplan ask --out, or rbplan batch, redoes it)"
+                );
+                Finding::new(Severity::Warning, Code::ContextDrift, None, Some(1), msg)
+            })
+        })
+        .collect()
 }
 
 /// One file's result.
@@ -168,18 +241,17 @@ impl Report {
     fn inputs(&self, given: &Given) -> crate::template::Inputs {
         let own = self.prov.as_ref();
         let not_given = || "(not given)".to_string();
-        crate::template::Inputs {
-            summary: given
-                .summary
-                .clone()
-                .or_else(|| own.and_then(|p| p.summary.clone()))
-                .unwrap_or_else(not_given),
-            stages: given
-                .stages
-                .clone()
-                .or_else(|| own.map(|p| p.stages.clone()).filter(|s| !s.is_empty()))
-                .map_or_else(not_given, |s| s.join("\n")),
-        }
+        let summary = given
+            .summary
+            .clone()
+            .or_else(|| own.and_then(|p| p.summary.clone()))
+            .unwrap_or_else(not_given);
+        let stages = given
+            .stages
+            .clone()
+            .or_else(|| own.map(|p| p.stages.clone()).filter(|s| !s.is_empty()))
+            .map_or_else(not_given, |s| s.join("\n"));
+        crate::template::Inputs::new(summary, stages)
     }
 }
 

@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod args;
+pub use args::*;
+use args::{CHECK_STAGES_HELP, CHECK_SUMMARY_HELP};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rbplan",
@@ -112,6 +116,17 @@ rbplan check plans/ --format sarif > rbplan.sarif",
         mut_arg("stages", |a| a.help(CHECK_STAGES_HELP))
     )]
     Check(CheckArgs),
+    /// Print the stages `--runbook FILE` would derive from a runbook, one per line, to review
+    /// them before anything is spent.
+    #[command(
+        long_about = "Print the stages `--runbook FILE` would derive from a cutover runbook: the ordered \
+steps of its procedure, under the runbook's own names (numbered step headings, else a numbered list \
+or the subheadings under a procedure heading). One per line, or with --json a list of strings. \
+Nothing is sent.",
+        after_help = "Examples:\n  rbplan stages docs/cutover-runbook.md\n  \
+rbplan stages runbook.md > stages.txt   (edit, then: rbplan ask --runbook runbook.md --stages-file stages.txt)"
+    )]
+    Stages(StagesArgs),
     /// Print the messages that would be sent to the model, without sending them.
     #[command(
         long_about = "Print the messages that would be sent to the model, without sending them.\n\n\
@@ -162,211 +177,12 @@ rbplan completions zsh > \"${fpath[1]}/_rbplan\"\n  rbplan completions fish > ~/
 
 /// The migration a plan is for, as typed: flattened into ask, check, revise and render,
 /// each of which completes it in its own way (see `input::Given`).
-#[derive(Debug, Args, Clone, Default)]
-pub struct InputArgs {
-    /// The migration, in a sentence or a paragraph.
-    #[arg(
-        long,
-        value_name = "TEXT",
-        conflicts_with = "summary_file",
-        allow_hyphen_values = true
-    )]
-    pub summary: Option<String>,
-    /// Read the summary from a file ("-" for stdin).
-    #[arg(long, value_name = "PATH")]
-    pub summary_file: Option<PathBuf>,
-    /// The risky stages: one per line ("\n" typed here counts as a line break; a pasted
-    /// "- " list is fine), else separated by ";", else by arrows ("->", "=>", "→"), else
-    /// by ",". A risk note is not part of a name: in brackets, after ":" or a dash, or a
-    /// last comma part that only speaks of risk ("Backfill, high risk").
-    #[arg(
-        long,
-        value_name = "TEXT",
-        conflicts_with = "stages_file",
-        allow_hyphen_values = true
-    )]
-    pub stages: Option<String>,
-    /// Read the stages from a file ("-" for stdin).
-    #[arg(long, value_name = "PATH")]
-    pub stages_file: Option<PathBuf>,
-}
-
-/// `--example`, where a command can run on the template's own example (ask, render).
-#[derive(Debug, Args, Clone, Default)]
-pub struct ExampleArg {
-    /// Use the template's built-in example migration instead of your own input.
-    #[arg(long, conflicts_with_all = ["summary", "summary_file", "stages", "stages_file"])]
-    pub example: bool,
-}
-
-impl InputArgs {
-    /// Where the inputs come from, as plain values, for `input`.
-    pub fn given(&self) -> crate::input::Given {
-        crate::input::Given {
-            summary: self.summary.clone(),
-            summary_file: self.summary_file.clone(),
-            stages: self.stages.clone(),
-            stages_file: self.stages_file.clone(),
-            example: false,
-        }
-    }
-
-    /// `given`, or the template's example with `--example`.
-    pub fn given_or(&self, example: &ExampleArg) -> crate::input::Given {
-        crate::input::Given {
-            example: example.example,
-            ..self.given()
-        }
-    }
-}
-
-const CHECK_STAGES_HELP: &str = "The risky stages the plans must cover in \"Rollback by stage\", written as for \
-`ask --stages` (one per line, else separated by \";\", else by \"->\", else by \",\").";
-const CHECK_SUMMARY_HELP: &str = "The migration's summary. Plans that name none of the systems it names (products, \
-databases, services) are flagged, and so are what-if scenarios that name neither a stage nor one of them. \
-Plans rbplan wrote record their own summary.";
-
-#[derive(Debug, Args, Clone, Default)]
-pub struct TemplateArgs {
-    /// A template folder (template.toml + prompt files). Default: the built-in rollback plan.
-    #[arg(long, value_name = "PATH")]
-    pub template: Option<PathBuf>,
-}
-
-/// Where to send requests and how. Each flag has an environment variable (in brackets).
-#[derive(Debug, Args, Clone, Default)]
-pub struct ConnArgs {
-    /// API base URL [OPENAI_BASE_URL; default https://api.openai.com/v1].
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
-    /// Model name (the deployment name on Azure) [RBPLAN_MODEL; default gpt-4o-mini].
-    #[arg(long, short = 'm', value_name = "NAME")]
-    pub model: Option<String>,
-    /// Sampling temperature [RBPLAN_TEMPERATURE; default: the server's].
-    #[arg(long, value_name = "T")]
-    pub temperature: Option<f32>,
-    /// Completion token limit per request [RBPLAN_MAX_TOKENS; default 4096; 0 sends none].
-    #[arg(long, value_name = "N")]
-    pub max_tokens: Option<u32>,
-    /// Field that carries the limit: max_tokens, or max_completion_tokens for OpenAI
-    /// reasoning models [RBPLAN_MAX_TOKENS_FIELD].
-    #[arg(long, value_name = "FIELD")]
-    pub max_tokens_field: Option<String>,
-    /// Seconds for a whole non-streamed request, or to the first byte of a stream
-    /// [RBPLAN_TIMEOUT; default 600].
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<f64>,
-    /// Seconds to open a connection [RBPLAN_CONNECT_TIMEOUT; default 10].
-    #[arg(long, value_name = "SECS")]
-    pub connect_timeout: Option<f64>,
-    /// Longest silence between stream chunks, in seconds [RBPLAN_IDLE_TIMEOUT; default 120].
-    #[arg(long, value_name = "SECS")]
-    pub idle_timeout: Option<f64>,
-    /// Retries of connection errors, timeouts, 408/409/5xx; 0 turns them off. A rate limit
-    /// (429) is waited out, not retried: see --patience [RBPLAN_MAX_RETRIES; default 3].
-    #[arg(long, value_name = "N")]
-    pub max_retries: Option<u32>,
-    /// How long rate limits (429) may go on with no request succeeding before the run
-    /// stops, cleanly and resumably; until then a 429 only slows the run down
-    /// [RBPLAN_PATIENCE; default 300].
-    #[arg(long, value_name = "SECS")]
-    pub patience: Option<f64>,
-    /// API flavour [RBPLAN_PROVIDER; default openai].
-    #[arg(long, value_enum)]
-    pub provider: Option<crate::client::Provider>,
-    /// Azure api-version [OPENAI_API_VERSION].
-    #[arg(long, value_name = "VERSION")]
-    pub api_version: Option<String>,
-    /// Extra request header for gateways, "Name: value"; repeatable [RBPLAN_HEADERS, ";"-separated].
-    #[arg(long = "header", value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
-    /// Save every exchange (request body, response status, headers, body) into DIR as
-    /// fixtures. The key and Authorization header are never saved.
-    #[arg(long, value_name = "DIR", conflicts_with = "replay")]
-    pub record: Option<PathBuf>,
-    /// Answer from fixtures in DIR, with no network. With no --model, the model the
-    /// fixtures were recorded with is used.
-    #[arg(long, value_name = "DIR")]
-    pub replay: Option<PathBuf>,
-}
-
-impl ConnArgs {
-    /// The flags as plain values, for `config`.
-    pub fn flags(&self) -> crate::config::Flags {
-        crate::config::Flags {
-            base_url: self.base_url.clone(),
-            model: self.model.clone(),
-            temperature: self.temperature,
-            max_tokens: self.max_tokens,
-            max_tokens_field: self.max_tokens_field.clone(),
-            timeout: self.timeout,
-            connect_timeout: self.connect_timeout,
-            idle_timeout: self.idle_timeout,
-            max_retries: self.max_retries,
-            patience: self.patience,
-            provider: self.provider,
-            api_version: self.api_version.clone(),
-            headers: self.headers.clone(),
-            record: self.record.clone(),
-            replay: self.replay.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Args, Clone, Default)]
-pub struct ParallelArgs {
-    /// Write the plan as a short outline of the facts every section shares (stages, point
-    /// of no return, roles, systems, numbers), then every section in its own request, N at
-    /// a time, each carrying the outline; then check (sections must agree with the
-    /// outline) and repair, each section again alone with the outline, N at a time. Faster on a server that answers requests in parallel
-    /// (0.25× the wall time in the bench); slower on one that does not (a CPU-bound local
-    /// server: each part may run to --max-tokens). More prompt tokens, most of them a shared
-    /// prefix that servers cache. In a batch, -j still bounds the requests in flight.
-    #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
-    pub parallel: Option<usize>,
-}
-
-#[derive(Debug, Args, Clone, Default)]
-pub struct CostArgs {
-    /// What tokens cost, in USD per million: IN:OUT or IN:OUT:CACHED for every model, or
-    /// MODEL=IN:OUT[:CACHED] for one (repeat for several) [RBPLAN_PRICE, ";"-separated].
-    /// Without it, the built-in table's price for OpenAI models, else tokens only.
-    #[arg(long, value_name = "PRICE", long_help = crate::price::help())]
-    pub price: Vec<String>,
-    /// Start no request whose worst case (its prompt plus --max-tokens, priced) could take
-    /// the spend past USD. Requests in flight finish, the report is written, exit 6; a rerun
-    /// with a larger budget goes on where it stopped.
-    #[arg(long, value_name = "USD", value_parser = positive)]
-    pub max_cost: Option<f64>,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct RepairArgs {
-    /// Repair rounds when sections are missing or malformed; 0 disables repair.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub max_repairs: u32,
-    /// A second model that carries on when the first leaves a plan failing after its
-    /// repair rounds, or fails in a way that will not heal (404 for the model, 5xx after
-    /// retries, context length exceeded). It repairs the same draft, with up to
-    /// --max-repairs more rounds; which model wrote which section is recorded.
-    #[arg(long, value_name = "MODEL")]
-    pub fallback_model: Option<String>,
-}
-
-#[derive(Debug, Args, Clone, Default)]
-pub struct JudgeArgs {
-    /// Also ask MODEL to score the plan against the template's style rules and each
-    /// section's guidance (decision-tree, time-bounded, specific...). Low scores (2 of 5
-    /// or less) become warnings with the judge's reason, and the scores go into the front
-    /// matter and the report. A judge never turns a failing plan into a passing one.
-    #[arg(long, value_name = "MODEL")]
-    pub judge_model: Option<String>,
-}
-
 #[derive(Debug, Args)]
 pub struct AskArgs {
     #[command(flatten)]
     pub input: InputArgs,
+    #[command(flatten)]
+    pub context: ContextArgs,
     #[command(flatten)]
     pub example: ExampleArg,
     #[command(flatten)]
@@ -437,6 +253,8 @@ pub struct ReviseArgs {
     pub force: bool,
     #[command(flatten)]
     pub input: InputArgs,
+    #[command(flatten)]
+    pub context: ContextArgs,
     #[command(flatten)]
     pub template: TemplateArgs,
     #[command(flatten)]
@@ -532,6 +350,8 @@ pub struct BatchArgs {
     #[arg(long, conflicts_with_all = ["export", "import", "cancel"])]
     pub dry_run: bool,
     #[command(flatten)]
+    pub context: ContextArgs,
+    #[command(flatten)]
     pub template: TemplateArgs,
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -555,10 +375,22 @@ pub enum Via {
 pub struct CheckArgs {
     /// Plan files, or folders: the .md files directly in them (not in subfolders; README.md
     /// and a batch's report.md are skipped).
-    #[arg(required = true, value_name = "PLAN")]
+    #[arg(required_unless_present = "list_codes", value_name = "PLAN")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub input: InputArgs,
+    /// Report only findings with these codes (comma-separated, or repeat the flag); the
+    /// others are counted as suppressed. Missing and empty sections always count.
+    #[arg(long, value_name = "CODES", value_delimiter = ',')]
+    pub select: Vec<String>,
+    /// Set aside findings with these codes (counted as suppressed, never in the verdict).
+    /// Missing and empty sections always count. In a plan, `<!-- rbplan-disable CODE -->`
+    /// does the same for a part of the file.
+    #[arg(long, value_name = "CODES", value_delimiter = ',')]
+    pub ignore: Vec<String>,
+    /// List every finding code: its severity, what it checks, and an example of a fix.
+    #[arg(long)]
+    pub list_codes: bool,
     #[command(flatten)]
     pub template: TemplateArgs,
     /// Fail (exit 3) on warnings too. Error findings fail without it, as in any linter.
@@ -597,12 +429,24 @@ pub struct RenderArgs {
     #[command(flatten)]
     pub input: InputArgs,
     #[command(flatten)]
+    pub context: ContextArgs,
+    #[command(flatten)]
     pub example: ExampleArg,
     #[command(flatten)]
     pub template: TemplateArgs,
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Print the exact request body as JSON instead of the messages as text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StagesArgs {
+    /// The runbook (Markdown).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// A JSON list of strings instead of one stage per line.
     #[arg(long)]
     pub json: bool,
 }
@@ -617,7 +461,7 @@ pub struct DoctorArgs {
 }
 
 /// A whole number of at least 1.
-fn at_least_one(s: &str) -> Result<usize, String> {
+pub(super) fn at_least_one(s: &str) -> Result<usize, String> {
     match s.trim().parse::<i64>() {
         Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{s:?} is too large")),
         Ok(_) => Err("must be at least 1".into()),
@@ -626,7 +470,7 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 }
 
 /// A finite number greater than 0.
-fn positive(s: &str) -> Result<f64, String> {
+pub(super) fn positive(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         Ok(_) => Err("must be a number greater than 0".into()),
