@@ -299,3 +299,24 @@ fn no_file_is_too_long() {
     }
     assert!(long.is_empty(), "{}", long.join("\n"));
 }
+
+#[test]
+fn every_variable_rbplan_reads_is_in_env_example() {
+    let mut files = Vec::new();
+    rust_files(&repo().join("src"), &mut files);
+    let example = std::fs::read_to_string(repo().join(".env.example")).unwrap();
+    let mut missing = std::collections::BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (at, _) in text.match_indices("RBPLAN_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if name.len() > "RBPLAN_".len() && !name.ends_with('_') && !example.contains(&name) {
+                missing.insert(name);
+            }
+        }
+    }
+    assert!(missing.is_empty(), ".env.example lacks {missing:?}");
+}
