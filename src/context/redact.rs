@@ -117,10 +117,10 @@ const ASSIGN: &str = r#"["']?[ \t]*(?::=|=>|=|:)[ \t]*"#;
 /// Key names that name something other than the secret itself (`password_hash`,
 /// `secret_name`, `token_url`): the part after the keyword, separators removed.
 const NOT_SECRET_TAILS: &[&str] = &[
-    "hash", "digest", "salt", "file", "path", "dir", "name", "ref", "keyref", "arn", "id", "length", "len",
-    "size", "policy", "url", "uri", "endpoint", "env", "var", "type", "expir", "ttl", "rotat", "manager",
-    "store", "provider", "version", "count", "field", "column", "mode", "enabled", "required", "min", "max",
-    "source", "from", "location", "template", "reset", "prompt", "limit", "less", "header", "param",
+    "hash", "digest", "salt", "file", "path", "dir", "name", "ref", "keyref", "arn", "id", "length", "len", "size",
+    "policy", "url", "uri", "endpoint", "env", "var", "type", "expir", "ttl", "rotat", "manager", "store", "provider",
+    "version", "count", "field", "column", "mode", "enabled", "required", "min", "max", "source", "from", "location",
+    "template", "reset", "prompt", "limit", "less", "header", "param",
 ];
 
 fn rules() -> &'static [Rule] {
@@ -137,7 +137,11 @@ fn rules() -> &'static [Rule] {
         };
         let pem = r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----";
         vec![
-            r(GcpServiceAccountKey, Value, r#""private_key"\s*:\s*"(-----BEGIN[^"]*)""#),
+            r(
+                GcpServiceAccountKey,
+                Value,
+                r#""private_key"\s*:\s*"(-----BEGIN[^"]*)""#,
+            ),
             r(
                 PrivateKey,
                 Shape,
@@ -145,8 +149,16 @@ fn rules() -> &'static [Rule] {
             ),
             // A block cut off before its END line: to the next blank line.
             r(PrivateKey, Shape, &format!(r"(?s){pem}.*?(?:\n[ \t]*\n|\z)")),
-            r(AnthropicKey, Shape, r"(?-u:\b)sk-ant-(?:api|admin)[0-9]{2}-[A-Za-z0-9_-]{32,}"),
-            r(OpenAiKey, Shape, r"(?-u:\b)sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_-]{32,}"),
+            r(
+                AnthropicKey,
+                Shape,
+                r"(?-u:\b)sk-ant-(?:api|admin)[0-9]{2}-[A-Za-z0-9_-]{32,}",
+            ),
+            r(
+                OpenAiKey,
+                Shape,
+                r"(?-u:\b)sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_-]{32,}",
+            ),
             r(
                 GitHubToken,
                 Shape,
@@ -158,7 +170,11 @@ fn rules() -> &'static [Rule] {
                 Shape,
                 r"(?-u:\b)(?:xox[abeoprs]-(?:[0-9]+-)?[0-9A-Za-z-]{10,}|(?i:xapp)-[0-9]-[A-Za-z0-9]+-[0-9]+-[A-Za-z0-9]+)",
             ),
-            r(StripeKey, Shape, r"(?-u:\b)(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,99}(?-u:\b)"),
+            r(
+                StripeKey,
+                Shape,
+                r"(?-u:\b)(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,99}(?-u:\b)",
+            ),
             r(GoogleApiKey, Shape, r"(?-u:\b)AIza[0-9A-Za-z_-]{35}"),
             r(
                 AwsAccessKeyId,
@@ -170,7 +186,11 @@ fn rules() -> &'static [Rule] {
                 Shape,
                 r"(?-u:\b)ey[A-Za-z0-9_-]{17,}\.ey[A-Za-z0-9_-]{17,}\.(?:[A-Za-z0-9_-]{10,}={0,2})?",
             ),
-            r(AzureStorageKey, Value, r"(?i)AccountKey\s*=\s*([A-Za-z0-9+/]{20,}={0,2})"),
+            r(
+                AzureStorageKey,
+                Value,
+                r"(?i)AccountKey\s*=\s*([A-Za-z0-9+/]{20,}={0,2})",
+            ),
             r(
                 AwsSecretKey,
                 Value,
@@ -269,9 +289,34 @@ fn names_a_secret(tail: &str) -> bool {
 /// letters are prose ("password: see the vault"), not a value.
 fn placeholder(v: &str, bare: bool) -> bool {
     const DUMMIES: &[&str] = &[
-        "changeme", "changeit", "password", "passwd", "pass", "pwd", "secret", "token", "example", "test",
-        "redacted", "placeholder", "dummy", "none", "null", "nil", "true", "false", "undefined", "required",
-        "optional", "string", "value", "tbd", "todo", "fixme", "replace_me", "replaceme",
+        "changeme",
+        "changeit",
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "example",
+        "test",
+        "redacted",
+        "placeholder",
+        "dummy",
+        "none",
+        "null",
+        "nil",
+        "true",
+        "false",
+        "undefined",
+        "required",
+        "optional",
+        "string",
+        "value",
+        "tbd",
+        "todo",
+        "fixme",
+        "replace_me",
+        "replaceme",
     ];
     let t = v.trim();
     let lower = t.to_ascii_lowercase();
@@ -312,7 +357,10 @@ mod tests {
     /// The text sent and the kinds found, with their lines.
     fn run(text: &str) -> (String, Vec<(usize, &'static str)>) {
         let (out, found) = redact(text);
-        (out.into_owned(), found.iter().map(|f| (f.line, f.kind.name())).collect())
+        (
+            out.into_owned(),
+            found.iter().map(|f| (f.line, f.kind.name())).collect(),
+        )
     }
 
     /// `secret` planted on line 2 of a small file is replaced by `kind`'s marker.
@@ -363,7 +411,11 @@ mod tests {
         replaced(&format!("id: {sts}"), &sts, "aws-access-key-id");
         kept("aws_access_key_id = AKIAIOSFODNN7EXAMPLE\n");
         let secret = chars("abcDEF123/+ghiJKL456", 40, 5);
-        replaced(&format!("aws_secret_access_key = {secret}"), &secret, "aws-secret-access-key");
+        replaced(
+            &format!("aws_secret_access_key = {secret}"),
+            &secret,
+            "aws-secret-access-key",
+        );
         kept("aws_secret_access_key = ${AWS_SECRET_ACCESS_KEY}\n");
         let pem = format!(
             "{}\\n{}\\n{}\\n",
@@ -371,9 +423,14 @@ mod tests {
             chars(B62, 64, 6),
             concat!("-----END ", "PRIVATE KEY-----")
         );
-        let (out, found) = run(&format!("{{\n  \"type\": \"service_account\",\n  \"private_key\": \"{pem}\"\n}}\n"));
+        let (out, found) = run(&format!(
+            "{{\n  \"type\": \"service_account\",\n  \"private_key\": \"{pem}\"\n}}\n"
+        ));
         assert_eq!(found, [(3, "gcp-service-account-key")]);
-        assert!(out.contains("\"private_key\": \"[REDACTED:gcp-service-account-key]\""), "{out}");
+        assert!(
+            out.contains("\"private_key\": \"[REDACTED:gcp-service-account-key]\""),
+            "{out}"
+        );
         let ak = format!("{}==", chars("abcdEFGH1234+/ijkl", 86, 7));
         replaced(
             &format!("DefaultEndpointsProtocol=https;AccountName=ops;AccountKey={ak};EndpointSuffix=core"),
@@ -387,12 +444,18 @@ mod tests {
         let cases = [
             (format!("sk-proj-{}", chars(B62, 48, 1)), "openai-api-key"),
             (format!("{}{}", "sk-", chars(B62, 48, 2)), "openai-api-key"),
-            (format!("{}{}AA", "sk-ant-api03-", chars(B62, 93, 3)), "anthropic-api-key"),
+            (
+                format!("{}{}AA", "sk-ant-api03-", chars(B62, 93, 3)),
+                "anthropic-api-key",
+            ),
             (format!("{}{}", "ghp_", chars(B62, 36, 4)), "github-token"),
             (format!("{}{}", "gho_", chars(B62, 36, 5)), "github-token"),
             (format!("{}{}", "github_pat_", chars(B62, 82, 6)), "github-token"),
             (format!("{}{}", "glpat-", chars(B62, 20, 7)), "gitlab-token"),
-            (format!("{}-{}-{}-{}", "xoxb", "1234567890", "9876543210", chars(B62, 24, 8)), "slack-token"),
+            (
+                format!("{}-{}-{}-{}", "xoxb", "1234567890", "9876543210", chars(B62, 24, 8)),
+                "slack-token",
+            ),
             (format!("{}-{}", "xoxp", chars("0123456789", 12, 1)), "slack-token"),
             (format!("{}{}", "sk_live_", chars(B62, 24, 9)), "stripe-key"),
             (format!("{}{}", "AIza", chars(B62, 35, 10)), "google-api-key"),
@@ -405,12 +468,28 @@ mod tests {
     #[test]
     fn passwords_in_urls_and_connection_strings_are_replaced() {
         let pw = format!("{}{}", "Tr0ub4", "dor-x9");
-        replaced(&format!("DATABASE_URL=postgres://app:{pw}@db.internal:5432/orders"), &pw, "url-password");
+        replaced(
+            &format!("DATABASE_URL=postgres://app:{pw}@db.internal:5432/orders"),
+            &pw,
+            "url-password",
+        );
         let (out, _) = run(&format!("redis://default:{pw}@cache:6379\n"));
         assert_eq!(out, "redis://default:[REDACTED:url-password]@cache:6379\n");
-        replaced(&format!("Server=db1;Database=orders;User Id=app;Password={pw};"), &pw, "connection-string-password");
-        replaced(&format!("jdbc:sqlserver://db1:1433;user=app;password={pw}"), &pw, "connection-string-password");
-        replaced(&format!("jdbc:mysql://db1/orders?user=app&password={pw}"), &pw, "connection-string-password");
+        replaced(
+            &format!("Server=db1;Database=orders;User Id=app;Password={pw};"),
+            &pw,
+            "connection-string-password",
+        );
+        replaced(
+            &format!("jdbc:sqlserver://db1:1433;user=app;password={pw}"),
+            &pw,
+            "connection-string-password",
+        );
+        replaced(
+            &format!("jdbc:mysql://db1/orders?user=app&password={pw}"),
+            &pw,
+            "connection-string-password",
+        );
         for placeholder in ["${DB_PASS}", "<password>", "$DB_PASS", "password", "changeme", "****"] {
             kept(&format!("postgres://app:{placeholder}@db.internal/orders\n"));
             kept(&format!("Server=db1;User Id=app;Password={placeholder};\n"));
@@ -487,7 +566,10 @@ mod tests {
         let id = format!("{}{}", "AKIA", chars("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16, 3));
         let tok = format!("{}{}", "ghp_", chars(B62, 36, 4));
         let (out, found) = run(&format!("a\nb {id}\nc\n\nd {tok} and {id}\n"));
-        assert_eq!(found, [(2, "aws-access-key-id"), (5, "github-token"), (5, "aws-access-key-id")]);
+        assert_eq!(
+            found,
+            [(2, "aws-access-key-id"), (5, "github-token"), (5, "aws-access-key-id")]
+        );
         assert!(!out.contains(&id) && !out.contains(&tok));
         assert!(matches!(redact("nothing here\n").0, Cow::Borrowed(_)));
     }
