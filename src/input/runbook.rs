@@ -161,14 +161,9 @@ impl<'a> Doc<'a> {
             .map(|h| h.text.clone())
     }
 
-    /// The first paragraph of prose: not a heading, list, table, quote, code or markup.
+    /// The first paragraph of prose (links as their text): not a heading, list, table,
+    /// quote, code, markup, "**Date:** ..." lines or an all-capitals warning.
     fn first_paragraph(&self) -> Option<String> {
-        let markup = |t: &str| {
-            ["|", ">", "{{", "{%", "<", "!", "- ", "* ", "+ ", "["]
-                .iter()
-                .any(|p| t.starts_with(p))
-                || numbered_item(t).is_some()
-        };
         let mut block: Vec<&str> = Vec::new();
         for i in self.body_start..=self.lines.len() {
             let line = self.lines.get(i).map(|l| l.trim());
@@ -176,8 +171,8 @@ impl<'a> Doc<'a> {
             match line {
                 Some(t) if !t.is_empty() && !self.fenced[i] && !heading => block.push(t),
                 _ => {
-                    if block.first().is_some_and(|t| !markup(t)) {
-                        return Some(block.join(" "));
+                    if !block.is_empty() && is_prose(&block) {
+                        return Some(unlink(&block.join(" ")));
                     }
                     block.clear();
                 }
@@ -405,6 +400,18 @@ impl<'a> Doc<'a> {
         }
         (!words.is_empty()).then(|| sentence(&unlink(&words.join(" "))))
     }
+}
+
+fn is_prose(block: &[&str]) -> bool {
+    let first = block[0];
+    let markup = ["|", ">", "{{", "{%", "<", "!", "- ", "* ", "+ ", "[!"]
+        .iter()
+        .any(|p| first.starts_with(p))
+        || numbered_item(first).is_some();
+    let metadata = block.iter().all(|l| l.starts_with("**") && l.contains(":**"));
+    let links = block.iter().all(|l| l.starts_with('[') && l.ends_with(')'));
+    let shouting = !block.iter().any(|l| l.chars().any(char::is_lowercase));
+    !(markup || metadata || links || shouting)
 }
 
 /// The front matter's title (quotes dropped) and the first line after it.
