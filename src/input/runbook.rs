@@ -631,10 +631,6 @@ fn names_action(text: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn names(text: &str) -> Vec<String> {
-        derive(text).unwrap().steps.into_iter().map(|s| s.name).collect()
-    }
-
     #[test]
     fn step_numbers_are_read_and_follow_on() {
         assert_eq!(step_number("Step 1: check"), Some(vec![1]));
@@ -646,20 +642,6 @@ mod tests {
         assert_eq!(step_number("Steps to update"), None);
         assert!(follows(&[0, 1], &[0, 2]) && follows(&[0, 2], &[1]) && follows(&[4], &[5]));
         assert!(!follows(&[98], &[0]) && !follows(&[1], &[3]) && !follows(&[1], &[1]));
-    }
-
-    #[test]
-    fn a_bare_step_label_takes_its_first_sentence_and_other_headings_are_skipped() {
-        let md = "# Up\n\n## Procedure\n\n### Step 0.1\n\nThe first step is to pick a version. Then more.\n\n\
-                  ### Summary\n\nx\n\n### Step 1: Upgrade masters\n\nrun it\n\n## Post upgrade\n\nlater\n";
-        let rb = derive(md).unwrap();
-        let got: Vec<(&str, usize)> = rb.steps.iter().map(|s| (s.name.as_str(), s.line)).collect();
-        assert_eq!(
-            got,
-            [("The first step is to pick a version", 5), ("Upgrade masters", 13)]
-        );
-        assert!(rb.steps[0].text.contains("Then more") && !rb.steps[0].text.contains("Upgrade masters"));
-        assert!(!rb.steps[1].text.contains("later"));
     }
 
     #[test]
@@ -682,36 +664,5 @@ mod tests {
         ] {
             assert_eq!(crate::input::parse_stages(n), [n]);
         }
-    }
-
-    #[test]
-    fn headings_in_code_fences_and_tight_hashes() {
-        let md = "# T\n\n## Upgrade Steps\n\n### Check\n\n```sh\n# 1. not a heading\n## nor this\n```\n\n\
-                  ###Prepare the nodes\n\n### Notes\n\n### Finish\n";
-        assert_eq!(names(md), ["Check", "Prepare the nodes", "Finish"]);
-    }
-
-    #[test]
-    fn title_and_summary_come_from_front_matter_or_the_first_heading() {
-        let md = "---\ntitle: \"Move Tables\"\nweight: 2\n---\n\n{{< info >}}\nnote\n{{< /info >}}\n\n\
-                  Moves tables\nbetween keyspaces.\n\n## Create tablets\n\n## Switch traffic\n";
-        let rb = derive(md).unwrap();
-        assert_eq!(rb.title.as_deref(), Some("Move Tables"));
-        assert_eq!(
-            rb.summary.as_deref(),
-            Some("Move Tables\n\nMoves tables between keyspaces.")
-        );
-        assert_eq!(rb.steps[0].line, 13);
-        let rb = derive("## Failover\n\n## Context\n\nWhy.\n\n## 1. Go\n\n## 2. Back\n").unwrap();
-        assert_eq!(rb.title.as_deref(), Some("Failover"));
-    }
-
-    #[test]
-    fn nothing_found_says_what_was_looked_for() {
-        let e = derive("# Team notes\n\nWe meet on Mondays.\n\n## Background\n\n## Contacts\n").unwrap_err();
-        assert!(
-            e.starts_with("no procedure found: looked for numbered step headings"),
-            "{e}"
-        );
     }
 }

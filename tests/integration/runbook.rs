@@ -230,3 +230,53 @@ fn the_stages_command_prints_the_derived_steps_as_lines_or_json() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// The names derived from `text`.
+fn derived(text: &str) -> Vec<String> {
+    derive(text).unwrap().steps.into_iter().map(|s| s.name).collect()
+}
+
+#[test]
+fn a_bare_step_label_takes_its_first_sentence_and_other_headings_are_skipped() {
+    let md = "# Up\n\n## Procedure\n\n### Step 0.1\n\nThe first step is to pick a version. Then more.\n\n\
+              ### Summary\n\nx\n\n### Step 1: Upgrade masters\n\nrun it\n\n## Post upgrade\n\nlater\n";
+    let rb = derive(md).unwrap();
+    let got: Vec<(&str, usize)> = rb.steps.iter().map(|s| (s.name.as_str(), s.line)).collect();
+    assert_eq!(
+        got,
+        [("The first step is to pick a version", 5), ("Upgrade masters", 13)]
+    );
+    assert!(rb.steps[0].text.contains("Then more") && !rb.steps[0].text.contains("Upgrade masters"));
+    assert!(!rb.steps[1].text.contains("later"));
+}
+
+#[test]
+fn headings_in_code_fences_and_tight_hashes() {
+    let md = "# T\n\n## Upgrade Steps\n\n### Check\n\n```sh\n# 1. not a heading\n## nor this\n```\n\n\
+              ###Prepare the nodes\n\n### Notes\n\n### Finish\n";
+    assert_eq!(derived(md), ["Check", "Prepare the nodes", "Finish"]);
+}
+
+#[test]
+fn title_and_summary_come_from_front_matter_or_the_first_heading() {
+    let md = "---\ntitle: \"Move Tables\"\nweight: 2\n---\n\n{{< info >}}\nnote\n{{< /info >}}\n\n\
+              Moves tables\nbetween keyspaces.\n\n## Create tablets\n\n## Switch traffic\n";
+    let rb = derive(md).unwrap();
+    assert_eq!(rb.title.as_deref(), Some("Move Tables"));
+    assert_eq!(
+        rb.summary.as_deref(),
+        Some("Move Tables\n\nMoves tables between keyspaces.")
+    );
+    assert_eq!(rb.steps[0].line, 13);
+    let rb = derive("## Failover\n\n## Context\n\nWhy.\n\n## 1. Go\n\n## 2. Back\n").unwrap();
+    assert_eq!(rb.title.as_deref(), Some("Failover"));
+}
+
+#[test]
+fn nothing_found_says_what_was_looked_for() {
+    let e = derive("# Team notes\n\nWe meet on Mondays.\n\n## Background\n\n## Contacts\n").unwrap_err();
+    assert!(
+        e.starts_with("no procedure found: looked for numbered step headings"),
+        "{e}"
+    );
+}
