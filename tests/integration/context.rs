@@ -41,6 +41,96 @@ fn planted_aws_key() -> String {
     ["AKIA", "Q7", "ZX4M", "R2TB", "W9KD", "L3PF"].concat()
 }
 
+/// One line per kind of credential (assembled here), the secret it holds and its kind;
+/// then two lines that hold none.
+fn planted_of_every_kind() -> Vec<(String, String, &'static str)> {
+    let run = |alphabet: &str, n: usize| -> String { alphabet.chars().cycle().skip(n % 7).take(n).collect() };
+    let b62 = "q7ZkP2mXw9RtB4nLc8VhJ3sDf6GyA5uE";
+    let pem = format!(
+        "{}{}{}",
+        concat!("-----BEGIN EC ", "PRIVATE KEY-----"),
+        run(b62, 70),
+        concat!("-----END EC ", "PRIVATE KEY-----")
+    );
+    let pw = format!("{}{}", "Pl4nted-", "pw!x");
+    let one = |line: String, secret: String, kind| (line, secret, kind);
+    vec![
+        one(format!("SIGNING_KEY=\"{pem}\""), pem.clone(), "private-key"),
+        one(
+            format!(
+                "AWS_ACCESS_KEY_ID={}{}",
+                "AKIA",
+                run("ABCDEFGHJKMNPQRSTUVWXYZ234567", 16)
+            ),
+            format!("{}{}", "AKIA", run("ABCDEFGHJKMNPQRSTUVWXYZ234567", 16)),
+            "aws-access-key-id",
+        ),
+        one(
+            format!("aws_secret_access_key = {}", run(b62, 40)),
+            run(b62, 40),
+            "aws-secret-access-key",
+        ),
+        one(
+            format!("STORAGE=AccountName=ops;AccountKey={}==", run(b62, 86)),
+            run(b62, 86),
+            "azure-storage-key",
+        ),
+        one(
+            format!("OPENAI=sk-proj-{}", run(b62, 48)),
+            format!("sk-proj-{}", run(b62, 48)),
+            "openai-api-key",
+        ),
+        one(
+            format!("CLAUDE={}{}", "sk-ant-api03-", run(b62, 95)),
+            run(b62, 95),
+            "anthropic-api-key",
+        ),
+        one(
+            format!("GH={}{}", "ghp_", run(b62, 36)),
+            format!("{}{}", "ghp_", run(b62, 36)),
+            "github-token",
+        ),
+        one(
+            format!("GL={}{}", "glpat-", run(b62, 20)),
+            format!("{}{}", "glpat-", run(b62, 20)),
+            "gitlab-token",
+        ),
+        one(
+            format!("SLACK={}-{}-{}", "xoxb", "1234567890123", run(b62, 24)),
+            run(b62, 24),
+            "slack-token",
+        ),
+        one(
+            format!("STRIPE={}{}", "sk_live_", run(b62, 24)),
+            format!("{}{}", "sk_live_", run(b62, 24)),
+            "stripe-key",
+        ),
+        one(
+            format!("MAPS={}{}", "AIza", run(b62, 35)),
+            format!("{}{}", "AIza", run(b62, 35)),
+            "google-api-key",
+        ),
+        one(
+            format!("DATABASE_URL=postgres://app:{pw}@db:5432/orders"),
+            pw.clone(),
+            "url-password",
+        ),
+        one(
+            format!("MSSQL=Server=db;User Id=app;Password={pw}7;"),
+            format!("{pw}7"),
+            "connection-string-password",
+        ),
+        one(format!("db_password: \"{pw}8\""), format!("{pw}8"), "password"),
+        one(format!("client_secret: {pw}9"), format!("{pw}9"), "secret"),
+        one(format!("token: {pw}0"), format!("{pw}0"), "token"),
+        one(
+            format!("SESSION=ey{}.ey{}.{}", run(b62, 20), run(b62, 30), run(b62, 43)),
+            format!("ey{}.ey{}", run(b62, 20), run(b62, 30)),
+            "jwt",
+        ),
+    ]
+}
+
 fn ask(dir: &Path, server: &Server, extra: &[&str]) -> super::common::Out {
     let (summary, stages) = example_input();
     rbplan(dir)
@@ -130,10 +220,42 @@ fn credentials_in_context_are_replaced_and_reported_never_sent() {
         "{r}"
     );
     assert!(!out.stdout.contains(&key) && !out.stderr.contains(&key));
+    // Every kind, in a second file: each absent from what was sent, each reported where it was.
+    let planted = planted_of_every_kind();
+    let body: String = planted.iter().map(|(line, _, _)| format!("{line}\n")).collect();
+    let kept = "PASSWORD_FILE=/run/secrets/db\npassword: ${DB_PASSWORD}\n";
+    write(
+        dir.path(),
+        "ops/deploy.env",
+        &format!("# deploy settings\n{body}{kept}"),
+    );
+    let out = ask(
+        dir.path(),
+        &server,
+        &["--context", "runbook.md", "--context", "ops", "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let sent = user_text(server.chats().last().unwrap());
+    let reported = out.json()["context"]["redactions"].as_array().unwrap().clone();
+    for (i, (_, secret, kind)) in planted.iter().enumerate() {
+        let line = i as u64 + 2;
+        assert!(!sent.contains(secret.as_str()), "{kind} was sent:\n{sent}");
+        assert!(sent.contains(&format!("[REDACTED:{kind}]")), "{kind}:\n{sent}");
+        assert!(!out.stdout.contains(secret.as_str()) && !out.stderr.contains(secret.as_str()));
+        let said = format!("ops/deploy.env line {line}: a {kind} replaced by [REDACTED:{kind}]");
+        assert!(out.stderr.contains(&said), "{said}:\n{}", out.stderr);
+        assert!(
+            reported
+                .iter()
+                .any(|r| r["path"] == "ops/deploy.env" && r["line"] == line && r["kind"] == *kind),
+            "{kind} at line {line}: {reported:?}"
+        );
+    }
+    assert!(sent.contains("PASSWORD_FILE=/run/secrets/db") && sent.contains("password: ${DB_PASSWORD}"));
     // Turned off, it is sent, and the run says so.
     let out = ask(dir.path(), &server, &["--context", "runbook.md", "--no-redact"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(user_text(&server.chats()[1]).contains(&key));
+    assert!(user_text(server.chats().last().unwrap()).contains(&key));
     assert!(out.stderr.contains("--no-redact"), "{}", out.stderr);
 }
 

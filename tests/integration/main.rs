@@ -19,6 +19,7 @@ mod living;
 mod ratelimits;
 mod regen;
 mod revise;
+mod runbook;
 mod smollm2;
 mod smollm2_parallel;
 mod verdicts;
