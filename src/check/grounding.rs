@@ -255,6 +255,7 @@ const GENERIC: &[&str] = &[
     "there", "when", "what", "will", "have", "into", "each", "more", "only", "also", "note", "step", "steps", "stage",
     "phase", "before", "after", "start", "stop", "check", "first", "next", "last", "must", "should", "upgrade",
     "rollback", "migration", "release", "deploy", "deployment", "change", "changes", "run", "running", "new", "old",
+    "show", "create", "drop", "alter", "delete", "insert", "select", "update", "image", "active", "continue",
 ];
 
 /// Programs that say nothing about a system: shell builtins and text tools.
@@ -289,7 +290,8 @@ fn name(kind: Kind, text: &str) -> Option<Name> {
         .rsplit_once('.')
         .map(|(_, s)| s.to_string())
         .filter(|s| !generic(s) && kind != Kind::Host);
-    if generic(&key) {
+    // A column named by one plain word ("placed", "quantity") is English as often as a name.
+    if generic(&key) || (kind == Kind::Column && key.chars().all(char::is_alphabetic)) {
         return None;
     }
     Some(Name { kind, key, short })
@@ -387,13 +389,19 @@ fn by_lang(lang: &str, body: &str) -> Vec<Name> {
     }
 }
 
-/// Code spans that look like identifiers: `orders_db`, `vtctldclient`, `kube-system`.
+/// Code spans that look like identifiers: `orders_db`, `vtctldclient`, `kube-system`. A
+/// plain word (`update`) the prose also uses as a word is English, not a name.
 fn code_spans(prose: &str) -> Vec<Name> {
+    let outside: Vec<&str> = prose.split('`').step_by(2).collect();
+    let words = format!(" {} ", phrase(&outside.join(" ")));
     let mut out = Vec::new();
     let mut parts = prose.split('`');
     parts.next();
     while let (Some(code), _) = (parts.next(), parts.next()) {
         let c = code.trim();
+        if c.chars().all(char::is_alphabetic) && words.contains(&format!(" {} ", c.to_lowercase())) {
+            continue;
+        }
         let ident = c.chars().all(|x| x.is_alphanumeric() || "_.-/:".contains(x));
         let versionish = c.starts_with(|x: char| x.is_ascii_digit())
             || (c.starts_with('v') && c[1..].starts_with(|x: char| x.is_ascii_digit()));
@@ -667,7 +675,7 @@ mod tests {
         ] {
             assert!(k.contains(&want), "{want} not in {k:?}");
         }
-        for not in ["comments_are_skipped", "nowhere", "constraint", "fk", "id", "primary"] {
+        for not in ["comments_are_skipped", "nowhere", "constraint", "fk", "id", "primary", "promo"] {
             assert!(!k.contains(&not), "{not} in {k:?}");
         }
         // schema.table is looked for by its table too.
@@ -712,9 +720,9 @@ mod tests {
 
     #[test]
     fn markdown_by_fence_language_and_code_spans() {
-        let md = "Run `vtctldclient` against `commerce_keyspace`, not `v3.5` or `-f`.\n\n```sql\nALTER TABLE corder ADD COLUMN promo text;\n```\n\n```yaml\nkind: StatefulSet\nmetadata:\n  name: vttablet-zone1\n```\n\n```bash\nvtctldclient MoveTables --workflow x\n```\n\n```python\nimport os\n```\n";
+        let md = "Run `vtctldclient` against `commerce_keyspace`, not `v3.5`, `-f` or `switch` (switch it).\n\n```sql\nALTER TABLE corder ADD COLUMN promo_code text;\n```\n\n```yaml\nkind: StatefulSet\nmetadata:\n  name: vttablet-zone1\n```\n\n```bash\nvtctldclient MoveTables --workflow x\n```\n\n```python\nimport os\n```\n";
         let k: Vec<String> = extract("ops/notes.md", md).into_iter().map(|n| n.key).collect();
-        assert_eq!(k, ["corder", "promo", "vttablet-zone1", "vtctldclient", "commerce_keyspace"]);
+        assert_eq!(k, ["corder", "promo_code", "vttablet-zone1", "vtctldclient", "commerce_keyspace"]);
     }
 
     #[test]

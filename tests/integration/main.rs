@@ -13,6 +13,7 @@ mod batchapi;
 mod check;
 mod context;
 mod faults;
+mod grounding;
 mod limited;
 mod live;
 mod living;
