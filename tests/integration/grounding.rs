@@ -59,8 +59,14 @@ fn a_plan_that_names_the_context_and_its_steps_passes() {
     copy_fixtures(dir.path());
     let (code, findings) = check(dir.path(), &recorded(dir.path(), &authored().text, true));
     assert_eq!(code, 0, "{findings:?}");
-    assert!(of(&findings, "ungrounded").is_empty() && of(&findings, "ungrounded_stage").is_empty(), "{findings:?}");
-    assert!(findings.is_empty(), "the hashes are current, nothing drifts: {findings:?}");
+    assert!(
+        of(&findings, "ungrounded").is_empty() && of(&findings, "ungrounded_stage").is_empty(),
+        "{findings:?}"
+    );
+    assert!(
+        findings.is_empty(),
+        "the hashes are current, nothing drifts: {findings:?}"
+    );
 }
 
 #[test]
@@ -75,7 +81,10 @@ fn a_generic_plan_is_ungrounded_an_error_on_its_section() {
     assert_eq!(u[0]["severity"], "error");
     assert_eq!(u[0]["section"], "by-component");
     let msg = u[0]["message"].as_str().unwrap();
-    assert!(msg.contains("names nothing from its context files") && msg.contains("\"order_items\""), "{msg}");
+    assert!(
+        msg.contains("names nothing from its context files") && msg.contains("\"order_items\""),
+        "{msg}"
+    );
     // Context files no longer there judge nothing: the same plan passes.
     for f in CONTEXT {
         std::fs::remove_file(dir.path().join(f)).unwrap();
@@ -101,7 +110,11 @@ fn a_stage_that_names_nothing_of_its_runbook_step_is_a_warning() {
     assert_eq!(w.len(), 1, "{findings:?}");
     assert_eq!(w[0]["severity"], "warning");
     assert_eq!(w[0]["section"], "by-stage");
-    assert!(w[0]["message"].as_str().unwrap().contains("Read cutover\": say what"), "{}", w[0]["message"]);
+    assert!(
+        w[0]["message"].as_str().unwrap().contains("Read cutover\": say what"),
+        "{}",
+        w[0]["message"]
+    );
     assert_eq!(code, 0, "a warning does not fail without --strict");
 }
 
@@ -118,13 +131,24 @@ fn repair_asks_for_the_ungrounded_section_again_with_the_finding() {
     copy_fixtures(dir.path());
     let (summary, stages) = example_input();
     let out = rbplan(dir.path())
-        .args(["ask", "--model", "m", "--base-url", &server.url(), "--no-stream", "--json"])
+        .args([
+            "ask",
+            "--model",
+            "m",
+            "--base-url",
+            &server.url(),
+            "--no-stream",
+            "--json",
+        ])
         .args(["--summary", &summary, "--stages", &stages])
         .args(["--context", "schema.sql", "--context", "manifest.yaml"])
         .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let v = out.json();
-    assert_eq!(v["repairs"]["detail"][0]["rewrite"], serde_json::json!(["by-component"]));
+    assert_eq!(
+        v["repairs"]["detail"][0]["rewrite"],
+        serde_json::json!(["by-component"])
+    );
     let chats = server.chats();
     assert_eq!(chats.len(), 2);
     let user = chats[1].last_user();
@@ -159,20 +183,53 @@ const PAIRS: &[(&str, &str)] = &[
     ("runbooks/vitess-movetables.md", "plans/vitess-revertible-migrations.md"),
     ("runbooks/tanf-rds-db-upgrade.md", "plans/tanf-release-tracker.md"),
     ("runbooks/tanf-rds-db-upgrade.md", "plans/tanf-failed-deployment.md"),
-    ("runbooks/gitlab-gke-cluster-upgrade.md", "plans/gitlab-monitoring-upgrades.md"),
-    ("runbooks/gitlab-gke-cluster-upgrade.md", "plans/gitlab-app-upgrade-and-rollback.md"),
-    ("runbooks/gitlab-gke-cluster-upgrade.md", "plans/gitlab-gitaly-token-rotation.md"),
+    (
+        "runbooks/gitlab-gke-cluster-upgrade.md",
+        "plans/gitlab-monitoring-upgrades.md",
+    ),
+    (
+        "runbooks/gitlab-gke-cluster-upgrade.md",
+        "plans/gitlab-app-upgrade-and-rollback.md",
+    ),
+    (
+        "runbooks/gitlab-gke-cluster-upgrade.md",
+        "plans/gitlab-gitaly-token-rotation.md",
+    ),
     ("runbooks/govuk-eks-cluster-upgrade.md", "plans/govuk-roll-back-app.md"),
     ("runbooks/govuk-rds-encryption.md", "plans/govuk-roll-back-app.md"),
     ("runbooks/govuk-postgres-owner-roles.md", "plans/govuk-roll-back-app.md"),
-    ("runbooks/moj-cloud-platform-eks-upgrade.md", "plans/moj-ingress-nginx-rollback-incident.md"),
-    ("runbooks/opg-lpa-failover-eu-west-2.md", "runbooks/opg-lpa-aurora-blue-green-upgrade.md"),
-    ("runbooks/opg-lpa-aurora-blue-green-upgrade.md", "runbooks/opg-lpa-failover-eu-west-2.md"),
-    ("plans/cockroach-upgrade-v23-1.md", "plans/cockroach-k8s-helm-migration.md"),
-    ("plans/cockroach-molt-rollback-plan.md", "plans/cockroach-upgrade-v23-1.md"),
-    ("plans/cockroach-k8s-helm-migration.md", "plans/cockroach-molt-rollback-plan.md"),
-    ("runbooks/commcare-couchdb-rolling-upgrade.md", "runbooks/commcare-es6-upgrade.md"),
-    ("plans/k8s-kep-625-csi-migration.md", "plans/k8s-kep-2436-leader-migration.md"),
+    (
+        "runbooks/moj-cloud-platform-eks-upgrade.md",
+        "plans/moj-ingress-nginx-rollback-incident.md",
+    ),
+    (
+        "runbooks/opg-lpa-failover-eu-west-2.md",
+        "runbooks/opg-lpa-aurora-blue-green-upgrade.md",
+    ),
+    (
+        "runbooks/opg-lpa-aurora-blue-green-upgrade.md",
+        "runbooks/opg-lpa-failover-eu-west-2.md",
+    ),
+    (
+        "plans/cockroach-upgrade-v23-1.md",
+        "plans/cockroach-k8s-helm-migration.md",
+    ),
+    (
+        "plans/cockroach-molt-rollback-plan.md",
+        "plans/cockroach-upgrade-v23-1.md",
+    ),
+    (
+        "plans/cockroach-k8s-helm-migration.md",
+        "plans/cockroach-molt-rollback-plan.md",
+    ),
+    (
+        "runbooks/commcare-couchdb-rolling-upgrade.md",
+        "runbooks/commcare-es6-upgrade.md",
+    ),
+    (
+        "plans/k8s-kep-625-csi-migration.md",
+        "plans/k8s-kep-2436-leader-migration.md",
+    ),
 ];
 
 /// Each pair's plan with the related document as context, by the library (names found
@@ -190,7 +247,10 @@ fn corpus_plans_with_their_projects_documents_as_context() {
     let selves = PAIRS.iter().map(|(_, p)| (*p, *p));
     for (ctx, plan) in PAIRS.iter().copied().chain(selves) {
         let (c, p) = (corpus.join(ctx), corpus.join(plan));
-        let (ctext, ptext) = (std::fs::read_to_string(&c).unwrap(), std::fs::read_to_string(&p).unwrap());
+        let (ctext, ptext) = (
+            std::fs::read_to_string(&c).unwrap(),
+            std::fs::read_to_string(&p).unwrap(),
+        );
         let g = Grounding::new(&[(ctx.to_string(), ctext)], &[]);
         let matched: Vec<String> = g.matched(&ptext).iter().map(|n| n.key.clone()).collect();
         let file = dir.path().join("plan.md");
@@ -204,11 +264,20 @@ fn corpus_plans_with_their_projects_documents_as_context() {
             &matched[..matched.len().min(8)],
             if ungrounded { ": ungrounded" } else { "" }
         );
-        assert_eq!(ungrounded, !g.names().is_empty() && matched.is_empty(), "{ctx} -> {plan}");
+        assert_eq!(
+            ungrounded,
+            !g.names().is_empty() && matched.is_empty(),
+            "{ctx} -> {plan}"
+        );
         if ungrounded {
             alarms.push(format!("{ctx} -> {plan}"));
         }
     }
     eprintln!("ungrounded: {} of {}: {alarms:?}", alarms.len(), PAIRS.len() * 2);
-    assert!(alarms.iter().all(|a| !a.ends_with(&format!("-> {}", a.split(" -> ").next().unwrap()))), "a plan with itself as context is grounded: {alarms:?}");
+    assert!(
+        alarms
+            .iter()
+            .all(|a| !a.ends_with(&format!("-> {}", a.split(" -> ").next().unwrap()))),
+        "a plan with itself as context is grounded: {alarms:?}"
+    );
 }

@@ -236,7 +236,10 @@ fn grounding(p: &Provenance) -> Option<crate::check::grounding::Grounding> {
     if files.is_empty() {
         return None;
     }
-    let runbook = p.runbook.as_ref().and_then(|r| files.iter().find(|(path, _)| path == r));
+    let runbook = p
+        .runbook
+        .as_ref()
+        .and_then(|r| files.iter().find(|(path, _)| path == r));
     let steps: Vec<(String, String)> = runbook
         .and_then(|(_, text)| input::runbook::derive(text).ok())
         .map(|rb| rb.steps.into_iter().map(|s| (s.name, s.text)).collect())
