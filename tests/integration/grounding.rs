@@ -251,15 +251,22 @@ fn corpus_plans_with_their_projects_documents_as_context() {
             std::fs::read_to_string(&c).unwrap(),
             std::fs::read_to_string(&p).unwrap(),
         );
-        let g = Grounding::new(&[(ctx.to_string(), ctext)], &[]);
+        // A runbook's derived steps count too, as for --runbook.
+        let runbook = ctx.starts_with("runbooks/").then(|| c.to_str().unwrap());
+        let steps: Vec<(String, String)> = runbook
+            .and_then(|_| rbplan::input::runbook::derive(&ctext).ok())
+            .map(|r| r.steps.into_iter().map(|s| (s.name, s.text)).collect())
+            .unwrap_or_default();
+        let g = Grounding::new(&[(c.to_str().unwrap().to_string(), ctext)], &steps);
         let matched: Vec<String> = g.matched(&ptext).iter().map(|n| n.key.clone()).collect();
         let file = dir.path().join("plan.md");
-        std::fs::write(&file, with_context(&ptext, &[c.to_str().unwrap()], None)).unwrap();
+        std::fs::write(&file, with_context(&ptext, &[c.to_str().unwrap()], runbook)).unwrap();
         let out = rbplan(dir.path()).args(["check", "--json", "plan.md"]).run();
         let ungrounded = codes(&out.json()).contains(&"ungrounded".to_string());
         eprintln!(
-            "{ctx} -> {plan}: {} names, {} matched {:?}{}",
+            "{ctx} -> {plan}: {} names ({} steps), {} matched {:?}{}",
             g.names().len(),
+            steps.len(),
             matched.len(),
             &matched[..matched.len().min(8)],
             if ungrounded { ": ungrounded" } else { "" }
