@@ -87,7 +87,11 @@ fn rbplan(server: &Server, args: &[&str]) {
         .output()
         .unwrap();
     assert!(out.status.code().is_some(), "rbplan was killed");
-    assert!(server.received() > 0, "nothing sent: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        server.received() > 0,
+        "nothing sent: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn parallel(context: bool) -> Row {
@@ -128,10 +132,7 @@ fn batch(dir: &Path, shared: bool, own: bool) -> Row {
 
 fn print(name: &str, r: &Row) {
     let share = 100.0 * r.prefix as f64 / r.mean.max(1) as f64;
-    println!(
-        "| {name} | {} | {} | {} | {share:.0}% |",
-        r.requests, r.mean, r.prefix
-    );
+    println!("| {name} | {} | {} | {} | {share:.0}% |", r.requests, r.mean, r.prefix);
 }
 
 fn main() {

@@ -303,6 +303,10 @@ pub enum CheckSpec {
     Specific { what: String },
     /// With `--parallel`: the section's point of no return ("T+…") is the outline's.
     PointOfNoReturn {},
+    /// With context files (`--context`, `--runbook`): the plan names something they hold
+    /// (a table, resource, workload, host, command or step). Checked on the whole plan; its
+    /// findings go to this section.
+    Grounding {},
     /// Each entry of `all` is mentioned (case-insensitive phrase) in the section or the document.
     Mentions {
         all: Vec<String>,
@@ -330,6 +334,7 @@ impl CheckSpec {
             | CheckSpec::Checkboxes { .. }
             | CheckSpec::Specific { .. }
             | CheckSpec::PointOfNoReturn {}
+            | CheckSpec::Grounding {}
             | CheckSpec::Mentions { .. } => Severity::Error,
         }
     }
@@ -412,6 +417,7 @@ mod tests {
                 want("by-stage", "StageCoverage", Error),
                 want("by-stage", "Durations", Warning),
                 want("by-stage", "Conditionals", Warning),
+                want("by-component", "Grounding", Error),
                 want("communication", "Mentions", Warning),
                 want("checklist", "Checkboxes", Error),
                 want("what-if", "Items", Error),
@@ -470,7 +476,7 @@ mod tests {
             ),
             (
                 "checks = [{ kind = 'nope' }]",
-                "unknown variant `nope`, expected one of `table`, `stage_coverage`, `items`, `checkboxes`, `durations`, `conditionals`, `specific`, `point_of_no_return`, `mentions`",
+                "unknown variant `nope`, expected one of `table`, `stage_coverage`, `items`, `checkboxes`, `durations`, `conditionals`, `specific`, `point_of_no_return`, `grounding`, `mentions`",
             ),
             ("checks = [{ severity = 'error' }]", "missing field `kind`"),
         ];

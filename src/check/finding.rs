@@ -171,6 +171,18 @@ codes! {
         checks: "A context file the plan was made from (its front matter records its hash) has changed since.",
         fix: "Regenerate the plan from the current files: rerun the same rbplan ask --out or rbplan batch.",
     }
+    Ungrounded {
+        name: "ungrounded",
+        severity: Graded::Check(|| CheckSpec::Grounding {}),
+        checks: "With --context or --runbook: the plan names no table, resource, host, command or step they hold.",
+        fix: "Use the context's own names, e.g. \"ALTER TABLE orders DROP COLUMN region\", \"kubectl rollout undo\".",
+    }
+    UngroundedStage {
+        name: "ungrounded_stage",
+        severity: Graded::Fixed(Severity::Warning),
+        checks: "With --runbook: a stage subsection names nothing from its runbook step's name or text.",
+        fix: "Say what the step does and with what: its command, table or host, e.g. \"vtctldclient SwitchTraffic\".",
+    }
 }
 
 impl Code {

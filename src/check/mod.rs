@@ -8,6 +8,7 @@ use serde::Serialize;
 
 pub mod coherence;
 pub mod finding;
+pub mod grounding;
 pub mod quality;
 pub mod specific;
 pub mod structure;
@@ -134,6 +135,8 @@ pub struct Migration {
     agreed: Option<coherence::Agreed>,
     /// Stems of the stages' words and the names: what makes a scenario specific.
     vocab: WordSet,
+    /// With context files: the names they hold, that the plan must use.
+    grounding: Option<std::sync::Arc<grounding::Grounding>>,
 }
 
 impl Migration {
@@ -145,7 +148,20 @@ impl Migration {
             names,
             vocab,
             agreed: None,
+            grounding: None,
         }
+    }
+
+    /// The same migration, grounded in context files (`--context`, `--runbook`).
+    pub fn with_grounding(self, g: grounding::Grounding) -> Migration {
+        Migration {
+            grounding: Some(std::sync::Arc::new(g)),
+            ..self
+        }
+    }
+
+    pub fn grounding(&self) -> Option<&grounding::Grounding> {
+        self.grounding.as_deref()
     }
 
     /// The same migration, with what an outline fixed (`--parallel`).
@@ -217,6 +233,9 @@ impl Checker {
         findings.extend(order_findings(&self.spec, &outline));
         findings.extend(structure::run(&self.spec, &doc, &outline, m));
         findings.extend(quality::run(&self.spec, &self.prompt, &doc, &outline));
+        if let Some(g) = m.grounding() {
+            findings.extend(grounding::run(&self.spec, &doc, &outline, g));
+        }
         if self.spec.quality.names && !m.names.is_empty() && !specific::names_any(&doc.text, &m.names) {
             let shown: Vec<String> = m.names.iter().map(|n| format!("\"{n}\"")).collect();
             let msg = format!(

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::check::Migration;
+use crate::check::grounding::Grounding;
 use crate::context::{self, Budget, Context};
 use crate::error::Result;
 use crate::input::runbook::{self, Runbook};
@@ -69,11 +70,22 @@ impl PlanInput {
         let mut inputs = self.inputs;
         inputs.context = context::render(&ctx.files);
         let mut p = PlanInput::with_stages(inputs, self.stages);
+        p.migration = p.migration.with_grounding(grounding(&ctx, rb));
         p.context = ctx;
         p.runbook = rb.map(|r| r.path.clone());
         p.context_tokens = Some(counted);
         Ok(p)
     }
+}
+
+/// The names the context files hold, and the runbook's derived steps.
+fn grounding(ctx: &Context, rb: Option<&RunbookRead>) -> Grounding {
+    let files: Vec<(String, String)> = ctx.files.iter().map(|f| (f.path.clone(), f.text.clone())).collect();
+    let steps: Vec<(String, String)> = rb
+        .and_then(|r| r.derived.as_ref().ok())
+        .map(|r| r.steps.iter().map(|s| (s.name.clone(), s.text.clone())).collect())
+        .unwrap_or_default();
+    Grounding::new(&files, &steps)
 }
 
 /// What `--context` and `--runbook` ask for, as plain values.

@@ -35,7 +35,10 @@ fn the_readme_grounding_example_replays_offline() {
     for name in ["Write cutover", "order_items", "orders_write_target"] {
         assert!(plan.contains(name), "the plan names {name}");
     }
-    assert!(plan.contains("fixtures/grounding-example/runbook.md"), "front matter records the runbook");
+    assert!(
+        plan.contains("fixtures/grounding-example/runbook.md"),
+        "front matter records the runbook"
+    );
 
     // The recorded request holds both files as blocks, with their paths, and the stages
     // came from the runbook.

@@ -13,6 +13,7 @@ mod batchapi;
 mod check;
 mod context;
 mod faults;
+mod grounding;
 mod grounding_example;
 mod limited;
 mod live;

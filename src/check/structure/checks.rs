@@ -26,6 +26,8 @@ impl Section<'_> {
                 .unwrap_or_default(),
             CheckSpec::Durations { column } => self.durations(column.as_deref()),
             CheckSpec::Conditionals {} => self.conditionals(),
+            // On the whole plan, present section or not: `check::grounding::run`.
+            CheckSpec::Grounding {} => Vec::new(),
             CheckSpec::Specific { what } => self.specific(what, m),
             CheckSpec::Items { what, min, max } => self.items(what, *min, *max),
             CheckSpec::Checkboxes { min } => self.checkboxes(*min),

@@ -173,10 +173,13 @@ fn check_file(path: &Path, checker: &Checker, template: &Template, given: &Given
     // Without --stages, a plan rbplan wrote is checked against the stages it was made for.
     let own_stages = prov.as_ref().map(|p| p.stages.clone()).filter(|s| !s.is_empty());
     let own_summary = prov.as_ref().and_then(|p| p.summary.clone());
-    let migration = Migration::new(
+    let mut migration = Migration::new(
         given.stages.clone().or(own_stages),
         given.summary.as_deref().or(own_summary.as_deref()),
     );
+    if let Some(g) = prov.as_ref().and_then(grounding) {
+        migration = migration.with_grounding(g);
+    }
     let (_, mut report) = checker.check(&text, &migration);
     if let Some(p) = &prov
         && !p.template_hash.is_empty()
@@ -219,6 +222,29 @@ fn context_drift(p: &Provenance) -> Vec<Finding> {
             })
         })
         .collect()
+}
+
+/// The names in the context files `p` records that are still there (read from the working
+/// directory, as `context_drift` reads them), with the steps of its runbook.
+fn grounding(p: &Provenance) -> Option<crate::check::grounding::Grounding> {
+    let files: Vec<(String, String)> = p
+        .context
+        .keys()
+        .filter(|path| path.as_str() != "-")
+        .filter_map(|path| Some((path.clone(), std::fs::read_to_string(path).ok()?)))
+        .collect();
+    if files.is_empty() {
+        return None;
+    }
+    let runbook = p
+        .runbook
+        .as_ref()
+        .and_then(|r| files.iter().find(|(path, _)| path == r));
+    let steps: Vec<(String, String)> = runbook
+        .and_then(|(_, text)| input::runbook::derive(text).ok())
+        .map(|rb| rb.steps.into_iter().map(|s| (s.name, s.text)).collect())
+        .unwrap_or_default();
+    Some(crate::check::grounding::Grounding::new(&files, &steps))
 }
 
 /// One file's result.
