@@ -266,6 +266,7 @@ pub fn json_report(g: &Generated, a: &Asked) -> serde_json::Value {
         "model_reported": t.model.as_deref().unwrap_or(a.model),
         "request_ids": t.request_ids,
         "requests": t.requests,
+        "requests_by_model": t.by_model.iter().map(|(m, n)| (m.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "transport_retries": t.retries,
         "rate_limited": t.rate_limited,
         "first_answer": {

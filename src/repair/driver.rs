@@ -182,7 +182,8 @@ pub async fn generate<S: Source>(
     let (mut state, rounds, early) = run.begin().await?;
     let mut stopped = match early {
         Some(stop) => Some(stop),
-        None => run.repair(&mut state, rounds).await?,
+        // With a fallback waiting, a round that does not reduce the errors is the last.
+        None => run.repair(&mut state, rounds, job.opts.fallback.is_some()).await?,
     };
     if let Some(why) = run.fallback_needed(&state, stopped.as_ref()) {
         let fallback = job.opts.fallback.clone().expect("fallback_needed checks it");
@@ -191,13 +192,14 @@ pub async fn generate<S: Source>(
         // What the first model could not fix, the second is asked to.
         state.rewrite_refused.clear();
         let more = state.rounds.len() as u32 + rounds.max(1);
-        stopped = run.repair(&mut state, more).await?;
+        stopped = run.repair(&mut state, more, false).await?;
     }
     state.strategies.sort_by_key(|(id, _)| job.checker.spec.index_of(id));
     state.written_by.sort_by_key(|(id, _)| job.checker.spec.index_of(id));
-    let stopped = stopped.map(|s| match s {
-        RepairEnd::Stop(s) => s,
-        RepairEnd::Lasting(e) => Stop::Failed(e),
+    let stopped = stopped.and_then(|s| match s {
+        RepairEnd::Stop(s) => Some(s),
+        RepairEnd::Lasting(e) => Some(Stop::Failed(e)),
+        RepairEnd::NoProgress(_) => None,
     });
     Ok(Generated {
         state,
@@ -211,6 +213,8 @@ enum RepairEnd {
     Stop(Stop),
     /// A failure the same model will not get past (`ApiError::is_lasting`).
     Lasting(String),
+    /// This repair round left as many errors as before it (`errors_left`).
+    NoProgress(u32),
 }
 
 /// One plan's generation under way: where answers come from, the conversation they
@@ -265,26 +269,29 @@ impl<S: Source> Run<'_, '_, S> {
     /// Ask one request and count it: answered or failed, it was made.
     pub(super) async fn call(&mut self, at: Target, req: &ChatRequest) -> Result<Answer> {
         let a = self.source.answer(at, req).await?;
-        self.count(&a);
+        self.count(&req.shape.model, &a);
         Ok(a)
     }
 
-    /// Count one answer: answered or failed, it was a request.
-    pub(super) fn count(&mut self, a: &Answer) {
-        match a {
+    /// Count one answer to `model`: answered or failed, it was a request.
+    pub(super) fn count(&mut self, model: &str, a: &Answer) {
+        let made = match a {
             Answer::Reply(c) => {
-                self.tally.requests += 1;
                 self.tally.add(c);
+                true
             }
-            Answer::Failed(e) if e.not_sent() => {}
+            Answer::Failed(e) if e.not_sent() => false,
             Answer::Failed(e) => {
-                self.tally.requests += 1;
                 if let ApiError::Exhausted { attempts, .. } = e {
                     self.tally.retries += attempts - 1;
                 }
+                true
             }
-            Answer::Skipped(Some(_)) => self.tally.requests += 1,
-            Answer::Skipped(None) => {}
+            Answer::Skipped(Some(_)) => true,
+            Answer::Skipped(None) => false,
+        };
+        if made {
+            self.tally.made(model);
         }
     }
 
@@ -333,6 +340,10 @@ impl<S: Source> Run<'_, '_, S> {
         self.job.opts.fallback.as_deref().filter(|f| *f != state.model)?;
         match stopped {
             Some(RepairEnd::Lasting(e)) => Some(format!("{} failed: {e}", state.model)),
+            Some(RepairEnd::NoProgress(round)) => Some(format!(
+                "{} did not reduce the error findings in repair round {round}",
+                state.model
+            )),
             Some(RepairEnd::Stop(_)) => None,
             None if !state.report.passes() => Some(format!(
                 "{} left the plan failing after {} repair rounds",
@@ -343,8 +354,9 @@ impl<S: Source> Run<'_, '_, S> {
         }
     }
 
-    /// Repair rounds from wherever `state` stands, up to `rounds` rounds in all.
-    async fn repair(&mut self, state: &mut State, rounds: u32) -> Result<Option<RepairEnd>> {
+    /// Repair rounds from wherever `state` stands, up to `rounds` rounds in all; with
+    /// `stall`, the first round that does not reduce `errors_left` ends them.
+    async fn repair(&mut self, state: &mut State, rounds: u32, stall: bool) -> Result<Option<RepairEnd>> {
         let (job, on_event) = (self.job, self.on_event);
         while (state.rounds.len() as u32) < rounds {
             let Some(ask) = state.next(job.checker) else { break };
@@ -362,7 +374,7 @@ impl<S: Source> Run<'_, '_, S> {
                 missing: &missing,
                 rewrite: &rewrite,
             });
-            let before = self.tally.requests;
+            let (before, errors) = (self.tally.requests, errors_left(state, job.checker));
             let out = self.run_round(state, ask, requests).await?;
             let made = self.tally.requests - before;
             let r = state.apply(&out.ask, &out.edits, &out.answered, made, job.checker, &self.migration);
@@ -378,6 +390,9 @@ impl<S: Source> Run<'_, '_, S> {
                 } else {
                     RepairEnd::Stop(Stop::Failed(e.to_string()))
                 }));
+            }
+            if stall && errors_left(state, job.checker) >= errors {
+                return Ok(Some(RepairEnd::NoProgress(round)));
             }
         }
         Ok(None)
@@ -435,7 +450,9 @@ impl<S: Source> Run<'_, '_, S> {
         let mut firsts: Vec<Option<Answer>> = match self.job.opts.parallel {
             Some(n) if requests.len() > 1 => {
                 let answers = self.source.answer_many(requests.to_vec(), n, &|_| {}).await?;
-                answers.iter().for_each(|a| self.count(a));
+                for (a, (_, req)) in answers.iter().zip(requests) {
+                    self.count(&req.shape.model, a);
+                }
                 answers.into_iter().map(Some).collect()
             }
             _ => requests.iter().map(|_| None).collect(),
@@ -495,6 +512,30 @@ impl<S: Source> Run<'_, '_, S> {
 /// one request's: the others may be shorter.
 fn ends_all(e: &ApiError) -> bool {
     e.is_auth() || e.stops_run() || (e.is_lasting() && !e.is_context_overflow())
+}
+
+/// How far the plan is from passing: its error findings (a missing section is one), and
+/// each section whose body is word for word another's (a model that answers every
+/// one-section request with the same prose has recovered nothing).
+fn errors_left(state: &State, checker: &crate::check::Checker) -> usize {
+    use crate::spec::Severity;
+    let errors = state
+        .report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let outline = checker.outline(&state.plan);
+    let mut bodies: Vec<&str> = outline
+        .found
+        .iter()
+        .filter(|l| !l.empty)
+        .map(|l| state.plan[l.body_start..l.end].trim())
+        .collect();
+    let found = bodies.len();
+    bodies.sort_unstable();
+    bodies.dedup();
+    errors + (found - bodies.len())
 }
 
 /// What one answer of a one-section round leaves to do.

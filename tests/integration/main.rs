@@ -18,6 +18,7 @@ mod live;
 mod living;
 mod ratelimits;
 mod regen;
+mod repair;
 mod revise;
 mod smollm2;
 mod smollm2_parallel;
