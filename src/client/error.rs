@@ -76,6 +76,9 @@ pub enum ApiError {
     /// New work was not started because the run is stopping (Ctrl-C).
     #[error("not started: the run is stopping")]
     NotStarted,
+    /// Stopped by the deadline or a signal: `sent` when the request was in flight.
+    #[error("{why}")]
+    Halted { why: String, sent: bool },
     /// A request that failed inside a Batch API or vLLM batch, as its output line says.
     #[error("failed in the batch: {0}")]
     InBatch(String),
@@ -154,7 +157,15 @@ impl ApiError {
 
     /// The request never left: refused for the budget, or the run stopped new work.
     pub fn not_sent(&self) -> bool {
-        matches!(self, ApiError::Budget { .. } | ApiError::NotStarted)
+        matches!(
+            self,
+            ApiError::Budget { .. } | ApiError::NotStarted | ApiError::Halted { sent: false, .. }
+        )
+    }
+
+    /// Stopped by the deadline or a signal, not by the server.
+    pub fn is_halted(&self) -> bool {
+        matches!(self, ApiError::Halted { .. })
     }
 
     /// An error that ends a whole batch run, not one item: no key, no credit, the budget

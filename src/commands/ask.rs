@@ -44,7 +44,8 @@ pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
         args.parallel.parallel,
         args.judge.judge_model.clone(),
     )
-    .streamed(view.stream);
+    .streamed(view.stream)
+    .until(args.deadline.deadline);
     let client = super::budgeted(client, &args.cost, &prices, &plan.models(), settings.shape.max_tokens)?;
     let job = Job {
         template: &template,
@@ -75,11 +76,16 @@ pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
 /// command's error.
 async fn make(job: &Job<'_>, view: &View) -> Result<Produced> {
     let (on_delta, on_event) = (|piece: &str| view.delta(piece), |ev: Event| view.event(ev));
-    let mut live = LiveSource {
-        client: job.client,
-        on_delta: Some(&on_delta),
+    // Ctrl-C or SIGTERM: no new request, the one in flight given up, the plan written.
+    let halt = crate::client::Halt::default();
+    halt.on_signals();
+    let mut live = LiveSource::new(job.client, Some(&on_delta))
+        .until(job.settings.deadline)
+        .halted_by(Some(halt.clone()));
+    let mut p = match job.make(&mut live, &on_event).await {
+        Err(_) if halt.is_halted() => return Err(Error::Interrupted),
+        r => r?,
     };
-    let mut p = job.make(&mut live, &on_event).await?;
     match p.written.take_error() {
         Some(e) => Err(e),
         None => Ok(p),

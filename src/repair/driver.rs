@@ -7,7 +7,9 @@ use std::future::Future;
 use std::path::PathBuf;
 
 use super::{Ask, Event, Generated, Job, Start, State, Strategy, Tally};
-use crate::client::{ApiError, ChatRequest, ChatResult, Client, Message, OnDelta};
+use tokio::time::Instant;
+
+use crate::client::{ApiError, ChatRequest, ChatResult, Client, Halt, Message, OnDelta};
 use crate::error::Result;
 
 /// Requests per missing section in a one-section-per-request round: the first, and more
@@ -43,12 +45,14 @@ pub enum Stop {
     Failed(String),
     /// The next round went out as requests in a batch file, to be imported later.
     Exported { round: u32, path: PathBuf },
+    /// The deadline passed, or a signal came: the plan is kept as it stands.
+    Halted(String),
 }
 
 impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Stop::Failed(e) => f.write_str(e),
+            Stop::Failed(e) | Stop::Halted(e) => f.write_str(e),
             Stop::Exported { round, path } => write!(f, "repair round {round} exported to {}", path.display()),
         }
     }
@@ -92,7 +96,62 @@ pub struct LiveSource<'a> {
     pub client: &'a Client,
     /// Shows the first answer as it streams; repairs are summarised instead.
     pub on_delta: Option<OnDelta<'a>>,
+    /// `--deadline`: no request starts after it (one in flight finishes).
+    pub deadline: Option<Instant>,
+    /// Ctrl-C or SIGTERM: no request starts, and one in flight is given up.
+    pub halt: Option<Halt>,
 }
+
+impl<'a> LiveSource<'a> {
+    pub fn new(client: &'a Client, on_delta: Option<OnDelta<'a>>) -> Self {
+        LiveSource {
+            client,
+            on_delta,
+            deadline: None,
+            halt: None,
+        }
+    }
+
+    /// No request starts after `after` from now.
+    pub fn until(mut self, after: Option<std::time::Duration>) -> Self {
+        self.deadline = after.map(|d| Instant::now() + d);
+        self
+    }
+
+    pub fn halted_by(mut self, halt: Option<Halt>) -> Self {
+        self.halt = halt;
+        self
+    }
+
+    /// Why no request may start now, if none may.
+    fn refused(deadline: Option<Instant>, halt: Option<&Halt>) -> Option<ApiError> {
+        let why = if halt.is_some_and(Halt::is_halted) {
+            "interrupted: no new request was started"
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            "the deadline passed: no new request was started"
+        } else {
+            return None;
+        };
+        Some(ApiError::Halted {
+            why: why.into(),
+            sent: false,
+        })
+    }
+}
+
+/// `call`, given up when `halt` is called while it is in flight.
+async fn unless_halted<F>(halt: Option<Halt>, call: F) -> ChatResult_
+where
+    F: Future<Output = ChatResult_>,
+{
+    let Some(h) = halt else { return call.await };
+    tokio::select! {
+        r = call => r,
+        _ = h.halted() => Err(ApiError::Halted { why: "interrupted: the request in flight was given up".into(), sent: true }),
+    }
+}
+
+type ChatResult_ = std::result::Result<ChatResult, ApiError>;
 
 impl Source for LiveSource<'_> {
     /// Every request in its own task, at most `n` in flight (and the client's own limit
@@ -112,12 +171,16 @@ impl Source for LiveSource<'_> {
         let count = reqs.len();
         for (i, (_, req)) in reqs.into_iter().enumerate() {
             let (client, limit, hopeless) = (self.client.clone(), limit.clone(), hopeless.clone());
+            let (deadline, halt) = (self.deadline, self.halt.clone());
             set.spawn(async move {
                 let _slot = limit.acquire_owned().await.expect("the semaphore is never closed");
                 if hopeless.load(Ordering::SeqCst) {
                     return (i, None);
                 }
-                let r = client.chat(&req, None).await;
+                if let Some(e) = Self::refused(deadline, halt.as_ref()) {
+                    return (i, Some(Err(e)));
+                }
+                let r = unless_halted(halt, client.chat(&req, None)).await;
                 if r.as_ref().is_err_and(ends_all) {
                     hopeless.store(true, Ordering::SeqCst);
                 }
@@ -140,11 +203,14 @@ impl Source for LiveSource<'_> {
     }
 
     async fn answer(&mut self, at: Target, req: &ChatRequest) -> Result<Answer> {
+        if let Some(e) = Self::refused(self.deadline, self.halt.as_ref()) {
+            return Ok(Answer::Failed(e));
+        }
         // The first request of a plan is new work: refused once the run is stopping.
         let r = if at.round == 0 && at.attempt == 0 {
-            self.client.chat_first(req, self.on_delta).await
+            unless_halted(self.halt.clone(), self.client.chat_first(req, self.on_delta)).await
         } else {
-            self.client.chat(req, None).await
+            unless_halted(self.halt.clone(), self.client.chat(req, None)).await
         };
         Ok(match r {
             Ok(c) => Answer::Reply(c),
@@ -385,7 +451,9 @@ impl<S: Source> Run<'_, '_, S> {
                 rewritten: r.rewritten.len(),
             });
             if let Some(e) = out.failed {
-                return Ok(Some(if e.is_lasting() {
+                return Ok(Some(if e.is_halted() {
+                    RepairEnd::Stop(Stop::Halted(e.to_string()))
+                } else if e.is_lasting() {
                     RepairEnd::Lasting(e.to_string())
                 } else {
                     RepairEnd::Stop(Stop::Failed(e.to_string()))
@@ -458,7 +526,8 @@ impl<S: Source> Run<'_, '_, S> {
             _ => requests.iter().map(|_| None).collect(),
         };
         let mut stopped = false;
-        for ((at, req), first) in requests.iter().zip(firsts.iter_mut()) {
+        let of = requests.len();
+        for (n, ((at, req), first)) in requests.iter().zip(firsts.iter_mut()).enumerate() {
             let attempts = match at.section {
                 Some(i) if ask.missing.contains(&i) => SECTION_ATTEMPTS,
                 _ => 1,
@@ -468,7 +537,18 @@ impl<S: Source> Run<'_, '_, S> {
                 let answer = match first.take() {
                     Some(a) => a,
                     None if stopped => break,
-                    None => self.call(at, req).await?,
+                    None => {
+                        if let Some(i) = at.section.filter(|_| attempt == 0) {
+                            let id = &self.job.checker.spec.sections[i].id;
+                            (self.on_event)(Event::Asking {
+                                round: at.round,
+                                id,
+                                n: n + 1,
+                                of,
+                            });
+                        }
+                        self.call(at, req).await?
+                    }
                 };
                 match self.take(ask, at, answer, out)? {
                     Taken::Done => break,

@@ -114,6 +114,13 @@ pub enum Event<'a> {
         recovered: usize,
         rewritten: usize,
     },
+    /// A one-section request of a repair round is sent (asked one after another).
+    Asking {
+        round: u32,
+        id: &'a str,
+        n: usize,
+        of: usize,
+    },
     /// `--parallel`: the outline request is sent.
     OutlineAsked,
     /// `--parallel`: the outline came back.

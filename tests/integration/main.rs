@@ -12,6 +12,7 @@ mod batch;
 mod batchapi;
 mod check;
 mod context;
+mod deadline;
 mod faults;
 mod limited;
 mod live;
