@@ -87,9 +87,16 @@ pub enum ApiError {
     Unanswered(String),
     /// Not sent: its worst case (prompt plus max tokens, priced) could take the spend past
     /// `--max-cost`.
-    /// `held`: the worst cases of the requests still in flight.
+    /// `held`: the worst cases of the requests still in flight. `retry`: refused on a
+    /// retry, after the request's first attempt went out (so it counts as made).
     #[error("the budget is reached: {} spent and up to {} held by requests in flight, of {}; the next request could cost up to {}", crate::price::usd(*spent), crate::price::usd(*held), crate::price::usd(*max), crate::price::usd(*next))]
-    Budget { spent: f64, held: f64, max: f64, next: f64 },
+    Budget {
+        spent: f64,
+        held: f64,
+        max: f64,
+        next: f64,
+        retry: bool,
+    },
     /// Only rate limits for longer than the patience: the run stops, resumable.
     #[error("rate limited with no successful request for {}s ({last}); stopping so a rerun can resume", quiet.as_secs())]
     Stalled { quiet: Duration, last: Box<ApiError> },
@@ -159,7 +166,7 @@ impl ApiError {
     pub fn not_sent(&self) -> bool {
         matches!(
             self,
-            ApiError::Budget { .. } | ApiError::NotStarted | ApiError::Halted { sent: false, .. }
+            ApiError::Budget { retry: false, .. } | ApiError::NotStarted | ApiError::Halted { sent: false, .. }
         )
     }
 

@@ -10,6 +10,7 @@ pub mod budget;
 mod error;
 pub mod fixture;
 mod halt;
+mod learned;
 mod http;
 pub mod limits;
 pub mod pacing;
@@ -268,6 +269,8 @@ pub struct Client {
     limit: Option<Arc<Aimd>>,
     /// The server's own `x-ratelimit-*` figures, paced by before it says no.
     server: Arc<ServerLimits>,
+    /// The rate learned from a 429 when the server announces no figures.
+    learned: Arc<learned::Learned>,
     /// When a request last succeeded, to give up on rate limits only when nothing does.
     progress: Arc<Progress>,
     /// `--max-cost`.
@@ -297,6 +300,7 @@ impl Client {
             pacer: None,
             limit: None,
             server: Arc::default(),
+            learned: Arc::default(),
             progress: Arc::new(Progress::new(patience)),
             budget: None,
             stop_new: Arc::default(),
@@ -385,7 +389,15 @@ impl Client {
         let (mut attempt, mut limited) = (0u32, 0u32);
         loop {
             let new_work = first && attempt == 0 && limited == 0;
-            let (slot, held) = self.admit(new_work, cost, req).await?;
+            let (slot, held) = match self.admit(new_work, cost, req).await {
+                // Refused on a retry: the request itself went out, and counts as made.
+                Err(ApiError::Budget { spent, held, max, next, .. }) if attempt + limited > 0 => {
+                    let retry = true;
+                    return Err(ApiError::Budget { spent, held, max, next, retry });
+                }
+                r => r?,
+            };
+            let sent = self.learned.acquire().await;
             if attempt == 0 && limited == 0 {
                 self.started.fetch_add(1, Ordering::Relaxed);
             }
@@ -421,6 +433,9 @@ impl Client {
                     }
                     drop(slot); // free for others while this one waits
                     if err.is_pacing() {
+                        if self.server.latest().is_none() {
+                            self.learned.rate_limited(sent);
+                        }
                         self.wait_out_rate_limit(err, limited, cost).await?;
                         limited += 1;
                         continue;
