@@ -10,8 +10,8 @@ pub mod budget;
 mod error;
 pub mod fixture;
 mod halt;
-mod learned;
 mod http;
+mod learned;
 pub mod limits;
 pub mod pacing;
 pub mod retry;
@@ -391,9 +391,17 @@ impl Client {
             let new_work = first && attempt == 0 && limited == 0;
             let (slot, held) = match self.admit(new_work, cost, req).await {
                 // Refused on a retry: the request itself went out, and counts as made.
-                Err(ApiError::Budget { spent, held, max, next, .. }) if attempt + limited > 0 => {
+                Err(ApiError::Budget {
+                    spent, held, max, next, ..
+                }) if attempt + limited > 0 => {
                     let retry = true;
-                    return Err(ApiError::Budget { spent, held, max, next, retry });
+                    return Err(ApiError::Budget {
+                        spent,
+                        held,
+                        max,
+                        next,
+                        retry,
+                    });
                 }
                 r => r?,
             };

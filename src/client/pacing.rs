@@ -93,11 +93,14 @@ pub struct Pacer {
 impl Pacer {
     pub fn new(rpm: Option<u32>, tpm: Option<u32>) -> Pacer {
         Pacer {
-            // Requests one at a time, evenly: a limit enforced over any one-second window
-            // is met from the first request. Tokens a second's worth, so that a reply
+            // Requests one at a time, evenly (a quarter of one in hand, so a send that went
+            // late does not lower the rate): a limit over any one-second window is met
+            // from the first request. Tokens a second's worth, so that a reply
             // smaller than its worst case gives back what it did not use.
-            rpm: rpm.filter(|&n| n > 0).map(|n| Mutex::new(Bucket::new(n, 1.0))),
-            tpm: tpm.filter(|&n| n > 0).map(|n| Mutex::new(Bucket::new(n, f64::from(n) / 60.0))),
+            rpm: rpm.filter(|&n| n > 0).map(|n| Mutex::new(Bucket::new(n, 1.25))),
+            tpm: tpm
+                .filter(|&n| n > 0)
+                .map(|n| Mutex::new(Bucket::new(n, f64::from(n) / 60.0))),
         }
     }
 

@@ -70,7 +70,12 @@ pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
     let p = make(&job, &view).await?;
     show(&args, given_out.as_deref(), &view, &p, &job, &prices)?;
     let mut cost = super::cost_words(&prices, job.model(), &p.g.tally.usage);
-    if args.cost.max_cost.is_some() && matches!(crate::price::counting_for(job.model()), crate::price::Counting::Estimate) {
+    if args.cost.max_cost.is_some()
+        && matches!(
+            crate::price::counting_for(job.model()),
+            crate::price::Counting::Estimate
+        )
+    {
         cost.push_str(" (--max-cost held each prompt by an estimate, four characters a token plus a third: no tokenizer for this model)");
     }
     present::summarize(&p.g, ui, p.written.path(), &checker, &cost);
