@@ -929,7 +929,11 @@ fn json_out_is_the_flag_and_written_to_the_file_written() {
     let a = authored();
     let server = Server::start(move |req, n| reply(req, n, &a.text, "stop"));
     let dir = tempdir();
-    std::fs::write(dir.path().join("plan.md"), "# Our own notes\n\nNot a plan rbplan wrote.\n").unwrap();
+    std::fs::write(
+        dir.path().join("plan.md"),
+        "# Our own notes\n\nNot a plan rbplan wrote.\n",
+    )
+    .unwrap();
     for run in 0..2 {
         let out = ask(&server, dir.path(), &["--no-stream", "--json", "--out", "plan.md"]);
         assert_eq!(out.code, 0, "run {run}: {}", out.stderr);
