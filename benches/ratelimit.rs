@@ -12,7 +12,9 @@
 //!
 //! Per client: items lost, requests answered 429, the peak of accepted requests in
 //! flight, wall time, and wall time over the ideal the limit sets. The SDK peer needs
-//! `pip install openai`; without it its rows say so.
+//! `pip install openai`; without it its rows say so. `RBPLAN_BEFORE=path/to/rbplan` adds
+//! that binary's rows, run in the same way against a fresh server, for before/after
+//! figures in one run; the storm also runs once with `--rpm 300`.
 
 use std::path::Path;
 use std::process::Command;
@@ -75,10 +77,23 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|");
     for case in &cases {
         let input = services(work.path(), case.n, &summary, &stages);
-        let (srv, stats) = (case.start)(text.clone());
-        let (lost, secs) = run_rbplan(work.path(), &srv, &input, case.c);
-        row(case, "rbplan", lost, &stats, secs);
-        drop(srv);
+        let before = std::env::var("RBPLAN_BEFORE").ok();
+        let mut runs: Vec<(String, &str, Vec<&str>)> = Vec::new();
+        if let Some(b) = before.as_deref() {
+            runs.push(("rbplan before".into(), b, vec![]));
+        }
+        runs.push(("rbplan".into(), BIN, vec![]));
+        if case.name == "storm" {
+            if let Some(b) = before.as_deref() {
+                runs.push(("rbplan before --rpm 300".into(), b, vec!["--rpm", "300"]));
+            }
+            runs.push(("rbplan --rpm 300".into(), BIN, vec!["--rpm", "300"]));
+        }
+        for (label, bin, extra) in &runs {
+            let (srv, stats) = (case.start)(text.clone());
+            let (lost, secs) = run_rbplan(bin, work.path(), &srv, &input, case.c, extra);
+            row(case, label, lost, &stats, secs);
+        }
         let (srv, stats) = (case.start)(text.clone());
         match run_sdk(root, &srv, case, work.path(), &body) {
             Some((lost, secs)) => row(case, "openai-python", lost, &stats, secs),
@@ -148,10 +163,10 @@ fn body_chars(p: &Path) -> usize {
 }
 
 /// `rbplan batch` into a fresh folder: items not complete, and seconds.
-fn run_rbplan(dir: &Path, srv: &server::Server, input: &Path, c: usize) -> (usize, f64) {
+fn run_rbplan(bin: &str, dir: &Path, srv: &server::Server, input: &Path, c: usize, extra: &[&str]) -> (usize, f64) {
     let out = dir.join(format!("out-{}", fastrand::u32(..)));
     let t0 = Instant::now();
-    let status = Command::new(BIN)
+    let status = Command::new(bin)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .args(["batch"])
@@ -169,6 +184,7 @@ fn run_rbplan(dir: &Path, srv: &server::Server, input: &Path, c: usize) -> (usiz
             MAX_TOKENS,
             "-q",
         ])
+        .args(extra)
         .status()
         .unwrap();
     let secs = t0.elapsed().as_secs_f64();

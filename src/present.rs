@@ -23,6 +23,7 @@ pub struct View {
     on_stdout: bool,
     on_stderr: bool,
     streamed_any: AtomicBool,
+    started: std::time::Instant,
 }
 
 impl View {
@@ -36,6 +37,7 @@ impl View {
             on_stdout,
             on_stderr,
             streamed_any: AtomicBool::new(false),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -60,7 +62,10 @@ impl View {
         if matches!(ev, Event::Draft { .. }) && self.streamed() {
             eprintln!();
         }
-        self.ui.note(event_line(ev));
+        // A slow model's progress: which round, which section, how long so far.
+        let elapsed = matches!(ev, Event::Asking { .. } | Event::RoundStart { .. })
+            .then(|| format!(" [{}s]", self.started.elapsed().as_secs()));
+        self.ui.note(event_line(ev) + elapsed.as_deref().unwrap_or(""));
     }
 
     /// The plan on stdout, unless the stream already showed it exactly as it stands.
@@ -130,6 +135,7 @@ pub fn event_line(ev: Event) -> String {
             rewritten,
             ..
         } => format!("repair round {round}: {recovered} section(s) recovered, {rewritten} rewritten"),
+        Event::Asking { round, id, n, of } => format!("repair round {round}: writing {id} ({n}/{of})"),
         Event::OutlineAsked => "asking for the outline: the facts every section must share".into(),
         Event::Outline { words } => format!("outline: {words} words; now every section in its own request"),
         Event::SectionDone { id, done, total, .. } => format!("written {done}/{total}: {id}"),
@@ -172,8 +178,10 @@ pub fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker, c
         )
     };
     // Why the repair rounds ended early comes before the verdict it explains.
-    if let Some(Stop::Failed(e)) = &g.stopped {
-        ui.warn(format!("repair stopped on an API error: {e}"));
+    match &g.stopped {
+        Some(Stop::Failed(e)) => ui.warn(format!("repair stopped on an API error: {e}")),
+        Some(Stop::Halted(why)) => ui.warn(format!("stopped: {why}; the plan is written as it stands")),
+        _ => {}
     }
     let dest = out.map(|p| format!(" → {}", p.display())).unwrap_or_default();
     ui.note(format!(
@@ -266,6 +274,7 @@ pub fn json_report(g: &Generated, a: &Asked) -> serde_json::Value {
         "model_reported": t.model.as_deref().unwrap_or(a.model),
         "request_ids": t.request_ids,
         "requests": t.requests,
+        "requests_by_model": t.by_model.iter().map(|(m, n)| (m.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "transport_retries": t.retries,
         "rate_limited": t.rate_limited,
         "first_answer": {

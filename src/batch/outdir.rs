@@ -189,6 +189,7 @@ mod tests {
             summary: None,
             fallback_model: None,
             by_fallback: vec![],
+            requests: Default::default(),
             judge_model: None,
             judge_score: None,
             sections: Default::default(),

@@ -82,10 +82,7 @@ impl Ctx {
         };
         match &self.answers {
             Answers::Live => {
-                let mut live = repair::LiveSource {
-                    client: &self.client,
-                    on_delta: None,
-                };
+                let mut live = repair::LiveSource::new(&self.client, None).until(job.settings.deadline);
                 job.make(&mut live, &quiet).await
             }
             Answers::Files(imp) => {

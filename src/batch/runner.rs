@@ -176,11 +176,12 @@ impl Run<'_> {
     }
 }
 
-/// Ctrl-C presses, as a channel (the handler replaces the default "exit at once").
+/// Ctrl-C presses and SIGTERMs, as a channel (the handler replaces the default "exit at once").
 pub fn interrupts() -> mpsc::UnboundedReceiver<()> {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
+        loop {
+            crate::client::interrupted().await;
             if tx.send(()).is_err() {
                 break;
             }

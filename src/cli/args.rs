@@ -239,3 +239,57 @@ pub struct JudgeArgs {
     #[arg(long, value_name = "MODEL")]
     pub judge_model: Option<String>,
 }
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct DeadlineArg {
+    /// No new request starts after DURATION ("90s", "5m", "1h30m"); the plan is written
+    /// as it stands, with its verdict. With batch, per item, from the item's start. A
+    /// request in flight at the deadline finishes (--timeout bounds it).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub deadline: Option<std::time::Duration>,
+}
+
+/// "90s", "5m", "1h30m", "500ms", or a number of seconds.
+pub(super) fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?} is not a duration (say 90s, 5m or 1h30m)");
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| std::time::Duration::from_secs_f64(secs))
+            .ok_or_else(bad);
+    }
+    let (mut total, mut rest) = (0.0f64, t);
+    while !rest.is_empty() {
+        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let value: f64 = rest[..n].parse().map_err(|_| bad())?;
+        let unit_len = rest[n..].find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len() - n);
+        let unit = &rest[n..n + unit_len];
+        total += value
+            * match unit {
+                "ms" => 0.001,
+                "s" | "sec" => 1.0,
+                "m" | "min" => 60.0,
+                "h" => 3600.0,
+                _ => return Err(bad()),
+            };
+        rest = &rest[n + unit_len..];
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_typed() {
+        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("2"), Ok(Duration::from_secs(2)));
+        assert!(duration("5 parsecs").is_err());
+        assert!(duration("m").is_err());
+    }
+}

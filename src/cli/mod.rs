@@ -197,6 +197,8 @@ pub struct AskArgs {
     pub cost: CostArgs,
     #[command(flatten)]
     pub parallel: ParallelArgs,
+    #[command(flatten)]
+    pub deadline: DeadlineArg,
     /// Write the plan to FILE (atomically, with provenance front matter) instead of stdout.
     /// If FILE is a plan rbplan wrote and a person edited since, the edited sections (and any
     /// text a person added) are kept word for word and only the others are regenerated; a
@@ -363,6 +365,8 @@ pub struct BatchArgs {
     pub cost: CostArgs,
     #[command(flatten)]
     pub parallel: ParallelArgs,
+    #[command(flatten)]
+    pub deadline: DeadlineArg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -58,6 +58,7 @@ impl Budget {
                 held: s.reserved,
                 max: self.max,
                 next: worst,
+                retry: false,
             });
         }
         s.reserved += worst;

@@ -76,6 +76,9 @@ pub enum ApiError {
     /// New work was not started because the run is stopping (Ctrl-C).
     #[error("not started: the run is stopping")]
     NotStarted,
+    /// Stopped by the deadline or a signal: `sent` when the request was in flight.
+    #[error("{why}")]
+    Halted { why: String, sent: bool },
     /// A request that failed inside a Batch API or vLLM batch, as its output line says.
     #[error("failed in the batch: {0}")]
     InBatch(String),
@@ -84,9 +87,16 @@ pub enum ApiError {
     Unanswered(String),
     /// Not sent: its worst case (prompt plus max tokens, priced) could take the spend past
     /// `--max-cost`.
-    /// `held`: the worst cases of the requests still in flight.
+    /// `held`: the worst cases of the requests still in flight. `retry`: refused on a
+    /// retry, after the request's first attempt went out (so it counts as made).
     #[error("the budget is reached: {} spent and up to {} held by requests in flight, of {}; the next request could cost up to {}", crate::price::usd(*spent), crate::price::usd(*held), crate::price::usd(*max), crate::price::usd(*next))]
-    Budget { spent: f64, held: f64, max: f64, next: f64 },
+    Budget {
+        spent: f64,
+        held: f64,
+        max: f64,
+        next: f64,
+        retry: bool,
+    },
     /// Only rate limits for longer than the patience: the run stops, resumable.
     #[error("rate limited with no successful request for {}s ({last}); stopping so a rerun can resume", quiet.as_secs())]
     Stalled { quiet: Duration, last: Box<ApiError> },
@@ -154,7 +164,15 @@ impl ApiError {
 
     /// The request never left: refused for the budget, or the run stopped new work.
     pub fn not_sent(&self) -> bool {
-        matches!(self, ApiError::Budget { .. } | ApiError::NotStarted)
+        matches!(
+            self,
+            ApiError::Budget { retry: false, .. } | ApiError::NotStarted | ApiError::Halted { sent: false, .. }
+        )
+    }
+
+    /// Stopped by the deadline or a signal, not by the server.
+    pub fn is_halted(&self) -> bool {
+        matches!(self, ApiError::Halted { .. })
     }
 
     /// An error that ends a whole batch run, not one item: no key, no credit, the budget

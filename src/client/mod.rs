@@ -9,7 +9,9 @@ pub mod batches;
 pub mod budget;
 mod error;
 pub mod fixture;
+mod halt;
 mod http;
+mod learned;
 pub mod limits;
 pub mod pacing;
 pub mod retry;
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use budget::{Budget, Reservation};
 pub use error::ApiError;
 use fixture::{Recorder, ReplaySet};
+pub use halt::{Halt, interrupted};
 use limits::{Aimd, Progress, ServerLimits, Slot};
 use pacing::{Gate, Pacer};
 pub use wire::request_body;
@@ -266,6 +269,8 @@ pub struct Client {
     limit: Option<Arc<Aimd>>,
     /// The server's own `x-ratelimit-*` figures, paced by before it says no.
     server: Arc<ServerLimits>,
+    /// The rate learned from a 429 when the server announces no figures.
+    learned: Arc<learned::Learned>,
     /// When a request last succeeded, to give up on rate limits only when nothing does.
     progress: Arc<Progress>,
     /// `--max-cost`.
@@ -295,6 +300,7 @@ impl Client {
             pacer: None,
             limit: None,
             server: Arc::default(),
+            learned: Arc::default(),
             progress: Arc::new(Progress::new(patience)),
             budget: None,
             stop_new: Arc::default(),
@@ -383,7 +389,23 @@ impl Client {
         let (mut attempt, mut limited) = (0u32, 0u32);
         loop {
             let new_work = first && attempt == 0 && limited == 0;
-            let (slot, held) = self.admit(new_work, cost, req).await?;
+            let (slot, held) = match self.admit(new_work, cost, req).await {
+                // Refused on a retry: the request itself went out, and counts as made.
+                Err(ApiError::Budget {
+                    spent, held, max, next, ..
+                }) if attempt + limited > 0 => {
+                    let retry = true;
+                    return Err(ApiError::Budget {
+                        spent,
+                        held,
+                        max,
+                        next,
+                        retry,
+                    });
+                }
+                r => r?,
+            };
+            let sent = self.learned.acquire().await;
             if attempt == 0 && limited == 0 {
                 self.started.fetch_add(1, Ordering::Relaxed);
             }
@@ -419,6 +441,9 @@ impl Client {
                     }
                     drop(slot); // free for others while this one waits
                     if err.is_pacing() {
+                        if self.server.latest().is_none() {
+                            self.learned.rate_limited(sent);
+                        }
                         self.wait_out_rate_limit(err, limited, cost).await?;
                         limited += 1;
                         continue;

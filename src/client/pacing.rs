@@ -44,8 +44,8 @@ impl Gate {
     }
 }
 
-/// A token bucket refilled continuously at `per_minute / 60` per second. It holds at most
-/// ten seconds' worth, so a burst at start never exceeds a sixth of the minute's budget.
+/// A token bucket refilled continuously at `per_minute / 60` per second, holding at most
+/// `burst` (and at least one): the first wave is paced as the rest.
 struct Bucket {
     rate_per_sec: f64,
     capacity: f64,
@@ -54,9 +54,9 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn new(per_minute: u32) -> Bucket {
+    fn new(per_minute: u32, burst: f64) -> Bucket {
         let rate = per_minute as f64 / 60.0;
-        let capacity = (rate * 10.0).max(1.0);
+        let capacity = burst.max(1.0);
         Bucket {
             rate_per_sec: rate,
             capacity,
@@ -93,8 +93,14 @@ pub struct Pacer {
 impl Pacer {
     pub fn new(rpm: Option<u32>, tpm: Option<u32>) -> Pacer {
         Pacer {
-            rpm: rpm.filter(|&n| n > 0).map(|n| Mutex::new(Bucket::new(n))),
-            tpm: tpm.filter(|&n| n > 0).map(|n| Mutex::new(Bucket::new(n))),
+            // Requests one at a time, evenly (a quarter of one in hand, so a send that went
+            // late does not lower the rate): a limit over any one-second window is met
+            // from the first request. Tokens a second's worth, so that a reply
+            // smaller than its worst case gives back what it did not use.
+            rpm: rpm.filter(|&n| n > 0).map(|n| Mutex::new(Bucket::new(n, 1.25))),
+            tpm: tpm
+                .filter(|&n| n > 0)
+                .map(|n| Mutex::new(Bucket::new(n, f64::from(n) / 60.0))),
         }
     }
 
@@ -155,23 +161,23 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn rpm_spreads_requests() {
-        let p = Pacer::new(Some(60), None); // one per second, ten in a burst
+        let p = Pacer::new(Some(300), None); // five a second, from the first request on
         let t0 = Instant::now();
         for _ in 0..15 {
             p.acquire(0).await;
         }
         let secs = t0.elapsed().as_secs_f64();
-        assert!((4.9..=5.1).contains(&secs), "{secs}");
+        assert!((2.7..=2.9).contains(&secs), "{secs}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn tpm_waits_for_large_requests() {
-        let p = Pacer::new(None, Some(6000)); // 100/s, bucket of 1000
+        let p = Pacer::new(None, Some(6000)); // 100/s, a bucket of 100
         let t0 = Instant::now();
-        p.acquire(1000).await; // full bucket at start
-        p.acquire(500).await; // must wait for 500 to refill
+        p.acquire(1000).await; // larger than the bucket: goes when it is full, owes 900
+        p.acquire(50).await; // waits for the debt and its own 50
         let secs = t0.elapsed().as_secs_f64();
-        assert!((4.9..=5.1).contains(&secs), "{secs}");
+        assert!((9.4..=9.6).contains(&secs), "{secs}");
     }
 
     #[test]

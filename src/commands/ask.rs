@@ -31,6 +31,8 @@ pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
     let inputs = input::resolve(&given, &template, rb.as_ref().map(|r| r.source()))?;
     let ctx = cask.load(Path::new(""), true)?;
     let checker = Checker::new(&template);
+    // `--out` as given, for `--json`'s `out`: the path written may be the NAME.new.md beside it.
+    let given_out = args.out.clone();
     let (_lock, working) = prepare_out(&mut args, &checker, ui)?.unzip();
     let (settings, client) = connect(&args.conn, &env)?;
     let input = PlanInput::new(inputs).with_context(ctx, rb.as_ref(), cask.budget, &settings.shape.model)?;
@@ -44,7 +46,8 @@ pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
         args.parallel.parallel,
         args.judge.judge_model.clone(),
     )
-    .streamed(view.stream);
+    .streamed(view.stream)
+    .until(args.deadline.deadline);
     let client = super::budgeted(client, &args.cost, &prices, &plan.models(), settings.shape.max_tokens)?;
     let job = Job {
         template: &template,
@@ -59,14 +62,22 @@ pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
         client: &client,
     };
     if let Some(out) = args.out.as_deref().filter(|_| job.is_current() && !args.force) {
-        return say_current(out, args.json, ui);
+        return say_current(given_out.as_deref().unwrap_or(out), out, args.json, ui);
     }
     if let (Some(w), Some(out)) = (&working, &args.out) {
         say_decision(&w.decision, out, &checker, ui);
     }
     let p = make(&job, &view).await?;
-    show(&args, &view, &p, &job, &prices)?;
-    let cost = super::cost_words(&prices, job.model(), &p.g.tally.usage);
+    show(&args, given_out.as_deref(), &view, &p, &job, &prices)?;
+    let mut cost = super::cost_words(&prices, job.model(), &p.g.tally.usage);
+    if args.cost.max_cost.is_some()
+        && matches!(
+            crate::price::counting_for(job.model()),
+            crate::price::Counting::Estimate
+        )
+    {
+        cost.push_str(" (--max-cost held each prompt by an estimate, four characters a token plus a third: no tokenizer for this model)");
+    }
     present::summarize(&p.g, ui, p.written.path(), &checker, &cost);
     Ok(outcome(&p, &client))
 }
@@ -75,11 +86,16 @@ pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
 /// command's error.
 async fn make(job: &Job<'_>, view: &View) -> Result<Produced> {
     let (on_delta, on_event) = (|piece: &str| view.delta(piece), |ev: Event| view.event(ev));
-    let mut live = LiveSource {
-        client: job.client,
-        on_delta: Some(&on_delta),
+    // Ctrl-C or SIGTERM: no new request, the one in flight given up, the plan written.
+    let halt = crate::client::Halt::default();
+    halt.on_signals();
+    let mut live = LiveSource::new(job.client, Some(&on_delta))
+        .until(job.settings.deadline)
+        .halted_by(Some(halt.clone()));
+    let mut p = match job.make(&mut live, &on_event).await {
+        Err(_) if halt.is_halted() => return Err(Error::Interrupted),
+        r => r?,
     };
-    let mut p = job.make(&mut live, &on_event).await?;
     match p.written.take_error() {
         Some(e) => Err(e),
         None => Ok(p),
@@ -106,7 +122,14 @@ fn outcome(p: &Produced, client: &Client) -> Outcome {
 
 /// The plan on stdout, or the `--json` object (nothing when it went to `--out`);
 /// `written_to` is where it went: `--out`, or `NAME.new.md` beside a file left alone.
-fn show(args: &AskArgs, view: &View, p: &Produced, job: &Job<'_>, prices: &crate::price::Prices) -> Result<()> {
+fn show(
+    args: &AskArgs,
+    given_out: Option<&Path>,
+    view: &View,
+    p: &Produced,
+    job: &Job<'_>,
+    prices: &crate::price::Prices,
+) -> Result<()> {
     if args.json {
         let asked = Asked {
             model: job.model(),
@@ -114,7 +137,7 @@ fn show(args: &AskArgs, view: &View, p: &Produced, job: &Job<'_>, prices: &crate
             input_hash: &job.input.hash,
             max_repairs: args.repair.max_repairs,
             parallel: args.parallel.parallel,
-            out: args.out.as_deref(),
+            out: given_out,
         };
         let mut v = present::json_report(&p.g, &asked);
         v["plan"] = json!(p.g.state.plan);
@@ -149,14 +172,16 @@ fn prepare_out(args: &mut AskArgs, checker: &Checker, ui: Ui) -> Result<Option<(
     Ok(Some((lock, working)))
 }
 
-/// The plan at `--out` is current: say so (and, with `--json`, as an object).
-fn say_current(out: &Path, json: bool, ui: Ui) -> Result<Outcome> {
+/// The plan at `out` (`--out`, or the NAME.new.md beside `given`) is current: say so (and,
+/// with `--json`, as an object: `out` as given, `current` the file).
+fn say_current(given: &Path, out: &Path, json: bool, ui: Ui) -> Result<Outcome> {
     ui.note(format!(
         "{} is current: made from this template, model and input, and it passes its checks (a person's edits included); nothing sent (--force makes a new one)",
         out.display()
     ));
     if json {
-        print_stdout(&(json!({"status": "current", "out": out.display().to_string()}).to_string() + "\n"))?;
+        let v = json!({"status": "current", "out": given.display().to_string(), "current": out.display().to_string()});
+        print_stdout(&(v.to_string() + "\n"))?;
     }
     Ok(Outcome::Complete)
 }

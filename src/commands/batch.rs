@@ -51,7 +51,8 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
             args.repair.fallback_model.clone(),
             args.parallel.parallel,
             args.judge.judge_model.clone(),
-        ),
+        )
+        .until(args.deadline.deadline),
         force: args.force,
         context,
         context_ask,

@@ -110,6 +110,9 @@ pub struct Provenance {
     pub fallback_model: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_fallback: Vec<String>,
+    /// Requests made to each model, when more than one was asked (a fallback).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub requests: std::collections::BTreeMap<String, u32>,
     /// `--judge-model`: the judge and the mean of its scores, out of 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge_model: Option<String>,
@@ -166,6 +169,8 @@ struct WrittenProvenance<'a> {
     fallback_model: Option<Quoted<'a>>,
     #[serde(skip_serializing_if = "is_empty_seq")]
     by_fallback: serde_saphyr::FlowSeq<Vec<Quoted<'a>>>,
+    #[serde(skip_serializing_if = "is_empty_counts")]
+    requests: serde_saphyr::FlowMap<Counts<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     judge_model: Option<Quoted<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,6 +182,24 @@ struct WrittenProvenance<'a> {
     #[serde(skip_serializing_if = "is_empty_map")]
     sections: serde_saphyr::FlowMap<std::collections::BTreeMap<&'a str, Quoted<'a>>>,
     generated_by: Quoted<'a>,
+}
+
+fn is_empty_counts(m: &serde_saphyr::FlowMap<Counts<'_>>) -> bool {
+    m.0.0.is_empty()
+}
+
+/// A count per name, each name a quoted key: `{"big": 3, "small": 11}`.
+struct Counts<'a>(&'a std::collections::BTreeMap<String, u32>);
+
+impl Serialize for Counts<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            m.serialize_entry(&serde_saphyr::DoubleQuoted(k.as_str()), v)?;
+        }
+        m.end()
+    }
 }
 
 fn is_empty_map(m: &serde_saphyr::FlowMap<std::collections::BTreeMap<&str, Quoted<'_>>>) -> bool {
@@ -259,6 +282,7 @@ impl Provenance {
             summary: Some(m.inputs.summary.clone()),
             fallback_model,
             by_fallback,
+            requests: Default::default(),
             judge_model: m.judge.map(|(model, _)| model.to_string()),
             judge_score: m.judge.map(|(_, mean)| format!("{mean}/5")),
             sections: m.sections.clone(),
@@ -293,6 +317,7 @@ impl Provenance {
                 summary: self.summary.as_deref().map(q),
                 fallback_model: self.fallback_model.as_deref().map(q),
                 by_fallback: list(&self.by_fallback),
+                requests: serde_saphyr::FlowMap(Counts(&self.requests)),
                 judge_model: self.judge_model.as_deref().map(q),
                 judge_score: self.judge_score.as_deref().map(q),
                 // Paths may hold anything YAML reads as syntax: each a quoted value.
@@ -408,6 +433,9 @@ mod tests {
             summary: Some("Move \"orders\" to PostgreSQL 15:\n{{ not tera }} and a # that is not a comment".into()),
             fallback_model: Some("big-model".into()),
             by_fallback: vec!["what-if".into()],
+            requests: [("big-model", 3), ("my: \"model\"", 11)]
+                .map(|(k, v)| (k.to_string(), v))
+                .into(),
             judge_model: Some("judge".into()),
             judge_score: Some("3.5/5".into()),
             sections: [("philosophy", "0123456789ab"), ("_other", "ba9876543210")]

@@ -129,12 +129,16 @@ impl Job<'_> {
             g.lay_over(&e.body, &e.edited, self.checker, &self.input.migration);
         }
         let judgement = self.judge(&mut g).await;
-        let provenance = match &self.start {
+        let mut provenance = match &self.start {
             Start::Revise(file) => {
                 revise::provenance(self, file, &g.state.plan, &g.state.report, revise::Revision::Fix)
             }
             _ => self.provenance(&g.state.plan, &g.state.report, &g.state.written_by, judgement.as_ref()),
         };
+        // Each model's requests, counted apart once a fallback was asked too.
+        if g.tally.by_model.len() > 1 {
+            provenance.requests = g.tally.by_model.iter().cloned().collect();
+        }
         let written = self.write(&provenance, &g.state.plan);
         Ok(Produced {
             g,

@@ -98,10 +98,7 @@ pub async fn revise(
 
 /// `--fix`: the repair rounds of `ask`, starting from the plan as it is.
 async fn fix(job: &Job<'_>, file: &PlanFile, on_event: &(dyn Fn(Event) + Send + Sync)) -> Result<Revised> {
-    let mut live = LiveSource {
-        client: job.client,
-        on_delta: None,
-    };
+    let mut live = LiveSource::new(job.client, None).until(job.settings.deadline);
     let p = job.make(&mut live, on_event).await?;
     let changed = changed_sections(&file.body, &p.g.state.plan, job.checker);
     Ok(Revised {

@@ -9,6 +9,8 @@ pub struct Settings {
     pub repair: repair::Options,
     /// `--judge-model`.
     pub judge: Option<String>,
+    /// `--deadline`: no request of a plan starts this long after the plan's first.
+    pub deadline: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -29,7 +31,14 @@ impl Settings {
                 parallel,
             },
             judge,
+            deadline: None,
         }
+    }
+
+    /// No request of a plan starts `after` its start (`--deadline`).
+    pub fn until(mut self, after: Option<std::time::Duration>) -> Settings {
+        self.deadline = after;
+        self
     }
 
     /// The first answer streamed, or not.

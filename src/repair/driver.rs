@@ -7,7 +7,9 @@ use std::future::Future;
 use std::path::PathBuf;
 
 use super::{Ask, Event, Generated, Job, Start, State, Strategy, Tally};
-use crate::client::{ApiError, ChatRequest, ChatResult, Client, Message, OnDelta};
+use tokio::time::Instant;
+
+use crate::client::{ApiError, ChatRequest, ChatResult, Client, Halt, Message, OnDelta};
 use crate::error::Result;
 
 /// Requests per missing section in a one-section-per-request round: the first, and more
@@ -43,12 +45,14 @@ pub enum Stop {
     Failed(String),
     /// The next round went out as requests in a batch file, to be imported later.
     Exported { round: u32, path: PathBuf },
+    /// The deadline passed, or a signal came: the plan is kept as it stands.
+    Halted(String),
 }
 
 impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Stop::Failed(e) => f.write_str(e),
+            Stop::Failed(e) | Stop::Halted(e) => f.write_str(e),
             Stop::Exported { round, path } => write!(f, "repair round {round} exported to {}", path.display()),
         }
     }
@@ -92,7 +96,62 @@ pub struct LiveSource<'a> {
     pub client: &'a Client,
     /// Shows the first answer as it streams; repairs are summarised instead.
     pub on_delta: Option<OnDelta<'a>>,
+    /// `--deadline`: no request starts after it (one in flight finishes).
+    pub deadline: Option<Instant>,
+    /// Ctrl-C or SIGTERM: no request starts, and one in flight is given up.
+    pub halt: Option<Halt>,
 }
+
+impl<'a> LiveSource<'a> {
+    pub fn new(client: &'a Client, on_delta: Option<OnDelta<'a>>) -> Self {
+        LiveSource {
+            client,
+            on_delta,
+            deadline: None,
+            halt: None,
+        }
+    }
+
+    /// No request starts after `after` from now.
+    pub fn until(mut self, after: Option<std::time::Duration>) -> Self {
+        self.deadline = after.map(|d| Instant::now() + d);
+        self
+    }
+
+    pub fn halted_by(mut self, halt: Option<Halt>) -> Self {
+        self.halt = halt;
+        self
+    }
+
+    /// Why no request may start now, if none may.
+    fn refused(deadline: Option<Instant>, halt: Option<&Halt>) -> Option<ApiError> {
+        let why = if halt.is_some_and(Halt::is_halted) {
+            "interrupted: no new request was started"
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            "the deadline passed: no new request was started"
+        } else {
+            return None;
+        };
+        Some(ApiError::Halted {
+            why: why.into(),
+            sent: false,
+        })
+    }
+}
+
+/// `call`, given up when `halt` is called while it is in flight.
+async fn unless_halted<F>(halt: Option<Halt>, call: F) -> ChatResult_
+where
+    F: Future<Output = ChatResult_>,
+{
+    let Some(h) = halt else { return call.await };
+    tokio::select! {
+        r = call => r,
+        _ = h.halted() => Err(ApiError::Halted { why: "interrupted: the request in flight was given up".into(), sent: true }),
+    }
+}
+
+type ChatResult_ = std::result::Result<ChatResult, ApiError>;
 
 impl Source for LiveSource<'_> {
     /// Every request in its own task, at most `n` in flight (and the client's own limit
@@ -112,12 +171,16 @@ impl Source for LiveSource<'_> {
         let count = reqs.len();
         for (i, (_, req)) in reqs.into_iter().enumerate() {
             let (client, limit, hopeless) = (self.client.clone(), limit.clone(), hopeless.clone());
+            let (deadline, halt) = (self.deadline, self.halt.clone());
             set.spawn(async move {
                 let _slot = limit.acquire_owned().await.expect("the semaphore is never closed");
                 if hopeless.load(Ordering::SeqCst) {
                     return (i, None);
                 }
-                let r = client.chat(&req, None).await;
+                if let Some(e) = Self::refused(deadline, halt.as_ref()) {
+                    return (i, Some(Err(e)));
+                }
+                let r = unless_halted(halt, client.chat(&req, None)).await;
                 if r.as_ref().is_err_and(ends_all) {
                     hopeless.store(true, Ordering::SeqCst);
                 }
@@ -140,11 +203,14 @@ impl Source for LiveSource<'_> {
     }
 
     async fn answer(&mut self, at: Target, req: &ChatRequest) -> Result<Answer> {
+        if let Some(e) = Self::refused(self.deadline, self.halt.as_ref()) {
+            return Ok(Answer::Failed(e));
+        }
         // The first request of a plan is new work: refused once the run is stopping.
         let r = if at.round == 0 && at.attempt == 0 {
-            self.client.chat_first(req, self.on_delta).await
+            unless_halted(self.halt.clone(), self.client.chat_first(req, self.on_delta)).await
         } else {
-            self.client.chat(req, None).await
+            unless_halted(self.halt.clone(), self.client.chat(req, None)).await
         };
         Ok(match r {
             Ok(c) => Answer::Reply(c),
@@ -182,7 +248,8 @@ pub async fn generate<S: Source>(
     let (mut state, rounds, early) = run.begin().await?;
     let mut stopped = match early {
         Some(stop) => Some(stop),
-        None => run.repair(&mut state, rounds).await?,
+        // With a fallback waiting, a round that does not reduce the errors is the last.
+        None => run.repair(&mut state, rounds, job.opts.fallback.is_some()).await?,
     };
     if let Some(why) = run.fallback_needed(&state, stopped.as_ref()) {
         let fallback = job.opts.fallback.clone().expect("fallback_needed checks it");
@@ -191,13 +258,14 @@ pub async fn generate<S: Source>(
         // What the first model could not fix, the second is asked to.
         state.rewrite_refused.clear();
         let more = state.rounds.len() as u32 + rounds.max(1);
-        stopped = run.repair(&mut state, more).await?;
+        stopped = run.repair(&mut state, more, false).await?;
     }
     state.strategies.sort_by_key(|(id, _)| job.checker.spec.index_of(id));
     state.written_by.sort_by_key(|(id, _)| job.checker.spec.index_of(id));
-    let stopped = stopped.map(|s| match s {
-        RepairEnd::Stop(s) => s,
-        RepairEnd::Lasting(e) => Stop::Failed(e),
+    let stopped = stopped.and_then(|s| match s {
+        RepairEnd::Stop(s) => Some(s),
+        RepairEnd::Lasting(e) => Some(Stop::Failed(e)),
+        RepairEnd::NoProgress(_) => None,
     });
     Ok(Generated {
         state,
@@ -211,6 +279,8 @@ enum RepairEnd {
     Stop(Stop),
     /// A failure the same model will not get past (`ApiError::is_lasting`).
     Lasting(String),
+    /// This repair round left as many errors as before it (`errors_left`).
+    NoProgress(u32),
 }
 
 /// One plan's generation under way: where answers come from, the conversation they
@@ -265,26 +335,29 @@ impl<S: Source> Run<'_, '_, S> {
     /// Ask one request and count it: answered or failed, it was made.
     pub(super) async fn call(&mut self, at: Target, req: &ChatRequest) -> Result<Answer> {
         let a = self.source.answer(at, req).await?;
-        self.count(&a);
+        self.count(&req.shape.model, &a);
         Ok(a)
     }
 
-    /// Count one answer: answered or failed, it was a request.
-    pub(super) fn count(&mut self, a: &Answer) {
-        match a {
+    /// Count one answer to `model`: answered or failed, it was a request.
+    pub(super) fn count(&mut self, model: &str, a: &Answer) {
+        let made = match a {
             Answer::Reply(c) => {
-                self.tally.requests += 1;
                 self.tally.add(c);
+                true
             }
-            Answer::Failed(e) if e.not_sent() => {}
+            Answer::Failed(e) if e.not_sent() => false,
             Answer::Failed(e) => {
-                self.tally.requests += 1;
                 if let ApiError::Exhausted { attempts, .. } = e {
                     self.tally.retries += attempts - 1;
                 }
+                true
             }
-            Answer::Skipped(Some(_)) => self.tally.requests += 1,
-            Answer::Skipped(None) => {}
+            Answer::Skipped(Some(_)) => true,
+            Answer::Skipped(None) => false,
+        };
+        if made {
+            self.tally.made(model);
         }
     }
 
@@ -333,6 +406,10 @@ impl<S: Source> Run<'_, '_, S> {
         self.job.opts.fallback.as_deref().filter(|f| *f != state.model)?;
         match stopped {
             Some(RepairEnd::Lasting(e)) => Some(format!("{} failed: {e}", state.model)),
+            Some(RepairEnd::NoProgress(round)) => Some(format!(
+                "{} did not reduce the error findings in repair round {round}",
+                state.model
+            )),
             Some(RepairEnd::Stop(_)) => None,
             None if !state.report.passes() => Some(format!(
                 "{} left the plan failing after {} repair rounds",
@@ -343,8 +420,9 @@ impl<S: Source> Run<'_, '_, S> {
         }
     }
 
-    /// Repair rounds from wherever `state` stands, up to `rounds` rounds in all.
-    async fn repair(&mut self, state: &mut State, rounds: u32) -> Result<Option<RepairEnd>> {
+    /// Repair rounds from wherever `state` stands, up to `rounds` rounds in all; with
+    /// `stall`, the first round that does not reduce `errors_left` ends them.
+    async fn repair(&mut self, state: &mut State, rounds: u32, stall: bool) -> Result<Option<RepairEnd>> {
         let (job, on_event) = (self.job, self.on_event);
         while (state.rounds.len() as u32) < rounds {
             let Some(ask) = state.next(job.checker) else { break };
@@ -362,7 +440,7 @@ impl<S: Source> Run<'_, '_, S> {
                 missing: &missing,
                 rewrite: &rewrite,
             });
-            let before = self.tally.requests;
+            let (before, errors) = (self.tally.requests, errors_left(state, job.checker));
             let out = self.run_round(state, ask, requests).await?;
             let made = self.tally.requests - before;
             let r = state.apply(&out.ask, &out.edits, &out.answered, made, job.checker, &self.migration);
@@ -373,11 +451,16 @@ impl<S: Source> Run<'_, '_, S> {
                 rewritten: r.rewritten.len(),
             });
             if let Some(e) = out.failed {
-                return Ok(Some(if e.is_lasting() {
+                return Ok(Some(if e.is_halted() {
+                    RepairEnd::Stop(Stop::Halted(e.to_string()))
+                } else if e.is_lasting() {
                     RepairEnd::Lasting(e.to_string())
                 } else {
                     RepairEnd::Stop(Stop::Failed(e.to_string()))
                 }));
+            }
+            if stall && errors_left(state, job.checker) >= errors {
+                return Ok(Some(RepairEnd::NoProgress(round)));
             }
         }
         Ok(None)
@@ -435,13 +518,16 @@ impl<S: Source> Run<'_, '_, S> {
         let mut firsts: Vec<Option<Answer>> = match self.job.opts.parallel {
             Some(n) if requests.len() > 1 => {
                 let answers = self.source.answer_many(requests.to_vec(), n, &|_| {}).await?;
-                answers.iter().for_each(|a| self.count(a));
+                for (a, (_, req)) in answers.iter().zip(requests) {
+                    self.count(&req.shape.model, a);
+                }
                 answers.into_iter().map(Some).collect()
             }
             _ => requests.iter().map(|_| None).collect(),
         };
         let mut stopped = false;
-        for ((at, req), first) in requests.iter().zip(firsts.iter_mut()) {
+        let of = requests.len();
+        for (n, ((at, req), first)) in requests.iter().zip(firsts.iter_mut()).enumerate() {
             let attempts = match at.section {
                 Some(i) if ask.missing.contains(&i) => SECTION_ATTEMPTS,
                 _ => 1,
@@ -451,7 +537,18 @@ impl<S: Source> Run<'_, '_, S> {
                 let answer = match first.take() {
                     Some(a) => a,
                     None if stopped => break,
-                    None => self.call(at, req).await?,
+                    None => {
+                        if let Some(i) = at.section.filter(|_| attempt == 0) {
+                            let id = &self.job.checker.spec.sections[i].id;
+                            (self.on_event)(Event::Asking {
+                                round: at.round,
+                                id,
+                                n: n + 1,
+                                of,
+                            });
+                        }
+                        self.call(at, req).await?
+                    }
                 };
                 match self.take(ask, at, answer, out)? {
                     Taken::Done => break,
@@ -495,6 +592,30 @@ impl<S: Source> Run<'_, '_, S> {
 /// one request's: the others may be shorter.
 fn ends_all(e: &ApiError) -> bool {
     e.is_auth() || e.stops_run() || (e.is_lasting() && !e.is_context_overflow())
+}
+
+/// How far the plan is from passing: its error findings (a missing section is one), and
+/// each section whose body is word for word another's (a model that answers every
+/// one-section request with the same prose has recovered nothing).
+fn errors_left(state: &State, checker: &crate::check::Checker) -> usize {
+    use crate::spec::Severity;
+    let errors = state
+        .report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let outline = checker.outline(&state.plan);
+    let mut bodies: Vec<&str> = outline
+        .found
+        .iter()
+        .filter(|l| !l.empty)
+        .map(|l| state.plan[l.body_start..l.end].trim())
+        .collect();
+    let found = bodies.len();
+    bodies.sort_unstable();
+    bodies.dedup();
+    errors + (found - bodies.len())
 }
 
 /// What one answer of a one-section round leaves to do.

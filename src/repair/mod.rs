@@ -114,6 +114,13 @@ pub enum Event<'a> {
         recovered: usize,
         rewritten: usize,
     },
+    /// A one-section request of a repair round is sent (asked one after another).
+    Asking {
+        round: u32,
+        id: &'a str,
+        n: usize,
+        of: usize,
+    },
     /// `--parallel`: the outline request is sent.
     OutlineAsked,
     /// `--parallel`: the outline came back.
@@ -159,6 +166,8 @@ pub struct Tally {
     pub model: Option<String>,
     /// Requests made, answered or not.
     pub requests: u32,
+    /// The same requests by model, in the order the models were first asked.
+    pub by_model: Vec<(String, u32)>,
     pub retries: u32,
     /// Attempts answered with a rate limit and waited out.
     pub rate_limited: u32,
@@ -172,6 +181,7 @@ impl Default for Tally {
             request_ids: Vec::new(),
             model: None,
             requests: 0,
+            by_model: Vec::new(),
             retries: 0,
             rate_limited: 0,
         }
@@ -179,6 +189,15 @@ impl Default for Tally {
 }
 
 impl Tally {
+    /// Count one request made to `model`.
+    pub fn made(&mut self, model: &str) {
+        self.requests += 1;
+        match self.by_model.iter_mut().find(|(m, _)| m == model) {
+            Some((_, n)) => *n += 1,
+            None => self.by_model.push((model.to_string(), 1)),
+        }
+    }
+
     /// Count one answer's usage, request id, model and retries.
     pub fn add(&mut self, c: &ChatResult) {
         match c.usage {

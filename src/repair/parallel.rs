@@ -157,11 +157,11 @@ impl<S: Source> Run<'_, '_, S> {
     /// The bodies the parts' answers hold (each trimmed to its section or stage), and why
     /// the pass stopped, if the budget stopped it.
     fn take_parts(&mut self, asks: &[PartAsk], answers: Vec<Answer>) -> Result<(Vec<PartBody>, Option<String>)> {
-        let checker = self.job.checker;
+        let (checker, job) = (self.job.checker, self.job);
         let mut bodies = Vec::new();
         let mut stop: Option<String> = None;
         for (a, answer) in asks.iter().zip(answers) {
-            self.count(&answer);
+            self.count(&job.opts.shape.model, &answer);
             match answer {
                 Answer::Reply(r) => {
                     let text = crate::markdown::unwrap_fence(&r.text);

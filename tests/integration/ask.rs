@@ -921,3 +921,28 @@ fn json_mode_reports_a_failure_as_json_on_stdout() {
     assert_eq!(out.code, 2);
     assert_eq!(out.json()["exit_code"], 2);
 }
+
+/// Issue 23: `--json`'s `out` is `--out` as given; `written_to` (or `current`) is the file,
+/// the NAME.new.md beside a file rbplan leaves alone, on the first run and on the next.
+#[test]
+fn json_out_is_the_flag_and_written_to_the_file_written() {
+    let a = authored();
+    let server = Server::start(move |req, n| reply(req, n, &a.text, "stop"));
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("plan.md"),
+        "# Our own notes\n\nNot a plan rbplan wrote.\n",
+    )
+    .unwrap();
+    for run in 0..2 {
+        let out = ask(&server, dir.path(), &["--no-stream", "--json", "--out", "plan.md"]);
+        assert_eq!(out.code, 0, "run {run}: {}", out.stderr);
+        let v = out.json();
+        assert_eq!(v["out"], "plan.md", "run {run}");
+        // The first run writes beside plan.md; the next finds what it wrote current.
+        let file = if run == 0 { &v["written_to"] } else { &v["current"] };
+        assert!(file.as_str().unwrap().ends_with("plan.new.md"), "run {run}: {v}");
+    }
+    let own = std::fs::read_to_string(dir.path().join("plan.md")).unwrap();
+    assert!(own.contains("Our own notes"), "left as it is");
+}

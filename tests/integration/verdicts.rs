@@ -282,7 +282,7 @@ fn a_fallback_model_repairs_the_draft_the_first_could_not() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("switching to the fallback model big: small left the plan failing after 1 repair rounds"),
+            .contains("switching to the fallback model big: small did not reduce the error findings in repair round 1"),
         "{}",
         out.stderr
     );

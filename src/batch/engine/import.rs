@@ -118,10 +118,7 @@ impl<'a> FileSource<'a> {
             name,
             spec: &ctx.checker.spec,
             in_files: true,
-            live: LiveSource {
-                client: &ctx.client,
-                on_delta: None,
-            },
+            live: LiveSource::new(&ctx.client, None),
         }
     }
 
