@@ -391,6 +391,10 @@ pub struct CheckArgs {
     /// List every finding code: its severity, what it checks, and an example of a fix.
     #[arg(long)]
     pub list_codes: bool,
+    /// Read every plan by the template's headings alone: no concern map for a plan in its
+    /// own shape (its sections are then all missing).
+    #[arg(long)]
+    pub no_concerns: bool,
     #[command(flatten)]
     pub template: TemplateArgs,
     /// Fail (exit 3) on warnings too. Error findings fail without it, as in any linter.
