@@ -55,19 +55,16 @@ const COMPOUNDS: &[(&str, &str, &str)] = &[
 
 /// A heading's words: lower case, stemmed, stop words dropped, compounds joined.
 fn words(text: &str) -> Vec<String> {
-    let raw: Vec<String> = text
-        .to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(stem)
-        .collect();
+    let lower = text.to_lowercase();
+    let raw: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
     let mut out: Vec<String> = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
+        // "rolling back", "rolled back": the first word in any form.
         let joined = raw.get(i + 1).and_then(|next| {
             COMPOUNDS
                 .iter()
-                .find(|(a, b, _)| raw[i] == *a && next == b)
+                .find(|(a, b, _)| stem(raw[i]) == stem(a) && next == b)
                 .map(|(_, _, j)| j.to_string())
         });
         match joined {
@@ -76,7 +73,7 @@ fn words(text: &str) -> Vec<String> {
                 i += 2;
             }
             None => {
-                out.push(raw[i].clone());
+                out.push(stem(raw[i]));
                 i += 1;
             }
         }
@@ -187,12 +184,17 @@ impl Cues {
     }
 }
 
-/// Headings outside the template's own sections that have text of their own.
+/// Headings outside the template's own sections (and not the title) with text under them.
 fn candidates<'a>(doc: &'a Doc, outline: &Outline) -> Vec<Candidate<'a>> {
     let top: Vec<&Heading> = doc.headings.iter().filter(|h| h.top_level).collect();
+    // The document's title (its one level-1 heading, first) names the whole plan.
+    let title = match top.iter().filter(|h| h.level == 1).count() {
+        1 if top.first().is_some_and(|h| h.level == 1) => top.first().map(|h| h.start),
+        _ => None,
+    };
     let mut out = Vec::new();
     for (k, h) in top.iter().enumerate() {
-        if outline.found.iter().any(|l| h.start >= l.start && h.start < l.end) {
+        if Some(h.start) == title || outline.found.iter().any(|l| h.start >= l.start && h.start < l.end) {
             continue;
         }
         let next = top.get(k + 1).map_or(doc.src.len(), |n| n.start);
@@ -224,9 +226,10 @@ mod tests {
 
     #[test]
     fn words_join_compounds_and_drop_stop_words() {
-        assert_eq!(words("Rolling back the app"), ["rollback", "app"]);
+        assert_eq!(words("Rolling back the app"), words("Rollback app"));
+        assert_eq!(words("Roll back")[0], "rollback");
         assert_eq!(words("Go/No-go"), ["go", "nogo"]);
-        assert_eq!(words("Smoke tests"), ["smoke", "test"]);
+        assert_eq!(words("Smoke tests"), words("smoke test"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod ask;
 mod batch;
 mod batchapi;
 mod check;
+mod concerns;
 mod context;
 mod faults;
 mod limited;
