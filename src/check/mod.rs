@@ -213,6 +213,15 @@ impl Checker {
         markdown::outline(&markdown::parse(text), &self.matcher)
     }
 
+    /// The headings of `text` that cover the sections the template's headings do not,
+    /// with the template's own outline (`adopt`).
+    pub fn concern_map(&self, text: &str) -> (Outline, Vec<(markdown::Located, concerns::By)>) {
+        let doc = markdown::parse(text);
+        let outline = markdown::outline(&doc, &self.matcher);
+        let mapped = self.concerns.map(&doc, &outline);
+        (outline, mapped)
+    }
+
     /// Check `text` as a plan for migration `m`, by the template's headings alone.
     pub fn check(&self, text: &str, m: &Migration) -> (Outline, CheckReport) {
         self.check_with(text, m, false)
