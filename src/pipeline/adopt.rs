@@ -71,12 +71,10 @@ impl Adoption {
         let mut placed = Vec::new();
         for (l, by) in &taken {
             let own_heading = by.is_none();
-            let text = &src[l.start..l.end];
-            let (text, n) = if own_heading {
-                (text.to_string(), 0)
-            } else {
-                deepen(text, level)
-            };
+            // A code block the team left open at the end of the file must not swallow what
+            // now follows it.
+            let text = markdown::close_open_blocks(&src[l.start..l.end]);
+            let (text, n) = if own_heading { (text, 0) } else { deepen(&text, level) };
             relevelled += n;
             if own_heading {
                 // Under the template's own heading already.
@@ -98,9 +96,8 @@ impl Adoption {
         let rest = leftover(src, doc.body_start, spans);
         let closing_lines = rest.lines().filter(|l| !l.trim().is_empty()).count();
         if closing_lines > 0 {
-            // At the top level, so the team's headings in it stay as written (but a title).
-            let (rest, n) = deepen(&rest, 1);
-            relevelled += n;
+            // At the top level, after every section: the team's headings in it stay as
+            // written, whatever their level.
             push_part(&mut body, &format!("# {CLOSING}"));
             push_part(&mut body, rest.trim_matches('\n'));
         }
