@@ -80,6 +80,13 @@ pub async fn run(args: AdoptArgs, ui: Ui) -> Result<Outcome> {
     if let Some(e) = p.written.take_error() {
         return Err(e);
     }
+    // Sections generated after the last of the team's go before the closing section.
+    if let pipeline::Written::To { path, text } = &p.written
+        && let Some(moved) = pipeline::adopt::closing_last(text, &checker)
+    {
+        crate::output::write_atomic_with(path, moved.as_bytes(), true)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    }
     let cost = super::cost_words(&prices, job.model(), &p.g.tally.usage);
     crate::present::summarize(&p.g, ui, p.written.path(), &checker, &cost);
     Ok(match PlanStatus::of(&p.g.state.report) {

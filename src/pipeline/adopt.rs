@@ -146,6 +146,33 @@ impl Adoption {
     }
 }
 
+/// `text` (a written plan) with the closing section moved back to the end, after the
+/// sections generated after it; None when it is last already (or absent).
+pub fn closing_last(text: &str, checker: &Checker) -> Option<String> {
+    let doc = markdown::parse(text);
+    let closing = doc
+        .headings
+        .iter()
+        .find(|h| h.top_level && h.level == 1 && h.text.trim() == CLOSING)?;
+    let body = &text[doc.body_start..];
+    let start = closing.start - doc.body_start;
+    let end = checker
+        .outline(body)
+        .found
+        .iter()
+        .map(|l| l.start)
+        .filter(|&s| s > start)
+        .min()?;
+    let mut out = text[..doc.body_start].to_string();
+    out.push_str(body[..start].trim_end_matches(['\r', '\n']));
+    out.push_str("\n\n");
+    out.push_str(body[end..].trim_end_matches(['\r', '\n']));
+    out.push_str("\n\n");
+    out.push_str(body[start..end].trim_end_matches(['\r', '\n']));
+    out.push('\n');
+    Some(out)
+}
+
 /// The level the template's headings go at: one above the team's shallowest heading
 /// inside what is placed, so the team's headings stay as written (at least 1).
 fn section_level(doc: &markdown::Doc, taken: &[(Located, Option<By>)]) -> u8 {
@@ -232,5 +259,14 @@ mod tests {
         for line in PLAN.lines().filter(|l| !l.trim().is_empty()) {
             assert!(a.body.lines().any(|l| l == line), "{line:?} kept");
         }
+    }
+
+    #[test]
+    fn the_closing_section_goes_back_to_the_end() {
+        let c = crate::check::testing::checker();
+        let written = "---\nrbplan: {}\n---\n# T\n\n# 7. Post-rollback checklist\n\nx\n\n# From the original plan\n\n## A\n\nold\n\n# 8. Post-mortem template\n\ny\n";
+        let moved = closing_last(written, &c).unwrap();
+        assert_eq!(moved, "---\nrbplan: {}\n---\n# T\n\n# 7. Post-rollback checklist\n\nx\n\n# 8. Post-mortem template\n\ny\n\n# From the original plan\n\n## A\n\nold\n");
+        assert!(closing_last(&moved, &c).is_none());
     }
 }

@@ -94,6 +94,9 @@ fn adopt_asks_only_for_the_missing_sections_and_keeps_the_teams_word_for_word() 
     let (k, t, lost) = kept(&original, &written);
     assert_eq!(k, t, "lost: {lost:?}");
     assert!(written.contains("## 2. Rollback decision matrix\n\n## Go/No-go\n") || written.contains("# 2. Rollback decision matrix\n\n## Go/No-go\n"), "{written}");
+    let closing = written.find("\n# From the original plan\n").expect("the closing section");
+    assert!(written[closing..].contains("billing-events, billing-retries, billing-dlq."));
+    assert!(!written[closing..].contains("\n# 10. "), "the closing section is last: {written}");
     // The team's sections are a person's edits, in the front matter.
     let Existing::Plan(e) = compare(&written, &checker()) else {
         panic!("rbplan front matter")
@@ -199,4 +202,25 @@ fn every_line_of_every_collected_plan_is_kept() {
         t += pt;
     }
     println!("lines kept: {k} of {t}");
+}
+
+#[test]
+fn the_readme_example_replays_offline() {
+    let dir = tempdir();
+    let out_path = dir.path().join("plan.md");
+    let out = rbplan(&repo())
+        .args(["adopt", BILLING, "--out"])
+        .arg_path(&out_path)
+        .args(["--replay", "fixtures/adopt-quickstart"])
+        .args(["--summary-file", "fixtures/adopt-quickstart/summary.txt"])
+        .args(["--stages-file", "fixtures/adopt-quickstart/stages.txt"])
+        .run();
+    // The team's Go/No-go has no decision table and its smoke tests three checkboxes.
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("regenerated 6 section(s)"), "{}", out.stderr);
+    let written = std::fs::read_to_string(&out_path).unwrap();
+    assert!(written.contains("After T+7 days, when RabbitMQ is decommissioned"), "{written}");
+    let original = std::fs::read_to_string(repo().join(BILLING)).unwrap();
+    let (k, t, _) = kept(&original, &written);
+    assert_eq!(k, t);
 }
