@@ -56,7 +56,10 @@ const COMPOUNDS: &[(&str, &str, &str)] = &[
 /// A heading's words: lower case, stemmed, stop words dropped, compounds joined.
 fn words(text: &str) -> Vec<String> {
     let lower = text.to_lowercase();
-    let raw: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let raw: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
     let mut out: Vec<String> = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -99,7 +102,13 @@ impl Concerns {
             .sections
             .iter()
             .map(|s| Cues {
-                aliases: s.concern.aliases.iter().map(|a| words(a)).filter(|w| !w.is_empty()).collect(),
+                aliases: s
+                    .concern
+                    .aliases
+                    .iter()
+                    .map(|a| words(a))
+                    .filter(|w| !w.is_empty())
+                    .collect(),
                 cues: s.concern.cues.iter().map(|c| c.to_lowercase()).collect(),
                 min_cues: s.concern.min_cues.unwrap_or(2).max(1),
             })

@@ -245,13 +245,15 @@ impl Checker {
         let mut findings = Vec::new();
         for i in 0..n {
             let (mut section, found) = self.presence(i, &full);
-            section.concern = mapped.iter().flatten().find(|(l, _)| l.section == i).map(|(l, by)| {
-                concerns::Covered {
+            section.concern = mapped
+                .iter()
+                .flatten()
+                .find(|(l, _)| l.section == i)
+                .map(|(l, by)| concerns::Covered {
                     heading: l.heading.clone(),
                     line: l.line,
                     by: *by,
-                }
-            });
+                });
             sections.push(section);
             findings.extend(found);
         }

@@ -66,7 +66,9 @@ impl Adoption {
         taken.sort_by_key(|(l, _)| l.section);
         let level = section_level(&doc, &taken);
         let head_end = preamble_end(&doc);
-        let mut body = src[doc.body_start..head_end.max(doc.body_start)].trim_matches('\n').to_string();
+        let mut body = src[doc.body_start..head_end.max(doc.body_start)]
+            .trim_matches('\n')
+            .to_string();
         let mut relevelled = 0;
         let mut placed = Vec::new();
         for (l, by) in &taken {
@@ -120,7 +122,10 @@ impl Adoption {
     pub fn lines_kept(&self, original: &str) -> (usize, usize) {
         let doc = markdown::parse(original);
         let body: std::collections::HashSet<&str> = self.body.lines().collect();
-        let lines: Vec<&str> = original[doc.body_start..].lines().filter(|l| !l.trim().is_empty()).collect();
+        let lines: Vec<&str> = original[doc.body_start..]
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
         let kept = lines
             .iter()
             .filter(|l| body.contains(*l) || (l.starts_with('#') && body.contains(format!("#{l}").as_str())))
@@ -179,7 +184,12 @@ fn section_level(doc: &markdown::Doc, taken: &[(Located, Option<By>)]) -> u8 {
     let shallowest = doc
         .headings
         .iter()
-        .filter(|h| h.top_level && taken.iter().any(|(l, by)| by.is_some() && h.start >= l.start && h.start < l.end))
+        .filter(|h| {
+            h.top_level
+                && taken
+                    .iter()
+                    .any(|(l, by)| by.is_some() && h.start >= l.start && h.start < l.end)
+        })
         .map(|h| h.level)
         .min()
         .unwrap_or(3);
@@ -251,9 +261,24 @@ mod tests {
     fn the_teams_sections_go_under_the_template_headings_and_the_rest_at_the_end() {
         let c = crate::check::testing::checker();
         let a = Adoption::read(PLAN, &c);
-        assert!(a.body.starts_with("# Billing cutover\n\nOwner: payments.\n\n# 2. Rollback decision matrix\n\n## Go/No-go\n"), "{}", a.body);
-        assert!(a.body.contains("# 3. Rollback by stage\n\n## Backout plan\n\n1. Flip the flag back."), "{}", a.body);
-        assert!(a.body.ends_with("# From the original plan\n\n## Appendix\n\nQueue names.\n"), "{}", a.body);
+        assert!(
+            a.body
+                .starts_with("# Billing cutover\n\nOwner: payments.\n\n# 2. Rollback decision matrix\n\n## Go/No-go\n"),
+            "{}",
+            a.body
+        );
+        assert!(
+            a.body
+                .contains("# 3. Rollback by stage\n\n## Backout plan\n\n1. Flip the flag back."),
+            "{}",
+            a.body
+        );
+        assert!(
+            a.body
+                .ends_with("# From the original plan\n\n## Appendix\n\nQueue names.\n"),
+            "{}",
+            a.body
+        );
         assert_eq!(a.missing.len(), 8);
         assert_eq!((a.closing_lines, a.relevelled), (2, 0));
         for line in PLAN.lines().filter(|l| !l.trim().is_empty()) {
@@ -266,7 +291,10 @@ mod tests {
         let c = crate::check::testing::checker();
         let written = "---\nrbplan: {}\n---\n# T\n\n# 7. Post-rollback checklist\n\nx\n\n# From the original plan\n\n## A\n\nold\n\n# 8. Post-mortem template\n\ny\n";
         let moved = closing_last(written, &c).unwrap();
-        assert_eq!(moved, "---\nrbplan: {}\n---\n# T\n\n# 7. Post-rollback checklist\n\nx\n\n# 8. Post-mortem template\n\ny\n\n# From the original plan\n\n## A\n\nold\n");
+        assert_eq!(
+            moved,
+            "---\nrbplan: {}\n---\n# T\n\n# 7. Post-rollback checklist\n\nx\n\n# 8. Post-mortem template\n\ny\n\n# From the original plan\n\n## A\n\nold\n"
+        );
         assert!(closing_last(&moved, &c).is_none());
     }
 }

@@ -67,9 +67,7 @@ fn text(results: &[Checked], gate: Gate) -> String {
                     rep.sections.len(),
                     finding_counts(rep)
                 ));
-                if rep.mapped {
-                    out.push_str(&concern_map(rep));
-                }
+                out.push_str(&super::concerns::text(rep));
                 for f in &rep.findings {
                     let loc = f.line.map(|l| format!(":{l}")).unwrap_or_default();
                     let sev = severity_name(f.severity);
@@ -84,53 +82,6 @@ fn text(results: &[Checked], gate: Gate) -> String {
         }
     }
     out + &summary(results, gate)
-}
-
-/// A plan in its own shape: each concern, the heading and line that cover it, or missing.
-fn concern_map(r: &CheckReport) -> String {
-    let covered = r.sections.iter().filter(|s| s.concern.is_some()).count();
-    let mut out = format!(
-        "  concerns: {covered} of {} covered under the plan's own headings\n",
-        r.sections.len()
-    );
-    for s in &r.sections {
-        let at = match &s.concern {
-            Some(c) => format!("line {}: \"{}\" (by {})", c.line, c.heading, by_name(c.by)),
-            None if s.state == crate::check::SectionState::Found => format!("line {}", s.line.unwrap_or(0)),
-            None => "missing".to_string(),
-        };
-        out.push_str(&format!("    {:<15} {at}\n", s.id));
-    }
-    out
-}
-
-fn by_name(by: crate::check::concerns::By) -> &'static str {
-    match by {
-        crate::check::concerns::By::Heading => "heading",
-        crate::check::concerns::By::Content => "content",
-    }
-}
-
-/// `--json`'s concern map: per concern, covered or not, and where.
-fn concern_json(r: &CheckReport) -> serde_json::Value {
-    let list: Vec<serde_json::Value> = r
-        .sections
-        .iter()
-        .map(|s| {
-            let mut v = json!({"id": s.id, "covered": s.state == crate::check::SectionState::Found});
-            if let Some(c) = &s.concern {
-                v["heading"] = json!(c.heading);
-                v["line"] = json!(c.line);
-                v["by"] = json!(c.by);
-            } else if let Some(l) = s.line.filter(|_| s.state == crate::check::SectionState::Found) {
-                v["heading"] = json!(s.title);
-                v["line"] = json!(l);
-                v["by"] = json!("template");
-            }
-            v
-        })
-        .collect();
-    json!(list)
 }
 
 /// The last line: how many files were clean, had warnings or errors, were incomplete or
@@ -185,12 +136,7 @@ fn json_report(results: &[Checked], template: &Template, gate: Gate) -> String {
                         "suppressed": r.report.suppressed,
                         "provenance": r.prov,
                     });
-                    if let Some(j) = &r.judgement {
-                        v["judge"] = json!(j);
-                    }
-                    if r.report.mapped {
-                        v["concerns"] = concern_json(&r.report);
-                    }
+                    super::concerns::add_optional(&mut v, r);
                     v
                 }
                 Err(e) => {

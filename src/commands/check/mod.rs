@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod concerns;
 mod formats;
 
 use crate::check::{CheckReport, Checker, Code, Finding, Migration};
