@@ -86,9 +86,15 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let baseline = std::env::var("RBPLAN_BENCH_BASELINE").ok();
-    println!("rbplan check --json, {PLANS} plans ({kinds} distinct; {own} in their own shape), {repeat} runs each, interleaved\n");
+    println!(
+        "rbplan check --json, {PLANS} plans ({kinds} distinct; {own} in their own shape), {repeat} runs each, interleaved\n"
+    );
     let mut rows: Vec<(&str, String, Vec<&str>)> = vec![
-        ("without concern map (--no-concerns)", BIN.to_string(), vec!["--no-concerns"]),
+        (
+            "without concern map (--no-concerns)",
+            BIN.to_string(),
+            vec!["--no-concerns"],
+        ),
         ("with concern map (default)", BIN.to_string(), vec![]),
     ];
     if let Some(b) = &baseline {

@@ -90,8 +90,11 @@ fn words(text: &str) -> Vec<String> {
 struct Candidate<'a> {
     h: &'a Heading,
     end: usize,
-    own: String,
+    /// Its own text, in ASCII lower case.
+    own: &'a str,
     words: Vec<String>,
+    /// Per concern: how many of its cues the own text holds.
+    hits: Vec<usize>,
     /// The longest alias of any concern the heading holds.
     longest: usize,
 }
@@ -109,7 +112,7 @@ impl Concerns {
                     .map(|a| words(a))
                     .filter(|w| !w.is_empty())
                     .collect(),
-                cues: s.concern.cues.iter().map(|c| c.to_lowercase()).collect(),
+                cues: s.concern.cues.iter().map(|c| c.to_ascii_lowercase()).collect(),
                 min_cues: s.concern.min_cues.unwrap_or(2).max(1),
             })
             .collect();
@@ -126,16 +129,18 @@ impl Concerns {
     /// For each section with no heading of its own: the heading that covers it, as a
     /// located section (its span, subsections included), and how it was found.
     pub fn map(&self, doc: &Doc, outline: &Outline) -> Vec<(Located, By)> {
-        let mut candidates = candidates(doc, outline);
+        let lower = doc.src.to_ascii_lowercase();
+        let mut candidates = candidates(doc, &lower, outline);
         for c in &mut candidates {
             c.longest = self.per.iter().map(|p| p.alias_len(&c.words)).max().unwrap_or(0);
+            c.hits = self.per.iter().map(|p| p.hits(c.own)).collect();
         }
         let mut out = Vec::new();
         for (i, cues) in self.per.iter().enumerate() {
             if outline.found.iter().any(|l| l.section == i) {
                 continue;
             }
-            let Some((c, by)) = cues.best(&candidates) else {
+            let Some((c, by)) = cues.best(i, &candidates) else {
                 continue;
             };
             let loc = Located {
@@ -171,7 +176,7 @@ impl Cues {
 
     /// A heading holding an alias (the closest, then the one with most cues, then the
     /// first); else the heading whose own text holds the most cues, at least `min_cues`.
-    fn best<'a, 'b>(&self, cands: &'b [Candidate<'a>]) -> Option<(&'b Candidate<'a>, By)> {
+    fn best<'a, 'b>(&self, i: usize, cands: &'b [Candidate<'a>]) -> Option<(&'b Candidate<'a>, By)> {
         // A heading belongs to the concerns whose alias in it is the longest of any
         // concern's ("Why plan for rollback" is the philosophy, not a rollback procedure).
         let by_alias = cands
@@ -180,13 +185,13 @@ impl Cues {
                 let n = self.alias_len(&c.words);
                 (n > 0 && n == c.longest).then(|| (c, c.words.len() - n))
             })
-            .min_by_key(|(c, x)| (*x, std::cmp::Reverse(self.hits(&c.own)), c.h.start));
+            .min_by_key(|(c, x)| (*x, std::cmp::Reverse(c.hits[i]), c.h.start));
         if let Some((c, _)) = by_alias {
             return Some((c, By::Heading));
         }
         cands
             .iter()
-            .map(|c| (c, self.hits(&c.own)))
+            .map(|c| (c, c.hits[i]))
             .filter(|(_, n)| *n >= self.min_cues)
             .min_by_key(|(c, n)| (std::cmp::Reverse(*n), c.h.start))
             .map(|(c, _)| (c, By::Content))
@@ -194,7 +199,7 @@ impl Cues {
 }
 
 /// Headings outside the template's own sections (and not the title) with text under them.
-fn candidates<'a>(doc: &'a Doc, outline: &Outline) -> Vec<Candidate<'a>> {
+fn candidates<'a>(doc: &'a Doc, lower: &'a str, outline: &Outline) -> Vec<Candidate<'a>> {
     let top: Vec<&Heading> = doc.headings.iter().filter(|h| h.top_level).collect();
     // The document's title (its one level-1 heading, first) names the whole plan.
     let title = match top.iter().filter(|h| h.level == 1).count() {
@@ -221,8 +226,9 @@ fn candidates<'a>(doc: &'a Doc, outline: &Outline) -> Vec<Candidate<'a>> {
         out.push(Candidate {
             h,
             end,
-            own: doc.src[h.end..next].to_lowercase(),
+            own: &lower[h.end..next],
             words: words(&h.text),
+            hits: Vec::new(),
             longest: 0,
         });
     }

@@ -72,7 +72,11 @@ fn adopt_asks_only_for_the_missing_sections_and_keeps_the_teams_word_for_word() 
     // The team's own sections have no decision table and three checkboxes: the plan is
     // written, and fails its checks, as ask's would.
     assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(out.stderr.contains("Rollback decision matrix"), "the findings are shown: {}", out.stderr);
+    assert!(
+        out.stderr.contains("Rollback decision matrix"),
+        "the findings are shown: {}",
+        out.stderr
+    );
     let spec = Template::builtin().spec;
     let id = |i: usize| spec.sections[i].id.clone();
     let chats = s.chats();
@@ -87,16 +91,32 @@ fn adopt_asks_only_for_the_missing_sections_and_keeps_the_teams_word_for_word() 
         }
     }
     asked.sort();
-    let mut missing = vec!["philosophy", "by-component", "rehearsal", "post-mortem", "what-if", "hard-truth"];
+    let mut missing = vec![
+        "philosophy",
+        "by-component",
+        "rehearsal",
+        "post-mortem",
+        "what-if",
+        "hard-truth",
+    ];
     missing.sort();
     assert_eq!(asked, missing, "only the missing sections are asked for");
     let written = std::fs::read_to_string(dir.path().join("plan.md")).unwrap();
     let (k, t, lost) = kept(&original, &written);
     assert_eq!(k, t, "lost: {lost:?}");
-    assert!(written.contains("## 2. Rollback decision matrix\n\n## Go/No-go\n") || written.contains("# 2. Rollback decision matrix\n\n## Go/No-go\n"), "{written}");
-    let closing = written.find("\n# From the original plan\n").expect("the closing section");
+    assert!(
+        written.contains("## 2. Rollback decision matrix\n\n## Go/No-go\n")
+            || written.contains("# 2. Rollback decision matrix\n\n## Go/No-go\n"),
+        "{written}"
+    );
+    let closing = written
+        .find("\n# From the original plan\n")
+        .expect("the closing section");
     assert!(written[closing..].contains("billing-events, billing-retries, billing-dlq."));
-    assert!(!written[closing..].contains("\n# 10. "), "the closing section is last: {written}");
+    assert!(
+        !written[closing..].contains("\n# 10. "),
+        "the closing section is last: {written}"
+    );
     // The team's sections are a person's edits, in the front matter.
     let Existing::Plan(e) = compare(&written, &checker()) else {
         panic!("rbplan front matter")
@@ -119,7 +139,12 @@ fn a_rerun_of_ask_after_adopt_keeps_the_adopted_sections() {
         .args(["ask", "--model", "m", "--base-url", &s2.url(), "--no-stream"])
         .args(["--summary", &summary, "--stages", &stages, "--out", "plan.md"])
         .run();
-    assert!(out.stderr.contains("keeping decision-matrix, by-stage, communication, checklist"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("keeping decision-matrix, by-stage, communication, checklist"),
+        "{}",
+        out.stderr
+    );
     let after = std::fs::read_to_string(dir.path().join("plan.md")).unwrap();
     let c = checker();
     let section = |text: &str, id: &str| {
@@ -135,7 +160,10 @@ fn a_rerun_of_ask_after_adopt_keeps_the_adopted_sections() {
     assert_eq!(kept(&original, &after).0, kept(&original, &after).1);
     for req in s2.chats() {
         let asked = asked_headings(&req.last_user());
-        assert!(!asked.iter().any(|&i| [1, 2, 5, 6].contains(&i)), "an adopted section re-asked: {asked:?}");
+        assert!(
+            !asked.iter().any(|&i| [1, 2, 5, 6].contains(&i)),
+            "an adopted section re-asked: {asked:?}"
+        );
     }
 }
 
@@ -148,9 +176,17 @@ fn dry_run_shows_the_mapping_and_sends_nothing() {
     assert_eq!(s.received(), 0);
     assert!(!dir.path().join("plan.md").exists());
     assert!(out.stdout.contains("3. Rollback by stage"), "{}", out.stdout);
-    assert!(out.stdout.contains("← line 15: \"Backout plan\" (by heading)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("← line 15: \"Backout plan\" (by heading)"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("would generate (6):"), "{}", out.stdout);
-    assert!(out.stdout.contains("lines kept: 22 of 22 non-blank lines"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("lines kept: 22 of 22 non-blank lines"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -189,7 +225,10 @@ fn every_line_of_every_collected_plan_is_kept() {
         let original = std::fs::read_to_string(&plan).unwrap();
         let written = std::fs::read_to_string(dir.path().join("plan.md")).unwrap();
         let (pk, pt, lost) = kept(&original, &written);
-        println!("{:<44} {pk}/{pt} lines kept", plan.file_name().unwrap().to_string_lossy());
+        println!(
+            "{:<44} {pk}/{pt} lines kept",
+            plan.file_name().unwrap().to_string_lossy()
+        );
         assert_eq!(pk, pt, "{}: lost {lost:?}", plan.display());
         let report = rbplan(dir.path()).args(["check", "--json", "plan.md"]).run();
         assert_eq!(
@@ -219,7 +258,10 @@ fn the_readme_example_replays_offline() {
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(out.stderr.contains("regenerated 6 section(s)"), "{}", out.stderr);
     let written = std::fs::read_to_string(&out_path).unwrap();
-    assert!(written.contains("After T+7 days, when RabbitMQ is decommissioned"), "{written}");
+    assert!(
+        written.contains("After T+7 days, when RabbitMQ is decommissioned"),
+        "{written}"
+    );
     let original = std::fs::read_to_string(repo().join(BILLING)).unwrap();
     let (k, t, _) = kept(&original, &written);
     assert_eq!(k, t);

@@ -46,7 +46,13 @@ fn expected(md: &Path) -> toml::Table {
 
 fn compare(md: &Path) -> Compared {
     let out = rbplan(&repo()).args(["check", "--json"]).arg_path(md).run();
-    assert_eq!(out.code, 3, "{}: a plan in its own shape is incomplete: {}", md.display(), out.stderr);
+    assert_eq!(
+        out.code,
+        3,
+        "{}: a plan in its own shape is incomplete: {}",
+        md.display(),
+        out.stderr
+    );
     let file = out.json()["files"][0].clone();
     let concerns = file["concerns"].as_array().expect("a concern map").clone();
     let got = |id: &str| concerns.iter().find(|c| c["id"] == id).cloned().unwrap_or(Value::Null);
@@ -131,7 +137,12 @@ fn the_corpus_plans_map_as_a_human_mapped_them() {
     let (same, both) = (sum(|c| c.same_line), sum(|c| c.both));
     println!("status agreement {agree}/{total}, same heading line {same}/{both}");
     for c in &rows {
-        assert!(c.quality.is_empty(), "{}: quality findings on human text: {:?}", c.name, c.quality);
+        assert!(
+            c.quality.is_empty(),
+            "{}: quality findings on human text: {:?}",
+            c.name,
+            c.quality
+        );
         assert_eq!(c.verdict, "incomplete", "{}", c.name);
         assert!(c.found >= 1, "{}: every corpus plan covers some concern", c.name);
     }
@@ -158,7 +169,12 @@ fn the_text_output_shows_the_map_and_no_concerns_turns_it_off() {
     let out = rbplan(&repo()).args(["check", plan]).run();
     assert_eq!(out.code, 3);
     assert!(out.stdout.contains("concerns: 4 of 10 covered"), "{}", out.stdout);
-    assert!(out.stdout.contains("by-stage        line 15: \"Backout plan\" (by heading)"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("by-stage        line 15: \"Backout plan\" (by heading)"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("philosophy      missing"), "{}", out.stdout);
     let off = rbplan(&repo()).args(["check", "--json", "--no-concerns", plan]).run();
     let f = &off.json()["files"][0];
@@ -167,6 +183,14 @@ fn the_text_output_shows_the_map_and_no_concerns_turns_it_off() {
     // The structural checks ran on the mapped sections: "Go/No-go" has no table.
     let on = rbplan(&repo()).args(["check", "--json", plan]).run();
     let findings = on.json()["files"][0]["findings"].clone();
-    let table = findings.as_array().unwrap().iter().find(|f| f["code"] == "table").expect("a table finding");
-    assert_eq!((table["section"].as_str(), table["line"].as_i64()), (Some("decision-matrix"), Some(5)));
+    let table = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "table")
+        .expect("a table finding");
+    assert_eq!(
+        (table["section"].as_str(), table["line"].as_i64()),
+        (Some("decision-matrix"), Some(5))
+    );
 }
