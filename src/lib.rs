@@ -55,6 +55,7 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
             cli::Command::Batch(b) => commands::batch::run(*b, ui).await,
             cli::Command::Revise(r) => commands::revise::run(*r, ui).await,
             cli::Command::Check(c) => commands::check::run(c, ui).await,
+            cli::Command::Adopt(a) => commands::adopt::run(*a, ui).await,
             cli::Command::Render(r) => commands::render::run(r, ui),
             cli::Command::Stages(s) => commands::stages::run(s),
             cli::Command::Doctor(d) => commands::doctor::run(d).await,

@@ -120,6 +120,22 @@ pub struct SectionSpec {
     pub guidance: Option<String>,
     #[serde(default)]
     pub checks: Checks,
+    /// How a plan in its own shape says it covers this section (`check`, `adopt`).
+    #[serde(default)]
+    pub concern: Concern,
+}
+
+/// A section as a concern: the headings a person's plan gives it, and phrases in the text
+/// under a heading that say the heading covers it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Concern {
+    /// Headings that name the concern; each alias's words must all be in the heading.
+    pub aliases: Vec<String>,
+    /// Phrases (any case) that, found under a heading, show it covers the concern.
+    pub cues: Vec<String>,
+    /// Distinct cues a heading's own text needs to cover the concern without an alias.
+    pub min_cues: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]

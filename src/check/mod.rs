@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 pub mod coherence;
+pub mod concerns;
 pub mod finding;
 pub mod grounding;
 pub mod quality;
@@ -39,6 +40,9 @@ pub struct SectionReport {
     pub line: Option<usize>,
     /// How many headings name this section (more than one is a duplicate).
     pub occurrences: usize,
+    /// In a plan in its own shape: the heading of its own that covers this section.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concern: Option<concerns::Covered>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +53,9 @@ pub struct CheckReport {
     /// output, never in the verdict.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub suppressed: Vec<Finding>,
+    /// The plan was read in its own shape: sections are its headings mapped to concerns.
+    #[serde(skip)]
+    pub mapped: bool,
 }
 
 impl CheckReport {
@@ -123,6 +130,7 @@ pub struct Checker {
     pub spec: Spec,
     pub matcher: Matcher,
     prompt: quality::PromptText,
+    concerns: concerns::Concerns,
 }
 
 /// What a plan is about, as far as it is known: the risky stages it must cover and the
@@ -203,6 +211,7 @@ impl Checker {
             spec: template.spec.clone(),
             matcher: Matcher::new(&template.spec),
             prompt: quality::PromptText::new(&template.prompts, &template.spec),
+            concerns: concerns::Concerns::new(&template.spec),
         }
     }
 
@@ -211,6 +220,7 @@ impl Checker {
         Checker {
             matcher: Matcher::new(&spec),
             prompt: quality::PromptText::new(&[], &spec),
+            concerns: concerns::Concerns::new(&spec),
             spec,
         }
     }
@@ -219,22 +229,55 @@ impl Checker {
         markdown::outline(&markdown::parse(text), &self.matcher)
     }
 
-    /// Check `text` as a plan for migration `m`.
-    pub fn check(&self, text: &str, m: &Migration) -> (Outline, CheckReport) {
+    /// The headings of `text` that cover the sections the template's headings do not,
+    /// with the template's own outline (`adopt`).
+    pub fn concern_map(&self, text: &str) -> (Outline, Vec<(markdown::Located, concerns::By)>) {
         let doc = markdown::parse(text);
         let outline = markdown::outline(&doc, &self.matcher);
-        let mut sections = Vec::with_capacity(self.spec.sections.len());
+        let mapped = self.concerns.map(&doc, &outline);
+        (outline, mapped)
+    }
+
+    /// Check `text` as a plan for migration `m`, by the template's headings alone.
+    pub fn check(&self, text: &str, m: &Migration) -> (Outline, CheckReport) {
+        self.check_with(text, m, false)
+    }
+
+    /// `check`, and with `concerns` a plan in its own shape (few of the template's
+    /// headings) is read by its concerns: its own headings stand for the sections they
+    /// cover, and the section checks run on them. The outline returned is the template's.
+    pub fn check_with(&self, text: &str, m: &Migration, concerns: bool) -> (Outline, CheckReport) {
+        let doc = markdown::parse(text);
+        let outline = markdown::outline(&doc, &self.matcher);
+        let n = self.spec.sections.len();
+        let mapped = if concerns && concerns::Concerns::applies(&outline, n) {
+            Some(self.concerns.map(&doc, &outline))
+        } else {
+            None
+        };
+        let mut full = outline.clone();
+        full.found.extend(mapped.iter().flatten().map(|(l, _)| l.clone()));
+        let mut sections = Vec::with_capacity(n);
         let mut findings = Vec::new();
-        for i in 0..self.spec.sections.len() {
-            let (section, found) = self.presence(i, &outline);
+        for i in 0..n {
+            let (mut section, found) = self.presence(i, &full);
+            section.concern = mapped
+                .iter()
+                .flatten()
+                .find(|(l, _)| l.section == i)
+                .map(|(l, by)| concerns::Covered {
+                    heading: l.heading.clone(),
+                    line: l.line,
+                    by: *by,
+                });
             sections.push(section);
             findings.extend(found);
         }
         findings.extend(order_findings(&self.spec, &outline));
-        findings.extend(structure::run(&self.spec, &doc, &outline, m));
-        findings.extend(quality::run(&self.spec, &self.prompt, &doc, &outline));
+        findings.extend(structure::run(&self.spec, &doc, &full, m));
+        findings.extend(quality::run(&self.spec, &self.prompt, &doc, &full));
         if let Some(g) = m.grounding() {
-            findings.extend(grounding::run(&self.spec, &doc, &outline, g));
+            findings.extend(grounding::run(&self.spec, &doc, &full, g));
         }
         if self.spec.quality.names && !m.names.is_empty() && !specific::names_any(&doc.text, &m.names) {
             let shown: Vec<String> = m.names.iter().map(|n| format!("\"{n}\"")).collect();
@@ -249,6 +292,7 @@ impl Checker {
             sections,
             findings: s.kept,
             suppressed: s.suppressed,
+            mapped: mapped.is_some(),
         };
         (outline, report)
     }
@@ -304,6 +348,7 @@ impl Checker {
             state,
             line,
             occurrences,
+            concern: None,
         };
         (report, findings)
     }

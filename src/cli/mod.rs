@@ -116,6 +116,26 @@ rbplan check plans/ --format sarif > rbplan.sarif",
         mut_arg("stages", |a| a.help(CHECK_STAGES_HELP))
     )]
     Check(CheckArgs),
+    /// Bring an existing plan under rbplan: its sections become the template's, kept word
+    /// for word; only the missing ones are generated, with the plan as context.
+    #[command(
+        long_about = "Bring a plan a team already has under rbplan. Its headings are mapped to the \
+template's sections (as `rbplan check` maps them); each section it covers is placed under the \
+template's heading with its text verbatim, the title and what precedes the first section stay on \
+top, and anything else goes to a closing \"From the original plan\" section: every non-blank line \
+of the original is kept. Only the missing sections are generated, with the original plan as \
+context (as --runbook; without --stages and --summary they are derived from it). The team's \
+sections are recorded as a person's edits, so a later `ask --out`, `revise --fix` or batch \
+rerun keeps them word for word.",
+        after_help = "Examples:\n  rbplan adopt docs/cutover.md --out plan.md --dry-run   (the mapping; nothing sent)\n  \
+rbplan adopt docs/cutover.md --out plan.md --summary 'Move billing to SQS' --stages 'dual-run; cutover'\n  \
+rbplan adopt fixtures/adopt/billing-queue-cutover.md --out plan.md --replay fixtures/adopt-quickstart \\\n    \
+--summary-file fixtures/adopt-quickstart/summary.txt --stages-file fixtures/adopt-quickstart/stages.txt\n\n\
+Exit codes: 0 the adopted plan passes its checks; 2 bad flags or input (nothing sent); 3 it \
+fails them (the findings are printed; the plan is written); 4 the API failed; 5 another run \
+writes FILE."
+    )]
+    Adopt(Box<AdoptArgs>),
     /// Print the stages `--runbook FILE` would derive from a runbook, one per line, to review
     /// them before anything is spent.
     #[command(
@@ -395,6 +415,10 @@ pub struct CheckArgs {
     /// List every finding code: its severity, what it checks, and an example of a fix.
     #[arg(long)]
     pub list_codes: bool,
+    /// Read every plan by the template's headings alone: no concern map for a plan in its
+    /// own shape (its sections are then all missing).
+    #[arg(long)]
+    pub no_concerns: bool,
     #[command(flatten)]
     pub template: TemplateArgs,
     /// Fail (exit 3) on warnings too. Error findings fail without it, as in any linter.
@@ -411,6 +435,31 @@ pub struct CheckArgs {
     /// Where the judge is (only with --judge-model; check alone sends nothing).
     #[command(flatten)]
     pub conn: ConnArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// The team's plan (Markdown).
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// Where the adopted plan goes (a new file; a later `rbplan ask --out FILE` updates it).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+    /// Print the mapping and what would be generated; send nothing, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub context: ContextArgs,
+    #[command(flatten)]
+    pub template: TemplateArgs,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(flatten)]
+    pub repair: RepairArgs,
+    #[command(flatten)]
+    pub cost: CostArgs,
 }
 
 /// How `rbplan check` prints its findings.

@@ -1,6 +1,7 @@
 //! One file per command: the top layer. Only `ask` and `batch` wire several stages
 //! together (and `batch` the parts in `batch/`).
 
+pub mod adopt;
 pub mod ask;
 pub mod batch;
 pub mod check;

@@ -82,7 +82,7 @@ pub fn generated_by() -> String {
 /// under an `rbplan:` key, so a person's own keys beside it are left alone). A person may
 /// write one by hand too, with only `summary` and `stages`, to tell `rbplan check` what a
 /// hand-written plan is for; the hashes are then empty.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
     /// The service name, for plans written by `rbplan batch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,7 @@
 //! edits, judge, build the provenance, write atomically. What was produced comes back for
 //! the caller to show; the callers keep only their own presentation and wiring.
 
+pub mod adopt;
 mod input;
 pub mod revise;
 mod settings;

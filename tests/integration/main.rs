@@ -6,11 +6,13 @@ mod model;
 mod parallel;
 mod server;
 
+mod adopt;
 mod architecture;
 mod ask;
 mod batch;
 mod batchapi;
 mod check;
+mod concerns;
 mod context;
 mod deadline;
 mod faults;

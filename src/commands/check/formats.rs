@@ -67,6 +67,7 @@ fn text(results: &[Checked], gate: Gate) -> String {
                     rep.sections.len(),
                     finding_counts(rep)
                 ));
+                out.push_str(&super::concerns::text(rep));
                 for f in &rep.findings {
                     let loc = f.line.map(|l| format!(":{l}")).unwrap_or_default();
                     let sev = severity_name(f.severity);
@@ -135,9 +136,7 @@ fn json_report(results: &[Checked], template: &Template, gate: Gate) -> String {
                         "suppressed": r.report.suppressed,
                         "provenance": r.prov,
                     });
-                    if let Some(j) = &r.judgement {
-                        v["judge"] = json!(j);
-                    }
+                    super::concerns::add_optional(&mut v, r);
                     v
                 }
                 Err(e) => {

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod concerns;
 mod formats;
 
 use crate::check::{CheckReport, Checker, Code, Finding, Migration};
@@ -37,7 +38,7 @@ pub async fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     // One file that cannot be read is reported in its place; the others are still checked.
     let mut results = Vec::with_capacity(files.len());
     for path in &files {
-        let mut result = check_file(path, &checker, &template, &given);
+        let mut result = check_file(path, &checker, &template, &given, !args.no_concerns);
         if let (Some((model, shape, client)), Ok(r)) = (&judge, result.as_mut()) {
             let inputs = r.inputs(&given);
             let text = input::read_text(path, "the plan")?;
@@ -165,7 +166,7 @@ impl Given {
 
 /// Read and check one plan: against the stages and summary given, else those its front
 /// matter records; a plan from another template version gets a warning.
-fn check_file(path: &Path, checker: &Checker, template: &Template, given: &Given) -> Result<Report> {
+fn check_file(path: &Path, checker: &Checker, template: &Template, given: &Given, concerns: bool) -> Result<Report> {
     let text = input::read_text(path, "the plan")?;
     let prov = markdown::parse(&text)
         .front_matter
@@ -180,7 +181,7 @@ fn check_file(path: &Path, checker: &Checker, template: &Template, given: &Given
     if let Some(g) = prov.as_ref().and_then(grounding) {
         migration = migration.with_grounding(g);
     }
-    let (_, mut report) = checker.check(&text, &migration);
+    let (_, mut report) = checker.check_with(&text, &migration, concerns);
     if let Some(p) = &prov
         && !p.template_hash.is_empty()
         && p.template_hash != template.hash
