@@ -9,6 +9,7 @@ use serde::Serialize;
 pub mod coherence;
 pub mod finding;
 pub mod quality;
+pub mod repeated;
 pub mod specific;
 pub mod structure;
 pub mod suppress;
