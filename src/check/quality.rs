@@ -223,8 +223,9 @@ struct Part<'a> {
     /// The Markdown under the heading, and where it starts in the document.
     body: &'a str,
     offset: usize,
-    /// The body's words, read once for every detector.
+    /// The body's words and prose paragraphs, read once for every detector.
     words: Vec<Word>,
+    paragraphs: Vec<(usize, usize, bool)>,
 }
 
 impl Part<'_> {
@@ -251,6 +252,7 @@ pub fn run(spec: &Spec, prompt: &PromptText, doc: &Doc, outline: &Outline) -> Ve
                 body,
                 offset: l.body_start,
                 words: words(body),
+                paragraphs: repeated::paragraphs(body),
             }
         })
         .collect();
@@ -280,18 +282,20 @@ fn copies(parts: &[Part], doc: &Doc, outline: &Outline) -> Vec<Finding> {
         return Vec::new();
     };
     let preamble = doc.src.get(doc.body_start..first).unwrap_or("");
-    let preamble_words = words(preamble);
+    let (preamble_words, preamble_paragraphs) = (words(preamble), repeated::paragraphs(preamble));
     let mut order: Vec<usize> = (0..parts.len()).collect();
     order.sort_by_key(|&i| parts[i].offset);
     let prose: Vec<repeated::Prose> = std::iter::once(repeated::Prose {
         owner: None,
         body: preamble,
         words: &preamble_words,
+        paragraphs: &preamble_paragraphs,
     })
     .chain(order.iter().map(|&i| repeated::Prose {
         owner: Some(i),
         body: parts[i].body,
         words: &parts[i].words,
+        paragraphs: &parts[i].paragraphs,
     }))
     .collect();
     let offset = |k: usize| prose[k].owner.map_or(doc.body_start, |i| parts[i].offset);
@@ -346,7 +350,7 @@ fn repetition(p: &Part, doc: &Doc) -> Option<Finding> {
         );
         return Some(p.finding(Code::Loop, p.line_at(doc, at), msg));
     }
-    let (at, sentence, times) = repeated::sentence_loop(p.body, &p.words)?;
+    let (at, sentence, times) = repeated::sentence_loop(p.body, &p.words, &p.paragraphs)?;
     let msg = format!(
         "\"{}\" repeats itself: the sentence \"{}\" {times} times",
         p.heading,
@@ -369,23 +373,28 @@ fn word_run_in(ws: &[Word], text: &str) -> Option<(usize, String, usize)> {
         let times = streak / len + 1;
         (times >= LOOP_REPEATS && times * len >= LOOP_WORDS).then_some(times)
     };
+    let h: Vec<u64> = ws.iter().map(|w| w.hash).collect();
     // (first word, length, times): the earliest start wins, then the shorter sequence.
     let mut first: Option<(usize, usize, usize)> = None;
     for len in 1..=8 {
-        let mut streak = 0;
-        for j in 0..ws.len().saturating_sub(len) + 1 {
-            if first.is_some_and(|(at, _, _)| j - streak >= at) {
+        let need = (0..).find(|&s| long_enough(s, len).is_some()).unwrap_or(usize::MAX);
+        let stop = first.map_or(usize::MAX, |f| f.0);
+        let (mut streak, mut j) = (0usize, 0usize);
+        while j + len < h.len() {
+            if streak == 0 && j >= stop {
                 break;
             }
-            if j + len < ws.len() && ws[j].hash == ws[j + len].hash {
+            if h[j] == h[j + len] {
                 streak += 1;
-                continue;
-            }
-            if let Some(times) = long_enough(streak, len) {
-                first = Some((j - streak, len, times));
+            } else if streak >= need {
                 break;
+            } else {
+                streak = 0;
             }
-            streak = 0;
+            j += 1;
+        }
+        if streak >= need && j - streak < stop {
+            first = Some((j - streak, len, streak / len + 1));
         }
     }
     let (i, k, r) = first?;

@@ -27,8 +27,9 @@ pub const SENTENCE_TIMES: usize = 4;
 pub struct Prose<'a> {
     pub owner: Option<usize>,
     pub body: &'a str,
-    /// The body's words, positions relative to `body`.
+    /// The body's words and `paragraphs`, positions relative to `body`.
     pub words: &'a [Word],
+    pub paragraphs: &'a [(usize, usize, bool)],
 }
 
 /// A paragraph that repeats one before it in another part.
@@ -44,34 +45,49 @@ pub struct Copy {
     pub share: f64,
 }
 
-/// Byte ranges of the paragraphs of `body` that are prose: runs of plain lines, each list
-/// item starting one of its own.
-fn paragraphs(body: &str) -> Vec<(usize, usize)> {
+/// Byte ranges of the paragraphs of `body` outside code fences: runs of plain lines, each
+/// list item starting one of its own. The flag is true for plain prose, false for a list
+/// item or a note (a quote, a `{{ callout }}`, `:::` or `!!!` admonition): a step or a
+/// warning repeated in two procedures is there on purpose.
+pub fn paragraphs(body: &str) -> Vec<(usize, usize, bool)> {
     let mut out = Vec::new();
-    let mut open: Option<(usize, usize)> = None;
-    let mut at = 0;
+    let mut open: Option<(usize, usize, bool)> = None;
+    let (mut at, mut fence) = (0, false);
     for raw in body.split_inclusive('\n') {
         let (start, end) = (at, at + raw.trim_end().len());
         at += raw.len();
         let line = raw.trim();
+        let marker = line.starts_with("```") || line.starts_with("~~~");
+        fence ^= marker;
         let item = list_item(line);
-        let skip = line.is_empty()
-            || line.starts_with(['#', '|', '<'])
-            || line.starts_with("```")
-            || line.starts_with("~~~")
-            || item.is_some_and(is_checkbox);
+        let skip = line.is_empty() || marker || fence || line.starts_with(['#', '|', '<']) || item.is_some_and(is_checkbox);
         if skip || item.is_some() {
             out.extend(open.take());
         }
         if skip {
             continue;
         }
+        let note = line.starts_with(['>', '{']) || line.starts_with(":::") || line.starts_with("!!!");
         match &mut open {
-            Some((_, e)) => *e = end,
-            None => open = Some((start, end)),
+            Some((_, e, _)) => *e = end,
+            None => open = Some((start, end, item.is_none() && !note)),
         }
     }
     out.extend(open);
+    out
+}
+
+/// Where each heading line of `body` starts: sentences under different headings are
+/// apart (a note repeated under each of five subsections is no loop).
+fn heading_starts(body: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for raw in body.split_inclusive('\n') {
+        if raw.trim_start().starts_with('#') {
+            out.push(at);
+        }
+        at += raw.len();
+    }
     out
 }
 
@@ -129,9 +145,9 @@ pub fn copies(parts: &[Prose]) -> Vec<Copy> {
     let mut first: ById<u32> = ById::default();
     let mut out = Vec::new();
     for (pi, p) in parts.iter().enumerate() {
-        for range in paragraphs(p.body) {
-            let ws = within(p.words, range);
-            if ws.len() < PARAGRAPH_WORDS {
+        for &(start, end, prose) in p.paragraphs {
+            let ws = within(p.words, (start, end));
+            if !prose || ws.len() < PARAGRAPH_WORDS {
                 continue;
             }
             let mut grams: Vec<u64> = ws.windows(SHINGLE).map(key).collect();
@@ -174,34 +190,38 @@ pub fn copies(parts: &[Prose]) -> Vec<Copy> {
 
 /// The first sentence of 10+ words that `body` says 4+ times (table rows, headings and
 /// checkbox items aside): where it is first, the sentence and how many times.
-pub fn sentence_loop(body: &str, ws: &[Word]) -> Option<(usize, String, usize)> {
-    // Key -> (times, first word's offset, end of the sentence).
-    let mut count: ById<(usize, usize, usize)> = ById::default();
-    for range in paragraphs(body) {
-        let text = &body[range.0..range.1];
-        let mut from = range.0;
-        let ends = text
-            .char_indices()
-            .filter(|&(i, c)| {
-                c == '\n' || matches!(c, '.' | '!' | '?') && text[i + 1..].starts_with(char::is_whitespace)
-            })
-            .map(|(i, _)| range.0 + i + 1)
-            .chain(std::iter::once(range.1));
-        for end in ends {
-            let sentence = within(ws, (from, end));
-            from = end;
-            if sentence.len() < SENTENCE_WORDS {
+pub fn sentence_loop(body: &str, ws: &[Word], paragraphs: &[(usize, usize, bool)]) -> Option<(usize, String, usize)> {
+    // (key, first word's offset, end of the sentence), sorted by key below; the key holds
+    // the number of headings before the sentence.
+    let mut said: Vec<(u64, usize, usize)> = Vec::new();
+    let b = body.as_bytes();
+    let headings = heading_starts(body);
+    for &(start, end, _) in paragraphs {
+        let under = headings.partition_point(|&h| h < start) as u64;
+        let mut from = start;
+        for i in start..=end {
+            let stop = i == end
+                || b[i] == b'\n'
+                || matches!(b[i], b'.' | b'!' | b'?') && b.get(i + 1).is_none_or(u8::is_ascii_whitespace);
+            if !stop {
                 continue;
             }
-            let c = count.entry(key(sentence)).or_insert((0, sentence[0].start, end));
-            c.0 += 1;
+            let sentence = within(ws, (from, i + 1));
+            from = i + 1;
+            if sentence.len() >= SENTENCE_WORDS {
+                said.push((key(sentence) ^ under.wrapping_mul(0x9e37_79b9_7f4a_7c15), sentence[0].start, (i + 1).min(end)));
+            }
         }
     }
-    let (times, at, end) = count
-        .into_values()
-        .filter(|c| c.0 >= SENTENCE_TIMES)
-        .min_by_key(|c| c.1)?;
-    Some((at, body[at..end].trim().to_string(), times))
+    if said.len() < SENTENCE_TIMES {
+        return None;
+    }
+    said.sort_unstable();
+    said.chunk_by(|a, b| a.0 == b.0)
+        .filter(|run| run.len() >= SENTENCE_TIMES)
+        .map(|run| (run[0].1, run[0].2, run.len()))
+        .min()
+        .map(|(at, end, times)| (at, body[at..end].trim().to_string(), times))
 }
 
 #[cfg(test)]
@@ -209,8 +229,12 @@ mod tests {
     use super::*;
     use crate::check::quality::words;
 
-    fn prose(texts: &[(Option<usize>, &str)]) -> Vec<Vec<Word>> {
-        texts.iter().map(|(_, t)| words(t)).collect()
+    fn prose(texts: &[(Option<usize>, &str)]) -> Vec<(Vec<Word>, Vec<(usize, usize, bool)>)> {
+        texts.iter().map(|(_, t)| (words(t), paragraphs(t))).collect()
+    }
+
+    fn looped(body: &str) -> Option<(usize, String, usize)> {
+        sentence_loop(body, &words(body), &paragraphs(body))
     }
 
     fn found(texts: &[(Option<usize>, &str)]) -> Vec<(usize, usize)> {
@@ -218,10 +242,11 @@ mod tests {
         let parts: Vec<Prose> = texts
             .iter()
             .zip(&ws)
-            .map(|((owner, body), words)| Prose {
+            .map(|((owner, body), (words, paragraphs))| Prose {
                 owner: *owner,
                 body,
                 words,
+                paragraphs,
             })
             .collect();
         copies(&parts).iter().map(|c| (c.part, c.of)).collect()
@@ -257,14 +282,80 @@ mod tests {
         let s = "The rollback plan is a critical part of the migration, and it must be followed carefully by every team that takes part in the migration of the orders service to PostgreSQL.";
         assert_eq!(words(s).len(), 31);
         let body = format!("**Plan**\n\n{}", [s; 6].join(" "));
-        let (at, sentence, times) = sentence_loop(&body, &words(&body)).unwrap();
+        let (at, sentence, times) = looped(&body).unwrap();
         assert_eq!((at, sentence.as_str(), times), (10, s, 6));
         // Three times, or a short sentence, or table rows, is not a loop.
         let thrice = [s; 3].join(" ");
-        assert!(sentence_loop(&thrice, &words(&thrice)).is_none());
+        assert!(looped(&thrice).is_none());
         let short = "Page the IC now. ".repeat(8);
-        assert!(sentence_loop(&short, &words(&short)).is_none());
+        assert!(looped(&short).is_none());
         let rows = "| Latency regression on the read path | IC and the tech lead decide | within 15 minutes | roll back |\n".repeat(5);
-        assert!(sentence_loop(&rows, &words(&rows)).is_none());
+        assert!(looped(&rows).is_none());
+    }
+
+    /// The public plans and runbooks of fixtures/corpus (git-ignored), cut at their own
+    /// level-2 headings: no plan repeats a paragraph or says a sentence four times. One
+    /// runbook gives the same three instructions in two procedures, word for word: a real
+    /// repeat, flagged, and the only one.
+    #[test]
+    fn human_plans_and_runbooks_repeat_nothing_across_their_own_sections() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/corpus");
+        let mut files: Vec<std::path::PathBuf> = ["plans", "runbooks"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(format!("{root}/{d}")).ok())
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "md"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            eprintln!("note: no fixtures/corpus/*/*.md (git-ignored, see fixtures/corpus/SOURCES.md): skipped");
+            return;
+        }
+        let mut found = Vec::new();
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            let mut cuts: Vec<usize> = vec![0];
+            let mut at = 0;
+            for line in text.split_inclusive('\n') {
+                if line.starts_with("## ") {
+                    cuts.push(at);
+                }
+                at += line.len();
+            }
+            cuts.push(text.len());
+            let bodies: Vec<&str> = cuts.windows(2).map(|w| &text[w[0]..w[1]]).collect();
+            let read: Vec<(Vec<Word>, Vec<(usize, usize, bool)>)> = bodies.iter().map(|b| (words(b), paragraphs(b))).collect();
+            let parts: Vec<Prose> = bodies
+                .iter()
+                .zip(&read)
+                .enumerate()
+                .map(|(i, (body, (words, paragraphs)))| Prose {
+                    owner: (i > 0).then_some(i),
+                    body,
+                    words,
+                    paragraphs,
+                })
+                .collect();
+            let dir = f.parent().and_then(|d| d.file_name()).unwrap().to_string_lossy();
+            let name = format!("{dir}/{}", f.file_name().unwrap().to_string_lossy());
+            for c in copies(&parts) {
+                let b = parts[c.part].body;
+                found.push(format!("{name}: copy {:.2}: {}", c.share, crate::util::snippet(&b[c.at..], 80)));
+            }
+            for p in &parts {
+                if let Some((_, s, n)) = sentence_loop(p.body, p.words, p.paragraphs) {
+                    found.push(format!("{name}: loop {n}x: {s}"));
+                }
+            }
+        }
+        eprintln!("{} corpus files read: {found:#?}", files.len());
+        let unexpected: Vec<&String> = found
+            .iter()
+            .filter(|f| !f.starts_with("runbooks/govuk-rds-encryption.md: copy 1.00"))
+            .collect();
+        assert!(unexpected.is_empty(), "{unexpected:#?}");
+        assert!(found.len() <= 3, "{found:#?}");
     }
 }
