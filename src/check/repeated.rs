@@ -77,20 +77,6 @@ pub fn paragraphs(body: &str) -> Vec<(usize, usize, bool)> {
     out
 }
 
-/// Where each heading line of `body` starts: sentences under different headings are
-/// apart (a note repeated under each of five subsections is no loop).
-fn heading_starts(body: &str) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    for raw in body.split_inclusive('\n') {
-        if raw.trim_start().starts_with('#') {
-            out.push(at);
-        }
-        at += raw.len();
-    }
-    out
-}
-
 /// The text after a list marker ("- ", "* ", "+ ", "3. ", "3) "), if the line is an item.
 fn list_item(line: &str) -> Option<&str> {
     if let Some(rest) = line.strip_prefix(['-', '*', '+']) {
@@ -188,16 +174,16 @@ pub fn copies(parts: &[Prose]) -> Vec<Copy> {
     out
 }
 
-/// The first sentence of 10+ words that `body` says 4+ times (table rows, headings and
-/// checkbox items aside): where it is first, the sentence and how many times.
+/// The first sentence of 10+ words that one paragraph of `body` says 4+ times: where it
+/// is first, the sentence and how many times.
 pub fn sentence_loop(body: &str, ws: &[Word], paragraphs: &[(usize, usize, bool)]) -> Option<(usize, String, usize)> {
     // (key, first word's offset, end of the sentence), sorted by key below; the key holds
-    // the number of headings before the sentence.
+    // the paragraph's number, so that a line repeated per scenario or per subsection,
+    // with other lines between its copies, is no loop.
     let mut said: Vec<(u64, usize, usize)> = Vec::new();
     let b = body.as_bytes();
-    let headings = heading_starts(body);
-    for &(start, end, _) in paragraphs {
-        let under = headings.partition_point(|&h| h < start) as u64;
+    for (n, &(start, end, _)) in paragraphs.iter().enumerate() {
+        let under = n as u64 + 1;
         let mut from = start;
         for i in start..=end {
             let stop = i == end

@@ -16,6 +16,7 @@ mod faults;
 mod limited;
 mod live;
 mod living;
+mod quality;
 mod ratelimits;
 mod regen;
 mod revise;
