@@ -205,7 +205,11 @@ pub fn words(text: &str) -> Vec<Word> {
         i += c.len_utf8();
     }
     if let Some(s) = start {
-        out.push(Word { start: s, end: b.len(), hash });
+        out.push(Word {
+            start: s,
+            end: b.len(),
+            hash,
+        });
     }
     out
 }
@@ -577,7 +581,12 @@ mod tests {
         let (_, r) = checker().check(md, &Migration::default());
         r.findings
             .into_iter()
-            .filter(|f| matches!(f.code, Code::Loop | Code::Repeated | Code::Runaway | Code::AboutPrompt | Code::Copied))
+            .filter(|f| {
+                matches!(
+                    f.code,
+                    Code::Loop | Code::Repeated | Code::Runaway | Code::AboutPrompt | Code::Copied
+                )
+            })
             .map(|f| (f.code, f.section))
             .collect()
     }

@@ -60,7 +60,8 @@ pub fn paragraphs(body: &str) -> Vec<(usize, usize, bool)> {
         let marker = line.starts_with("```") || line.starts_with("~~~");
         fence ^= marker;
         let item = list_item(line);
-        let skip = line.is_empty() || marker || fence || line.starts_with(['#', '|', '<']) || item.is_some_and(is_checkbox);
+        let skip =
+            line.is_empty() || marker || fence || line.starts_with(['#', '|', '<']) || item.is_some_and(is_checkbox);
         if skip || item.is_some() {
             out.extend(open.take());
         }
@@ -98,8 +99,9 @@ fn within(ws: &[Word], (start, end): (usize, usize)) -> &[Word] {
 }
 
 fn key(ws: &[Word]) -> u64 {
-    ws.iter()
-        .fold(0x9e37_79b9_7f4a_7c15u64, |h, w| (h ^ w.hash).wrapping_mul(0x0100_0000_01b3).rotate_left(31))
+    ws.iter().fold(0x9e37_79b9_7f4a_7c15u64, |h, w| {
+        (h ^ w.hash).wrapping_mul(0x0100_0000_01b3).rotate_left(31)
+    })
 }
 
 /// Keys that are already hashes need no hashing again.
@@ -195,7 +197,11 @@ pub fn sentence_loop(body: &str, ws: &[Word], paragraphs: &[(usize, usize, bool)
             let sentence = within(ws, (from, i + 1));
             from = i + 1;
             if sentence.len() >= SENTENCE_WORDS {
-                said.push((key(sentence) ^ under.wrapping_mul(0x9e37_79b9_7f4a_7c15), sentence[0].start, (i + 1).min(end)));
+                said.push((
+                    key(sentence) ^ under.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    sentence[0].start,
+                    (i + 1).min(end),
+                ));
             }
         }
     }
@@ -247,7 +253,10 @@ mod tests {
             (None, BOILER),
             (Some(0), other),
             (Some(3), &*format!("{BOILER}\n\n- [ ] Checked")),
-            (Some(4), &*format!("Intro line.\n\n{}", BOILER.replace("critical", "vital"))),
+            (
+                Some(4),
+                &*format!("Intro line.\n\n{}", BOILER.replace("critical", "vital")),
+            ),
         ];
         assert_eq!(found(&texts), [(2, 0), (3, 0)]);
         // Within one part it is not a copy (a loop finds that).
@@ -275,7 +284,9 @@ mod tests {
         assert!(looped(&thrice).is_none());
         let short = "Page the IC now. ".repeat(8);
         assert!(looped(&short).is_none());
-        let rows = "| Latency regression on the read path | IC and the tech lead decide | within 15 minutes | roll back |\n".repeat(5);
+        let rows =
+            "| Latency regression on the read path | IC and the tech lead decide | within 15 minutes | roll back |\n"
+                .repeat(5);
         assert!(looped(&rows).is_none());
     }
 
@@ -312,7 +323,8 @@ mod tests {
             }
             cuts.push(text.len());
             let bodies: Vec<&str> = cuts.windows(2).map(|w| &text[w[0]..w[1]]).collect();
-            let read: Vec<(Vec<Word>, Vec<(usize, usize, bool)>)> = bodies.iter().map(|b| (words(b), paragraphs(b))).collect();
+            let read: Vec<(Vec<Word>, Vec<(usize, usize, bool)>)> =
+                bodies.iter().map(|b| (words(b), paragraphs(b))).collect();
             let parts: Vec<Prose> = bodies
                 .iter()
                 .zip(&read)
@@ -328,7 +340,11 @@ mod tests {
             let name = format!("{dir}/{}", f.file_name().unwrap().to_string_lossy());
             for c in copies(&parts) {
                 let b = parts[c.part].body;
-                found.push(format!("{name}: copy {:.2}: {}", c.share, crate::util::snippet(&b[c.at..], 80)));
+                found.push(format!(
+                    "{name}: copy {:.2}: {}",
+                    c.share,
+                    crate::util::snippet(&b[c.at..], 80)
+                ));
             }
             for p in &parts {
                 if let Some((_, s, n)) = sentence_loop(p.body, p.words, p.paragraphs) {

@@ -18,7 +18,11 @@ fn draft() -> String {
     let a = authored();
     let mut text = format!("{}{BOILER}\n\n", a.preamble);
     for (i, (whole, body)) in a.sections.iter().enumerate() {
-        text.push_str(&if BOILED.contains(&i) { whole.replace(body, BOILER) } else { whole.clone() });
+        text.push_str(&if BOILED.contains(&i) {
+            whole.replace(body, BOILER)
+        } else {
+            whole.clone()
+        });
         text.push_str("\n\n");
     }
     text
@@ -37,7 +41,10 @@ fn one_paragraph_under_many_headings_is_asked_again_and_never_called_complete() 
         let user = req.last_user();
         let mut asked = asked_headings(&user);
         asked.extend(asked_single(&user));
-        let text: String = asked.iter().map(|&i| format!("## {}\n\n{BOILER}\n\n", answer[i])).collect();
+        let text: String = asked
+            .iter()
+            .map(|&i| format!("## {}\n\n{BOILER}\n\n", answer[i]))
+            .collect();
         reply(req, n, &text, "stop")
     });
     let dir = tempdir();
@@ -65,7 +72,10 @@ fn one_paragraph_under_many_headings_is_asked_again_and_never_called_complete() 
     }
     assert_eq!(asked.into_iter().collect::<Vec<_>>(), BOILED);
     let first_repair = chats[1].last_user();
-    assert!(first_repair.contains("repeats a paragraph of the preamble"), "{first_repair}");
+    assert!(
+        first_repair.contains("repeats a paragraph of the preamble"),
+        "{first_repair}"
+    );
     // The written plan fails `check` on its own.
     let written = std::fs::read_to_string(dir.path().join("plan.md")).unwrap();
     assert!(written.contains("status: \"errors\""), "{written}");
@@ -84,7 +94,9 @@ fn a_long_sentence_said_six_times_in_one_paragraph_is_a_loop() {
     let dir = tempdir();
     std::fs::write(dir.path().join("plan.md"), &looped).unwrap();
     std::fs::write(dir.path().join("clean.md"), &a.text).unwrap();
-    let out = rbplan(dir.path()).args(["check", "--json", "plan.md", "clean.md"]).run();
+    let out = rbplan(dir.path())
+        .args(["check", "--json", "plan.md", "clean.md"])
+        .run();
     assert_eq!(out.code, 3, "{}", out.stdout);
     let v = out.json();
     let findings = |i: usize| v["files"][i]["findings"].as_array().unwrap().clone();
@@ -92,10 +104,17 @@ fn a_long_sentence_said_six_times_in_one_paragraph_is_a_loop() {
     assert_eq!(loops.len(), 1, "{:?}", findings(0));
     assert_eq!(loops[0]["section"], "post-mortem");
     assert!(
-        loops[0]["message"].as_str().unwrap().contains("the sentence \"The rollback plan is a critical part"),
+        loops[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the sentence \"The rollback plan is a critical part"),
         "{}",
         loops[0]["message"]
     );
-    assert!(loops[0]["message"].as_str().unwrap().ends_with("6 times"), "{}", loops[0]["message"]);
+    assert!(
+        loops[0]["message"].as_str().unwrap().ends_with("6 times"),
+        "{}",
+        loops[0]["message"]
+    );
     assert!(findings(1).is_empty(), "{:?}", findings(1));
 }
