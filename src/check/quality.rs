@@ -75,8 +75,7 @@ impl PromptText {
     }
 }
 
-/// Word-sequence hashes, sorted, with a bitmap of their top bits in front: most of a
-/// plan's sequences are in no prompt and are turned away by one bit.
+/// Sorted word-sequence hashes, a bitmap of their top bits in front (most miss on one bit).
 #[derive(Debug, Default)]
 struct Hashes(Vec<u64>, Vec<u64>);
 
@@ -220,24 +219,24 @@ fn norm_phrase(s: &str) -> String {
 }
 
 /// A present section being looked at: its span in the document and its heading.
-struct Part<'a> {
-    id: &'a str,
-    heading: String,
+pub(super) struct Part<'a> {
+    pub(super) id: &'a str,
+    pub(super) heading: String,
     line: usize,
     /// The Markdown under the heading, and where it starts in the document.
-    body: &'a str,
-    offset: usize,
+    pub(super) body: &'a str,
+    pub(super) offset: usize,
     /// The body's words and prose paragraphs, read once for every detector.
-    words: Vec<Word>,
-    paragraphs: Vec<(usize, usize, bool)>,
+    pub(super) words: Vec<Word>,
+    pub(super) paragraphs: Vec<(usize, usize, bool)>,
 }
 
 impl Part<'_> {
-    fn finding(&self, code: Code, line: usize, message: String) -> Finding {
+    pub(super) fn finding(&self, code: Code, line: usize, message: String) -> Finding {
         Finding::new(Severity::Error, code, Some(self.id), Some(line), message)
     }
 
-    fn line_at(&self, doc: &Doc, pos: usize) -> usize {
+    pub(super) fn line_at(&self, doc: &Doc, pos: usize) -> usize {
         line_of(doc.src, self.offset + pos)
     }
 }
@@ -274,56 +273,7 @@ pub fn run(spec: &Spec, prompt: &PromptText, doc: &Doc, outline: &Outline) -> Ve
         out.extend(runaway(&parts, q));
     }
     if q.loops {
-        out.extend(copies(&parts, doc, outline));
-    }
-    out
-}
-
-/// A paragraph another section or the preamble already holds: an error on each copy after
-/// the first, once per section.
-fn copies(parts: &[Part], doc: &Doc, outline: &Outline) -> Vec<Finding> {
-    let Some(first) = outline.found.iter().map(|l| l.start).min() else {
-        return Vec::new();
-    };
-    let preamble = doc.src.get(doc.body_start..first).unwrap_or("");
-    let (preamble_words, preamble_paragraphs) = (words(preamble), repeated::paragraphs(preamble));
-    let mut order: Vec<usize> = (0..parts.len()).collect();
-    order.sort_by_key(|&i| parts[i].offset);
-    let prose: Vec<repeated::Prose> = std::iter::once(repeated::Prose {
-        owner: None,
-        body: preamble,
-        words: &preamble_words,
-        paragraphs: &preamble_paragraphs,
-    })
-    .chain(order.iter().map(|&i| repeated::Prose {
-        owner: Some(i),
-        body: parts[i].body,
-        words: &parts[i].words,
-        paragraphs: &parts[i].paragraphs,
-    }))
-    .collect();
-    let offset = |k: usize| prose[k].owner.map_or(doc.body_start, |i| parts[i].offset);
-    let mut out: Vec<Finding> = Vec::new();
-    for c in repeated::copies(&prose) {
-        let Some(p) = prose[c.part].owner.map(|i| &parts[i]) else {
-            continue;
-        };
-        if out.iter().any(|f| f.section.as_deref() == Some(p.id)) {
-            continue;
-        }
-        let of_line = line_of(doc.src, offset(c.of) + c.of_at);
-        let place = match prose[c.of].owner {
-            Some(i) => format!("\"{}\" (line {of_line})", parts[i].heading),
-            None => format!("the preamble (line {of_line})"),
-        };
-        let end = p.body[c.at..].find("\n\n").map_or(p.body.len(), |e| c.at + e);
-        let msg = format!(
-            "\"{}\" repeats a paragraph of {place}, {:.0}% the same: \"{}\"; write this section about its own subject",
-            p.heading,
-            c.share * 100.0,
-            crate::util::snippet(&p.body[c.at..end], 60)
-        );
-        out.push(p.finding(Code::Repeated, p.line_at(doc, c.at), msg));
+        out.extend(repeated::findings(&parts, doc, outline));
     }
     out
 }

@@ -10,7 +10,13 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::quality::Word;
+use super::quality::{Part, Word, words};
+use super::{Code, Finding};
+use crate::markdown::{Doc, Outline};
+use crate::util::line_of;
+
+/// A paragraph: its byte range and whether it is plain prose.
+pub type Para = (usize, usize, bool);
 
 /// A paragraph of fewer words is not compared.
 const PARAGRAPH_WORDS: usize = 20;
@@ -18,6 +24,8 @@ const PARAGRAPH_WORDS: usize = 20;
 const SHINGLE: usize = 5;
 /// ... and are copies when this share of the sequences of both is common to them (Jaccard).
 const SAME: f64 = 0.5;
+/// A preamble with more paragraphs of 20+ words than this is not compared.
+const PREAMBLE_PARAGRAPHS: usize = 3;
 /// A sentence of this many words or more ...
 pub const SENTENCE_WORDS: usize = 10;
 /// ... said this many times in one section is a loop.
@@ -216,12 +224,66 @@ pub fn sentence_loop(body: &str, ws: &[Word], paragraphs: &[(usize, usize, bool)
         .map(|(at, end, times)| (at, body[at..end].trim().to_string(), times))
 }
 
+/// A paragraph another section or the preamble already holds: an error on each copy after
+/// the first, once per section. A preamble of more than `PREAMBLE_PARAGRAPHS` long
+/// paragraphs is a draft that lost its headings, which the sections restate: not compared.
+pub(super) fn findings(parts: &[Part], doc: &Doc, outline: &Outline) -> Vec<Finding> {
+    let Some(first) = outline.found.iter().map(|l| l.start).min() else {
+        return Vec::new();
+    };
+    let preamble = doc.src.get(doc.body_start..first).unwrap_or("");
+    let (preamble_words, mut preamble_paragraphs) = (words(preamble), paragraphs(preamble));
+    let long =
+        |&&(s, e, prose): &&(usize, usize, bool)| prose && within(&preamble_words, (s, e)).len() >= PARAGRAPH_WORDS;
+    if preamble_paragraphs.iter().filter(long).count() > PREAMBLE_PARAGRAPHS {
+        preamble_paragraphs.clear();
+    }
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by_key(|&i| parts[i].offset);
+    let prose: Vec<Prose> = std::iter::once(Prose {
+        owner: None,
+        body: preamble,
+        words: &preamble_words,
+        paragraphs: &preamble_paragraphs,
+    })
+    .chain(order.iter().map(|&i| Prose {
+        owner: Some(i),
+        body: parts[i].body,
+        words: &parts[i].words,
+        paragraphs: &parts[i].paragraphs,
+    }))
+    .collect();
+    let offset = |k: usize| prose[k].owner.map_or(doc.body_start, |i| parts[i].offset);
+    let mut out: Vec<Finding> = Vec::new();
+    for c in copies(&prose) {
+        let Some(p) = prose[c.part].owner.map(|i| &parts[i]) else {
+            continue;
+        };
+        if out.iter().any(|f| f.section.as_deref() == Some(p.id)) {
+            continue;
+        }
+        let of_line = line_of(doc.src, offset(c.of) + c.of_at);
+        let place = match prose[c.of].owner {
+            Some(i) => format!("\"{}\" (line {of_line})", parts[i].heading),
+            None => format!("the preamble (line {of_line})"),
+        };
+        let end = p.body[c.at..].find("\n\n").map_or(p.body.len(), |e| c.at + e);
+        let msg = format!(
+            "\"{}\" repeats a paragraph of {place}, {:.0}% the same: \"{}\"; write this section about its own subject",
+            p.heading,
+            c.share * 100.0,
+            crate::util::snippet(&p.body[c.at..end], 60)
+        );
+        out.push(p.finding(Code::Repeated, p.line_at(doc, c.at), msg));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::quality::words;
 
-    fn prose(texts: &[(Option<usize>, &str)]) -> Vec<(Vec<Word>, Vec<(usize, usize, bool)>)> {
+    fn prose(texts: &[(Option<usize>, &str)]) -> Vec<(Vec<Word>, Vec<Para>)> {
         texts.iter().map(|(_, t)| (words(t), paragraphs(t))).collect()
     }
 
@@ -323,8 +385,7 @@ mod tests {
             }
             cuts.push(text.len());
             let bodies: Vec<&str> = cuts.windows(2).map(|w| &text[w[0]..w[1]]).collect();
-            let read: Vec<(Vec<Word>, Vec<(usize, usize, bool)>)> =
-                bodies.iter().map(|b| (words(b), paragraphs(b))).collect();
+            let read: Vec<(Vec<Word>, Vec<Para>)> = bodies.iter().map(|b| (words(b), paragraphs(b))).collect();
             let parts: Vec<Prose> = bodies
                 .iter()
                 .zip(&read)
