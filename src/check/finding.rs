@@ -117,6 +117,12 @@ codes! {
         checks: "The model repeated itself: the same lines or word sequence over and over.",
         fix: "Delete the repeated text and write the section once.",
     }
+    Repeated {
+        name: "repeated",
+        severity: Graded::Fixed(Severity::Error),
+        checks: "A paragraph (20+ words) that another section or the preamble already holds, the same or nearly.",
+        fix: "Write each section about its own subject; say a thing once, where it belongs.",
+    }
     Runaway {
         name: "runaway",
         severity: Graded::Fixed(Severity::Error),

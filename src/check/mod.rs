@@ -11,6 +11,7 @@ pub mod concerns;
 pub mod finding;
 pub mod grounding;
 pub mod quality;
+pub mod repeated;
 pub mod specific;
 pub mod structure;
 pub mod suppress;

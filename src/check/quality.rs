@@ -4,7 +4,7 @@
 //! migration. All deterministic; each finding names its line. The thresholds and phrases
 //! are data (`[quality]` in template.toml).
 
-use super::{Code, Finding};
+use super::{Code, Finding, repeated};
 use crate::markdown::{Doc, Outline};
 use crate::spec::{Quality, Severity, Spec};
 use crate::util::line_of;
@@ -33,9 +33,9 @@ const ECHO_WORDS: usize = 6;
 #[derive(Debug, Default)]
 pub struct PromptText {
     /// Every four-word sequence of every prompt file and section guidance.
-    all: Vec<u64>,
+    all: Hashes,
     /// Six-word sequences of the instructions (the user, repair and section prompts).
-    instructions: Vec<u64>,
+    instructions: Hashes,
     /// Headings of the prompt files that name no section ("Output", "Style", "Input").
     headings: Vec<String>,
     /// `[quality] meta` phrases, as said and as word hashes.
@@ -56,9 +56,9 @@ impl PromptText {
         {
             let plain = strip_tera(text);
             let ws = words(&plain);
-            p.all.extend(grams(&ws, COPY_WORDS));
+            p.all.0.extend(grams(&ws, COPY_WORDS));
             if name != spec.files.system.as_deref().unwrap_or("") && !name.is_empty() {
-                p.instructions.extend(grams(&ws, ECHO_WORDS));
+                p.instructions.0.extend(grams(&ws, ECHO_WORDS));
             }
             p.headings.extend(prompt_headings(&plain, spec));
         }
@@ -69,11 +69,32 @@ impl PromptText {
             .map(|m| (norm_phrase(m), words(m).iter().map(|w| w.hash).collect::<Vec<u64>>()))
             .filter(|(_, seq)| !seq.is_empty())
             .collect();
-        for set in [&mut p.all, &mut p.instructions] {
-            set.sort_unstable();
-            set.dedup();
-        }
+        p.all.seal();
+        p.instructions.seal();
         p
+    }
+}
+
+/// Sorted word-sequence hashes, a bitmap of their top bits in front (most miss on one bit).
+#[derive(Debug, Default)]
+struct Hashes(Vec<u64>, Vec<u64>);
+
+impl Hashes {
+    const BITS: u32 = 17;
+
+    fn seal(&mut self) {
+        self.0.sort_unstable();
+        self.0.dedup();
+        self.1 = vec![0; 1 << (Self::BITS - 6)];
+        for &h in &self.0 {
+            let k = (h >> (64 - Self::BITS)) as usize;
+            self.1[k >> 6] |= 1 << (k & 63);
+        }
+    }
+
+    fn contains(&self, h: u64) -> bool {
+        let k = (h >> (64 - Self::BITS)) as usize;
+        self.1.get(k >> 6).is_some_and(|w| w >> (k & 63) & 1 == 1) && self.0.binary_search(&h).is_ok()
     }
 }
 
@@ -146,26 +167,48 @@ impl Word {
 
 /// The words of `text` (letters and digits; an apostrophe inside a word is part of it).
 pub fn words(text: &str) -> Vec<Word> {
+    const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+    let step = |h: u64, v: u64| (h ^ v).wrapping_mul(0x0100_0000_01b3);
+    let b = text.as_bytes();
     let mut out = Vec::with_capacity(text.len() / 6);
-    let mut start: Option<usize> = None;
-    let mut hash = 0u64;
-    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
-        let inner_quote = c == '\'' && start.is_some() && text[i + 1..].starts_with(char::is_alphanumeric);
-        if c.is_alphanumeric() || inner_quote {
+    let (mut i, mut start, mut hash) = (0usize, None::<usize>, 0u64);
+    while i < b.len() {
+        let byte = b[i];
+        if byte < 0x80 {
+            if byte.is_ascii_alphanumeric() {
+                if start.is_none() {
+                    start = Some(i);
+                    hash = SEED;
+                }
+                hash = step(hash, byte.to_ascii_lowercase() as u64);
+            } else if byte == b'\'' && start.is_some() && text[i + 1..].starts_with(char::is_alphanumeric) {
+                hash = step(hash, byte as u64);
+            } else if let Some(s) = start.take() {
+                out.push(Word { start: s, end: i, hash });
+            }
+            i += 1;
+            continue;
+        }
+        let c = text[i..].chars().next().unwrap_or(' ');
+        if c.is_alphanumeric() {
             if start.is_none() {
                 start = Some(i);
-                hash = 0xcbf2_9ce4_8422_2325;
+                hash = SEED;
             }
-            if c.is_ascii() {
-                hash = (hash ^ c.to_ascii_lowercase() as u64).wrapping_mul(0x0100_0000_01b3);
-            } else {
-                for l in c.to_lowercase() {
-                    hash = (hash ^ l as u64).wrapping_mul(0x0100_0000_01b3);
-                }
+            for l in c.to_lowercase() {
+                hash = step(hash, l as u64);
             }
         } else if let Some(s) = start.take() {
             out.push(Word { start: s, end: i, hash });
         }
+        i += c.len_utf8();
+    }
+    if let Some(s) = start {
+        out.push(Word {
+            start: s,
+            end: b.len(),
+            hash,
+        });
     }
     out
 }
@@ -176,23 +219,24 @@ fn norm_phrase(s: &str) -> String {
 }
 
 /// A present section being looked at: its span in the document and its heading.
-struct Part<'a> {
-    id: &'a str,
-    heading: String,
+pub(super) struct Part<'a> {
+    pub(super) id: &'a str,
+    pub(super) heading: String,
     line: usize,
     /// The Markdown under the heading, and where it starts in the document.
-    body: &'a str,
-    offset: usize,
-    /// The body's words, read once for every detector.
-    words: Vec<Word>,
+    pub(super) body: &'a str,
+    pub(super) offset: usize,
+    /// The body's words and prose paragraphs, read once for every detector.
+    pub(super) words: Vec<Word>,
+    pub(super) paragraphs: Vec<(usize, usize, bool)>,
 }
 
 impl Part<'_> {
-    fn finding(&self, code: Code, line: usize, message: String) -> Finding {
+    pub(super) fn finding(&self, code: Code, line: usize, message: String) -> Finding {
         Finding::new(Severity::Error, code, Some(self.id), Some(line), message)
     }
 
-    fn line_at(&self, doc: &Doc, pos: usize) -> usize {
+    pub(super) fn line_at(&self, doc: &Doc, pos: usize) -> usize {
         line_of(doc.src, self.offset + pos)
     }
 }
@@ -211,6 +255,7 @@ pub fn run(spec: &Spec, prompt: &PromptText, doc: &Doc, outline: &Outline) -> Ve
                 body,
                 offset: l.body_start,
                 words: words(body),
+                paragraphs: repeated::paragraphs(body),
             }
         })
         .collect();
@@ -226,6 +271,9 @@ pub fn run(spec: &Spec, prompt: &PromptText, doc: &Doc, outline: &Outline) -> Ve
     }
     if q.runaway {
         out.extend(runaway(&parts, q));
+    }
+    if q.loops {
+        out.extend(repeated::findings(&parts, doc, outline));
     }
     out
 }
@@ -248,11 +296,19 @@ fn repetition(p: &Part, doc: &Doc) -> Option<Finding> {
         );
         return Some(p.finding(Code::Loop, p.line_at(doc, at), msg));
     }
-    let (at, line, times) = repeated_lines_in(&p.words, p.body)?;
+    if let Some((at, line, times)) = repeated_lines_in(&p.words, p.body) {
+        let msg = format!(
+            "\"{}\" repeats itself: the line \"{}\" {times} times, and most of its lines repeat earlier ones",
+            p.heading,
+            crate::util::snippet(&line, 60)
+        );
+        return Some(p.finding(Code::Loop, p.line_at(doc, at), msg));
+    }
+    let (at, sentence, times) = repeated::sentence_loop(p.body, &p.words, &p.paragraphs)?;
     let msg = format!(
-        "\"{}\" repeats itself: the line \"{}\" {times} times, and most of its lines repeat earlier ones",
+        "\"{}\" repeats itself: the sentence \"{}\" {times} times",
         p.heading,
-        crate::util::snippet(&line, 60)
+        crate::util::snippet(&sentence, 60)
     );
     Some(p.finding(Code::Loop, p.line_at(doc, at), msg))
 }
@@ -263,35 +319,39 @@ pub fn word_run(text: &str) -> Option<(usize, String, usize)> {
     word_run_in(&words(text), text)
 }
 
-/// `word_run` over the words `ws` of `text`.
+/// `word_run` over the words `ws` of `text`. A sequence of `len` words repeated `t`
+/// times from word `s` is a streak of `(t - 1) * len` words each equal to the one `len`
+/// further on: one pass per length finds the first streak long enough.
 fn word_run_in(ws: &[Word], text: &str) -> Option<(usize, String, usize)> {
-    /// A sequence of `len` words at word `at`, `times` times in a row.
-    struct Run {
-        at: usize,
-        len: usize,
-        times: usize,
-    }
-    let mut first: Option<Run> = None;
+    let long_enough = |streak: usize, len: usize| {
+        let times = streak / len + 1;
+        (times >= LOOP_REPEATS && times * len >= LOOP_WORDS).then_some(times)
+    };
+    let h: Vec<u64> = ws.iter().map(|w| w.hash).collect();
+    // (first word, length, times): the earliest start wins, then the shorter sequence.
+    let mut first: Option<(usize, usize, usize)> = None;
     for len in 1..=8 {
-        let mut at = 0;
-        while at + 2 * len <= ws.len() {
-            let mut times = 1;
-            while at + (times + 1) * len <= ws.len()
-                && (0..len).all(|j| ws[at + j].hash == ws[at + times * len + j].hash)
-            {
-                times += 1;
+        let need = (0..).find(|&s| long_enough(s, len).is_some()).unwrap_or(usize::MAX);
+        let stop = first.map_or(usize::MAX, |f| f.0);
+        let (mut streak, mut j) = (0usize, 0usize);
+        while j + len < h.len() {
+            if streak == 0 && j >= stop {
+                break;
             }
-            if times >= LOOP_REPEATS && times * len >= LOOP_WORDS && first.as_ref().is_none_or(|b| at < b.at) {
-                first = Some(Run { at, len, times });
+            if h[j] == h[j + len] {
+                streak += 1;
+            } else if streak >= need {
+                break;
+            } else {
+                streak = 0;
             }
-            at += if times > 1 { (times - 1) * len } else { 1 };
+            j += 1;
+        }
+        if streak >= need && j - streak < stop {
+            first = Some((j - streak, len, streak / len + 1));
         }
     }
-    let Run {
-        at: i,
-        len: k,
-        times: r,
-    } = first?;
+    let (i, k, r) = first?;
     let phrase = ws[i..i + k].iter().map(|w| w.text(text)).collect::<Vec<_>>().join(" ");
     Some((ws[i].start, phrase, r))
 }
@@ -423,7 +483,7 @@ fn about_the_prompt(p: &Part, doc: &Doc, prompt: &PromptText) -> Option<Finding>
     let ws = &p.words;
     let copied: Vec<usize> = grams(ws, ECHO_WORDS)
         .enumerate()
-        .filter(|(_, g)| prompt.instructions.binary_search(g).is_ok())
+        .filter(|(_, g)| prompt.instructions.contains(*g))
         .map(|(i, _)| i)
         .collect();
     if copied.len() >= 2 {
@@ -448,7 +508,7 @@ fn copied(p: &Part, threshold: f64, prompt: &PromptText) -> Option<Finding> {
     if seqs.len() < COPY_MIN {
         return None;
     }
-    let hits = seqs.iter().filter(|g| prompt.all.binary_search(g).is_ok()).count();
+    let hits = seqs.iter().filter(|g| prompt.all.contains(**g)).count();
     let share = hits as f64 / seqs.len() as f64;
     (share >= threshold).then(|| {
         let msg = format!(
@@ -471,7 +531,12 @@ mod tests {
         let (_, r) = checker().check(md, &Migration::default());
         r.findings
             .into_iter()
-            .filter(|f| matches!(f.code, Code::Loop | Code::Runaway | Code::AboutPrompt | Code::Copied))
+            .filter(|f| {
+                matches!(
+                    f.code,
+                    Code::Loop | Code::Repeated | Code::Runaway | Code::AboutPrompt | Code::Copied
+                )
+            })
             .map(|f| (f.code, f.section))
             .collect()
     }

@@ -164,6 +164,10 @@ pub fn vocabulary(stages: &[String], names: &[String]) -> WordSet {
 
 /// `text` names one of `names` as a whole word or phrase, in any case.
 pub fn names_any(text: &str, names: &[String]) -> bool {
+    // Two characters lower-case to ASCII ('K' kelvin, 'İ'): only there is the slow way needed.
+    if names.iter().all(|n| n.is_ascii()) && !text.contains(['\u{212A}', '\u{0130}']) {
+        return names.iter().any(|n| names_ascii(text, n));
+    }
     let lower = text.to_lowercase();
     let bounded = |at: usize, len: usize| {
         let before = lower[..at].chars().next_back();
@@ -174,6 +178,30 @@ pub fn names_any(text: &str, names: &[String]) -> bool {
         let n = n.to_lowercase();
         lower.match_indices(&n).any(|(at, m)| bounded(at, m.len()))
     })
+}
+
+/// `names_any` for one ASCII name, compared in place without lower-casing `text`.
+fn names_ascii(text: &str, name: &str) -> bool {
+    let (t, n) = (text.as_bytes(), name.as_bytes());
+    let Some(&first) = n.first() else {
+        return true;
+    };
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let mut at = 0;
+    while at + n.len() <= t.len() {
+        let Some(i) = t[at..=t.len() - n.len()].iter().position(|&b| b == lo || b == up) else {
+            return false;
+        };
+        let i = at + i;
+        if t[i..i + n.len()].eq_ignore_ascii_case(n)
+            && !text[..i].chars().next_back().is_some_and(char::is_alphanumeric)
+            && !text[i + n.len()..].chars().next().is_some_and(char::is_alphanumeric)
+        {
+            return true;
+        }
+        at = i + 1;
+    }
+    false
 }
 
 #[cfg(test)]

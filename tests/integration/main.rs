@@ -21,6 +21,7 @@ mod grounding_example;
 mod limited;
 mod live;
 mod living;
+mod quality;
 mod ratelimits;
 mod regen;
 mod repair;
