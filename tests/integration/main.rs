@@ -11,6 +11,7 @@ mod ask;
 mod batch;
 mod batchapi;
 mod check;
+mod config;
 mod context;
 mod faults;
 mod limited;
