@@ -6,6 +6,7 @@ mod model;
 mod parallel;
 mod server;
 
+mod action;
 mod architecture;
 mod ask;
 mod batch;
