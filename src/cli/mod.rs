@@ -540,7 +540,10 @@ fn with_defaults(cmd: clap::Command, name: &str, entries: &[&crate::config::file
         .filter(|e| sub.get_arguments().any(|a| a.get_id() == e.key.name))
         .map(|e| {
             let texts = crate::config::files::flag_texts(&e.value);
-            (e.key.name, texts.into_iter().map(|t| &*Box::leak(t.into_boxed_str())).collect())
+            (
+                e.key.name,
+                texts.into_iter().map(|t| &*Box::leak(t.into_boxed_str())).collect(),
+            )
         })
         .collect();
     cmd.mut_subcommand(name, |mut sub| {

@@ -46,7 +46,11 @@ pub fn effective(flags: &Flags, env: &Env, loaded: &Loaded) -> Vec<Shown> {
                 Apply::Flag | Apply::KeyVar => from_file(),
             }
             .unwrap_or_else(|| (key.default.and_then(default_value), Source::Default));
-            let value = if key.name == "headers" { value.map(hide_header_values) } else { value };
+            let value = if key.name == "headers" {
+                value.map(hide_header_values)
+            } else {
+                value
+            };
             Shown { key, value, origin }
         })
         .collect()
@@ -79,7 +83,12 @@ fn typed(kind: Kind, raw: &str) -> toml::Value {
 fn hide_header_values(v: toml::Value) -> toml::Value {
     let hide = |s: &str| format!("{}: (value not shown)", s.split(':').next().unwrap_or_default().trim());
     match v {
-        toml::Value::Array(a) => a.iter().filter_map(|x| x.as_str()).map(|s| toml::Value::from(hide(s))).collect::<Vec<_>>().into(),
+        toml::Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str())
+            .map(|s| toml::Value::from(hide(s)))
+            .collect::<Vec<_>>()
+            .into(),
         other => other,
     }
 }
@@ -99,9 +108,17 @@ fn flag_value(f: &Flags, key: &Key) -> Option<toml::Value> {
         "idle_timeout" => n(f.idle_timeout),
         "patience" => n(f.patience),
         "max_retries" => f.max_retries.map(|v| toml::Value::Integer(v.into())),
-        "provider" => f.provider.map(|p| toml::Value::from(format!("{p:?}").to_ascii_lowercase())),
+        "provider" => f
+            .provider
+            .map(|p| toml::Value::from(format!("{p:?}").to_ascii_lowercase())),
         "api_version" => s(&f.api_version),
-        "headers" if !f.headers.is_empty() => Some(f.headers.iter().map(|h| toml::Value::from(h.as_str())).collect::<Vec<_>>().into()),
+        "headers" if !f.headers.is_empty() => Some(
+            f.headers
+                .iter()
+                .map(|h| toml::Value::from(h.as_str()))
+                .collect::<Vec<_>>()
+                .into(),
+        ),
         _ => None,
     }
 }
@@ -179,10 +196,26 @@ mod tests {
             let sub = cmd.find_subcommand(k.table).unwrap();
             let arg = sub.get_arguments().find(|a| a.get_id() == k.name);
             let arg = arg.unwrap_or_else(|| panic!("{} has no --{}", k.table, k.name));
-            let clap: Vec<String> = arg.get_default_values().iter().map(|v| v.to_string_lossy().into()).collect();
-            let ours = k.default.and_then(default_value).map(|v| files::flag_texts(&v)).unwrap_or_default();
-            let norm = |v: &[String]| v.iter().map(|s| s.trim_end_matches(".0").to_string()).collect::<Vec<_>>();
-            let clap = if clap == ["false"] && ours.is_empty() { vec![] } else { clap };
+            let clap: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into())
+                .collect();
+            let ours = k
+                .default
+                .and_then(default_value)
+                .map(|v| files::flag_texts(&v))
+                .unwrap_or_default();
+            let norm = |v: &[String]| {
+                v.iter()
+                    .map(|s| s.trim_end_matches(".0").to_string())
+                    .collect::<Vec<_>>()
+            };
+            let clap = if k.kind == Kind::Bool && clap.is_empty() {
+                vec!["false".to_string()]
+            } else {
+                clap
+            };
             assert_eq!(norm(&ours), norm(&clap), "{}.{}", k.table, k.name);
         }
     }

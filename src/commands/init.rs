@@ -16,7 +16,11 @@ pub fn run(args: InitArgs, ui: Ui) -> Result<Outcome> {
     let example = args.dir.join(EXAMPLE_INPUT);
     for p in [&config, &example] {
         if p.exists() {
-            return Err(Error::input(p, None, "already exists; rbplan init does not overwrite it"));
+            return Err(Error::input(
+                p,
+                None,
+                "already exists; rbplan init does not overwrite it",
+            ));
         }
     }
     write(&config, &commented_config())?;

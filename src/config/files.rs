@@ -120,13 +120,19 @@ pub fn load(choice: &Choice, env_profile: Option<(String, Source)>) -> Result<Lo
     if let Some(p) = profile
         && !found_profile
     {
-        let files: Vec<String> = user.iter().chain(project.iter()).map(|p| p.display().to_string()).collect();
+        let files: Vec<String> = user
+            .iter()
+            .chain(project.iter())
+            .map(|p| p.display().to_string())
+            .collect();
         let searched = if files.is_empty() {
             "no config file was found".to_string()
         } else {
             format!("none in {}", files.join(", "))
         };
-        return Err(Error::usage(format!("profile {p:?}: no [profile.{p}] table ({searched})")));
+        return Err(Error::usage(format!(
+            "profile {p:?}: no [profile.{p}] table ({searched})"
+        )));
     }
     loaded.project = project;
     loaded.user = user;
@@ -273,7 +279,10 @@ impl File {
             return Err(self.unknown(&path, table, name));
         };
         if !kind_fits(key.kind, v) {
-            return Err(self.bad(&path, format!("{name} must be {}, not {}", key.kind.words(), v.type_str())));
+            return Err(self.bad(
+                &path,
+                format!("{name} must be {}, not {}", key.kind.words(), v.type_str()),
+            ));
         }
         refuse_secret_value(v).map_err(|m| self.bad(&path, format!("{name}: {m}")))?;
         let value = self.normalized(key, v);
@@ -295,7 +304,13 @@ impl File {
         let elsewhere: Vec<String> = keys::KEYS
             .iter()
             .filter(|k| k.name == name && k.table != table)
-            .map(|k| if k.table.is_empty() { "the top level".into() } else { format!("[{}]", k.table) })
+            .map(|k| {
+                if k.table.is_empty() {
+                    "the top level".into()
+                } else {
+                    format!("[{}]", k.table)
+                }
+            })
             .collect();
         let moved = if elsewhere.is_empty() {
             String::new()

@@ -37,7 +37,10 @@ fn steps() -> Vec<Step> {
 
 /// Run the step named `name` as the runner would: its env with `${{ inputs.X }}` filled in.
 fn run_step(name: &str, inputs: &[(&str, &str)], cwd: &Path) -> (i32, String) {
-    let step = steps().into_iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no step {name}"));
+    let step = steps()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no step {name}"));
     let bin_dir = Path::new(BIN).parent().unwrap();
     let mut cmd = Command::new("bash");
     cmd.env_clear()
@@ -50,7 +53,10 @@ fn run_step(name: &str, inputs: &[(&str, &str)], cwd: &Path) -> (i32, String) {
         cmd.env(k, value);
     }
     let o = cmd.output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -59,7 +65,11 @@ fn the_check_step_annotates_and_fails_on_a_failing_plan() {
     let loop_plan = plans.join("loop.md");
     let (code, out) = run_step("Check", &[("paths", loop_plan.to_str().unwrap())], &repo());
     assert_eq!(code, 3, "{out}");
-    assert!(out.lines().any(|l| l.starts_with("::error file=") || l.starts_with("::warning file=")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("::error file=") || l.starts_with("::warning file=")),
+        "{out}"
+    );
     assert!(out.contains("loop.md"), "{out}");
 }
 

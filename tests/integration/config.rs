@@ -18,7 +18,13 @@ fn write(p: &Path, text: &str) {
 fn setting(out: &Out, key: &str) -> (Value, String) {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let v = out.json();
-    let s = v["settings"].as_array().unwrap().iter().find(|s| s["key"] == key).unwrap().clone();
+    let s = v["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == key)
+        .unwrap()
+        .clone();
     (s["value"].clone(), s["origin"].as_str().unwrap().to_string())
 }
 
@@ -44,7 +50,11 @@ fn xdg(t: &tempfile::TempDir) -> String {
 #[test]
 fn flag_beats_environment() {
     let t = repo();
-    let (v, o) = model_in(&t.path().join("repo"), &[("RBPLAN_MODEL", "from-env")], &["--model", "from-flag"]);
+    let (v, o) = model_in(
+        &t.path().join("repo"),
+        &[("RBPLAN_MODEL", "from-env")],
+        &["--model", "from-flag"],
+    );
     assert_eq!((v, o.as_str()), (json!("from-flag"), "flag"));
 }
 
@@ -72,8 +82,14 @@ fn project_file_beats_user_file() {
     let t = repo();
     let dir = t.path().join("repo");
     write(&dir.join("rbplan.toml"), "# team settings\nmodel = \"from-project\"\n");
-    write(&t.path().join("xdg/rbplan/config.toml"), "model = \"from-user\"\nmax_tokens = 99\n");
-    let out = rbplan(&dir).args(["config", "--json"]).env("XDG_CONFIG_HOME", &xdg(&t)).run();
+    write(
+        &t.path().join("xdg/rbplan/config.toml"),
+        "model = \"from-user\"\nmax_tokens = 99\n",
+    );
+    let out = rbplan(&dir)
+        .args(["config", "--json"])
+        .env("XDG_CONFIG_HOME", &xdg(&t))
+        .run();
     let (v, o) = setting(&out, "model");
     assert_eq!(v, json!("from-project"));
     assert!(o.ends_with("repo/rbplan.toml:2"), "{o}");
@@ -89,7 +105,10 @@ fn user_file_beats_default_and_home_is_the_fallback() {
     let dir = t.path().join("repo");
     let (v, o) = model_in(&dir, &[], &[]);
     assert_eq!((v, o.as_str()), (json!("gpt-4o-mini"), "default"));
-    write(&t.path().join("home/.config/rbplan/config.toml"), "model = \"from-user\"\n");
+    write(
+        &t.path().join("home/.config/rbplan/config.toml"),
+        "model = \"from-user\"\n",
+    );
     let home = t.path().join("home").to_string_lossy().into_owned();
     let (v, o) = model_in(&dir, &[("HOME", &home)], &[]);
     assert_eq!(v, json!("from-user"));
@@ -140,14 +159,42 @@ fn profiles_by_flag_or_environment() {
 #[test]
 fn bad_files_name_their_file_and_line() {
     let cases: &[(&str, &[&str], &str)] = &[
-        ("# ours\nmodle = \"x\"\n", &["config"], "rbplan.toml:2: unknown key modle at the top level; did you mean model?"),
-        ("[check]\n\nignores = [\"durations\"]\n", &["config"], "rbplan.toml:3: unknown key ignores in [check]; did you mean ignore?"),
-        ("concurrency = 8\n", &["config"], "rbplan.toml:1: unknown key concurrency at the top level (it goes in [batch])"),
-        ("model = \"m\"\nmax_tokens = \"lots\"\n", &["config"], "rbplan.toml:2: max_tokens must be a whole number, not string"),
-        ("[check]\nstrict = \"yes\"\n", &["config"], "rbplan.toml:2: strict must be true or false"),
+        (
+            "# ours\nmodle = \"x\"\n",
+            &["config"],
+            "rbplan.toml:2: unknown key modle at the top level; did you mean model?",
+        ),
+        (
+            "[check]\n\nignores = [\"durations\"]\n",
+            &["config"],
+            "rbplan.toml:3: unknown key ignores in [check]; did you mean ignore?",
+        ),
+        (
+            "concurrency = 8\n",
+            &["config"],
+            "rbplan.toml:1: unknown key concurrency at the top level (it goes in [batch])",
+        ),
+        (
+            "model = \"m\"\nmax_tokens = \"lots\"\n",
+            &["config"],
+            "rbplan.toml:2: max_tokens must be a whole number, not string",
+        ),
+        (
+            "[check]\nstrict = \"yes\"\n",
+            &["config"],
+            "rbplan.toml:2: strict must be true or false",
+        ),
         ("model = \"unterminated\n", &["config"], "rbplan.toml:1:"),
-        ("[batch]\nconcurrency = 0\n", &["batch", "services.jsonl"], "rbplan.toml:2: concurrency: invalid value '0'"),
-        ("[check]\nformat = \"html\"\n", &["check", "plan.md"], "rbplan.toml:2: format: invalid value 'html'"),
+        (
+            "[batch]\nconcurrency = 0\n",
+            &["batch", "services.jsonl"],
+            "rbplan.toml:2: concurrency: invalid value '0'",
+        ),
+        (
+            "[check]\nformat = \"html\"\n",
+            &["check", "plan.md"],
+            "rbplan.toml:2: format: invalid value 'html'",
+        ),
     ];
     for (text, args, says) in cases {
         let t = repo();
@@ -177,7 +224,11 @@ fn a_key_or_token_in_a_config_file_is_refused_and_never_echoed() {
         assert_eq!(out.code, 2, "{text}: {}", out.stderr);
         assert!(out.stderr.contains("OPENAI_API_KEY"), "{text}: {}", out.stderr);
         assert!(out.stderr.contains("rbplan.toml:"), "{text}: {}", out.stderr);
-        assert!(!out.stderr.contains(&secret) && !out.stdout.contains(&secret), "{}", out.stderr);
+        assert!(
+            !out.stderr.contains(&secret) && !out.stdout.contains(&secret),
+            "{}",
+            out.stderr
+        );
     }
 }
 
@@ -210,9 +261,16 @@ fn the_files_model_base_url_headers_and_key_variable_reach_the_server() {
             s.url()
         ),
     );
-    let out = rbplan(&dir.join(".")).args(["doctor", "--ping"]).env("TEAM_LLM_KEY", &key).run();
+    let out = rbplan(&dir.join("."))
+        .args(["doctor", "--ping"])
+        .env("TEAM_LLM_KEY", &key)
+        .run();
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("rbplan.toml:2"), "the model's origin: {}", out.stdout);
+    assert!(
+        out.stdout.contains("rbplan.toml:2"),
+        "the model's origin: {}",
+        out.stdout
+    );
     assert!(out.stdout.contains("rbplan.toml"), "{}", out.stdout);
     assert!(!out.stdout.contains(&key) && !out.stderr.contains(&key));
     let reqs = s.requests();
@@ -231,7 +289,11 @@ fn a_check_table_applies_to_check_and_a_flag_beats_it() {
     let codes = |out: &Out| -> Vec<String> {
         let v = out.json();
         let f = &v["files"][0]["findings"];
-        f.as_array().unwrap().iter().map(|x| x["code"].as_str().unwrap().to_string()).collect()
+        f.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["code"].as_str().unwrap().to_string())
+            .collect()
     };
     let base = rbplan(&dir).args(["check", "--format", "json"]).arg_path(&plan).run();
     let all = codes(&base);
@@ -239,8 +301,14 @@ fn a_check_table_applies_to_check_and_a_flag_beats_it() {
     write(&dir.join("rbplan.toml"), &format!("[check]\nignore = [\"{first}\"]\n"));
     let out = rbplan(&dir).args(["check", "--format", "json"]).arg_path(&plan).run();
     assert!(!codes(&out).contains(&first), "{first} was not ignored: {}", out.stdout);
-    let out = rbplan(&dir).args(["check", "--format", "json", "--ignore", "judge"]).arg_path(&plan).run();
-    assert!(codes(&out).contains(&first), "--ignore on the command line replaces the file's list");
+    let out = rbplan(&dir)
+        .args(["check", "--format", "json", "--ignore", "judge"])
+        .arg_path(&plan)
+        .run();
+    assert!(
+        codes(&out).contains(&first),
+        "--ignore on the command line replaces the file's list"
+    );
 }
 
 #[test]
@@ -249,9 +317,18 @@ fn config_prints_each_origin_as_text() {
     let dir = t.path().join("repo");
     write(&dir.join("rbplan.toml"), "model = \"m\"\n\n[batch]\nconcurrency = 16\n");
     write(&dir.join(".env"), "RBPLAN_TIMEOUT=30\n");
-    let out = rbplan(&dir).args(["config", "--max-retries", "5"]).env("RBPLAN_PATIENCE", "60").run();
+    let out = rbplan(&dir)
+        .args(["config", "--max-retries", "5"])
+        .env("RBPLAN_PATIENCE", "60")
+        .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let line = |k: &str| out.stdout.lines().find(|l| l.starts_with(&format!("{k} "))).unwrap_or_default().to_string();
+    let line = |k: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{k} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
     assert!(line("model").ends_with("rbplan.toml:1"), "{}", out.stdout);
     assert!(line("batch.concurrency").contains("16") && line("batch.concurrency").ends_with("rbplan.toml:4"));
     assert!(line("timeout").ends_with(".env"), "{}", line("timeout"));
@@ -268,11 +345,19 @@ fn init_writes_a_commented_file_and_refuses_to_overwrite() {
     let out = rbplan(&dir).args(["init"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let text = std::fs::read_to_string(dir.join("rbplan.toml")).unwrap();
-    assert!(text.contains("# model = \"gpt-4o-mini\"") && text.contains("# [check]"), "{text}");
-    assert!(text.lines().all(|l| l.is_empty() || l.starts_with('#')), "every key is commented out");
+    assert!(
+        text.contains("# model = \"gpt-4o-mini\"") && text.contains("# [check]"),
+        "{text}"
+    );
+    assert!(
+        text.lines().all(|l| l.is_empty() || l.starts_with('#')),
+        "every key is commented out"
+    );
     let example = std::fs::read_to_string(dir.join("services.example.yaml")).unwrap();
     // The example is a batch input rbplan reads: a dry run lists both services.
-    let dry = rbplan(&dir).args(["batch", "services.example.yaml", "--dry-run", "--json"]).run();
+    let dry = rbplan(&dir)
+        .args(["batch", "services.example.yaml", "--dry-run", "--json"])
+        .run();
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     assert_eq!(dry.json()["items"], 2, "{}", dry.stdout);
     assert!(example.contains("orders-db") && example.contains("billing-queue"));
@@ -283,6 +368,12 @@ fn init_writes_a_commented_file_and_refuses_to_overwrite() {
     let again = rbplan(&dir).args(["init"]).run();
     assert_eq!(again.code, 2, "{}", again.stderr);
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
-    assert_eq!(std::fs::read_to_string(dir.join("rbplan.toml")).unwrap(), "model = \"edited\"\n");
-    assert_eq!(std::fs::read_to_string(dir.join("services.example.yaml")).unwrap(), example);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("rbplan.toml")).unwrap(),
+        "model = \"edited\"\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("services.example.yaml")).unwrap(),
+        example
+    );
 }
