@@ -39,15 +39,15 @@ pub struct Cli {
 
     /// Read settings from FILE instead of the project's rbplan.toml (the user file still
     /// applies below it).
-    #[arg(long, value_name = "FILE", global = true, display_order = 902)]
+    #[arg(long, value_name = "FILE", global = true, display_order = 897)]
     pub config: Option<PathBuf>,
 
     /// Read no config file (neither rbplan.toml nor the user file).
-    #[arg(long, global = true, conflicts_with = "config", display_order = 903)]
+    #[arg(long, global = true, conflicts_with = "config", display_order = 898)]
     pub no_config: bool,
 
     /// Use the [profile.NAME] table of the config files over their top level [RBPLAN_PROFILE].
-    #[arg(long, value_name = "NAME", global = true, display_order = 904)]
+    #[arg(long, value_name = "NAME", global = true, display_order = 899)]
     pub profile: Option<String>,
 
     #[command(subcommand)]
