@@ -61,6 +61,8 @@ pub fn run(cli: cli::Cli) -> Result<Outcome> {
             cli::Command::Doctor(d) => commands::doctor::run(d).await,
             cli::Command::Completions { shell } => commands::shell::completions(shell),
             cli::Command::Man => commands::shell::man(),
+            cli::Command::Config(c) => commands::config::run(c),
+            cli::Command::Init(i) => commands::init::run(i, ui),
         }
     });
     // With --json, a script reading stdout gets an object on failure too.

@@ -1,9 +1,13 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = rbplan::cli::Cli::parse();
+    let cli = match rbplan::cli::parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {}", rbplan::logging::scrub(&e.to_string()));
+            return ExitCode::from(e.exit_code());
+        }
+    };
     match rbplan::run(cli) {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {

@@ -18,7 +18,9 @@ required section is there, and re-ask the model for only what is missing.\n\n\
 Try it offline, with no key (from the source checkout, which holds fixtures/):\n  \
 rbplan ask --example --replay fixtures/quickstart\n\n\
 Configuration comes from flags, then the environment, then a .env file in the working \
-directory (which never overrides the real environment). See .env.example.",
+directory (which never overrides the real environment), then the project's rbplan.toml (found \
+by walking up to the repository root), then the user's config file. See `rbplan config` and \
+.env.example.",
     after_help = "Exit codes: 0 the plan passes its checks, 1 local I/O error, 2 usage or input error \
 (nothing sent), 3 a plan fails its checks: a section missing or empty, or an error finding (check: \
 warnings too with --strict; batch: some plans), 4 API or network failure, 5 another rbplan run \
@@ -34,6 +36,19 @@ pub struct Cli {
     /// result (a plan that fails a check, a batch that stopped).
     #[arg(short, long, global = true, display_order = 901)]
     pub quiet: bool,
+
+    /// Read settings from FILE instead of the project's rbplan.toml (the user file still
+    /// applies below it).
+    #[arg(long, value_name = "FILE", global = true, display_order = 897)]
+    pub config: Option<PathBuf>,
+
+    /// Read no config file (neither rbplan.toml nor the user file).
+    #[arg(long, global = true, conflicts_with = "config", display_order = 898)]
+    pub no_config: bool,
+
+    /// Use the [profile.NAME] table of the config files over their top level [RBPLAN_PROFILE].
+    #[arg(long, value_name = "NAME", global = true, display_order = 899)]
+    pub profile: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -193,6 +208,31 @@ rbplan completions zsh > \"${fpath[1]}/_rbplan\"\n  rbplan completions fish > ~/
     },
     /// Print the manual page (roff): rbplan man > rbplan.1; man ./rbplan.1
     Man,
+    /// Print the effective settings and where each came from (flag, environment, .env, a
+    /// config file and line, or default).
+    #[command(
+        after_help = "Examples:\n  rbplan config\n  rbplan config --profile azure --json\n  rbplan config --no-config"
+    )]
+    Config(ConfigArgs),
+    /// Write a commented rbplan.toml (every key at its default, commented out) and an
+    /// example batch input with two services. Refuses to overwrite either.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// One JSON object: the files, the profile, and each setting with its origin.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The folder to write into.
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
 }
 
 /// The migration a plan is for, as typed: flattened into ask, check, revise and render,
@@ -511,6 +551,82 @@ pub struct DoctorArgs {
     /// Also send a tiny chat request (16 tokens at most) to prove the model answers.
     #[arg(long)]
     pub ping: bool,
+}
+
+/// Parse the command line, with the config files' values as the defaults of the command's
+/// flags (a flag typed wins), and install the files for `config::Env::load`.
+pub fn parse() -> crate::error::Result<Cli> {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let first = Cli::command().get_matches_from(&args);
+    let cli = Cli::from_arg_matches(&first).unwrap_or_else(|e| e.exit());
+    let Some(name) = first.subcommand_name().map(str::to_string) else {
+        return Ok(cli);
+    };
+    let choice = crate::config::files::Choice {
+        file: cli.config.clone(),
+        none: cli.no_config,
+        profile: cli.profile.clone(),
+    };
+    let env = crate::config::Env::load_without_files()?;
+    let loaded = crate::config::files::load(&choice, env.get("RBPLAN_PROFILE"))?;
+    let entries = loaded.flag_values(&name);
+    let cli = if entries.is_empty() {
+        cli
+    } else {
+        match with_defaults(Cli::command(), &name, &entries).try_get_matches_from(&args) {
+            Ok(m) => Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit()),
+            Err(e) => return Err(from_file(e, &entries)),
+        }
+    };
+    crate::config::files::install(loaded);
+    Ok(cli)
+}
+
+/// `cmd` with each file value as the default of subcommand `name`'s flag of that name.
+fn with_defaults(cmd: clap::Command, name: &str, entries: &[&crate::config::files::Entry]) -> clap::Command {
+    let Some(sub) = cmd.find_subcommand(name) else {
+        return cmd;
+    };
+    let given: Vec<(&'static str, Vec<&'static str>)> = entries
+        .iter()
+        .filter(|e| sub.get_arguments().any(|a| a.get_id() == e.key.name))
+        .map(|e| {
+            let texts = crate::config::files::flag_texts(&e.value);
+            (
+                e.key.name,
+                texts.into_iter().map(|t| &*Box::leak(t.into_boxed_str())).collect(),
+            )
+        })
+        .collect();
+    cmd.mut_subcommand(name, |mut sub| {
+        for (id, values) in given {
+            sub = sub.mut_arg(id, |a| a.default_values(values));
+        }
+        sub
+    })
+}
+
+/// The command line parsed without the files' values and not with them: the value of
+/// the flag clap names is refused, as a bad input naming its file and line.
+fn from_file(e: clap::Error, entries: &[&crate::config::files::Entry]) -> crate::error::Error {
+    use clap::error::{ContextKind, ContextValue};
+    let flag = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let entry = entries.iter().find(|en| {
+        let long = format!("--{}", en.key.name.replace('_', "-"));
+        flag == long || flag.starts_with(&format!("{long} ")) || flag.starts_with(&format!("{long}="))
+    });
+    let Some(entry) = entry else { e.exit() };
+    let msg = e.to_string();
+    let first = msg.lines().next().unwrap_or_default().trim_start_matches("error: ");
+    let (path, line) = match entry.origin {
+        crate::config::Source::File(p, l) => (p, Some(l)),
+        _ => (std::path::Path::new("config"), None),
+    };
+    crate::error::Error::input(path, line, format!("{}: {first}", entry.key.name))
 }
 
 /// A whole number of at least 1.

@@ -40,6 +40,28 @@ fn line(label: &str, msg: &str) -> Result<()> {
 
 /// Where each setting came from; the key only as "set" or not.
 fn show_settings(s: &Settings, env: &Env) -> Result<()> {
+    if let Some(l) = crate::config::files::installed() {
+        let files: Vec<String> = l
+            .project
+            .iter()
+            .chain(l.user.iter())
+            .map(|p| p.display().to_string())
+            .collect();
+        let profile = l
+            .profile
+            .as_ref()
+            .map(|(p, src)| format!("; profile {p} (from {src})"))
+            .unwrap_or_default();
+        let shown = if files.is_empty() {
+            "no config file".to_string()
+        } else {
+            files.join(", ")
+        };
+        line(
+            "config",
+            &format!("{shown}{profile} (rbplan config lists every setting)"),
+        )?;
+    }
     line(
         "base URL",
         &format!("{} (from {})", s.client.base_url, s.base_url_source),

@@ -5,20 +5,22 @@ pub mod adopt;
 pub mod ask;
 pub mod batch;
 pub mod check;
+pub mod config;
 pub mod doctor;
+pub mod init;
 pub mod render;
 pub mod revise;
 pub mod shell;
 pub mod stages;
 
 use crate::client::Client;
-use crate::config::{self, Env, Settings, Source};
+use crate::config::{Env, Settings, Source};
 use crate::error::{Error, Result};
 
 /// Resolve the connection settings and build the client. With --replay and no model
 /// chosen, the model the fixtures were recorded with is used.
 pub fn connect(conn: &crate::cli::ConnArgs, env: &Env) -> Result<(Settings, Client)> {
-    let mut settings = config::resolve(&conn.flags(), env)?;
+    let mut settings = crate::config::resolve(&conn.flags(), env)?;
     if let Some(k) = &settings.client.api_key {
         use secrecy::ExposeSecret;
         crate::logging::register_secret(k.expose_secret());

@@ -6,6 +6,7 @@ mod model;
 mod parallel;
 mod server;
 
+mod action;
 mod adopt;
 mod architecture;
 mod ask;
@@ -13,6 +14,7 @@ mod batch;
 mod batchapi;
 mod check;
 mod concerns;
+mod config;
 mod context;
 mod deadline;
 mod faults;

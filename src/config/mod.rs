@@ -1,6 +1,10 @@
-//! Resolve flags, the environment, `.env` and defaults into one configuration.
-//! Precedence: flag > real environment > `.env` in the working directory > default.
-//! A `.env` never overrides the real environment. The key is held as a secret.
+//! Resolve flags, the environment, `.env`, the config files and defaults into one
+//! configuration. Precedence: flag > real environment > `.env` in the working directory >
+//! project `rbplan.toml` > user config file > default. A `.env` never overrides the real
+//! environment. The key is held as a secret; config files may not hold it (`files`).
+
+pub mod files;
+pub mod keys;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,40 +24,73 @@ const DEFAULT_TIMEOUT: f64 = 600.0;
 const DEFAULT_CONNECT_TIMEOUT: f64 = 10.0;
 const DEFAULT_IDLE_TIMEOUT: f64 = 120.0;
 
-/// Where a setting came from, for `doctor` and `-v`.
+/// Where a setting came from, for `doctor`, `config` and `-v`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Flag,
     Env,
     DotEnv,
+    /// A config file and the line of the key (the path lives as long as the process).
+    File(&'static Path, usize),
     Replay,
     Default,
 }
 
+impl Source {
+    /// One word for the kind of origin, for `config --json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Flag => "flag",
+            Source::Env => "environment",
+            Source::DotEnv => "dotenv",
+            Source::File(..) => "file",
+            Source::Replay => "fixtures",
+            Source::Default => "default",
+        }
+    }
+}
+
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Source::File(path, line) = self {
+            return write!(f, "{}:{line}", path.display());
+        }
         f.write_str(match self {
             Source::Flag => "flag",
             Source::Env => "environment",
             Source::DotEnv => ".env",
             Source::Replay => "fixtures",
-            Source::Default => "default",
+            Source::File(..) | Source::Default => "default",
         })
     }
 }
 
-/// The environment as rbplan sees it: real variables first, then `.env`.
+/// The environment as rbplan sees it: real variables first, then `.env`, then the values
+/// of the config files under the variables they stand for.
 #[derive(Debug, Default, Clone)]
 pub struct Env {
     real: HashMap<String, String>,
     dotenv: HashMap<String, String>,
+    files: HashMap<String, (String, Source)>,
+    /// `api_key_env` from a config file: the variable that holds the key.
+    key_var: Option<String>,
     pub dotenv_path: Option<PathBuf>,
 }
 
 impl Env {
-    /// The process environment plus `./.env` if there is one. A malformed `.env` is an
-    /// error naming its line.
+    /// The process environment plus `./.env` if there is one, plus the config files
+    /// `files::install` chose for this run. A malformed `.env` is an error naming its line.
     pub fn load() -> Result<Env> {
+        let mut env = Env::load_without_files()?;
+        if let Some(loaded) = files::installed() {
+            env.files = loaded.env_values();
+            env.key_var = loaded.key_var();
+        }
+        Ok(env)
+    }
+
+    /// The process environment plus `./.env`, without the config files.
+    pub fn load_without_files() -> Result<Env> {
         let real = std::env::vars().collect();
         let path = Path::new(".env");
         let (dotenv, dotenv_path) = if path.is_file() {
@@ -65,6 +102,7 @@ impl Env {
             real,
             dotenv,
             dotenv_path,
+            ..Env::default()
         })
     }
 
@@ -72,8 +110,26 @@ impl Env {
         Env {
             real,
             dotenv,
-            dotenv_path: None,
+            ..Env::default()
         }
+    }
+
+    /// `from_maps` with config-file values, keyed by the variable each stands for.
+    pub fn with_files(mut self, files: HashMap<String, (String, Source)>, key_var: Option<String>) -> Env {
+        self.files = files;
+        self.key_var = key_var;
+        self
+    }
+
+    /// The variable the key is read from: `api_key_env` from a config file, else
+    /// OPENAI_API_KEY.
+    pub fn key_var(&self) -> &str {
+        self.key_var.as_deref().unwrap_or("OPENAI_API_KEY")
+    }
+
+    /// Real environment, then `.env`, never a config file: for the key.
+    fn get_secret(&self, key: &str) -> Option<(String, Source)> {
+        self.get(key).filter(|(_, s)| !matches!(s, Source::File(..)))
     }
 
     /// A non-empty value and where it came from.
@@ -82,10 +138,10 @@ impl Env {
         if let Some(v) = self.real.get(key).filter(|v| nonempty(v)) {
             return Some((v.clone(), Source::Env));
         }
-        self.dotenv
-            .get(key)
-            .filter(|v| nonempty(v))
-            .map(|v| (v.clone(), Source::DotEnv))
+        if let Some(v) = self.dotenv.get(key).filter(|v| nonempty(v)) {
+            return Some((v.clone(), Source::DotEnv));
+        }
+        self.files.get(key).filter(|(v, _)| nonempty(v)).cloned()
     }
 }
 
@@ -239,9 +295,9 @@ pub fn prices(given: &[String], env: &Env) -> Result<crate::price::Prices> {
 /// The key and where it came from: trimmed (a trailing newline from `cat key.txt` breaks
 /// auth), never logged. Azure also reads its own variable.
 fn api_key(env: &Env, provider: Provider) -> (Option<SecretString>, Option<Source>) {
-    let mut key = env.get("OPENAI_API_KEY");
+    let mut key = env.get_secret(env.key_var());
     if key.is_none() && provider == Provider::Azure {
-        key = env.get("AZURE_OPENAI_API_KEY");
+        key = env.get_secret("AZURE_OPENAI_API_KEY");
     }
     let source = key.as_ref().map(|(_, s)| *s);
     (key.map(|(k, _)| SecretString::from(k.trim().to_string())), source)
