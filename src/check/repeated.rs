@@ -259,7 +259,9 @@ pub(super) fn findings(parts: &[Part], doc: &Doc, outline: &Outline) -> Vec<Find
         let Some(p) = prose[c.part].owner.map(|i| &parts[i]) else {
             continue;
         };
-        if out.iter().any(|f| f.section.as_deref() == Some(p.id)) {
+        // Two concerns mapped to one heading hold the same text: that is no copy.
+        let same_text = offset(c.part) + c.at == offset(c.of) + c.of_at;
+        if same_text || out.iter().any(|f| f.section.as_deref() == Some(p.id)) {
             continue;
         }
         let of_line = line_of(doc.src, offset(c.of) + c.of_at);
