@@ -256,8 +256,15 @@ impl Checker {
         } else {
             None
         };
-        let mut full = outline.clone();
-        full.found.extend(mapped.iter().flatten().map(|(l, _)| l.clone()));
+        // The outline with the mapped concerns added; the outline itself when none are.
+        let full = match &mapped {
+            None => std::borrow::Cow::Borrowed(&outline),
+            Some(m) => {
+                let mut full = outline.clone();
+                full.found.extend(m.iter().map(|(l, _)| l.clone()));
+                std::borrow::Cow::Owned(full)
+            }
+        };
         let mut sections = Vec::with_capacity(n);
         let mut findings = Vec::new();
         for i in 0..n {

@@ -143,16 +143,5 @@ fn check_out(out: &Path) -> Result<()> {
             out.display()
         )));
     }
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        return Err(Error::usage(format!(
-            "cannot write {}: folder {} does not exist",
-            out.display(),
-            parent.display()
-        )));
-    }
-    Ok(())
+    super::check_out_path(out)
 }

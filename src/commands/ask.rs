@@ -158,7 +158,7 @@ fn show(
 /// merge into becomes `--out`: current, edited or not, it is treated as `--out` would be.
 fn prepare_out(args: &mut AskArgs, checker: &Checker, ui: Ui) -> Result<Option<(Lock, Working)>> {
     let Some(out) = args.out.clone() else { return Ok(None) };
-    check_out_path(&out)?;
+    super::check_out_path(&out)?;
     let lock = Lock::file(&out, "rbplan ask")?;
     let working = living::decide_following(&out, checker, args.force);
     if let Some(why) = working.followed {
@@ -212,25 +212,4 @@ fn say_decision(d: &Decision, out: &Path, checker: &Checker, ui: Ui) {
             to.display()
         )),
     }
-}
-
-fn check_out_path(out: &Path) -> Result<()> {
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        return Err(Error::usage(format!(
-            "cannot write {}: folder {} does not exist",
-            out.display(),
-            parent.display()
-        )));
-    }
-    if out.is_dir() {
-        return Err(Error::usage(format!(
-            "--out {} is a folder; give a file name",
-            out.display()
-        )));
-    }
-    Ok(())
 }

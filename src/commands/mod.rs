@@ -155,3 +155,25 @@ pub fn context_json(input: &crate::pipeline::PlanInput) -> serde_json::Value {
         "tokens": input.context_tokens.map(|n| n.tokens),
     })
 }
+
+/// `--out` names a file (not a folder) in a folder that exists.
+pub(super) fn check_out_path(out: &std::path::Path) -> Result<()> {
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !parent.is_dir() {
+        return Err(Error::usage(format!(
+            "cannot write {}: folder {} does not exist",
+            out.display(),
+            parent.display()
+        )));
+    }
+    if out.is_dir() {
+        return Err(Error::usage(format!(
+            "--out {} is a folder; give a file name",
+            out.display()
+        )));
+    }
+    Ok(())
+}
