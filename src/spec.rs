@@ -43,6 +43,41 @@ pub struct Quality {
     /// Phrases that mean a section talks to the reader about its task instead of about
     /// the migration ("i hope this helps"). Matched in any case.
     pub meta: Vec<String>,
+    /// Patterns (regular expressions, any case) of a prose line that restates the
+    /// prompt's instructions ("It must contain:") instead of following them.
+    pub restated: Patterns,
+}
+
+/// The `restated` patterns shipped with the rollback-plan template.
+pub const RESTATED: [&str; 5] = [
+    r"(?:^|[.!?] )(?:the |this |these )?(?:rollback )?(?:plan|section|answer|response|content|output)s?(?: for this migration)? (?:should|must) (?:only )?(?:contain|include|have|agree with)(?::| the following| the question| at least \d+ sections?| the first \d+| it\b| exactly\b)",
+    r"^it (?:must|should) (?:contain|include|have)\b[^.]*(?::|\d+ ?- ?\d+)",
+    r"\bdo not write (?:its|the) heading\b|\bdo not write any other sections?\b",
+    r"\b(?:write|writing) only (?:one|this) section\b",
+    r"^when you are ready, write\b",
+];
+
+/// Regular expressions matched together, in any case, as one set.
+#[derive(Debug, Clone)]
+pub struct Patterns {
+    pub set: regex::bytes::RegexSet,
+}
+
+impl Patterns {
+    pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(pats: I) -> Result<Patterns, regex::Error> {
+        let set = regex::bytes::RegexSetBuilder::new(pats)
+            .case_insensitive(true)
+            .unicode(false)
+            .build()?;
+        Ok(Patterns { set })
+    }
+}
+
+impl<'de> Deserialize<'de> for Patterns {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pats = Vec::<String>::deserialize(d)?;
+        Patterns::new(&pats).map_err(de::Error::custom)
+    }
 }
 
 impl Default for Quality {
@@ -73,6 +108,7 @@ impl Default for Quality {
             ]
             .map(String::from)
             .to_vec(),
+            restated: Patterns::new(RESTATED).expect("the shipped patterns compile"),
         }
     }
 }
@@ -460,6 +496,21 @@ mod tests {
             CheckSpec::Mentions { scope: Scope::Document, what: Some(_), all } if all.len() == 1
         ));
         assert!(spec.sections[0].checks.is_empty());
+    }
+
+    #[test]
+    fn the_template_restates_the_shipped_patterns_and_a_bad_one_names_its_line() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/prompts/rollback-plan/template.toml"
+        ))
+        .unwrap();
+        let spec: Spec = toml::from_str(&text).unwrap();
+        let shipped = Patterns::new(RESTATED).unwrap();
+        assert_eq!(spec.quality.restated.set.patterns(), shipped.set.patterns());
+        let bad = format!("{}\n[quality]\nrestated = ['(unclosed']\n", spec_text(""));
+        let e = toml::from_str::<Spec>(&bad).unwrap_err().to_string();
+        assert!(e.contains("line 9") && e.contains("unclosed"), "{e}");
     }
 
     #[test]

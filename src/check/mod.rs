@@ -12,6 +12,7 @@ pub mod finding;
 pub mod grounding;
 pub mod quality;
 pub mod repeated;
+mod restated;
 pub mod specific;
 pub mod structure;
 pub mod suppress;
