@@ -16,10 +16,33 @@ const MODEL: &str = "smollm2-135m-instruct";
 
 fn ask(server: &Server) -> super::common::Out {
     let dir = tempdir();
+    let template = without_restated(dir.path());
     rbplan(dir.path())
         .args(["ask", "--example", "--base-url", &server.url(), "--model", MODEL])
         .args(["--max-tokens", "400", "--no-stream", "--json"])
+        .args(["--template"])
+        .arg_path(&template)
         .run()
+}
+
+/// The built-in template with `[quality] restated = []`. The recording predates that
+/// check: with it on, rbplan asks rewrites the recording has no answer for (sections 1
+/// and 10 restate their instructions). The template's prompts, and so the requests, are
+/// the same; `smollm2_sections_that_restate_their_instructions_are_found` runs the check.
+fn without_restated(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = super::common::repo().join("prompts/rollback-plan");
+    let dst = dir.join("template");
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+    let toml = std::fs::read_to_string(dst.join("template.toml")).unwrap();
+    let start = toml.find("restated = [").expect("the template lists restated patterns");
+    let end = start + toml[start..].find("\n]\n").unwrap() + 3;
+    let toml = format!("{}restated = []\n{}", &toml[..start], &toml[end..]);
+    std::fs::write(dst.join("template.toml"), toml).unwrap();
+    dst
 }
 
 fn ids(v: &Value) -> Vec<String> {
@@ -210,4 +233,29 @@ fn smollm2_fixture_holds_no_key_and_says_where_it_came_from() {
     for (name, f) in read_dir_fixtures(&fixture_dir(NAME)).unwrap() {
         assert!(f.note.starts_with("recorded from a real model"), "{name}: {}", f.note);
     }
+}
+
+/// With the shipped template, `check` finds the lines of the replayed plan that restate
+/// the prompt's instructions, which the recording's run could not yet see.
+#[test]
+fn smollm2_sections_that_restate_their_instructions_are_found() {
+    let server = fixture_server(NAME);
+    let out = ask(&server);
+    let dir = tempdir();
+    let plan = dir.path().join("plan.md");
+    std::fs::write(&plan, out.json()["plan"].as_str().unwrap()).unwrap();
+    let check = rbplan(dir.path())
+        .args(["check", "--format", "json"])
+        .arg_path(&plan)
+        .run();
+    // Exit 3: the plan has error findings.
+    assert_eq!(check.code, 3, "{}", check.stderr);
+    let restated: Vec<String> = check.json()["files"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "about_prompt" && f["message"].as_str().unwrap().contains("restates its instructions"))
+        .map(|f| f["section"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(restated, ["philosophy", "hard-truth"], "{}", check.stdout);
 }
