@@ -2,7 +2,7 @@
 //! of well-known OpenAI models. Also prompt token counts: OpenAI's own tokenizer for
 //! OpenAI models (tiktoken), else an estimate of four characters a token, and which.
 
-use std::sync::OnceLock;
+mod bpe;
 
 /// When the built-in table was taken, and from where.
 pub const TABLE_DATE: &str = "2026-12-01";
@@ -193,11 +193,11 @@ pub fn prompt_tokens(model: &str, texts: &[&str]) -> (u64, Counting) {
     let body: u64 = match how {
         Counting::O200kBase => texts
             .iter()
-            .map(|t| o200k().encode_with_special_tokens(t).len() as u64)
+            .map(|t| bpe::o200k().encode_with_special_tokens(t).len() as u64)
             .sum(),
         Counting::Cl100kBase => texts
             .iter()
-            .map(|t| cl100k().encode_with_special_tokens(t).len() as u64)
+            .map(|t| bpe::cl100k().encode_with_special_tokens(t).len() as u64)
             .sum(),
         Counting::Estimate => texts.iter().map(|t| (t.len() as u64).div_ceil(4)).sum(),
     };
@@ -224,16 +224,6 @@ pub fn held((n, how): (u64, Counting)) -> u64 {
         Counting::Estimate => n + n.div_ceil(3),
         _ => n,
     }
-}
-
-fn o200k() -> &'static tiktoken_rs::CoreBPE {
-    static BPE: OnceLock<tiktoken_rs::CoreBPE> = OnceLock::new();
-    BPE.get_or_init(|| tiktoken_rs::o200k_base().expect("the bundled o200k_base ranks load"))
-}
-
-fn cl100k() -> &'static tiktoken_rs::CoreBPE {
-    static BPE: OnceLock<tiktoken_rs::CoreBPE> = OnceLock::new();
-    BPE.get_or_init(|| tiktoken_rs::cl100k_base().expect("the bundled cl100k_base ranks load"))
 }
 
 /// USD as people read it: four decimals under a dollar (never a rounded zero), else cents.
