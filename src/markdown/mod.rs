@@ -10,7 +10,9 @@ mod outline;
 mod scan;
 mod words;
 
-pub use outline::{Located, Outline, close_open_blocks, demote_headings, list_item_starts, outline, unwrap_fence};
+pub use outline::{
+    Located, Outline, Outlined, close_open_blocks, demote_headings, list_item_starts, outline, unwrap_fence,
+};
 pub(crate) use scan::{Scan, TableInfo};
 pub use words::{HeadingMatch, Matcher, WordSet, join_tokens, stem, tokens, words};
 

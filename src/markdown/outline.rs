@@ -42,6 +42,27 @@ impl Outline {
     }
 }
 
+/// An outline with the text it was made from, so a later step reuses it for that text only.
+#[derive(Debug, Clone)]
+pub struct Outlined {
+    text: String,
+    outline: Outline,
+}
+
+impl Outlined {
+    pub fn new(text: &str, outline: Outline) -> Outlined {
+        Outlined {
+            text: text.to_string(),
+            outline,
+        }
+    }
+
+    /// The outline, when `text` is the text it was made from.
+    pub fn of(&self, text: &str) -> Option<&Outline> {
+        (self.text == text).then_some(&self.outline)
+    }
+}
+
 pub fn outline(doc: &Doc, matcher: &Matcher) -> Outline {
     let (matches, sec_level) = section_headings(doc, matcher);
     let mut found = locate(doc, &matches, matcher.sections());

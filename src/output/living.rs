@@ -26,14 +26,18 @@ pub fn text_hash(text: &str) -> String {
 /// Each present section's hash, by id, and the hash of the text outside them (`OTHER`).
 /// `plan` is the Markdown without front matter.
 pub fn section_hashes(plan: &str, checker: &Checker) -> BTreeMap<String, String> {
-    let outline = checker.outline(plan);
+    section_hashes_in(plan, &checker.outline(plan), checker)
+}
+
+/// `section_hashes`, with `outline` the outline of `plan`.
+fn section_hashes_in(plan: &str, outline: &markdown::Outline, checker: &Checker) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (i, s) in checker.spec.sections.iter().enumerate() {
         if let Some(l) = outline.primary(i).filter(|l| !l.empty) {
             out.insert(s.id.clone(), text_hash(&plan[l.start..l.end]));
         }
     }
-    out.insert(OTHER.to_string(), text_hash(&outside_sections(plan, &outline)));
+    out.insert(OTHER.to_string(), text_hash(&outside_sections(plan, outline)));
     out
 }
 
@@ -220,7 +224,20 @@ impl Earlier {
 /// person edited it (`before.edited`) keeps the hash rbplan recorded before (or none), so
 /// that it still reads as edited next time.
 pub fn hashes_after(plan: &str, checker: &Checker, before: Option<&Earlier>) -> BTreeMap<String, String> {
-    let mut h = section_hashes(plan, checker);
+    hashes_after_with(plan, None, checker, before)
+}
+
+/// `hashes_after`, reusing `checked` (the check's outline) when it is `plan`'s.
+pub fn hashes_after_with(
+    plan: &str,
+    checked: Option<&markdown::Outlined>,
+    checker: &Checker,
+    before: Option<&Earlier>,
+) -> BTreeMap<String, String> {
+    let mut h = match checked.and_then(|c| c.of(plan)) {
+        Some(outline) => section_hashes_in(plan, outline, checker),
+        None => section_hashes(plan, checker),
+    };
     let recorded = before.map(|b| &b.provenance.sections);
     for &i in before.map_or(&[][..], |b| &b.edited) {
         let id = &checker.spec.sections[i].id;

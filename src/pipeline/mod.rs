@@ -134,7 +134,7 @@ impl Job<'_> {
             Start::Revise(file) => {
                 revise::provenance(self, file, &g.state.plan, &g.state.report, revise::Revision::Fix)
             }
-            _ => self.provenance(&g.state.plan, &g.state.report, &g.state.written_by, judgement.as_ref()),
+            _ => self.provenance(&g.state, judgement.as_ref()),
         };
         // Each model's requests, counted apart once a fallback was asked too.
         if g.tally.by_model.len() > 1 {
@@ -192,15 +192,10 @@ impl Job<'_> {
 
     /// The front matter of a plan made new: what made it, its verdict and its section
     /// hashes, a person's edited sections keeping the hash rbplan recorded for them.
-    pub fn provenance(
-        &self,
-        plan: &str,
-        report: &CheckReport,
-        written_by: &[(String, String)],
-        judgement: Option<&Judgement>,
-    ) -> Provenance {
-        let sections = living::hashes_after(plan, self.checker, self.earlier());
-        self.made(report, written_by, judgement, sections)
+    pub fn provenance(&self, state: &repair::State, judgement: Option<&Judgement>) -> Provenance {
+        let checked = state.checked.as_ref();
+        let sections = living::hashes_after_with(&state.plan, checked, self.checker, self.earlier());
+        self.made(&state.report, &state.written_by, judgement, sections)
     }
 
     /// The one place a plan's provenance is built.

@@ -231,6 +231,8 @@ impl Generated {
     /// Lay the plan over `old`, the plan a person edited (see `merge`), and check it again.
     pub fn lay_over(&mut self, old: &str, keep: &[usize], checker: &Checker, m: &Migration) {
         self.state.plan = merge(old, &self.state.plan, keep, checker);
-        self.state.report = checker.check(&self.state.plan, m).1;
+        let (outline, report) = checker.check(&self.state.plan, m);
+        self.state.report = report;
+        self.state.checked = Some(crate::markdown::Outlined::new(&self.state.plan, outline));
     }
 }

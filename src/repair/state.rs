@@ -6,6 +6,7 @@ use super::text::{body_from_fill, drop_unfinished_tail, sections_from_reply, spl
 use super::{Round, Strategy};
 use crate::check::{CheckReport, Checker, Migration, SectionState};
 use crate::client::{ChatResult, Message};
+use crate::markdown::Outlined;
 use crate::template::{Inputs, Template};
 
 /// Where a plan stands between repair rounds.
@@ -34,6 +35,8 @@ pub struct State {
     /// `--parallel`: the outline the sections were written from; one-section requests
     /// carry it too.
     pub outline: Option<String>,
+    /// The outline of `plan` its last check made, for the section hashes.
+    pub checked: Option<Outlined>,
 }
 
 /// What the next round asks for.
@@ -83,7 +86,8 @@ impl State {
         } else {
             draft.to_string()
         };
-        let (_, report) = checker.check(&plan, m);
+        let (outline, report) = checker.check(&plan, m);
+        let checked = Some(Outlined::new(&plan, outline));
         let first_found: Vec<String> = report
             .sections
             .iter()
@@ -106,13 +110,15 @@ impl State {
             pinned: Vec::new(),
             regenerating: false,
             outline: None,
+            checked,
         }
     }
 
     /// The state of a plan already written (`Start::From`): its sections are `kept`, the
     /// `pinned` ones are never rewritten, and nobody is known to have written them.
     pub fn resume(plan: &str, pinned: &[usize], checker: &Checker, m: &Migration, model: &str) -> State {
-        let (_, report) = checker.check(plan, m);
+        let (outline, report) = checker.check(plan, m);
+        let checked = Some(Outlined::new(plan, outline));
         let strategies = report
             .sections
             .iter()
@@ -133,6 +139,7 @@ impl State {
             pinned: pinned.to_vec(),
             regenerating: false,
             outline: None,
+            checked,
         }
     }
 
@@ -228,13 +235,13 @@ impl State {
         if !fills.is_empty() {
             self.plan = splice(&self.plan, checker, &fills);
         }
-        let (_, mut next) = checker.check(&self.plan, m);
+        let (mut outline, mut next) = checker.check(&self.plan, m);
         for (idx, body) in rewrites {
             let candidate = splice(&self.plan, checker, &[(idx, body)]);
-            let (_, after) = checker.check(&candidate, m);
+            let (o, after) = checker.check(&candidate, m);
             if fewer_problems(&after, &next, checker, idx) {
                 self.plan = candidate;
-                next = after;
+                (outline, next) = (o, after);
                 let id = checker.spec.sections[idx].id.clone();
                 self.wrote(&id);
                 r.rewritten.push(id);
@@ -243,6 +250,7 @@ impl State {
         self.refuse_unfixed(ask, answered, &r.rewritten, checker);
         self.record_recovered(ask, &fills, &next, &mut r, checker);
         self.report = next;
+        self.checked = Some(Outlined::new(&self.plan, outline));
         self.rounds.push(r);
         self.rounds.last().expect("just pushed")
     }
