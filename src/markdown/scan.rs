@@ -28,6 +28,18 @@ pub(crate) struct Scan {
     pub(crate) checkboxes: usize,
     /// The section's plain text, made as `Doc::text` is.
     pub(crate) text: String,
+    /// Where the body's items may start (offsets in the body), for `item_starts`.
+    starts: ItemStarts,
+}
+
+/// The blocks outside any other block that can start an item, as `markdown::parse` of
+/// the body would find them: subheadings (with their levels), paragraphs that open with
+/// `*` or `_`, and the items of lists.
+#[derive(Default)]
+struct ItemStarts {
+    headings: Vec<(u8, usize)>,
+    bold: Vec<usize>,
+    list_items: Vec<usize>,
 }
 
 /// `Scan::new`'s state between parser events.
@@ -46,6 +58,8 @@ struct ScanState<'a> {
     /// The next event is the first inside a top-level paragraph.
     para_first: bool,
     bold: Option<String>,
+    /// How many blocks and headings are open, counted as `markdown::parse` counts them.
+    depth: usize,
 }
 
 impl Scan {
@@ -60,6 +74,7 @@ impl Scan {
                 list_items: 0,
                 checkboxes: 0,
                 text: String::with_capacity(body.len()),
+                starts: ItemStarts::default(),
             },
             src,
             start,
@@ -72,9 +87,11 @@ impl Scan {
             cell: None,
             para_first: false,
             bold: None,
+            depth: 0,
         };
         for (ev, range) in Parser::new_ext(body, super::options()).into_offset_iter() {
             let brk = matches!(ev, Event::SoftBreak | Event::HardBreak | Event::End(_));
+            st.item_start(&ev, range.start);
             st.event(ev, range.start);
             // The section's plain text, as `Doc::text` is made, from the same parse.
             if brk {
@@ -98,9 +115,58 @@ impl Scan {
             self.list_items
         }
     }
+
+    /// Where the body's items start, as `check`'s item splitting reads them: its
+    /// outermost subsections outside other blocks if there are two or more, else its
+    /// paragraphs that open with `*` or `_`, else the items of its top-level lists.
+    pub(crate) fn item_starts(&self) -> Vec<usize> {
+        let s = &self.starts;
+        let top = s.headings.iter().map(|(l, _)| *l).min();
+        let subs: Vec<usize> = s
+            .headings
+            .iter()
+            .filter(|(l, _)| Some(*l) == top)
+            .map(|(_, at)| *at)
+            .collect();
+        if subs.len() >= 2 {
+            subs
+        } else if s.bold.len() >= 2 {
+            s.bold.clone()
+        } else {
+            s.list_items.clone()
+        }
+    }
 }
 
 impl ScanState<'_> {
+    /// Notes where an item may start, and keeps `depth` as `markdown::parse` keeps it.
+    fn item_start(&mut self, ev: &Event, at: usize) {
+        let starts = &mut self.scan.starts;
+        match ev {
+            Event::Start(Tag::Heading { level: l, .. }) => {
+                if self.depth == 0 && (*l as u8) > self.level {
+                    starts.headings.push((*l as u8, at));
+                }
+                self.depth += 1;
+            }
+            Event::End(TagEnd::Heading(_)) => self.depth -= 1,
+            Event::Start(tag) if super::is_block(tag) => {
+                match tag {
+                    Tag::Paragraph
+                        if self.depth == 0 && self.src[self.start + at..].trim_start().starts_with(['*', '_']) =>
+                    {
+                        starts.bold.push(at)
+                    }
+                    Tag::Item if self.depth == 1 => starts.list_items.push(at),
+                    _ => {}
+                }
+                self.depth += 1;
+            }
+            Event::End(tag) if super::is_block_end(tag) => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+
     fn event(&mut self, ev: Event, at: usize) {
         let was_para_first = std::mem::replace(&mut self.para_first, false);
         match ev {
@@ -166,5 +232,42 @@ mod tests {
             "Intro **bold** and `code`.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- [ ] one\n- two\n\n### Sub\n\ntext\n";
         let scan = Scan::new(md, 0, md.len(), 2);
         assert_eq!(scan.text, plain_text(md));
+    }
+
+    /// The item starts read in the scan's pass are those a parse of the body gives.
+    #[test]
+    fn item_starts_are_those_of_the_body_parse() {
+        let by_parse = |body: &str, level: u8| -> Vec<usize> {
+            let doc = crate::markdown::parse(body);
+            let heads: Vec<_> = doc.headings.iter().filter(|h| h.top_level && h.level > level).collect();
+            let top = heads.iter().map(|h| h.level).min();
+            let subs: Vec<usize> = heads.iter().filter(|h| Some(h.level) == top).map(|h| h.start).collect();
+            let blocks = |k| doc.blocks.iter().filter(move |b| b.kind == k);
+            let bold: Vec<usize> = blocks(crate::markdown::BlockKind::Paragraph)
+                .filter(|b| body[b.start..].trim_start().starts_with(['*', '_']))
+                .map(|b| b.start)
+                .collect();
+            let items = blocks(crate::markdown::BlockKind::List).flat_map(|b| {
+                crate::markdown::list_item_starts(&body[b.start..b.end])
+                    .into_iter()
+                    .map(move |i| b.start + i)
+            });
+            if subs.len() >= 2 {
+                subs
+            } else if bold.len() >= 2 {
+                bold
+            } else {
+                items.collect()
+            }
+        };
+        for body in [
+            "\n### A\n\nx\n\n#### A1\n\n### B\n\n> ### quoted\n",
+            "\n**What if a?** x\n\n_b_ y\n\n- **c** z\n",
+            "\n1. a\n   - a1\n2. b\n\n> - quoted\n\ntext\n\n* c\n* d\n",
+            "\n- [ ] a\n- [x] b\n\n### Only one\n",
+        ] {
+            let scan = Scan::new(body, 0, body.len(), 2);
+            assert_eq!(scan.item_starts(), by_parse(body, 2), "{body:?}");
+        }
     }
 }

@@ -141,14 +141,19 @@ fn words_in(text: &str, vocab: &WordSet, join_hyphens: bool) -> Vec<String> {
 
 /// The tokens of `words` before joining.
 fn stripped_tokens(text: &str, vocab: &WordSet, join_hyphens: bool) -> Vec<String> {
-    let lowered = text.to_lowercase().replace('&', " and ");
+    let mut lowered = text.to_lowercase();
+    if lowered.contains('&') {
+        lowered = lowered.replace('&', " and ");
+    }
     // Apostrophes inside words join; hyphens inside words are decided below; other
     // punctuation separates.
     let mut cleaned = String::with_capacity(lowered.len());
-    let chars: Vec<char> = lowered.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
+    let mut chars = lowered.chars().peekable();
+    let mut prev: Option<char> = None;
+    while let Some(c) = chars.next() {
         let between_letters =
-            i > 0 && i + 1 < chars.len() && chars[i - 1].is_alphanumeric() && chars[i + 1].is_alphanumeric();
+            prev.is_some_and(char::is_alphanumeric) && chars.peek().is_some_and(|n| n.is_alphanumeric());
+        prev = Some(c);
         match c {
             '\'' | '’' if between_letters => {}
             '-' if between_letters => cleaned.push('-'),
@@ -158,8 +163,12 @@ fn stripped_tokens(text: &str, vocab: &WordSet, join_hyphens: bool) -> Vec<Strin
     }
     let mut toks: Vec<String> = Vec::new();
     for t in cleaned.split_whitespace() {
+        if !t.contains('-') {
+            toks.push(t.to_string());
+            continue;
+        }
         let whole = t.replace('-', "");
-        if join_hyphens || !t.contains('-') || (!vocab.is_empty() && vocab.contains(&stem(&whole))) {
+        if join_hyphens || (!vocab.is_empty() && vocab.contains(&stem(&whole))) {
             toks.push(whole);
         } else {
             toks.extend(t.split('-').map(String::from));
@@ -176,7 +185,10 @@ fn stripped_tokens(text: &str, vocab: &WordSet, join_hyphens: bool) -> Vec<Strin
     }
     toks.into_iter()
         .filter(|t| !STOPWORDS.contains(&t.as_str()))
-        .map(|t| strip_suffix(&t))
+        .map(|mut t| {
+            strip_suffix(&mut t);
+            t
+        })
         .collect()
 }
 
@@ -192,25 +204,39 @@ pub fn join_tokens(stripped: &[String], vocab: &WordSet) -> Vec<String> {
     // Join neighbours whose concatenation is a known word: "roll back" → "rollback",
     // "cutting over" → "cutover".
     let mut out: Vec<String> = Vec::with_capacity(stripped.len());
+    let mut joined = String::new();
     let mut i = 0;
     while i < stripped.len() {
         // With no vocabulary nothing can join (the common case for plain word lists).
-        if i + 1 < stripped.len() && !vocab.is_empty() {
-            let (a, b) = (&stripped[i], &stripped[i + 1]);
-            let joined = [format!("{a}{b}"), format!("{}{b}", single_final(a.clone()))]
-                .into_iter()
-                .map(|j| stem(&j))
-                .find(|j| vocab.contains(j));
-            if let Some(j) = joined {
-                out.push(j);
-                i += 2;
-                continue;
-            }
+        if i + 1 < stripped.len() && !vocab.is_empty() && joins(&stripped[i], &stripped[i + 1], vocab, &mut joined) {
+            out.push(joined.clone());
+            i += 2;
+            continue;
         }
-        out.push(finish(stripped[i].clone()));
+        let mut w = stripped[i].clone();
+        finish(&mut w);
+        out.push(w);
         i += 1;
     }
     out
+}
+
+/// Whether `a` and `b` written as one word ("cutover"; "cutt" + "over" as "cutover") is a
+/// word of `vocab`; that word is left in `buf`.
+fn joins(a: &str, b: &str, vocab: &WordSet, buf: &mut String) -> bool {
+    buf.clear();
+    buf.push_str(a);
+    buf.push_str(b);
+    stem_in_place(buf);
+    if vocab.contains(buf) {
+        return true;
+    }
+    buf.clear();
+    buf.push_str(a);
+    single_final(buf);
+    buf.push_str(b);
+    stem_in_place(buf);
+    vocab.contains(buf)
 }
 
 fn is_roman(t: &str) -> bool {
@@ -223,43 +249,45 @@ fn is_roman(t: &str) -> bool {
 /// Crude English stemming: enough to fold plurals, "-ing" and "-ed" forms onto one word
 /// ("stages", "staging" and "staged" all give "stag"; "writing" and "write" give "writ").
 pub fn stem(w: &str) -> String {
-    finish(strip_suffix(w))
+    let mut w = w.to_string();
+    stem_in_place(&mut w);
+    w
+}
+
+fn stem_in_place(w: &mut String) {
+    strip_suffix(w);
+    finish(w);
 }
 
 /// Drop one inflection: "-ies"/"-ied" (→ "y"), "-ing", "-ed", or a plural "-s".
-fn strip_suffix(w: &str) -> String {
-    let n = w.chars().count();
-    let cut = |k: usize| w[..w.len() - k].to_string();
+fn strip_suffix(w: &mut String) {
+    let n = if w.is_ascii() { w.len() } else { w.chars().count() };
     if n > 4 && (w.ends_with("ies") || w.ends_with("ied")) {
-        return cut(3) + "y";
+        w.truncate(w.len() - 3);
+        w.push('y');
+    } else if n > 5 && w.ends_with("ing") {
+        w.truncate(w.len() - 3);
+    } else if n > 4 && w.ends_with("ed") && !w.ends_with("eed") {
+        w.truncate(w.len() - 2);
+    } else if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
+        w.truncate(w.len() - 1);
     }
-    if n > 5 && w.ends_with("ing") {
-        return cut(3);
-    }
-    if n > 4 && w.ends_with("ed") && !w.ends_with("eed") {
-        return cut(2);
-    }
-    if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
-        return cut(1);
-    }
-    w.to_string()
 }
 
 /// Make the forms `strip_suffix` leaves agree with the bare word: a final "e" goes
 /// ("write" / "writ(ing)") and a final doubled consonant is single ("cutt(ing)" / "cut").
-fn finish(mut w: String) -> String {
-    if w.chars().count() > 3 && w.ends_with('e') {
+fn finish(w: &mut String) {
+    if w.ends_with('e') && (if w.is_ascii() { w.len() } else { w.chars().count() }) > 3 {
         w.pop();
     }
-    single_final(w)
+    single_final(w);
 }
 
-fn single_final(mut w: String) -> String {
+fn single_final(w: &mut String) {
     let b = w.as_bytes();
     if b.len() > 2 && b[b.len() - 1] == b[b.len() - 2] && b"bcdfgklmnprstvz".contains(&b[b.len() - 1]) {
         w.pop();
     }
-    w
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! A new check is a variant of `CheckSpec` (spec.rs), a `Code` (finding.rs), and an arm
 //! and a function here.
 
-use super::items::{Item, has_condition, has_duration, items, normalize};
+use super::items::{Item, Normalized, has_condition, has_duration, items, normalize};
 use super::matching::{column_of, stage_covered, stage_title, table_problem, titles_from, titles_of};
 use super::{Plan, Problem, Section, quoted, quoted_list};
 use crate::check::{Code, Migration};
@@ -33,8 +33,8 @@ impl Section<'_> {
             CheckSpec::Checkboxes { min } => self.checkboxes(*min),
             CheckSpec::Mentions { all, scope, what } => {
                 let text = match scope {
-                    Scope::Section => &normalize(&self.scan.text),
-                    Scope::Document => plan.text(),
+                    Scope::Section => &self.scan.text,
+                    Scope::Document => &plan.doc.text,
                 };
                 self.mentions(text, all, *scope, what.as_deref())
             }
@@ -59,7 +59,7 @@ impl Section<'_> {
                 )
             }
             None => {
-                let all = items(self.body, self.level);
+                let all = items(self.body, &self.scan);
                 let lacking: Vec<String> = all
                     .iter()
                     .filter(|i| !has_duration(&i.text))
@@ -102,7 +102,7 @@ impl Section<'_> {
         if m.names().is_empty() || m.stage_list().is_none_or(<[String]>::is_empty) {
             return Vec::new();
         }
-        let all = items(self.body, self.level);
+        let all = items(self.body, &self.scan);
         let generic: Vec<&Item> = all.iter().filter(|i| !m.is_named_in(&i.text)).collect();
         if generic.is_empty() {
             return Vec::new();
@@ -209,8 +209,9 @@ impl Section<'_> {
         self.problem(Code::Checkboxes, msg)
     }
 
-    /// Each entry of `all` (alternatives split by `|`) must appear in `text`, normalized.
+    /// Each entry of `all` (alternatives split by `|`) must appear in `text`, both normalized.
     fn mentions(&self, text: &str, all: &[String], scope: Scope, what: Option<&str>) -> Vec<Problem> {
+        let text = Normalized::new(text);
         let absent: Vec<&str> = all
             .iter()
             .filter(|entry| !entry.split('|').any(|alt| text.contains(&normalize(alt))))

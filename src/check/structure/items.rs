@@ -2,7 +2,9 @@
 //! list items), whether a text gives a time or a condition, and text normalized for
 //! phrase matching.
 
-use crate::markdown;
+use std::cell::OnceCell;
+
+use crate::markdown::Scan;
 use crate::util::line_of;
 
 /// An item of a list-like section: a subsection, a bold-led paragraph or a list item.
@@ -15,37 +17,9 @@ pub(crate) struct Item {
     pub(crate) line: usize,
 }
 
-/// The items of a section body, as `Scan::item_count` counts them: its outermost
-/// subsections if there are two or more, else its bold-led paragraphs, else the items of
-/// its top-level lists.
-pub(crate) fn items(body: &str, level: u8) -> Vec<Item> {
-    let doc = markdown::parse(body);
-    let subs: Vec<usize> = {
-        let heads: Vec<&markdown::Heading> = doc.headings.iter().filter(|h| h.top_level && h.level > level).collect();
-        let top = heads.iter().map(|h| h.level).min();
-        heads.iter().filter(|h| Some(h.level) == top).map(|h| h.start).collect()
-    };
-    let bold: Vec<usize> = doc
-        .blocks
-        .iter()
-        .filter(|b| b.kind == markdown::BlockKind::Paragraph && body[b.start..].trim_start().starts_with(['*', '_']))
-        .map(|b| b.start)
-        .collect();
-    let starts = if subs.len() >= 2 {
-        subs
-    } else if bold.len() >= 2 {
-        bold
-    } else {
-        doc.blocks
-            .iter()
-            .filter(|b| b.kind == markdown::BlockKind::List)
-            .flat_map(|b| {
-                markdown::list_item_starts(&body[b.start..b.end])
-                    .into_iter()
-                    .map(move |i| b.start + i)
-            })
-            .collect()
-    };
+/// The items of a section body, cut where `scan` (the body's) says they start.
+pub(crate) fn items(body: &str, scan: &Scan) -> Vec<Item> {
+    let starts = scan.item_starts();
     starts
         .iter()
         .enumerate()
@@ -173,6 +147,92 @@ pub(crate) fn normalize(s: &str) -> String {
     String::from_utf8(out).expect("built from whole chars")
 }
 
+/// A text searched as `normalize` makes it, without making it when it need not be: an
+/// ASCII phrase is compared in place, unless the text holds one of the two characters
+/// whose lower case is ASCII (the Kelvin sign, 'İ').
+pub(crate) struct Normalized<'a> {
+    raw: &'a str,
+    in_place: bool,
+    /// `normalize(raw)`, made once, for phrases that cannot be compared in place.
+    whole: OnceCell<String>,
+}
+
+impl Normalized<'_> {
+    pub(crate) fn new(raw: &str) -> Normalized<'_> {
+        Normalized {
+            raw,
+            in_place: !raw.contains(['\u{212A}', '\u{0130}']),
+            whole: OnceCell::new(),
+        }
+    }
+
+    /// Whether the normalized text contains `phrase`, itself normalized.
+    pub(crate) fn contains(&self, phrase: &str) -> bool {
+        if self.in_place && phrase.is_ascii() {
+            let first = phrase.as_bytes().first().copied();
+            let t = self.raw.as_bytes();
+            return first.is_none_or(|f| {
+                (0..t.len()).any(|i| t[i].to_ascii_lowercase() == f && starts_with_at(self.raw, i, phrase.as_bytes()))
+            });
+        }
+        self.whole.get_or_init(|| normalize(self.raw)).contains(phrase)
+    }
+}
+
+/// Whether `normalize(&t[i..])` starts with `n` (normalized, ASCII), for `t[i]` ASCII
+/// and not white space.
+fn starts_with_at(t: &str, mut i: usize, n: &[u8]) -> bool {
+    let b = t.as_bytes();
+    for &c in n {
+        match c {
+            // One space stands for any run of white space.
+            b' ' => {
+                let k = skip_space(t, i);
+                if k == i {
+                    return false;
+                }
+                i = k;
+            }
+            // White space either side of a `+` is dropped.
+            b'+' => {
+                i = skip_space(t, i);
+                if b.get(i) != Some(&b'+') {
+                    return false;
+                }
+                i = skip_space(t, i + 1);
+            }
+            _ => {
+                if b.get(i).map(u8::to_ascii_lowercase) != Some(c) {
+                    return false;
+                }
+                i += 1;
+            }
+        }
+    }
+    true
+}
+
+/// Past the white space (as `normalize` reads it) at `t[i..]`.
+fn skip_space(t: &str, mut i: usize) -> usize {
+    let b = t.as_bytes();
+    while i < b.len() {
+        let len = if b[i].is_ascii() {
+            if !(b[i].is_ascii_whitespace() || b[i] == 0x0b) {
+                break;
+            }
+            1
+        } else {
+            let c = t[i..].chars().next().expect("i is a char boundary");
+            if !c.is_whitespace() {
+                break;
+            }
+            c.len_utf8()
+        };
+        i += len;
+    }
+    i
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +257,55 @@ mod tests {
             let slow = s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
             assert_eq!(normalize(s), slow.replace(" +", "+").replace("+ ", "+"), "{s:?}");
         }
+    }
+
+    #[test]
+    fn normalized_text_is_searched_in_place_as_when_made() {
+        let texts = [
+            "After  T + 4h, the Point of no return",
+            "a +b+ c + d",
+            "Status\u{a0}Page and the\tSTATUS\n\npage+",
+            "x  +c and x c",
+            "\u{212A}afka is K",
+            "İstanbul istanbul",
+            "é point  of\u{2003}no return is T+ 30",
+            "\u{b}a\u{b}b",
+            "",
+        ];
+        let phrases = [
+            "t+4h",
+            "point of no return",
+            "a+b+c+d",
+            "status page",
+            "page+",
+            "x c",
+            "x+c",
+            "kafka",
+            "istanbul",
+            "no return is t+30",
+            "a b",
+            "",
+            "é",
+            "+",
+            "d",
+        ];
+        for t in texts {
+            let n = Normalized::new(t);
+            for p in phrases {
+                let p = normalize(p);
+                assert_eq!(n.contains(&p), normalize(t).contains(&p), "{t:?} {p:?}");
+            }
+        }
+    }
+
+    /// `Normalized` compares ASCII phrases in place only when no character lower-cases
+    /// to ASCII but these two.
+    #[test]
+    fn only_two_characters_lower_case_to_ascii() {
+        let found: Vec<char> = (0x80..=char::MAX as u32)
+            .filter_map(char::from_u32)
+            .filter(|c| c.to_lowercase().any(|l| l.is_ascii()))
+            .collect();
+        assert_eq!(found, ['\u{130}', '\u{212A}']);
     }
 }

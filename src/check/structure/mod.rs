@@ -5,8 +5,6 @@
 //! `checks` holds the checks, `items` what they read out of a section's text, `matching`
 //! tables and stage titles; the section itself is read by `markdown::Scan`.
 
-use std::cell::OnceCell;
-
 use super::{Code, Finding, Migration};
 use crate::markdown::{Doc, Outline, Scan};
 use crate::spec::{Severity, Spec};
@@ -19,11 +17,7 @@ mod matching;
 /// Run every check of every present section.
 pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, m: &Migration) -> Vec<Finding> {
     let mut out = Vec::new();
-    let plan = Plan {
-        doc,
-        migration: m,
-        text: OnceCell::new(),
-    };
+    let plan = Plan { doc, migration: m };
     for (i, s) in spec.sections.iter().enumerate() {
         if s.checks.is_empty() {
             continue;
@@ -37,7 +31,6 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, m: &Migration) -> Vec<Find
             line: loc.line,
             body: &doc.src[loc.body_start..loc.end],
             body_line: line_of(doc.src, loc.body_start),
-            level: loc.level,
         };
         for (check, severity) in s.checks.with_severity() {
             out.extend(sec.check(check, &plan).into_iter().map(|p| Finding {
@@ -58,14 +51,6 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, m: &Migration) -> Vec<Find
 struct Plan<'a> {
     doc: &'a Doc<'a>,
     migration: &'a Migration,
-    /// The whole plan as normalized text, made once, when a check first needs it.
-    text: OnceCell<String>,
-}
-
-impl Plan<'_> {
-    fn text(&self) -> &str {
-        self.text.get_or_init(|| items::normalize(&self.doc.text))
-    }
 }
 
 /// A present section being checked.
@@ -74,10 +59,9 @@ struct Section<'a> {
     /// "2. Rollback decision matrix", for messages.
     heading: String,
     line: usize,
-    /// The Markdown under the heading, the line it starts on, and the heading's level.
+    /// The Markdown under the heading, and the line it starts on.
     body: &'a str,
     body_line: usize,
-    level: u8,
 }
 
 /// One problem a check found, before it becomes a finding.
