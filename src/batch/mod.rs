@@ -16,7 +16,9 @@ pub mod progress;
 pub mod report;
 pub mod runner;
 
-use crate::check::Checker;
+use std::sync::Arc;
+
+use crate::check::{Checker, Stages};
 use crate::client::Client;
 use crate::pipeline::PlanInput;
 use crate::template::Template;
@@ -54,6 +56,8 @@ pub struct Ctx {
     pub prices: crate::price::Prices,
     /// Where answers come from.
     pub answers: Answers,
+    /// The last item's stages with their words, for the next item that has the same.
+    pub last_stages: std::sync::Mutex<Option<Arc<Stages>>>,
 }
 
 /// Where an item's answers come from.
@@ -99,10 +103,22 @@ impl Ctx {
         self.out.is_some() && !self.force && self.earlier(item, input, model) == Earlier::Current
     }
 
+    /// `item`'s stages with their words: the last item's when they are the same.
+    fn stages_of(&self, item: &Item) -> Arc<Stages> {
+        let mut last = self
+            .last_stages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*last {
+            Some(s) if s.are(&item.stages) => s.clone(),
+            _ => last.insert(Stages::new(Some(item.stages.clone()))).clone(),
+        }
+    }
+
     /// What `item`'s plan is made from: its inputs, the run's `--context` and then its own
     /// `context` and `runbook` (read from the input file's folder), held to the budget.
     pub fn item_input(&self, item: &Item, model: &str) -> crate::error::Result<PlanInput> {
-        let input = PlanInput::with_stages(item.inputs.clone(), item.stages.clone());
+        let input = PlanInput::with_shared_stages(item.inputs.clone(), &self.stages_of(item));
         if self.context.is_empty() && item.context.is_empty() && item.runbook.is_none() {
             return Ok(input);
         }

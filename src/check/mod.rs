@@ -4,6 +4,8 @@
 //! prompt, copying) and whether it is about its own migration (`specific`). The result is
 //! a report with one finding per problem, each naming its section and line.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 pub mod coherence;
@@ -139,24 +141,53 @@ pub struct Checker {
 /// summary whose systems it must name. Made once per plan; checks run many times.
 #[derive(Debug, Clone, Default)]
 pub struct Migration {
-    stages: Option<Vec<String>>,
+    stages: Arc<Stages>,
     names: Vec<String>,
     /// With `--parallel`: what the shared outline fixed, that every section must agree on.
     agreed: Option<coherence::Agreed>,
-    /// Stems of the stages' words and the names: what makes a scenario specific.
-    vocab: WordSet,
+    /// Stems of the names: with the stages' stems, what makes a scenario specific.
+    name_vocab: WordSet,
     /// With context files: the names they hold, that the plan must use.
-    grounding: Option<std::sync::Arc<grounding::Grounding>>,
+    grounding: Option<Arc<grounding::Grounding>>,
+}
+
+/// The stage names a plan must cover and the stems of their words. The same for every
+/// plan of a batch whose items share their stages, so made once and shared.
+#[derive(Debug, Default)]
+pub struct Stages {
+    names: Option<Vec<String>>,
+    vocab: WordSet,
+}
+
+impl Stages {
+    pub fn new(names: Option<Vec<String>>) -> Arc<Stages> {
+        let vocab = specific::vocabulary(names.as_deref().unwrap_or_default());
+        Arc::new(Stages { names, vocab })
+    }
+
+    /// Whether these are the stages `names`.
+    pub fn are(&self, names: &[String]) -> bool {
+        self.names.as_deref() == Some(names)
+    }
+
+    pub fn names(&self) -> Option<&[String]> {
+        self.names.as_deref()
+    }
 }
 
 impl Migration {
     pub fn new(stages: Option<Vec<String>>, summary: Option<&str>) -> Migration {
+        Migration::with_stages(Stages::new(stages), summary)
+    }
+
+    /// With stages whose words are made already.
+    pub fn with_stages(stages: Arc<Stages>, summary: Option<&str>) -> Migration {
         let names = summary.map(specific::names).unwrap_or_default();
-        let vocab = specific::vocabulary(stages.as_deref().unwrap_or_default(), &names);
+        let name_vocab = specific::vocabulary(&names);
         Migration {
             stages,
             names,
-            vocab,
+            name_vocab,
             agreed: None,
             grounding: None,
         }
@@ -165,7 +196,7 @@ impl Migration {
     /// The same migration, grounded in context files (`--context`, `--runbook`).
     pub fn with_grounding(self, g: grounding::Grounding) -> Migration {
         Migration {
-            grounding: Some(std::sync::Arc::new(g)),
+            grounding: Some(Arc::new(g)),
             ..self
         }
     }
@@ -176,7 +207,7 @@ impl Migration {
 
     /// The same migration, with what an outline fixed (`--parallel`).
     pub fn with_outline(&self, outline: &str) -> Migration {
-        let agreed = coherence::Agreed::from_outline(outline, self.stages.as_deref().unwrap_or_default());
+        let agreed = coherence::Agreed::from_outline(outline, self.stages.names().unwrap_or_default());
         Migration {
             agreed: Some(agreed),
             ..self.clone()
@@ -193,7 +224,12 @@ impl Migration {
     }
 
     pub fn stage_list(&self) -> Option<&[String]> {
-        self.stages.as_deref()
+        self.stages.names()
+    }
+
+    /// The stages with their words, to share with another plan's migration.
+    pub fn shared_stages(&self) -> &Arc<Stages> {
+        &self.stages
     }
 
     /// The systems, products and services the summary names.
@@ -203,7 +239,10 @@ impl Migration {
 
     /// A text names a stage or something the summary names.
     pub fn is_named_in(&self, text: &str) -> bool {
-        specific::names_any(text, &self.names) || specific::stems(text).into_iter().any(|w| self.vocab.contains(&w))
+        specific::names_any(text, &self.names)
+            || specific::stems(text)
+                .into_iter()
+                .any(|w| self.stages.vocab.contains(&w) || self.name_vocab.contains(&w))
     }
 }
 

@@ -2,6 +2,8 @@
 //! ("MySQL 5.7", "PostgreSQL", "the orders service"); a plan that names none of them, or
 //! scenarios that name neither a stage nor one of them, are generic.
 
+use std::sync::LazyLock;
+
 use crate::markdown::{self, WordSet};
 
 /// Capitalised words that name nothing in particular.
@@ -115,7 +117,11 @@ fn tokens(s: &str) -> Vec<&str> {
 /// word not at the start of a sentence, or a word joined with `_`, `-` or `.`.
 fn is_name(t: &str, first: bool) -> bool {
     let letters = t.chars().filter(|c| c.is_alphabetic()).count();
-    if letters == 0 || UNITS_AND_KINDS.contains(&t.to_lowercase().as_str()) {
+    if letters == 0 {
+        return false;
+    }
+    let lower = t.to_lowercase();
+    if UNITS_AND_KINDS.contains(&lower.as_str()) {
         return false;
     }
     let upper = t.chars().filter(|c| c.is_uppercase()).count();
@@ -123,7 +129,7 @@ fn is_name(t: &str, first: bool) -> bool {
     let capitals = letters >= 2 && upper == letters;
     let capitalised = t.chars().next().is_some_and(char::is_uppercase) && !first;
     let joined = letters >= 2 && is_identifier(t);
-    (mixed || capitals || joined || capitalised) && !NOT_NAMES.contains(&t.to_lowercase().as_str())
+    (mixed || capitals || joined || capitalised) && !NOT_NAMES.contains(&lower.as_str())
 }
 
 /// Joined like an identifier, not like an English compound ("self-managed"): with `_` or
@@ -150,15 +156,19 @@ pub fn stems(text: &str) -> WordSet {
         .collect()
 }
 
-/// The stems that make a text specific: the stages' words (without "stage", "phase"...)
-/// and the summary's names.
-pub fn vocabulary(stages: &[String], names: &[String]) -> WordSet {
-    const GENERIC: &[&str] = &["stage", "phase", "step", "migration", "rollback", "data"];
-    stages
+/// The stems that make a text specific, from the stages (without "stage", "phase"...) or
+/// the summary's names.
+pub fn vocabulary(phrases: &[String]) -> WordSet {
+    static GENERIC: LazyLock<Vec<String>> = LazyLock::new(|| {
+        ["stage", "phase", "step", "migration", "rollback", "data"]
+            .iter()
+            .map(|g| markdown::stem(g))
+            .collect()
+    });
+    phrases
         .iter()
-        .chain(names)
         .flat_map(|s| stems(s))
-        .filter(|w| !GENERIC.iter().any(|g| markdown::stem(g) == *w) && !w.chars().all(|c| c.is_ascii_digit()))
+        .filter(|w| !GENERIC.contains(w) && !w.chars().all(|c| c.is_ascii_digit()))
         .collect()
 }
 

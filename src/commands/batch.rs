@@ -58,6 +58,7 @@ pub async fn run(args: BatchArgs, ui: Ui) -> Result<Outcome> {
         context_ask,
         prices,
         answers: Answers::Live,
+        last_stages: Default::default(),
     };
     check_contexts(&ctx, &manifest, ui)?;
     if args.dry_run {

@@ -3,9 +3,10 @@
 //! with.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use crate::check::Migration;
 use crate::check::grounding::Grounding;
+use crate::check::{Migration, Stages};
 use crate::context::{self, Budget, Context};
 use crate::error::Result;
 use crate::input::runbook::{self, Runbook};
@@ -37,11 +38,17 @@ impl PlanInput {
 
     /// With the stage names already read from `inputs.stages`.
     pub fn with_stages(inputs: Inputs, stages: Vec<String>) -> PlanInput {
-        let migration = Migration::new(Some(stages.clone()), Some(&inputs.summary));
+        PlanInput::with_shared_stages(inputs, &Stages::new(Some(stages)))
+    }
+
+    /// With the stage names read from `inputs.stages` and their words made already (the
+    /// items of a batch share them).
+    pub fn with_shared_stages(inputs: Inputs, stages: &Arc<Stages>) -> PlanInput {
+        let migration = Migration::with_stages(stages.clone(), Some(&inputs.summary));
         let hash = inputs.hash();
         PlanInput {
             inputs,
-            stages,
+            stages: stages.names().unwrap_or_default().to_vec(),
             migration,
             hash,
             context: Context::default(),
@@ -69,7 +76,7 @@ impl PlanInput {
         let counted = context::fit(&mut ctx, model, budget)?;
         let mut inputs = self.inputs;
         inputs.context = context::render(&ctx.files);
-        let mut p = PlanInput::with_stages(inputs, self.stages);
+        let mut p = PlanInput::with_shared_stages(inputs, self.migration.shared_stages());
         p.migration = p.migration.with_grounding(grounding(&ctx, rb));
         p.context = ctx;
         p.runbook = rb.map(|r| r.path.clone());
