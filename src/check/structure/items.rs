@@ -63,19 +63,24 @@ pub(crate) fn has_duration(text: &str) -> bool {
     if lower.contains("t+") || lower.contains("t +") {
         return true;
     }
-    let toks: Vec<&str> = lower
+    // Read word by word, up to the first time word.
+    let mut toks = lower
         .split(|c: char| !(c.is_alphanumeric() || c == '.'))
         .map(|t| t.trim_matches('.'))
         .filter(|t| !t.is_empty())
-        .collect();
-    toks.iter().enumerate().any(|(i, t)| {
+        .peekable();
+    while let Some(t) = toks.next() {
         let digits = t.trim_end_matches(char::is_alphabetic);
         let unit = &t[digits.len()..];
         let number = !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit() || c == '.');
-        (number && UNITS.contains(&unit))
-            || (number && unit.is_empty() && toks.get(i + 1).is_some_and(|u| UNITS.contains(u)))
-            || WORDS.contains(t)
-    })
+        if (number && UNITS.contains(&unit))
+            || (number && unit.is_empty() && toks.peek().is_some_and(|u| UNITS.contains(u)))
+            || WORDS.contains(&t)
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// A decision: "if", "when", "unless", "otherwise", "until", or a time that decides
