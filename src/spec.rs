@@ -71,11 +71,21 @@ impl Patterns {
             .build()?;
         Ok(Patterns { set })
     }
+
+    /// `RESTATED`, compiled once per process.
+    fn shipped() -> Patterns {
+        static SHIPPED: std::sync::LazyLock<Patterns> =
+            std::sync::LazyLock::new(|| Patterns::new(RESTATED).expect("the shipped patterns compile"));
+        SHIPPED.clone()
+    }
 }
 
 impl<'de> Deserialize<'de> for Patterns {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let pats = Vec::<String>::deserialize(d)?;
+        if pats == RESTATED {
+            return Ok(Patterns::shipped());
+        }
         Patterns::new(&pats).map_err(de::Error::custom)
     }
 }
@@ -108,7 +118,7 @@ impl Default for Quality {
             ]
             .map(String::from)
             .to_vec(),
-            restated: Patterns::new(RESTATED).expect("the shipped patterns compile"),
+            restated: Patterns::shipped(),
         }
     }
 }
@@ -438,6 +448,12 @@ mod tests {
         toml::from_str(&spec_text(checks))
     }
 
+    /// The built-in template's spec.
+    fn shipped() -> Spec {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/prompts/rollback-plan/template.toml");
+        toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
     /// Each check of the built-in template as (section, kind, severity).
     fn checks_of(spec: &Spec) -> Vec<(String, String, Severity)> {
         let mut out = Vec::new();
@@ -453,12 +469,7 @@ mod tests {
 
     #[test]
     fn every_check_of_the_template_reads_with_its_severity() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/prompts/rollback-plan/template.toml"
-        ))
-        .unwrap();
-        let spec: Spec = toml::from_str(&text).unwrap();
+        let spec = shipped();
         let want = |id: &str, kind: &str, sev| (id.to_string(), kind.to_string(), sev);
         use Severity::{Error, Warning};
         assert_eq!(
@@ -500,14 +511,9 @@ mod tests {
 
     #[test]
     fn the_template_restates_the_shipped_patterns_and_a_bad_one_names_its_line() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/prompts/rollback-plan/template.toml"
-        ))
-        .unwrap();
-        let spec: Spec = toml::from_str(&text).unwrap();
-        let shipped = Patterns::new(RESTATED).unwrap();
-        assert_eq!(spec.quality.restated.set.patterns(), shipped.set.patterns());
+        let spec = shipped();
+        let compiled = Patterns::new(RESTATED).unwrap();
+        assert_eq!(spec.quality.restated.set.patterns(), compiled.set.patterns());
         let bad = format!("{}\n[quality]\nrestated = ['(unclosed']\n", spec_text(""));
         let e = toml::from_str::<Spec>(&bad).unwrap_err().to_string();
         assert!(e.contains("line 9") && e.contains("unclosed"), "{e}");

@@ -25,7 +25,7 @@ pub(super) fn first<'a>(body: &'a str, pats: &Patterns) -> Option<(usize, &'a st
         }
         let prose = strip(t);
         if !prose.is_empty() && pats.set.is_match(prose.as_bytes()) {
-            return Some((start + line.find(prose).unwrap_or(0), t));
+            return Some((start + (prose.as_ptr() as usize - line.as_ptr() as usize), t));
         }
     }
     None

@@ -223,12 +223,9 @@ impl Earlier {
 /// The hashes to record for a new plan: the plan's own, except that a section kept as a
 /// person edited it (`before.edited`) keeps the hash rbplan recorded before (or none), so
 /// that it still reads as edited next time.
-pub fn hashes_after(plan: &str, checker: &Checker, before: Option<&Earlier>) -> BTreeMap<String, String> {
-    hashes_after_with(plan, None, checker, before)
-}
-
-/// `hashes_after`, reusing `checked` (the check's outline) when it is `plan`'s.
-pub fn hashes_after_with(
+///
+/// `checked` is the outline of the plan's last check; it is reused when it is `plan`'s.
+pub fn hashes_after(
     plan: &str,
     checked: Option<&markdown::Outlined>,
     checker: &Checker,
@@ -511,7 +508,7 @@ mod tests {
         let Existing::Plan(e) = compare(&edited, &c) else {
             panic!()
         };
-        let h = hashes_after(&e.body, &c, Some(&e));
+        let h = hashes_after(&e.body, None, &c, Some(&e));
         let again = e.provenance.clone();
         let mut p = again;
         p.sections = h;

@@ -194,7 +194,7 @@ impl Job<'_> {
     /// hashes, a person's edited sections keeping the hash rbplan recorded for them.
     pub fn provenance(&self, state: &repair::State, judgement: Option<&Judgement>) -> Provenance {
         let checked = state.checked.as_ref();
-        let sections = living::hashes_after_with(&state.plan, checked, self.checker, self.earlier());
+        let sections = living::hashes_after(&state.plan, checked, self.checker, self.earlier());
         self.made(&state.report, &state.written_by, judgement, sections)
     }
 
