@@ -474,3 +474,48 @@ fn bad_parallel_values_and_replay() {
     assert_eq!(replay.code, 0, "{}", replay.stderr);
     assert_eq!(replay.json()["plan"], first.json()["plan"]);
 }
+
+#[test]
+fn a_retry_the_budget_refuses_still_counts_the_request_that_failed() {
+    let a = authored();
+    let server = Server::start(move |req, n| {
+        if is_outline(req) {
+            return reply(req, n, OUTLINE, "stop");
+        }
+        match asked_single(&req.last_user()) {
+            // Section 1 fails once, slowly: by its retry, section 2 has spent the budget.
+            Some(0) => {
+                let boom = Reply::json(500, &json!({"error": {"message": "upstream failed"}}));
+                Reply::After(Duration::from_millis(300), Box::new(boom))
+            }
+            Some(i) => {
+                let mut r = reply(req, n, &a.sections[i].1, "stop");
+                if let Reply::Full { body, .. } = &mut r {
+                    let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
+                    v["usage"] = json!({"prompt_tokens": 100_000, "completion_tokens": 10, "total_tokens": 100_010});
+                    *body = serde_json::to_vec(&v).unwrap();
+                }
+                r
+            }
+            None => Reply::json(400, &json!({"error": {"message": "unexpected request"}})),
+        }
+    });
+    let budget = [
+        "--price",
+        "1:1",
+        "--max-tokens",
+        "1000",
+        "--max-cost",
+        "0.05",
+        "--no-stream",
+    ];
+    let out = ask(&server, &[&["--parallel", "2"][..], &budget].concat());
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    let v = out.json();
+    let sent = server.chats();
+    let first = sent.iter().filter(|c| asked_single(&c.last_user()) == Some(0)).count();
+    // The outline, section 1 once (its retry refused) and section 2; the rest refused.
+    assert_eq!((sent.len(), first), (3, 1), "{v}");
+    assert_eq!(v["requests"], 3, "the failed request went out and counts: {v}");
+    assert!(v["repair_error"].as_str().unwrap().contains("budget is reached"), "{v}");
+}
