@@ -138,7 +138,12 @@ pub fn event_line(ev: Event) -> String {
         Event::Asking { round, id, n, of } => format!("repair round {round}: writing {id} ({n}/{of})"),
         Event::OutlineAsked => "asking for the outline: the facts every section must share".into(),
         Event::Outline { words } => format!("outline: {words} words; now every section in its own request"),
-        Event::SectionDone { id, done, total, .. } => format!("written {done}/{total}: {id}"),
+        Event::SectionDone {
+            id,
+            done,
+            total,
+            answered,
+        } => format!("{} {done}/{total}: {id}", if answered { "written" } else { "failed" }),
         Event::Fallback { model, why } => format!("switching to the fallback model {model}: {why}"),
         Event::Warning(w) => format!("warning: {w}"),
     }

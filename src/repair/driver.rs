@@ -69,13 +69,14 @@ pub trait Source: Send {
         &mut self,
         reqs: Vec<(Target, ChatRequest)>,
         _n: usize,
-        done: &(dyn Fn(usize) + Send + Sync),
+        done: &(dyn Fn(usize, bool) + Send + Sync),
     ) -> impl Future<Output = Result<Vec<Answer>>> + Send {
         async move {
             let mut out = Vec::with_capacity(reqs.len());
             for (i, (at, req)) in reqs.iter().enumerate() {
-                out.push(self.answer(*at, req).await?);
-                done(i);
+                let a = self.answer(*at, req).await?;
+                done(i, matches!(a, Answer::Reply(_)));
+                out.push(a);
             }
             Ok(out)
         }
@@ -162,7 +163,7 @@ impl Source for LiveSource<'_> {
         &mut self,
         reqs: Vec<(Target, ChatRequest)>,
         n: usize,
-        done: &(dyn Fn(usize) + Send + Sync),
+        done: &(dyn Fn(usize, bool) + Send + Sync),
     ) -> Result<Vec<Answer>> {
         use std::sync::atomic::{AtomicBool, Ordering};
         let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1)));
@@ -195,8 +196,9 @@ impl Source for LiveSource<'_> {
                 Some(Err(e)) => Answer::Failed(e),
                 None => Answer::Skipped(None),
             });
-            if !matches!(out[i], Some(Answer::Skipped(None))) {
-                done(i);
+            match &out[i] {
+                Some(Answer::Skipped(None)) => {}
+                a => done(i, matches!(a, Some(Answer::Reply(_)))),
             }
         }
         Ok(out.into_iter().map(|a| a.expect("every task answered")).collect())
@@ -517,7 +519,7 @@ impl<S: Source> Run<'_, '_, S> {
     ) -> Result<()> {
         let mut firsts: Vec<Option<Answer>> = match self.job.opts.parallel {
             Some(n) if requests.len() > 1 => {
-                let answers = self.source.answer_many(requests.to_vec(), n, &|_| {}).await?;
+                let answers = self.source.answer_many(requests.to_vec(), n, &|_, _| {}).await?;
                 for (a, (_, req)) in answers.iter().zip(requests) {
                     self.count(&req.shape.model, a);
                 }

@@ -127,12 +127,12 @@ pub enum Event<'a> {
     Outline {
         words: usize,
     },
-    /// `--parallel`: one section's request completed.
+    /// `--parallel`: one section's request ended; `answered`: with a reply, not an error.
     SectionDone {
         id: &'a str,
         done: usize,
         total: usize,
-        usable: bool,
+        answered: bool,
     },
     /// The run goes on with the fallback model, and why.
     Fallback {

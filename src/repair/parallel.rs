@@ -125,13 +125,13 @@ impl<S: Source> Run<'_, '_, S> {
         let reqs: Vec<_> = asks.iter().map(|a| (a.at, a.req.clone())).collect();
         let done = std::sync::atomic::AtomicUsize::new(0);
         let checker = job.checker;
-        let tell = |i: usize| {
+        let tell = |i: usize, answered: bool| {
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             on_event(Event::SectionDone {
                 id: &asks[i].label,
                 done: n,
                 total,
-                usable: true,
+                answered,
             });
         };
         let answers = self

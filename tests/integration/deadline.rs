@@ -62,6 +62,34 @@ fn no_request_starts_after_the_deadline_and_the_plan_is_written_with_its_verdict
 }
 
 #[test]
+fn with_parallel_the_parts_the_deadline_stops_show_as_failed_not_written() {
+    let server = slow_server(Duration::from_millis(500));
+    let dir = tempdir();
+    let out = rbplan(dir.path())
+        .args(["ask", "--example", "--model", "m", "--base-url", &server.url()])
+        .args(["--no-stream", "--parallel", "2", "--deadline", "1200ms"])
+        .args(["--out", "plan.md"])
+        .run();
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let label = |l: &str, word: &str| {
+        l.strip_prefix(word)
+            .and_then(|r| r.split_once(": "))
+            .map(|(_, id)| id.to_string())
+    };
+    let written: Vec<String> = lines.iter().filter_map(|l| label(l, "written ")).collect();
+    let failed: Vec<String> = lines.iter().filter_map(|l| label(l, "failed ")).collect();
+    assert!(!written.is_empty() && !failed.is_empty(), "{}", out.stderr);
+    assert_eq!(written.len() + failed.len(), 14, "{}", out.stderr);
+    for id in &failed {
+        let why = format!("warning: {id} failed: the deadline passed");
+        assert!(out.stderr.contains(&why), "{why} in {}", out.stderr);
+        assert!(!written.contains(id), "{id} both written and failed");
+    }
+    assert!(out.stderr.contains("plan INCOMPLETE"), "{}", out.stderr);
+}
+
+#[test]
 fn a_deadline_holds_for_each_batch_item() {
     let server = slow_server(Duration::from_millis(600));
     let dir = tempdir();
