@@ -7,8 +7,10 @@
 //!
 //! `RBPLAN_LIVE_MODEL` (default `smollm2-135m-instruct`, a label: llama-server answers
 //! with the model it loaded), `RBPLAN_LIVE_MAX_TOKENS` (default 400) and
-//! `RBPLAN_LIVE_RUNS` (default 1) tune it. Each run prints what happened; the assertion
-//! is that every run ends with all ten sections present.
+//! `RBPLAN_LIVE_RUNS` (default 1) tune it. Each run prints what happened and what the
+//! plan was flagged for; the assertions are that every run ends with all ten sections
+//! present, and that its verdict is honest: a plan with error findings is not `complete`
+//! and exits 3.
 
 use std::time::Instant;
 
@@ -62,11 +64,39 @@ fn live_example_plan_ends_with_every_section() {
         );
         let v = out.json();
         println!("{}", summary(run, &v, secs));
-        if v["status"] != "complete" {
+        if v["missing"] != serde_json::json!([]) {
             failed.push(format!("run {run}: missing {}", v["missing"]));
         }
+        let errors = !flagged(&v).is_empty();
+        assert_eq!(
+            (errors, out.code),
+            (v["status"] != "complete", if errors { 3 } else { 0 }),
+            "run {run}: the verdict does not follow the findings: {v}"
+        );
     }
-    assert!(failed.is_empty(), "incomplete after repair: {failed:?}");
+    assert!(failed.is_empty(), "sections missing after repair: {failed:?}");
+}
+
+/// The error findings, as `code (section)`, a repeated one with its count.
+fn flagged(v: &Value) -> Vec<String> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for f in v["findings"].as_array().expect("findings") {
+        if f["severity"] != "error" {
+            continue;
+        }
+        let code = f["code"].as_str().unwrap_or("?");
+        let what = match f["section"].as_str() {
+            Some(s) => format!("{code} ({s})"),
+            None => code.to_string(),
+        };
+        match out.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, n)) => *n += 1,
+            None => out.push((what, 1)),
+        }
+    }
+    out.into_iter()
+        .map(|(w, n)| if n > 1 { format!("{w} ×{n}") } else { w })
+        .collect()
 }
 
 /// One run, as a person reads it: sections after the first answer and after repair, which
@@ -103,7 +133,7 @@ fn summary(run: usize, v: &Value, secs: f64) -> String {
     format!(
         "live run {run}: {} — first answer {}/10 sections{}; after repair {found}/10 \
          (first: [{}], repair: [{}], section: [{}]); {} repair round(s) [{}]; {} requests; \
-         {} prompt + {} completion tokens{}; {secs:.1} s",
+         {} prompt + {} completion tokens{}; {secs:.1} s; flagged for: {}",
         v["status"].as_str().unwrap_or("?"),
         first["found"],
         if first["truncated"] == true { " (cut off)" } else { "" },
@@ -120,5 +150,6 @@ fn summary(run: usize, v: &Value, secs: f64) -> String {
         } else {
             " (some replies had no usage)"
         },
+        flagged(v).join(", "),
     )
 }
