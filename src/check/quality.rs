@@ -40,6 +40,8 @@ pub struct PromptText {
     headings: Vec<String>,
     /// `[quality] meta` phrases, as said and as word hashes.
     meta: Vec<(String, Vec<u64>)>,
+    /// A bit per `meta` phrase's first word (its hash mod 64): most words miss on it.
+    meta_first: u64,
     /// `[quality] restated`: lines that restate the instructions.
     restated: Option<Patterns>,
 }
@@ -71,6 +73,7 @@ impl PromptText {
             .map(|m| (norm_phrase(m), words(m).iter().map(|w| w.hash).collect::<Vec<u64>>()))
             .filter(|(_, seq)| !seq.is_empty())
             .collect();
+        p.meta_first = p.meta.iter().fold(0, |bits, (_, seq)| bits | 1 << (seq[0] & 63));
         p.restated = Some(spec.quality.restated.clone());
         p.all.seal();
         p.instructions.seal();
@@ -168,50 +171,65 @@ impl Word {
     }
 }
 
+/// Each ASCII byte's lower case if it is a letter or digit, else 0.
+const ALNUM_LOWER: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut c = 0;
+    while c < 128 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() {
+            t[c] = b.to_ascii_lowercase();
+        }
+        c += 1;
+    }
+    t
+};
+
 /// The words of `text` (letters and digits; an apostrophe inside a word is part of it).
 pub fn words(text: &str) -> Vec<Word> {
     const SEED: u64 = 0xcbf2_9ce4_8422_2325;
     let step = |h: u64, v: u64| (h ^ v).wrapping_mul(0x0100_0000_01b3);
     let b = text.as_bytes();
-    let mut out = Vec::with_capacity(text.len() / 6);
-    let (mut i, mut start, mut hash) = (0usize, None::<usize>, 0u64);
+    let mut out = Vec::with_capacity(b.len() / 6);
+    let mut i = 0usize;
     while i < b.len() {
-        let byte = b[i];
-        if byte < 0x80 {
-            if byte.is_ascii_alphanumeric() {
-                if start.is_none() {
-                    start = Some(i);
-                    hash = SEED;
-                }
-                hash = step(hash, byte.to_ascii_lowercase() as u64);
-            } else if byte == b'\'' && start.is_some() && text[i + 1..].starts_with(char::is_alphanumeric) {
-                hash = step(hash, byte as u64);
-            } else if let Some(s) = start.take() {
-                out.push(Word { start: s, end: i, hash });
+        if b[i] < 0x80 {
+            if ALNUM_LOWER[b[i] as usize] == 0 {
+                i += 1;
+                continue;
             }
-            i += 1;
-            continue;
+        } else {
+            let c = text[i..].chars().next().unwrap_or(' ');
+            if !c.is_alphanumeric() {
+                i += c.len_utf8();
+                continue;
+            }
         }
-        let c = text[i..].chars().next().unwrap_or(' ');
-        if c.is_alphanumeric() {
-            if start.is_none() {
-                start = Some(i);
-                hash = SEED;
+        let (start, mut hash) = (i, SEED);
+        while i < b.len() {
+            let byte = b[i];
+            if byte < 0x80 {
+                let l = ALNUM_LOWER[byte as usize];
+                if l != 0 {
+                    hash = step(hash, l as u64);
+                } else if byte == b'\'' && text[i + 1..].starts_with(char::is_alphanumeric) {
+                    hash = step(hash, byte as u64);
+                } else {
+                    break;
+                }
+                i += 1;
+                continue;
+            }
+            let c = text[i..].chars().next().unwrap_or(' ');
+            if !c.is_alphanumeric() {
+                break;
             }
             for l in c.to_lowercase() {
                 hash = step(hash, l as u64);
             }
-        } else if let Some(s) = start.take() {
-            out.push(Word { start: s, end: i, hash });
+            i += c.len_utf8();
         }
-        i += c.len_utf8();
-    }
-    if let Some(s) = start {
-        out.push(Word {
-            start: s,
-            end: b.len(),
-            hash,
-        });
+        out.push(Word { start, end: i, hash });
     }
     out
 }
@@ -229,8 +247,9 @@ pub(super) struct Part<'a> {
     /// The Markdown under the heading, and where it starts in the document.
     pub(super) body: &'a str,
     pub(super) offset: usize,
-    /// The body's words and prose paragraphs, read once for every detector.
+    /// The body's words (and their hashes) and prose paragraphs, read once for every detector.
     pub(super) words: Vec<Word>,
+    hashes: Vec<u64>,
     pub(super) paragraphs: Vec<(usize, usize, bool)>,
 }
 
@@ -251,13 +270,15 @@ pub fn run(spec: &Spec, prompt: &PromptText, doc: &Doc, outline: &Outline) -> Ve
         .filter_map(|i| outline.primary(i).filter(|l| !l.empty).map(|l| (i, l)))
         .map(|(i, l)| {
             let body = &doc.src[l.body_start..l.end];
+            let words = words(body);
             Part {
                 id: &spec.sections[i].id,
                 heading: spec.heading(i),
                 line: l.line,
                 body,
                 offset: l.body_start,
-                words: words(body),
+                hashes: words.iter().map(|w| w.hash).collect(),
+                words,
                 paragraphs: repeated::paragraphs(body),
             }
         })
@@ -283,7 +304,7 @@ pub fn run(spec: &Spec, prompt: &PromptText, doc: &Doc, outline: &Outline) -> Ve
 
 /// A loop: one word sequence back to back many times, or most lines repeating earlier ones.
 fn repetition(p: &Part, doc: &Doc) -> Option<Finding> {
-    if let Some((at, phrase, times)) = word_run_in(&p.words, p.body) {
+    if let Some((at, phrase, times)) = word_run_in(&p.words, &p.hashes, p.body) {
         let msg = format!(
             "\"{}\" repeats itself: \"{}\" {times} times in a row",
             p.heading,
@@ -319,44 +340,64 @@ fn repetition(p: &Part, doc: &Doc) -> Option<Finding> {
 /// The first word sequence (1 to 8 words) repeated back to back `LOOP_REPEATS` times or
 /// more over `LOOP_WORDS` words: its offset, the sequence and the count.
 pub fn word_run(text: &str) -> Option<(usize, String, usize)> {
-    word_run_in(&words(text), text)
+    let ws = words(text);
+    let h: Vec<u64> = ws.iter().map(|w| w.hash).collect();
+    word_run_in(&ws, &h, text)
 }
 
-/// `word_run` over the words `ws` of `text`. A sequence of `len` words repeated `t`
-/// times from word `s` is a streak of `(t - 1) * len` words each equal to the one `len`
-/// further on: one pass per length finds the first streak long enough.
-fn word_run_in(ws: &[Word], text: &str) -> Option<(usize, String, usize)> {
+/// `word_run` over the words `ws` (hashes `h`) of `text`. A sequence of `len` words
+/// repeated `t` times from word `s` is a streak of `(t - 1) * len` words each equal to
+/// the one `len` further on: the earliest streak long enough wins, then the shorter length.
+fn word_run_in(ws: &[Word], h: &[u64], text: &str) -> Option<(usize, String, usize)> {
     let long_enough = |streak: usize, len: usize| {
         let times = streak / len + 1;
-        (times >= LOOP_REPEATS && times * len >= LOOP_WORDS).then_some(times)
+        times >= LOOP_REPEATS && times * len >= LOOP_WORDS
     };
-    let h: Vec<u64> = ws.iter().map(|w| w.hash).collect();
-    // (first word, length, times): the earliest start wins, then the shorter sequence.
+    // (first word, length, times)
     let mut first: Option<(usize, usize, usize)> = None;
     for len in 1..=8 {
-        let need = (0..).find(|&s| long_enough(s, len).is_some()).unwrap_or(usize::MAX);
+        let need = (1..)
+            .find(|&s| long_enough(s, len))
+            .expect("a long enough streak exists");
         let stop = first.map_or(usize::MAX, |f| f.0);
-        let (mut streak, mut j) = (0usize, 0usize);
-        while j + len < h.len() {
-            if streak == 0 && j >= stop {
-                break;
-            }
-            if h[j] == h[j + len] {
-                streak += 1;
-            } else if streak >= need {
-                break;
-            } else {
-                streak = 0;
-            }
-            j += 1;
-        }
-        if streak >= need && j - streak < stop {
-            first = Some((j - streak, len, streak / len + 1));
+        if let Some((s, streak)) = first_streak(h, len, need, stop) {
+            first = Some((s, len, streak / len + 1));
         }
     }
     let (i, k, r) = first?;
     let phrase = ws[i..i + k].iter().map(|w| w.text(text)).collect::<Vec<_>>().join(" ");
     Some((ws[i].start, phrase, r))
+}
+
+/// The first maximal run of `j`s with `h[j] == h[j + len]`, `need` long or more and
+/// starting before `stop`: its start and length. Such a run holds one of every `need`th
+/// position, so only those are read until one matches.
+fn first_streak(h: &[u64], len: usize, need: usize, stop: usize) -> Option<(usize, usize)> {
+    let m = h.len().saturating_sub(len);
+    let eq = |j: usize| h[j] == h[j + len];
+    let mut p = need - 1;
+    while p < m {
+        if !eq(p) {
+            p += need;
+            continue;
+        }
+        let mut s = p;
+        while s > 0 && eq(s - 1) {
+            s -= 1;
+        }
+        if s >= stop {
+            return None;
+        }
+        let mut e = p + 1;
+        while e < m && eq(e) {
+            e += 1;
+        }
+        if e - s >= need {
+            return Some((s, e - s));
+        }
+        p = e + need;
+    }
+    None
 }
 
 /// The first run of one non-blank line `LOOP_SAME_LINES` times or more in a row: where it
@@ -468,12 +509,9 @@ fn about_the_prompt(p: &Part, doc: &Doc, prompt: &PromptText) -> Option<Finding>
         );
         Some(p.finding(Code::AboutPrompt, at, msg))
     };
-    let hashes: Vec<u64> = p.words.iter().map(|w| w.hash).collect();
-    for (phrase, seq) in &prompt.meta {
-        let starts = (0..hashes.len().saturating_sub(seq.len() - 1)).filter(|&i| hashes[i] == seq[0]);
-        if let Some(i) = starts.into_iter().find(|&i| hashes[i..i + seq.len()] == seq[..]) {
-            return said(format!("\"{phrase}\""), p.line_at(doc, p.words[i].start));
-        }
+    if let Some((k, i)) = first_meta(&p.hashes, prompt) {
+        let phrase = &prompt.meta[k].0;
+        return said(format!("\"{phrase}\""), p.line_at(doc, p.words[i].start));
     }
     let end = p.offset + p.body.len();
     let inside = doc.headings.iter().filter(|h| h.start >= p.offset && h.start < end);
@@ -507,6 +545,28 @@ fn about_the_prompt(p: &Part, doc: &Doc, prompt: &PromptText) -> Option<Finding>
         );
     }
     None
+}
+
+/// The first `meta` phrase (in the list's order) that the words `h` say, and the word
+/// where they first say it.
+fn first_meta(h: &[u64], prompt: &PromptText) -> Option<(usize, usize)> {
+    let mut best: Option<(usize, usize)> = None;
+    for (i, &w) in h.iter().enumerate() {
+        if prompt.meta_first >> (w & 63) & 1 == 0 {
+            continue;
+        }
+        let upto = best.map_or(prompt.meta.len(), |b| b.0);
+        for (k, (_, seq)) in prompt.meta[..upto].iter().enumerate() {
+            if h[i..].starts_with(seq) {
+                best = Some((k, i));
+                break;
+            }
+        }
+        if best.is_some_and(|b| b.0 == 0) {
+            break;
+        }
+    }
+    best
 }
 
 /// Most of a section's word sequences found in the prompt files: copied, not written for

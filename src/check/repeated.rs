@@ -192,24 +192,26 @@ pub fn sentence_loop(body: &str, ws: &[Word], paragraphs: &[(usize, usize, bool)
     // with other lines between its copies, is no loop.
     let mut said: Vec<(u64, usize, usize)> = Vec::new();
     let b = body.as_bytes();
+    // A sentence ends at a line end, or at . ! ? before white space: never inside a word,
+    // so only the gaps between words are read.
+    let stop = |i: usize| {
+        b[i] == b'\n' || matches!(b[i], b'.' | b'!' | b'?') && b.get(i + 1).is_none_or(u8::is_ascii_whitespace)
+    };
     for (n, &(start, end, _)) in paragraphs.iter().enumerate() {
-        let under = n as u64 + 1;
-        let mut from = start;
-        for i in start..=end {
-            let stop = i == end
-                || b[i] == b'\n'
-                || matches!(b[i], b'.' | b'!' | b'?') && b.get(i + 1).is_none_or(u8::is_ascii_whitespace);
-            if !stop {
-                continue;
-            }
-            let sentence = within(ws, (from, i + 1));
-            from = i + 1;
+        let under = (n as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let pw = within(ws, (start, end));
+        let mut from = 0;
+        for k in 0..pw.len() {
+            let gap_end = pw.get(k + 1).map_or(end, |w| w.start);
+            let ends = match (pw[k].end..gap_end).find(|&i| stop(i)) {
+                Some(i) => (i + 1).min(end),
+                None if k + 1 == pw.len() => end,
+                None => continue,
+            };
+            let sentence = &pw[from..=k];
+            from = k + 1;
             if sentence.len() >= SENTENCE_WORDS {
-                said.push((
-                    key(sentence) ^ under.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                    sentence[0].start,
-                    (i + 1).min(end),
-                ));
+                said.push((key(sentence) ^ under, sentence[0].start, ends));
             }
         }
     }

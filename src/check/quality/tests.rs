@@ -173,3 +173,96 @@ fn tera_tags_are_not_prompt_text() {
     );
     assert_eq!(strip_tera("open {{ never closed"), "open {{ never closed");
 }
+
+/// The streak search word by word, as it was before it read every `need`th position.
+fn first_streak_by_word(h: &[u64], len: usize, need: usize, stop: usize) -> Option<(usize, usize)> {
+    let (mut streak, mut j) = (0usize, 0usize);
+    while j + len < h.len() {
+        if streak == 0 && j >= stop {
+            break;
+        }
+        if h[j] == h[j + len] {
+            streak += 1;
+        } else if streak >= need {
+            break;
+        } else {
+            streak = 0;
+        }
+        j += 1;
+    }
+    (streak >= need && j - streak < stop).then_some((j - streak, streak))
+}
+
+#[test]
+fn reading_every_needth_position_finds_the_streak_word_by_word_search_finds() {
+    // A small alphabet makes streaks of every length; xorshift keeps the cases the same.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for case in 0..4000 {
+        let n = (next() % 160) as usize;
+        let period = 1 + (next() % 8) as usize;
+        let noise = next() % 4;
+        let base: Vec<u64> = (0..period).map(|_| next() % 3).collect();
+        let h: Vec<u64> = (0..n)
+            .map(|i| if next() % 16 < noise { next() % 3 } else { base[i % period] })
+            .collect();
+        for len in 1..=8 {
+            for need in [1, 3, 20, 23, 40] {
+                for stop in [usize::MAX, n / 2, 0] {
+                    assert_eq!(
+                        first_streak(&h, len, need, stop),
+                        first_streak_by_word(&h, len, need, stop),
+                        "case {case}: len {len}, need {need}, stop {stop}, {h:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `words` as it was, one byte at a time with the word's start as an Option.
+fn words_by_byte(text: &str) -> Vec<(usize, usize, u64)> {
+    let step = |h: u64, v: u64| (h ^ v).wrapping_mul(0x0100_0000_01b3);
+    let (mut out, mut start, mut hash) = (Vec::new(), None::<usize>, 0u64);
+    for (i, c) in text.char_indices() {
+        let inner = c == '\'' && start.is_some() && text[i + 1..].starts_with(char::is_alphanumeric);
+        if c.is_alphanumeric() || inner {
+            if start.is_none() {
+                (start, hash) = (Some(i), 0xcbf2_9ce4_8422_2325);
+            }
+            for l in c.to_lowercase() {
+                hash = step(hash, l as u64);
+            }
+        } else if let Some(s) = start.take() {
+            out.push((s, i, hash));
+        }
+    }
+    out.extend(start.map(|s| (s, text.len(), hash)));
+    out
+}
+
+#[test]
+fn words_are_what_a_char_by_char_reading_makes_of_them() {
+    let pieces = [
+        "Roll", "back", "it's", "'", "'tis", "don't'", "ÉTÉ", "straße", "İ", "3.5", "T+2h", " ", "\n", "—", "…",
+        "x'", "'y", "日本", "a_b", "-", "ǅ", "١٢",
+    ];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..3000 {
+        let mut text = String::new();
+        for _ in 0..(x % 12) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            text.push_str(pieces[(x % pieces.len() as u64) as usize]);
+        }
+        x = x.wrapping_add(0x632b_e59b_d9b4_e019);
+        let got: Vec<(usize, usize, u64)> = words(&text).iter().map(|w| (w.start, w.end, w.hash)).collect();
+        assert_eq!(got, words_by_byte(&text), "{text:?}");
+    }
+}
