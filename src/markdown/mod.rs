@@ -76,6 +76,8 @@ pub struct Doc<'a> {
     /// The body as plain text: text and code spans, a space at each line break and at the
     /// end of each element. Made in the same pass, for checks that search the whole plan.
     pub text: String,
+    /// The parser's events with their ranges, kept for `Scan::in_doc`.
+    pub(crate) events: Vec<(Event<'a>, std::ops::Range<usize>)>,
 }
 
 pub fn parse(src: &str) -> Doc<'_> {
@@ -87,6 +89,7 @@ pub fn parse(src: &str) -> Doc<'_> {
             front_matter: None,
             body_start: 0,
             text: String::with_capacity(src.len()),
+            events: Vec::new(),
         },
         meta: None,
         in_meta: false,
@@ -95,10 +98,13 @@ pub fn parse(src: &str) -> Doc<'_> {
         block: None,
         lines: Lines::new(src),
     };
+    let mut events = Vec::with_capacity(src.len() / 8);
     for (ev, range) in Parser::new_ext(src, options()).into_offset_iter() {
-        b.event(ev, range);
+        b.event(&ev, &range);
+        events.push((ev, range));
     }
     let mut doc = b.doc;
+    doc.events = events;
     doc.front_matter = b.meta.map(|(s, e)| &src[s..e]).filter(|t| !t.is_empty());
     doc
 }
@@ -132,9 +138,9 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn event(&mut self, ev: Event, range: std::ops::Range<usize>) {
+    fn event(&mut self, ev: &Event, range: &std::ops::Range<usize>) {
         if !self.in_meta {
-            self.plain_text(&ev);
+            self.plain_text(ev);
         }
         match ev {
             Event::Start(Tag::MetadataBlock(_)) => self.in_meta = true,
@@ -148,7 +154,7 @@ impl Builder<'_> {
             }
             Event::Start(Tag::Heading { level, .. }) => {
                 self.heading = Some(OpenHeading {
-                    level: level_num(level),
+                    level: level_num(*level),
                     start: range.start,
                     top_level: self.depth == 0,
                     text: String::new(),
@@ -157,22 +163,22 @@ impl Builder<'_> {
             }
             Event::End(TagEnd::Heading(_)) => self.end_heading(range.end),
             Event::Text(t) | Event::Code(t) if self.heading.is_some() => {
-                self.heading.as_mut().expect("checked").text.push_str(&t);
+                self.heading.as_mut().expect("checked").text.push_str(t);
             }
             Event::SoftBreak | Event::HardBreak if self.heading.is_some() => {
                 self.heading.as_mut().expect("checked").text.push(' ');
             }
-            Event::Start(tag) if is_block(&tag) => {
+            Event::Start(tag) if is_block(tag) => {
                 if self.depth == 0 {
-                    let (kind, start, html) = (block_kind(&tag), range.start, String::new());
+                    let (kind, start, html) = (block_kind(tag), range.start, String::new());
                     self.block = Some(OpenBlock { kind, start, html });
                 }
                 self.depth += 1;
             }
-            Event::End(tag) if is_block_end(&tag) => self.end_block(range.end),
+            Event::End(tag) if is_block_end(tag) => self.end_block(range.end),
             Event::Html(h) => {
                 if let Some(b) = self.block.as_mut().filter(|b| b.kind == BlockKind::Html) {
-                    b.html.push_str(&h);
+                    b.html.push_str(h);
                 }
             }
             Event::Rule if self.depth == 0 => self.doc.blocks.push(Block {

@@ -2,7 +2,7 @@
 //! tables (header and cells), subheadings, bold-led paragraphs, list items, checkboxes, and
 //! its plain text.
 
-use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+use pulldown_cmark::{Event, Tag, TagEnd};
 
 use crate::util::line_of;
 
@@ -64,7 +64,28 @@ struct ScanState<'a> {
 
 impl Scan {
     /// Reads `src[start..end]`, the body of a section whose heading has level `level`.
+    #[cfg(test)]
     pub(crate) fn new(src: &str, start: usize, end: usize, level: u8) -> Scan {
+        let events = pulldown_cmark::Parser::new_ext(&src[start..end], super::options()).into_offset_iter();
+        Scan::from_events(src, start, end, level, events.map(|(ev, r)| (ev, r.start)))
+    }
+
+    /// `new` over the events of `doc`'s own parse that start inside `start..end`, a section
+    /// body between two of its headings: the same blocks, read without parsing them again.
+    pub(crate) fn in_doc(doc: &super::Doc, start: usize, end: usize, level: u8) -> Scan {
+        let inside = doc.events.iter().filter(|(_, r)| (start..end).contains(&r.start));
+        let events = inside.map(|(ev, r)| (ev.clone(), r.start - start));
+        Scan::from_events(doc.src, start, end, level, events)
+    }
+
+    /// Reads a section body from its events, each with its offset in the body.
+    fn from_events<'e>(
+        src: &str,
+        start: usize,
+        end: usize,
+        level: u8,
+        events: impl Iterator<Item = (Event<'e>, usize)>,
+    ) -> Scan {
         let body = &src[start..end];
         let mut st = ScanState {
             scan: Scan {
@@ -89,10 +110,10 @@ impl Scan {
             bold: None,
             depth: 0,
         };
-        for (ev, range) in Parser::new_ext(body, super::options()).into_offset_iter() {
+        for (ev, at) in events {
             let brk = matches!(ev, Event::SoftBreak | Event::HardBreak | Event::End(_));
-            st.item_start(&ev, range.start);
-            st.event(ev, range.start);
+            st.item_start(&ev, at);
+            st.event(ev, at);
             // The section's plain text, as `Doc::text` is made, from the same parse.
             if brk {
                 st.scan.text.push(' ');
@@ -269,5 +290,54 @@ mod tests {
             let scan = Scan::new(body, 0, body.len(), 2);
             assert_eq!(scan.item_starts(), by_parse(body, 2), "{body:?}");
         }
+    }
+
+    /// What a check reads of a scan, to compare two.
+    fn seen(s: &Scan) -> String {
+        let tables: Vec<_> = s
+            .tables
+            .iter()
+            .map(|t| (t.line, &t.headers, t.rows, &t.cells))
+            .collect();
+        format!(
+            "{tables:?} {:?} {:?} {} {} {:?} {:?}",
+            s.subheadings,
+            s.bold_leads,
+            s.list_items,
+            s.checkboxes,
+            s.text,
+            s.item_starts()
+        )
+    }
+
+    /// A section read from the plan's own parse is read as a parse of its body alone reads
+    /// it, over every section of every Markdown fixture.
+    #[test]
+    fn a_section_from_the_documents_parse_reads_as_its_body_alone() {
+        let checker = crate::check::testing::checker();
+        let mut files = Vec::new();
+        let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")];
+        while let Some(dir) = dirs.pop() {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "md") {
+                    files.extend(std::fs::read_to_string(p).ok());
+                }
+            }
+        }
+        let mut sections = 0;
+        for md in &files {
+            let doc = crate::markdown::parse(md);
+            let outline = checker.outline(md);
+            for l in outline.found.iter().filter(|l| !l.empty) {
+                let alone = Scan::new(md, l.body_start, l.end, l.level);
+                let in_doc = Scan::in_doc(&doc, l.body_start, l.end, l.level);
+                assert_eq!(seen(&in_doc), seen(&alone), "{}", &md[l.body_start..l.end]);
+                sections += 1;
+            }
+        }
+        assert!(sections > 300, "{sections} sections");
     }
 }

@@ -209,7 +209,13 @@ fn reading_every_needth_position_finds_the_streak_word_by_word_search_finds() {
         let noise = next() % 4;
         let base: Vec<u64> = (0..period).map(|_| next() % 3).collect();
         let h: Vec<u64> = (0..n)
-            .map(|i| if next() % 16 < noise { next() % 3 } else { base[i % period] })
+            .map(|i| {
+                if next() % 16 < noise {
+                    next() % 3
+                } else {
+                    base[i % period]
+                }
+            })
             .collect();
         for len in 1..=8 {
             for need in [1, 3, 20, 23, 40] {
@@ -249,8 +255,8 @@ fn words_by_byte(text: &str) -> Vec<(usize, usize, u64)> {
 #[test]
 fn words_are_what_a_char_by_char_reading_makes_of_them() {
     let pieces = [
-        "Roll", "back", "it's", "'", "'tis", "don't'", "ÉTÉ", "straße", "İ", "3.5", "T+2h", " ", "\n", "—", "…",
-        "x'", "'y", "日本", "a_b", "-", "ǅ", "١٢",
+        "Roll", "back", "it's", "'", "'tis", "don't'", "ÉTÉ", "straße", "İ", "3.5", "T+2h", " ", "\n", "—", "…", "x'",
+        "'y", "日本", "a_b", "-", "ǅ", "١٢",
     ];
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     for _ in 0..3000 {

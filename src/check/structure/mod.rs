@@ -26,7 +26,7 @@ pub fn run(spec: &Spec, doc: &Doc, outline: &Outline, m: &Migration) -> Vec<Find
             continue; // missing or empty is reported already
         };
         let sec = Section {
-            scan: Scan::new(doc.src, loc.body_start, loc.end, loc.level),
+            scan: Scan::in_doc(doc, loc.body_start, loc.end, loc.level),
             heading: spec.heading(i),
             line: loc.line,
             body: &doc.src[loc.body_start..loc.end],
