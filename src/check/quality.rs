@@ -40,8 +40,9 @@ pub struct PromptText {
     headings: Vec<String>,
     /// `[quality] meta` phrases, as said and as word hashes.
     meta: Vec<(String, Vec<u64>)>,
-    /// A bit per `meta` phrase's first word (its hash mod 64): most words miss on it.
-    meta_first: u64,
+    /// A bit per `meta` phrase's first word (the top 10 bits of its hash): most words
+    /// miss on it.
+    meta_first: [u64; 16],
     /// `[quality] restated`: lines that restate the instructions.
     restated: Option<Patterns>,
 }
@@ -73,7 +74,10 @@ impl PromptText {
             .map(|m| (norm_phrase(m), words(m).iter().map(|w| w.hash).collect::<Vec<u64>>()))
             .filter(|(_, seq)| !seq.is_empty())
             .collect();
-        p.meta_first = p.meta.iter().fold(0, |bits, (_, seq)| bits | 1 << (seq[0] & 63));
+        for (_, seq) in &p.meta {
+            let bit = (seq[0] >> 54) as usize;
+            p.meta_first[bit >> 6] |= 1 << (bit & 63);
+        }
         p.restated = Some(spec.quality.restated.clone());
         p.all.seal();
         p.instructions.seal();
@@ -552,12 +556,13 @@ fn about_the_prompt(p: &Part, doc: &Doc, prompt: &PromptText) -> Option<Finding>
 fn first_meta(h: &[u64], prompt: &PromptText) -> Option<(usize, usize)> {
     let mut best: Option<(usize, usize)> = None;
     for (i, &w) in h.iter().enumerate() {
-        if prompt.meta_first >> (w & 63) & 1 == 0 {
+        let bit = (w >> 54) as usize;
+        if prompt.meta_first[bit >> 6] >> (bit & 63) & 1 == 0 {
             continue;
         }
         let upto = best.map_or(prompt.meta.len(), |b| b.0);
         for (k, (_, seq)) in prompt.meta[..upto].iter().enumerate() {
-            if h[i..].starts_with(seq) {
+            if seq[0] == w && h[i..].starts_with(seq) {
                 best = Some((k, i));
                 break;
             }
