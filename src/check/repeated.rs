@@ -138,7 +138,8 @@ pub fn copies(parts: &[Prose]) -> Vec<Copy> {
     // Each paragraph's part, offset and number of distinct sequences.
     let mut seen: Vec<(usize, usize, usize)> = Vec::new();
     // A sequence -> the first paragraph that has it.
-    let mut first: ById<u32> = ById::default();
+    let words = parts.iter().map(|p| p.words.len()).sum();
+    let mut first: ById<u32> = ById::with_capacity_and_hasher(words, Default::default());
     let mut out = Vec::new();
     for (pi, p) in parts.iter().enumerate() {
         for &(start, end, prose) in p.paragraphs {
