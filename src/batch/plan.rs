@@ -149,7 +149,8 @@ impl Ctx {
     /// Report a plan the job produced (and wrote, or failed to write).
     fn finish(&self, item: &Item, model: &str, working: &Working, p: Produced, t0: Instant) -> ItemReport {
         let decision = &working.decision;
-        let target = working.target();
+        let beside = p.left_alone.as_ref().and(p.written.path());
+        let target = beside.unwrap_or(working.target());
         let file = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -160,6 +161,16 @@ impl Ctx {
         r.by_fallback = p.provenance.by_fallback.clone();
         r.judge = p.judgement.map(|j| format!("{} {}/5", j.model, j.mean));
         note_earlier(&mut r, decision, &item.slug, &self.checker);
+        if let Some(l) = &p.left_alone {
+            let note = format!(
+                "{} is left as it is: it has {}/{} sections, this run made {}",
+                OutDir::file_name(&item.slug),
+                l.had,
+                self.checker.spec.sections.len(),
+                l.made
+            );
+            r.written_beside = Some(format!("{} ({note})", r.file));
+        }
         if let Some(why) = working.followed {
             let note = format!("{} is left as it is: {why}", OutDir::file_name(&item.slug));
             r.written_beside.get_or_insert(format!("{} ({note})", r.file));

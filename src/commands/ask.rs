@@ -78,8 +78,22 @@ pub async fn run(mut args: AskArgs, ui: Ui) -> Result<Outcome> {
     {
         cost.push_str(" (--max-cost held each prompt by an estimate, four characters a token plus a third: no tokenizer for this model)");
     }
+    if let (Some(l), Some(to)) = (&p.left_alone, p.written.path()) {
+        ui.warn(left_alone(l, to, checker.spec.sections.len()));
+    }
     present::summarize(&p.g, ui, p.written.path(), &checker, &cost);
     Ok(outcome(&p, &client))
+}
+
+/// Why the plan went beside the file asked for.
+fn left_alone(l: &pipeline::LeftAlone, to: &std::path::Path, of: usize) -> String {
+    format!(
+        "{} is left as it is: it has {}/{of} sections and this run made {}, so the new plan goes to {}",
+        l.path.display(),
+        l.had,
+        l.made,
+        to.display()
+    )
 }
 
 /// Run the job live, streaming the first answer into the view; a failed write is the

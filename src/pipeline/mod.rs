@@ -53,6 +53,18 @@ pub struct Produced {
     pub judgement: Option<Judgement>,
     pub provenance: Provenance,
     pub written: Written,
+    /// The plan at the destination had more sections than this run made (a regeneration
+    /// cut short): it is left as it is, and the new plan is written beside it.
+    pub left_alone: Option<LeftAlone>,
+}
+
+/// A plan file left as it was because the new one is less complete.
+#[derive(Debug)]
+pub struct LeftAlone {
+    pub path: PathBuf,
+    /// Sections present in it, and in the plan this run made.
+    pub had: usize,
+    pub made: usize,
 }
 
 /// What became of the plan file.
@@ -140,12 +152,14 @@ impl Job<'_> {
         if g.tally.by_model.len() > 1 {
             provenance.requests = g.tally.by_model.iter().cloned().collect();
         }
-        let written = self.write(&provenance, &g.state.plan);
+        let left_alone = self.less_complete(&g.state.plan);
+        let written = self.write(&provenance, &g.state.plan, left_alone.is_some());
         Ok(Produced {
             g,
             judgement,
             provenance,
             written,
+            left_alone,
         })
     }
 
@@ -223,9 +237,38 @@ impl Job<'_> {
 
     /// Write the plan where the start says, atomically, keeping a person's own front
     /// matter keys.
-    fn write(&self, prov: &Provenance, plan: &str) -> Written {
+    /// The plan rbplan wrote at the destination, when it has more sections than `plan`: a
+    /// regeneration that stopped short (an API error, the budget, the deadline) must not
+    /// throw away sections already made.
+    fn less_complete(&self, plan: &str) -> Option<LeftAlone> {
+        let Start::File { working, .. } = &self.start else {
+            return None;
+        };
+        let (Decision::Replace(e) | Decision::KeepEdits(e)) = &working.decision else {
+            return None;
+        };
+        let present = |text: &str| {
+            let o = self.checker.outline(text);
+            (0..self.checker.spec.sections.len())
+                .filter(|&i| o.primary(i).is_some_and(|l| !l.empty))
+                .count()
+        };
+        let (had, made) = (present(&e.body), present(plan));
+        (made < had).then(|| LeftAlone {
+            path: working.target().to_path_buf(),
+            had,
+            made,
+        })
+    }
+
+    /// Write the plan where it goes; `beside`: to the `NAME.new.md` beside it instead.
+    fn write(&self, prov: &Provenance, plan: &str, beside: bool) -> Written {
         let (path, front, durable) = match &self.start {
             Start::Fresh => return Written::Nowhere,
+            Start::File { working, durable } if beside => {
+                let to = living::beside(working.target());
+                return write_plan(&to, prov, working.decision.front(), plan, *durable);
+            }
             Start::File { working, durable } => (working.target(), working.decision.front(), *durable),
             Start::Revise(file) if revise::changed_sections(&file.body, plan, self.checker).is_empty() => {
                 return Written::Nowhere;

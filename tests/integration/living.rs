@@ -144,6 +144,31 @@ fn an_edited_section_and_an_added_one_survive_a_rerun_with_new_input() {
 }
 
 #[test]
+fn a_regeneration_cut_short_leaves_the_fuller_plan_and_writes_beside_it() {
+    let server = server();
+    let dir = tempdir();
+    let plan = dir.path().join("plan.md");
+    assert_eq!(ask_out(dir.path(), &server, "v1", &[]).code, 0);
+    let edited = edit(&plan);
+    // New input, and the server is down: nothing of the nine sections comes back.
+    let down = Server::start(|_, _| Reply::json(500, &json!({"error": {"message": "upstream down"}})));
+    let out = ask_out(dir.path(), &down, "v2", &["--max-retries", "0"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(!down.chats().is_empty(), "the regeneration was asked for");
+    assert_eq!(
+        std::fs::read_to_string(&plan).unwrap(),
+        edited,
+        "the fuller plan, byte for byte"
+    );
+    let want =
+        "plan.md is left as it is: it has 10/10 sections and this run made 1, so the new plan goes to plan.new.md";
+    assert!(out.stderr.contains(want), "{}", out.stderr);
+    let beside = std::fs::read_to_string(dir.path().join("plan.new.md")).unwrap();
+    assert!(beside.contains(EDIT) && beside.contains("## Contacts"), "{beside}");
+    assert!(beside.contains("status: \"incomplete\""), "{beside}");
+}
+
+#[test]
 fn force_regenerates_everything_and_keeps_a_backup() {
     let server = server();
     let dir = tempdir();
@@ -255,6 +280,35 @@ fn write_input(dir: &Path, v_of: &[(&str, &str)]) -> std::path::PathBuf {
         .collect();
     std::fs::write(&p, text).unwrap();
     p
+}
+
+#[test]
+fn a_batch_regeneration_cut_short_leaves_the_fuller_plan_and_says_where_the_new_one_is() {
+    let server = server();
+    let dir = tempdir();
+    let input = write_input(dir.path(), &[("alpha", "v1")]);
+    assert_eq!(batch(dir.path(), &server, &input, &[]).code, 0);
+    let alpha = dir.path().join("out/alpha.md");
+    let edited = edit(&alpha);
+    let down = Server::start(|_, _| Reply::json(500, &json!({"error": {"message": "upstream down"}})));
+    let input = write_input(dir.path(), &[("alpha", "v2")]);
+    let out = batch(dir.path(), &down, &input, &["--max-retries", "0"]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&alpha).unwrap(),
+        edited,
+        "the fuller plan, byte for byte"
+    );
+    assert!(dir.path().join("out/alpha.new.md").exists());
+    let r = report(dir.path());
+    let beside = item(&r, "alpha")["written_beside"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        beside.starts_with("alpha.new.md (alpha.md is left as it is: it has 10/10 sections, this run made 1"),
+        "{r}"
+    );
 }
 
 #[test]
