@@ -4,6 +4,15 @@
 //! `output`. `commands` wires those steps per command (`batch/plan.rs` per batch item);
 //! ARCHITECTURE.md has the layers, checked by a test.
 
+/// `eprintln!` that ignores a closed stderr (`2>&1 | head -1`): a message nobody can read
+/// is no reason to stop, and `eprintln!` would panic with exit 101.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 pub mod batch;
 pub mod check;
 pub mod cli;

@@ -60,7 +60,7 @@ impl View {
 
     pub fn event(&self, ev: Event) {
         if matches!(ev, Event::Draft { .. }) && self.streamed() {
-            eprintln!();
+            say!();
         }
         // A slow model's progress: which round, which section, how long so far.
         let elapsed = matches!(ev, Event::Asking { .. } | Event::RoundStart { .. })
@@ -215,14 +215,14 @@ pub fn summarize(g: &Generated, ui: Ui, out: Option<&Path>, checker: &Checker, c
 fn say_failing(report: &CheckReport, rounds: usize, checker: &Checker) {
     if !report.complete() {
         let names: Vec<String> = report.missing().iter().map(|&i| checker.spec.heading(i)).collect();
-        eprintln!("missing sections: {}", names.join("; "));
+        say!("missing sections: {}", names.join("; "));
     }
     let errors = report
         .findings
         .iter()
         .filter(|f| f.severity == Severity::Error && !f.code.is_presence());
     if report.complete() && report.has_errors() {
-        eprintln!(
+        say!(
             "the plan does not pass its checks: {}, left after {} (the plan is written as it is)",
             count(errors.count() as u64, "error finding"),
             count(rounds as u64, "repair round")
@@ -332,7 +332,7 @@ pub fn say_revised(
             report.found_count(),
             report.sections.len()
         )),
-        _ => eprintln!(
+        _ => say!(
             "the plan does not pass its checks: {} (run `rbplan check {}` for every finding)",
             count(errors.len() as u64, "error finding"),
             path.display()

@@ -16,12 +16,12 @@ impl Ui {
     /// A status line on stderr (not with --quiet). The key is scrubbed from it.
     pub fn note(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", crate::logging::scrub(msg.as_ref()));
+            say!("{}", crate::logging::scrub(msg.as_ref()));
         }
     }
 
     pub fn warn(&self, msg: impl AsRef<str>) {
-        eprintln!("warning: {}", crate::logging::scrub(msg.as_ref()));
+        say!("warning: {}", crate::logging::scrub(msg.as_ref()));
     }
 }
 

@@ -73,7 +73,7 @@ impl Progress {
             Status::Pending => {}
         }
         if self.plain {
-            eprintln!("[{}/{}] {}", c.done, self.total, crate::logging::scrub(&line(r)));
+            say!("[{}/{}] {}", c.done, self.total, crate::logging::scrub(&line(r)));
         }
         if let Some(b) = &self.bar {
             b.set_position(c.done as u64);
@@ -89,7 +89,7 @@ impl Progress {
         let msg = &crate::logging::scrub(msg);
         match &self.bar {
             Some(b) => b.println(msg),
-            None if self.plain => eprintln!("{msg}"),
+            None if self.plain => say!("{msg}"),
             None => {}
         }
     }

@@ -324,14 +324,14 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
         report_md.display()
     ));
     if let Some(b) = r.budget.filter(|b| b.reached) {
-        eprintln!(
+        say!(
             "budget reached: {} spent of --max-cost {}; requests in flight finished. Rerun with a larger --max-cost to go on (finished plans are kept)",
             crate::price::usd(b.spent_usd),
             crate::price::usd(b.max_usd)
         );
     }
     if let Some(why) = &r.stopped {
-        eprintln!("error: the run stopped early: {}", crate::logging::scrub(why));
+        say!("error: the run stopped early: {}", crate::logging::scrub(why));
     }
     if t.errors > 0 {
         ui.warn(format!(
@@ -341,7 +341,7 @@ fn summarize(r: &BatchReport, out: &OutDir, ui: Ui) {
         ));
     }
     if t.errors + t.incomplete + t.failed > 0 {
-        eprintln!(
+        say!(
             "{} with errors, {} incomplete, {} failed: see {}",
             t.errors,
             t.incomplete,
@@ -373,7 +373,7 @@ fn say_earlier_files(r: &BatchReport, ui: Ui) {
         ui.note(format!("redone from an earlier run: {}", parts.join(", ")));
     }
     if r.interrupted {
-        eprintln!(
+        say!(
             "interrupted: rerun the same command to finish the {} pending item(s)",
             t.pending
         );

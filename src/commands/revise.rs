@@ -85,13 +85,13 @@ pub async fn run(args: ReviseArgs, ui: Ui) -> Result<Outcome> {
 /// The revision made sections worse: the plan is left as it was; say where the attempt is.
 fn refuse(r: &Revised, plan: &Path, attempt: &Path, checker: &Checker) -> Outcome {
     for &(i, before, after) in &r.worse {
-        eprintln!(
+        say!(
             "\"{}\" as revised has {} (it had {before})",
             checker.spec.heading(i),
             count(after as u64, "problem")
         );
     }
-    eprintln!(
+    say!(
         "{} is unchanged: the revision is in {} (the diff above); revise again, edit it by hand, or rerun with --force to write it",
         plan.display(),
         attempt.display()
@@ -233,7 +233,7 @@ fn nothing_changed(wanted: &Wanted, r: &Revised, path: &Path, checker: &Checker,
             Ok(Outcome::Complete)
         }
         _ if r.not_returned.is_empty() => {
-            eprintln!(
+            say!(
                 "{} is unchanged: the model gave the sections back as they were",
                 path.display()
             );
@@ -241,7 +241,7 @@ fn nothing_changed(wanted: &Wanted, r: &Revised, path: &Path, checker: &Checker,
         }
         _ => {
             let names: Vec<String> = r.not_returned.iter().map(|&i| checker.spec.heading(i)).collect();
-            eprintln!(
+            say!(
                 "{} is unchanged: the model's {} held none of the sections asked for ({})",
                 path.display(),
                 if r.requests == 1 { "reply" } else { "replies" },

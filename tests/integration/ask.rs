@@ -946,3 +946,27 @@ fn json_out_is_the_flag_and_written_to_the_file_written() {
     let own = std::fs::read_to_string(dir.path().join("plan.md")).unwrap();
     assert!(own.contains("Our own notes"), "left as it is");
 }
+
+#[test]
+fn a_closed_stderr_does_not_stop_ask_or_lose_its_plan() {
+    let dir = tempdir();
+    let mut child = std::process::Command::new(super::common::BIN)
+        .current_dir(dir.path())
+        .args(["ask", "--example", "--no-config", "--replay"])
+        .arg(fixture_dir("quickstart"))
+        .args(["--out", "plan.md"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As `2>&1 | head -1` leaves it: nobody reads stderr any more.
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "exit 101 is a panic on the closed pipe");
+    let plan = std::fs::read_to_string(dir.path().join("plan.md")).unwrap();
+    assert!(
+        plan.contains("status: \"complete\"") && plan.contains("## 10. "),
+        "{plan}"
+    );
+}

@@ -364,7 +364,7 @@ async fn wait(ctx: &Ctx, rec: &mut Recorded, poll: Duration, ui: Ui) -> Result<O
                 b.set_position(done);
                 b.set_message(format!("{statuses}, {failed} failed"));
             }
-            None if !ui.quiet && line != last_line => eprintln!("batch {line}"),
+            None if !ui.quiet && line != last_line => say!("batch {line}"),
             None => {}
         }
         last_line = line;

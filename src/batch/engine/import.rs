@@ -91,7 +91,7 @@ pub fn check_matches(imp: &Imported, manifest: &Manifest, files: &[PathBuf]) -> 
         )));
     }
     if stray > 0 {
-        eprintln!(
+        say!(
             "warning: {stray} line(s) in {list} answer no service in {}; ignored",
             manifest.path.display()
         );
