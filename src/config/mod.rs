@@ -196,10 +196,23 @@ fn pick<T>(flag: Option<T>, env: &Env, key: &str, parse: impl Fn(&str) -> Option
     match env.get(key) {
         Some((raw, src)) => match parse(raw.trim()) {
             Some(v) => Ok(Some((v, src))),
-            None => Err(Error::usage(format!("{key}={raw:?} (from {src}) is not a valid value"))),
+            None => Err(Error::usage(format!("{} is not a valid value", given(key, &raw, &src)))),
         },
         None => Ok(None),
     }
+}
+
+/// A value as its origin spells it: `rbplan.toml:6: max_tokens = "-5"` from a config
+/// file, `RBPLAN_MAX_TOKENS="-5" (from environment)` from a variable.
+fn given(var: &str, raw: &str, src: &Source) -> String {
+    let Source::File(..) = src else {
+        return format!("{var}={raw:?} (from {src})");
+    };
+    let name = keys::KEYS
+        .iter()
+        .find(|k| matches!(k.apply, keys::Apply::Env(v) if v == var))
+        .map_or(var, |k| k.name);
+    format!("{src}: {name} = {raw:?}")
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration> {
@@ -324,12 +337,17 @@ fn base_url(a: &Flags, env: &Env, provider: Provider) -> Result<(String, Source)
 /// What shapes every request body: the model, the temperature, and the token limit with
 /// its field name.
 fn shape(model: String, a: &Flags, env: &Env) -> Result<Shape> {
-    let temperature = pick(a.temperature, env, "RBPLAN_TEMPERATURE", |s| s.parse().ok())?.map(|v| v.0);
-    if let Some(t) = temperature
-        && !(0.0..=2.0).contains(&t)
+    let temperature = pick(a.temperature, env, "RBPLAN_TEMPERATURE", |s| s.parse().ok())?;
+    if let Some((t, src)) = &temperature
+        && !(0.0..=2.0).contains(t)
     {
-        return Err(Error::usage("temperature must be between 0 and 2"));
+        let what = match src {
+            Source::Flag => format!("--temperature {t}"),
+            _ => given("RBPLAN_TEMPERATURE", &t.to_string(), src),
+        };
+        return Err(Error::usage(format!("{what}: the temperature must be between 0 and 2")));
     }
+    let temperature = temperature.map(|v| v.0);
     let max_tokens = match pick(a.max_tokens, env, "RBPLAN_MAX_TOKENS", |s| s.parse().ok())? {
         Some((0, _)) => None,
         Some((n, _)) => Some(n),

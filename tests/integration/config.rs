@@ -377,3 +377,30 @@ fn init_writes_a_commented_file_and_refuses_to_overwrite() {
         example
     );
 }
+
+#[test]
+fn a_bad_value_from_a_file_is_named_by_its_key_file_and_line() {
+    let t = repo();
+    let dir = t.path().join("repo");
+    let file = dir.join("rbplan.toml");
+    let doctor = |text: &str| {
+        write(&file, text);
+        rbplan(&dir).args(["doctor"]).env("XDG_CONFIG_HOME", &xdg(&t)).run()
+    };
+    let out = doctor("model = \"m\"\ntemperature = 5\n");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let want = format!(
+        "{}:2: temperature = \"5\": the temperature must be between 0 and 2",
+        file.display()
+    );
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+    let out = doctor("model = \"m\"\nmax_tokens = -5\n");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let want = format!("{}:2: max_tokens = \"-5\" is not a valid value", file.display());
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("RBPLAN_MAX_TOKENS"),
+        "no variable was set: {}",
+        out.stderr
+    );
+}
