@@ -280,6 +280,22 @@ pub enum Suppressor {
     Comment { line: usize },
     /// `check --ignore`, or a code `--select` leaves out.
     Flag,
+    /// `[check] ignore` or `select` in a config file, at this line.
+    Config {
+        file: &'static std::path::Path,
+        line: usize,
+    },
+}
+
+impl Suppressor {
+    /// What set the finding aside, as a report says it.
+    pub fn label(self) -> String {
+        match self {
+            Suppressor::Comment { line } => format!("rbplan-disable at line {line}"),
+            Suppressor::Flag => "--select/--ignore".to_string(),
+            Suppressor::Config { file, line } => format!("{}:{line}", file.display()),
+        }
+    }
 }
 
 impl Finding {

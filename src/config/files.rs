@@ -68,6 +68,14 @@ impl Loaded {
             .and_then(|e| e.value.as_str().map(str::to_string))
     }
 
+    /// Where a flag default of `command` came from, if `values` are what a file gave it.
+    pub fn origin_of(&self, command: &str, name: &str, values: &[String]) -> Option<Source> {
+        self.flag_values(command)
+            .into_iter()
+            .find(|e| e.key.name == name && flag_texts(&e.value) == values)
+            .map(|e| e.origin)
+    }
+
     /// Values that are flag defaults for `command`: its own table's and the top level's.
     pub fn flag_values(&self, command: &str) -> Vec<&Entry> {
         self.entries

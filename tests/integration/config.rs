@@ -404,3 +404,34 @@ fn a_bad_value_from_a_file_is_named_by_its_key_file_and_line() {
         out.stderr
     );
 }
+
+#[test]
+fn findings_a_config_file_sets_aside_name_the_file_not_a_flag() {
+    let t = repo();
+    let dir = t.path().join("repo");
+    let file = dir.join("rbplan.toml");
+    let plan = super::common::repo().join("fixtures/adopt/billing-queue-cutover.md");
+    let check = |text: &str, fmt: &str| {
+        write(&file, text);
+        rbplan(&dir)
+            .args(["check", "--format", fmt])
+            .arg_path(&plan)
+            .env("XDG_CONFIG_HOME", &xdg(&t))
+            .run()
+    };
+    let out = check("[check]\nignore = [\"durations\"]\n", "json");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    let by = &v["files"][0]["suppressed"][0]["suppressed_by"];
+    assert_eq!(
+        by,
+        &json!({"config": {"file": file.display().to_string(), "line": 2}}),
+        "{v}"
+    );
+    let out = check("[check]\nignore = [\"durations\"]\n", "github");
+    assert!(out.stdout.contains("durations (line "), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("{}:2)", file.display())), "{}", out.stdout);
+    let out = check("[check]\nignore = [\"nosuchcode\"]\n", "text");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let want = format!("{}:2: ignore \"nosuchcode\": no such code", file.display());
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+}

@@ -349,6 +349,7 @@ fn sarif_suppression(by: Suppressor) -> serde_json::Value {
             json!({"kind": "inSource", "justification": format!("rbplan-disable comment at line {line}")})
         }
         Suppressor::Flag => json!({"kind": "external", "justification": "check --select/--ignore"}),
+        by => json!({"kind": "external", "justification": format!("[check] select/ignore at {}", by.label())}),
     }
 }
 
@@ -359,10 +360,9 @@ fn suppressed_words(r: &CheckReport) -> String {
         .iter()
         .map(|f| {
             let at = f.line.map(|l| format!("line {l}, ")).unwrap_or_default();
-            let by = match f.suppressed_by {
-                Some(Suppressor::Comment { line }) => format!("rbplan-disable at line {line}"),
-                _ => "--select/--ignore".to_string(),
-            };
+            let by = f
+                .suppressed_by
+                .map_or_else(|| Suppressor::Flag.label(), Suppressor::label);
             format!("{} ({at}{by})", f.code)
         })
         .collect();

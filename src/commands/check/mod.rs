@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 mod concerns;
+mod filter;
 mod formats;
 
 use crate::check::{CheckReport, Checker, Code, Finding, Migration};
@@ -16,6 +17,7 @@ use crate::output::Provenance;
 use crate::spec::Severity;
 use crate::template::Template;
 use crate::term::{Ui, print_stdout};
+use filter::Filter;
 
 pub async fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     if args.list_codes {
@@ -59,50 +61,6 @@ pub async fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     print_stdout(&formats::render(format, &results, &template, gate))?;
     let _ = ui;
     outcome(results, gate)
-}
-
-/// `--select` and `--ignore`: which codes count. The others are set aside as suppressed.
-struct Filter {
-    select: Vec<Code>,
-    ignore: Vec<Code>,
-}
-
-impl Filter {
-    /// The codes named; an unknown one is exit 2 with every valid code.
-    fn new(select: &[String], ignore: &[String]) -> Result<Filter> {
-        let parse = |names: &[String], flag: &str| -> Result<Vec<Code>> {
-            names
-                .iter()
-                .filter(|n| !n.trim().is_empty())
-                .map(|n| {
-                    crate::check::suppress::by_name(n).ok_or_else(|| {
-                        let valid: Vec<&str> = crate::check::finding::CODES.iter().map(|c| c.name).collect();
-                        Error::usage(format!(
-                            "{flag} {n:?}: no such code; the codes are {}",
-                            valid.join(", ")
-                        ))
-                    })
-                })
-                .collect()
-        };
-        Ok(Filter {
-            select: parse(select, "--select")?,
-            ignore: parse(ignore, "--ignore")?,
-        })
-    }
-
-    fn counts(&self, c: Code) -> bool {
-        c.is_presence() || ((self.select.is_empty() || self.select.contains(&c)) && !self.ignore.contains(&c))
-    }
-
-    fn apply(&self, r: &mut CheckReport) {
-        let (kept, set_aside): (Vec<Finding>, Vec<Finding>) = r.findings.drain(..).partition(|f| self.counts(f.code));
-        r.findings = kept;
-        r.suppressed.extend(set_aside.into_iter().map(|f| Finding {
-            suppressed_by: Some(crate::check::finding::Suppressor::Flag),
-            ..f
-        }));
-    }
 }
 
 /// Error findings fail; warnings fail with --strict.
