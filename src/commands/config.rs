@@ -29,6 +29,28 @@ pub fn run(args: ConfigArgs) -> Result<Outcome> {
         to_text(&loaded, &shown, &key)
     };
     print_stdout(&crate::logging::scrub(&text))?;
+    // The values shown must also be usable: a bad one is exit 2, named where it was set.
+    crate::config::resolve(&args.conn.flags(), &env)?;
+    crate::config::prices(&[], &env)?;
+    check_codes(&loaded)
+}
+
+/// `[check] select` and `ignore` name codes that exist.
+fn check_codes(loaded: &Loaded) -> Result<Outcome> {
+    for name in ["select", "ignore"] {
+        let Some(e) = loaded.entries.get(&("check", name)) else {
+            continue;
+        };
+        for code in files::flag_texts(&e.value).iter().filter(|c| !c.trim().is_empty()) {
+            if crate::check::suppress::by_name(code).is_none() {
+                let msg = format!(
+                    "{}: {name} {code:?}: no such code (rbplan check --list-codes)",
+                    e.origin
+                );
+                return Err(crate::error::Error::usage(msg));
+            }
+        }
+    }
     Ok(Outcome::Complete)
 }
 

@@ -435,3 +435,34 @@ fn findings_a_config_file_sets_aside_name_the_file_not_a_flag() {
     let want = format!("{}:2: ignore \"nosuchcode\": no such code", file.display());
     assert!(out.stderr.contains(&want), "{}", out.stderr);
 }
+
+#[test]
+fn config_shows_the_settings_and_refuses_a_value_that_cannot_be_used() {
+    let t = repo();
+    let dir = t.path().join("repo");
+    let file = dir.join("rbplan.toml");
+    for (text, want) in [
+        (
+            "temperature = 5\n",
+            ":1: temperature = \"5\": the temperature must be between 0 and 2",
+        ),
+        (
+            "[check]\nignore = [\"nosuchcode\"]\n",
+            ":2: ignore \"nosuchcode\": no such code",
+        ),
+    ] {
+        write(&file, text);
+        let out = rbplan(&dir).args(["config"]).env("XDG_CONFIG_HOME", &xdg(&t)).run();
+        assert_eq!(out.code, 2, "{text}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("{}{want}", file.display())),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stdout.contains("rbplan.toml:"),
+            "the settings are shown first: {}",
+            out.stdout
+        );
+    }
+}
