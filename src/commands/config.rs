@@ -20,6 +20,8 @@ pub struct Shown {
 
 pub fn run(args: ConfigArgs) -> Result<Outcome> {
     let env = Env::load()?;
+    // Resolved first, as a run would: the key is then scrubbed from what is shown.
+    let usable = crate::config::resolve(&args.conn.flags(), &env);
     let loaded = files::installed().cloned().unwrap_or_default();
     let shown = effective(&args.conn.flags(), &env, &loaded);
     let key = key_words(&env);
@@ -30,7 +32,7 @@ pub fn run(args: ConfigArgs) -> Result<Outcome> {
     };
     print_stdout(&crate::logging::scrub(&text))?;
     // The values shown must also be usable: a bad one is exit 2, named where it was set.
-    crate::config::resolve(&args.conn.flags(), &env)?;
+    usable?;
     crate::config::prices(&[], &env)?;
     check_codes(&loaded)
 }

@@ -21,10 +21,6 @@ use crate::error::{Error, Result};
 /// chosen, the model the fixtures were recorded with is used.
 pub fn connect(conn: &crate::cli::ConnArgs, env: &Env) -> Result<(Settings, Client)> {
     let mut settings = crate::config::resolve(&conn.flags(), env)?;
-    if let Some(k) = &settings.client.api_key {
-        use secrecy::ExposeSecret;
-        crate::logging::register_secret(k.expose_secret());
-    }
     let mut client = Client::new(settings.client.clone()).map_err(|e| match e {
         // Building the client sends nothing: a --replay folder that is missing, empty or
         // malformed, or a setting the HTTP client refuses, is bad input (exit 2).

@@ -313,6 +313,10 @@ fn api_key(env: &Env, provider: Provider) -> (Option<SecretString>, Option<Sourc
         key = env.get_secret("AZURE_OPENAI_API_KEY");
     }
     let source = key.as_ref().map(|(_, s)| *s);
+    // Scrubbed from everything printed from here on, whatever the command.
+    if let Some((k, _)) = &key {
+        crate::logging::register_secret(k.trim());
+    }
     (key.map(|(k, _)| SecretString::from(k.trim().to_string())), source)
 }
 

@@ -466,3 +466,24 @@ fn config_shows_the_settings_and_refuses_a_value_that_cannot_be_used() {
         );
     }
 }
+
+#[test]
+fn the_key_given_by_mistake_as_another_value_is_not_shown_by_config() {
+    let dir = tempdir();
+    // Assembled here, so no file holds a key-shaped string.
+    let key = ["sk", "test", &"k".repeat(24)].join("-");
+    for json in [false, true] {
+        let mut r = rbplan(dir.path()).args(["config", "--no-config", "--model", &key]);
+        if json {
+            r = r.args(["--json"]);
+        }
+        let out = r.env("OPENAI_API_KEY", &key).run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(
+            !out.stdout.contains(&key) && !out.stderr.contains(&key),
+            "{}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("[REDACTED]"), "{}", out.stdout);
+    }
+}
