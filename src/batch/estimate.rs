@@ -182,11 +182,35 @@ pub fn print(ctx: &Ctx, manifest: &Manifest, json: bool, ui: Ui) -> Result<Outco
         _ => "cost unknown: a model has no price (give --price IN:OUT, USD per million tokens)\n".into(),
     });
     print_stdout(&out)?;
+    if let (Some(max), Some(lo), Some(hi)) = (ctx.client.budget_max(), e.cost_usd_min, e.cost_usd_max)
+        && let Some(w) = budget_words(max, lo, hi)
+    {
+        ui.warn(w);
+    }
     ui.note(format!(
         "repair rounds (up to {} per plan) come on top, for plans whose first answer lacks sections or fails a check",
         e.max_repairs
     ));
     Ok(Outcome::Complete)
+}
+
+/// What `--max-cost` `max` means for first requests costing `lo` to `hi`.
+fn budget_words(max: f64, lo: f64, hi: f64) -> Option<String> {
+    if lo > max {
+        Some(format!(
+            "--max-cost {} is below even the lowest cost of the first requests ({}): the run will stop before every plan is made",
+            usd(max),
+            usd(lo)
+        ))
+    } else if hi > max {
+        Some(format!(
+            "--max-cost {} is below the first requests' upper bound ({}): the run may stop before every plan is made",
+            usd(max),
+            usd(hi)
+        ))
+    } else {
+        None
+    }
 }
 
 fn model_line(m: &ModelEstimate, max_tokens: Option<u32>) -> String {

@@ -360,6 +360,11 @@ impl Client {
         self
     }
 
+    /// `--max-cost`, if given.
+    pub fn budget_max(&self) -> Option<f64> {
+        self.budget.as_ref().map(|b| b.max)
+    }
+
     pub fn config(&self) -> &ClientConfig {
         &self.cfg
     }

@@ -246,3 +246,29 @@ fn ask_max_cost_checks_up_front_and_sends_nothing_past_it() {
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     assert!(ok.json()["cost_usd"].as_f64().unwrap() > 0.0);
 }
+
+/// `--dry-run --max-cost` says when the budget would not cover the first requests.
+#[test]
+fn dry_run_says_when_max_cost_would_stop_the_run() {
+    let dir = tempdir();
+    let input = services(dir.path(), 3);
+    let dry = |max: &str| {
+        super::common::rbplan(dir.path())
+            .args(["batch"])
+            .arg_path(&input)
+            .args(["--out-dir", "out", "--model", "gpt-4o-mini", "--max-tokens", "1000"])
+            .args(["--dry-run", "--max-cost", max])
+            .run()
+    };
+    let out = dry("0.00001");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("is below even the lowest cost"), "{}", out.stderr);
+    let out = dry("0.002");
+    assert!(
+        out.stderr.contains("the run may stop before every plan is made"),
+        "{}",
+        out.stderr
+    );
+    let out = dry("100");
+    assert!(!out.stderr.contains("--max-cost"), "{}", out.stderr);
+}
