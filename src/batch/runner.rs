@@ -106,13 +106,14 @@ impl Run<'_> {
     /// the run is over).
     async fn interrupted(&mut self) -> bool {
         if matches!(self.stop, Some(Stop::Interrupted)) {
-            self.progress.note("second Ctrl-C: cancelling the requests in flight");
+            self.progress
+                .note("interrupted again: cancelling the requests in flight");
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
             return true;
         }
         self.progress
-            .note("Ctrl-C: starting nothing new; letting the requests in flight finish (Ctrl-C again to stop now)");
+            .note("interrupted (Ctrl-C or SIGTERM): no new plan starts; the plans in progress finish, repairs included (interrupt again to stop now)");
         self.stop = Some(Stop::Interrupted);
         // Items still waiting for their first request will not start it.
         self.ctx.client.stop_new_work();

@@ -73,17 +73,19 @@ pub async fn run(args: ReviseArgs, ui: Ui) -> Result<Outcome> {
         Written::Failed { error, .. } => return Err(error),
         Written::To { path, text } => (path, text),
     };
-    if args.diff || std::io::stdout().is_terminal() {
+    let shown = args.diff || std::io::stdout().is_terminal();
+    if shown {
         print_stdout(&present::unified_diff(&file.text, &new_text, &args.plan))?;
     }
     if r.refused() && !args.force {
-        return Ok(refuse(&r, &args.plan, &target, &checker));
+        return Ok(refuse(&r, &args.plan, &target, &checker, shown));
     }
     Ok(say(&r, &args.plan, &checker, ui))
 }
 
 /// The revision made sections worse: the plan is left as it was; say where the attempt is.
-fn refuse(r: &Revised, plan: &Path, attempt: &Path, checker: &Checker) -> Outcome {
+/// `shown`: the diff was printed above.
+fn refuse(r: &Revised, plan: &Path, attempt: &Path, checker: &Checker, shown: bool) -> Outcome {
     for &(i, before, after) in &r.worse {
         say!(
             "\"{}\" as revised has {} (it had {before})",
@@ -91,8 +93,13 @@ fn refuse(r: &Revised, plan: &Path, attempt: &Path, checker: &Checker) -> Outcom
             count(after as u64, "problem")
         );
     }
+    let see = if shown {
+        "the diff above".to_string()
+    } else {
+        format!("--diff shows it, `rbplan check {}` its findings", attempt.display())
+    };
     say!(
-        "{} is unchanged: the revision is in {} (the diff above); revise again, edit it by hand, or rerun with --force to write it",
+        "{} is unchanged: the revision is in {} ({see}); revise again, edit it by hand, or rerun with --force to write it",
         plan.display(),
         attempt.display()
     );

@@ -68,7 +68,8 @@ pub enum Redo {
     InputChanged,
     /// A context file changed, was added or is gone (its path).
     ContextChanged(String),
-    NotComplete,
+    /// It was written with sections missing, or with error findings: its status.
+    NotComplete(super::PlanStatus),
     NoLongerPasses,
     Forced,
 }
@@ -84,7 +85,8 @@ impl std::fmt::Display for Redo {
             Redo::TemplateChanged => "the template changed",
             Redo::ModelChanged => "the model changed",
             Redo::InputChanged => "the input changed",
-            Redo::NotComplete => "it was not complete",
+            Redo::NotComplete(super::PlanStatus::Errors) => "it did not pass its checks when written",
+            Redo::NotComplete(_) => "it was not complete",
             Redo::NoLongerPasses => "it no longer passes the check",
             Redo::Forced => "--force was given",
         })
@@ -114,7 +116,7 @@ impl Wanted<'_> {
         } else if p.input_hash != self.input_hash {
             self.context_changed(p).map_or(Redo::InputChanged, Redo::ContextChanged)
         } else if p.status != super::PlanStatus::Complete {
-            Redo::NotComplete
+            Redo::NotComplete(p.status)
         } else if !checker.check(text, self.migration).1.passes() {
             Redo::NoLongerPasses
         } else {
@@ -434,6 +436,19 @@ pub fn backup_path(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
     use crate::check::testing::{authored, checker};
+
+    #[test]
+    fn a_plan_redone_for_its_status_says_which_one() {
+        use super::super::PlanStatus;
+        assert_eq!(
+            Redo::NotComplete(PlanStatus::Errors).to_string(),
+            "it did not pass its checks when written"
+        );
+        assert_eq!(
+            Redo::NotComplete(PlanStatus::Incomplete).to_string(),
+            "it was not complete"
+        );
+    }
 
     /// The authored plan as rbplan would write it: front matter with its hashes.
     fn written(plan: &str, c: &Checker) -> String {

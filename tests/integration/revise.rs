@@ -256,11 +256,22 @@ fn a_real_weak_revision_is_refused_and_the_plan_is_untouched() {
     );
     assert!(
         out.stderr
-            .contains("plan.md is unchanged: the revision is in plan.new.md"),
+            .contains("plan.md is unchanged: the revision is in plan.new.md (the diff above)"),
         "{}",
         out.stderr
     );
     assert_eq!(std::fs::read_to_string(dir.path().join("plan.md")).unwrap(), before);
+    // Without --diff and off a terminal no diff is printed, and the message says how to see it.
+    let quiet = revise("--max-retries=2");
+    assert_eq!(quiet.code, 3, "{}", quiet.stderr);
+    assert!(quiet.stdout.is_empty(), "{}", quiet.stdout);
+    assert!(
+        quiet
+            .stderr
+            .contains("(--diff shows it, `rbplan check plan.new.md` its findings)"),
+        "{}",
+        quiet.stderr
+    );
     let attempt = std::fs::read_to_string(dir.path().join("plan.new.md")).unwrap();
     assert!(
         attempt.contains("## 3. Rollback by stage\n\nThe rollback is a feature of the plan, and it is not a failure.")
@@ -271,7 +282,7 @@ fn a_real_weak_revision_is_refused_and_the_plan_is_untouched() {
         out.stdout
     );
     let chats = server.chats();
-    assert_eq!(chats.len(), 1);
+    assert_eq!(chats.len(), 2);
     assert!(chats[0].last_user().contains(note));
     // --force writes it anyway (the same recorded reply).
     let out = revise("--force");
