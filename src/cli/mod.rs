@@ -81,6 +81,7 @@ Exit codes:
   3    some plans are incomplete, or fail their checks, after repairs (none failed)
   4    some services failed at the API (a 401 or an exhausted quota stops the run)
   5    another rbplan run holds the output folder (its pid is named)
+  6    --max-cost reached: requests in flight finished, the report is written
   130  interrupted: the report is written; rerun the same command to finish
 
 Plans a person edited keep their edits on a rerun: edited sections (and added text) stay
