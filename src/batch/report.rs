@@ -431,6 +431,10 @@ impl ItemReport {
         if let Some(b) = &self.backup {
             status.push_str(&format!("; old file in {b}"));
         }
+        // A failed redo writes nothing: the earlier plan is still there.
+        if self.status == Status::Failed && self.redone.is_some() {
+            status.push_str(&format!("; the earlier plan is kept: [{0}]({0})", self.file));
+        }
         let shown = md_cell(&self.shown_name(false));
         let name = match self.status {
             Status::Complete | Status::Errors | Status::Incomplete => format!("[{shown}]({})", self.file),

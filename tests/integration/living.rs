@@ -312,6 +312,26 @@ fn a_batch_regeneration_cut_short_leaves_the_fuller_plan_and_says_where_the_new_
 }
 
 #[test]
+fn a_failed_redo_says_the_earlier_plan_is_kept() {
+    let server = server();
+    let dir = tempdir();
+    let input = write_input(dir.path(), &[("alpha", "v1")]);
+    assert_eq!(batch(dir.path(), &server, &input, &[]).code, 0);
+    let alpha = dir.path().join("out/alpha.md");
+    let before = std::fs::read_to_string(&alpha).unwrap();
+    let down = Server::start(|_, _| Reply::json(500, &json!({"error": {"message": "upstream down"}})));
+    let input = write_input(dir.path(), &[("alpha", "v2")]);
+    let out = batch(dir.path(), &down, &input, &["--max-retries", "0"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&alpha).unwrap(), before);
+    let md = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    assert!(
+        md.contains("failed (redone: the input changed); the earlier plan is kept: [alpha.md](alpha.md)"),
+        "{md}"
+    );
+}
+
+#[test]
 fn a_batch_rerun_keeps_the_edit_and_says_so_per_plan() {
     let server = server();
     let dir = tempdir();
