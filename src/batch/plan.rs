@@ -149,8 +149,8 @@ impl Ctx {
     /// Report a plan the job produced (and wrote, or failed to write).
     fn finish(&self, item: &Item, model: &str, working: &Working, p: Produced, t0: Instant) -> ItemReport {
         let decision = &working.decision;
-        let beside = p.left_alone.as_ref().and(p.written.path());
-        let target = beside.unwrap_or(working.target());
+        // Where the plan went (beside the file when a shorter plan left it alone).
+        let target = p.written.path().unwrap_or(working.target());
         let file = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

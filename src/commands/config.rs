@@ -37,22 +37,13 @@ pub fn run(args: ConfigArgs) -> Result<Outcome> {
     check_codes(&loaded)
 }
 
-/// `[check] select` and `ignore` name codes that exist.
+/// `[check] select` and `ignore` name codes that exist, as `check` reads them.
 fn check_codes(loaded: &Loaded) -> Result<Outcome> {
-    for name in ["select", "ignore"] {
-        let Some(e) = loaded.entries.get(&("check", name)) else {
-            continue;
-        };
-        for code in files::flag_texts(&e.value).iter().filter(|c| !c.trim().is_empty()) {
-            if crate::check::suppress::by_name(code).is_none() {
-                let msg = format!(
-                    "{}: {name} {code:?}: no such code (rbplan check --list-codes)",
-                    e.origin
-                );
-                return Err(crate::error::Error::usage(msg));
-            }
-        }
-    }
+    let list = |name| {
+        let e = loaded.entries.get(&("check", name));
+        e.map(|e| files::flag_texts(&e.value)).unwrap_or_default()
+    };
+    super::check::Filter::new(&list("select"), &list("ignore"))?;
     Ok(Outcome::Complete)
 }
 

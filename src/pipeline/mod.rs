@@ -152,7 +152,7 @@ impl Job<'_> {
         if g.tally.by_model.len() > 1 {
             provenance.requests = g.tally.by_model.iter().cloned().collect();
         }
-        let left_alone = self.less_complete(&g.state.plan);
+        let left_alone = self.less_complete(&g.state.report);
         let written = self.write(&provenance, &g.state.plan, left_alone.is_some());
         Ok(Produced {
             g,
@@ -237,23 +237,22 @@ impl Job<'_> {
 
     /// Write the plan where the start says, atomically, keeping a person's own front
     /// matter keys.
-    /// The plan rbplan wrote at the destination, when it has more sections than `plan`: a
+    /// The plan rbplan wrote at the destination, when it has more sections than `made`: a
     /// regeneration that stopped short (an API error, the budget, the deadline) must not
     /// throw away sections already made.
-    fn less_complete(&self, plan: &str) -> Option<LeftAlone> {
+    fn less_complete(&self, made: &CheckReport) -> Option<LeftAlone> {
         let Start::File { working, .. } = &self.start else {
             return None;
         };
         let (Decision::Replace(e) | Decision::KeepEdits(e)) = &working.decision else {
             return None;
         };
-        let present = |text: &str| {
-            let o = self.checker.outline(text);
-            (0..self.checker.spec.sections.len())
-                .filter(|&i| o.primary(i).is_some_and(|l| !l.empty))
-                .count()
-        };
-        let (had, made) = (present(&e.body), present(plan));
+        // Present with content, as the check's `found_count` counts them.
+        let o = self.checker.outline(&e.body);
+        let had = (0..self.checker.spec.sections.len())
+            .filter(|&i| o.primary(i).is_some_and(|l| !l.empty))
+            .count();
+        let made = made.found_count();
         (made < had).then(|| LeftAlone {
             path: working.target().to_path_buf(),
             had,

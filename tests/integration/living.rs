@@ -53,6 +53,11 @@ fn server() -> Server {
     })
 }
 
+/// A server that fails every request.
+fn down() -> Server {
+    Server::start(|_, _| Reply::json(500, &json!({"error": {"message": "upstream down"}})))
+}
+
 fn summary(v: &str) -> String {
     format!("{} Input {v}.", example_input().0)
 }
@@ -151,7 +156,7 @@ fn a_regeneration_cut_short_leaves_the_fuller_plan_and_writes_beside_it() {
     assert_eq!(ask_out(dir.path(), &server, "v1", &[]).code, 0);
     let edited = edit(&plan);
     // New input, and the server is down: nothing of the nine sections comes back.
-    let down = Server::start(|_, _| Reply::json(500, &json!({"error": {"message": "upstream down"}})));
+    let down = down();
     let out = ask_out(dir.path(), &down, "v2", &["--max-retries", "0"]);
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(!down.chats().is_empty(), "the regeneration was asked for");
@@ -290,7 +295,7 @@ fn a_batch_regeneration_cut_short_leaves_the_fuller_plan_and_says_where_the_new_
     assert_eq!(batch(dir.path(), &server, &input, &[]).code, 0);
     let alpha = dir.path().join("out/alpha.md");
     let edited = edit(&alpha);
-    let down = Server::start(|_, _| Reply::json(500, &json!({"error": {"message": "upstream down"}})));
+    let down = down();
     let input = write_input(dir.path(), &[("alpha", "v2")]);
     let out = batch(dir.path(), &down, &input, &["--max-retries", "0"]);
     assert_ne!(out.code, 0, "{}", out.stderr);
@@ -319,7 +324,7 @@ fn a_failed_redo_says_the_earlier_plan_is_kept() {
     assert_eq!(batch(dir.path(), &server, &input, &[]).code, 0);
     let alpha = dir.path().join("out/alpha.md");
     let before = std::fs::read_to_string(&alpha).unwrap();
-    let down = Server::start(|_, _| Reply::json(500, &json!({"error": {"message": "upstream down"}})));
+    let down = down();
     let input = write_input(dir.path(), &[("alpha", "v2")]);
     let out = batch(dir.path(), &down, &input, &["--max-retries", "0"]);
     assert_eq!(out.code, 4, "{}", out.stderr);

@@ -7,7 +7,7 @@ use crate::config::Source;
 use crate::error::{Error, Result};
 
 /// `--select` and `--ignore`: which codes count. The others are set aside as suppressed.
-pub(super) struct Filter {
+pub(crate) struct Filter {
     select: Vec<Code>,
     ignore: Vec<Code>,
     /// What set aside a code each list leaves out: the flag, or the config file's line.
@@ -29,7 +29,7 @@ fn given_by(name: &str, values: &[String]) -> (String, Suppressor) {
 
 impl Filter {
     /// The codes named; an unknown one is exit 2 with every valid code.
-    pub(super) fn new(select: &[String], ignore: &[String]) -> Result<Filter> {
+    pub(crate) fn new(select: &[String], ignore: &[String]) -> Result<Filter> {
         let (select_flag, select_by) = given_by("select", select);
         let (ignore_flag, ignore_by) = given_by("ignore", ignore);
         let parse = |names: &[String], flag: &str| -> Result<Vec<Code>> {

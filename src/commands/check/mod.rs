@@ -17,7 +17,7 @@ use crate::output::Provenance;
 use crate::spec::Severity;
 use crate::template::Template;
 use crate::term::{Ui, print_stdout};
-use filter::Filter;
+pub(super) use filter::Filter;
 
 pub async fn run(args: CheckArgs, ui: Ui) -> Result<Outcome> {
     if args.list_codes {
