@@ -55,7 +55,9 @@ pub fn redact_secret<'a>(text: &'a str, secret: &str) -> std::borrow::Cow<'a, st
 /// 1-based line number of byte offset `pos` in `text`.
 pub fn line_of(text: &str, pos: usize) -> usize {
     let pos = pos.min(text.len());
-    text.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() + 1
+    // Counted in bytes per chunk, which the compiler turns into vector compares.
+    let in_chunk = |c: &[u8]| c.iter().fold(0u8, |n, &b| n + u8::from(b == b'\n')) as usize;
+    text.as_bytes()[..pos].chunks(255).map(in_chunk).sum::<usize>() + 1
 }
 
 /// Line numbers for offsets that mostly come in increasing order (a parser's events):
@@ -139,6 +141,20 @@ mod tests {
         let mut l = Lines::new(t);
         for pos in [0, 2, 4, 99, 2, 0, 3] {
             assert_eq!(l.at(pos), line_of(t, pos), "at {pos}");
+        }
+        // Past the 255-byte chunks the count is made in, and with 255 newlines in one.
+        let long: String = (0..700)
+            .map(|i| {
+                if i % 3 == 0 || (300..555).contains(&i) {
+                    '\n'
+                } else {
+                    'x'
+                }
+            })
+            .collect();
+        for pos in [0, 254, 255, 256, 300, 554, 555, 556, 699, 700] {
+            let want = long.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() + 1;
+            assert_eq!(line_of(&long, pos), want, "at {pos}");
         }
     }
 

@@ -175,7 +175,7 @@ pub fn vocabulary(phrases: &[String]) -> WordSet {
 /// `text` names one of `names` as a whole word or phrase, in any case.
 pub fn names_any(text: &str, names: &[String]) -> bool {
     // Two characters lower-case to ASCII ('K' kelvin, 'İ'): only there is the slow way needed.
-    if names.iter().all(|n| n.is_ascii()) && !text.contains(['\u{212A}', '\u{0130}']) {
+    if names.iter().all(|n| n.is_ascii()) && !lowers_to_ascii(text) {
         return names.iter().any(|n| names_ascii(text, n));
     }
     let lower = text.to_lowercase();
@@ -190,6 +190,14 @@ pub fn names_any(text: &str, names: &[String]) -> bool {
     })
 }
 
+/// Whether `text` holds one of the two characters that lower-case to ASCII ('K' kelvin, 'İ').
+fn lowers_to_ascii(text: &str) -> bool {
+    !text.is_ascii()
+        && ['\u{212A}', '\u{0130}']
+            .iter()
+            .any(|c| memchr::memmem::find(text.as_bytes(), c.encode_utf8(&mut [0; 4]).as_bytes()).is_some())
+}
+
 /// `names_any` for one ASCII name, compared in place without lower-casing `text`.
 fn names_ascii(text: &str, name: &str) -> bool {
     let (t, n) = (text.as_bytes(), name.as_bytes());
@@ -199,7 +207,7 @@ fn names_ascii(text: &str, name: &str) -> bool {
     let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
     let mut at = 0;
     while at + n.len() <= t.len() {
-        let Some(i) = t[at..=t.len() - n.len()].iter().position(|&b| b == lo || b == up) else {
+        let Some(i) = memchr::memchr2(lo, up, &t[at..=t.len() - n.len()]) else {
             return false;
         };
         let i = at + i;
@@ -241,5 +249,11 @@ mod tests {
         assert!(names_any("the Orders table", &n));
         assert!(!names_any("the reorders count and mysqldump", &n));
         assert!(!names_any("nothing here", &[]));
+        // 'K' (kelvin) lower-cases to ASCII 'k': the slow way finds the name, non-ASCII around it or not.
+        let k = vec!["kafka".to_string()];
+        assert!(names_any("the \u{212A}afka topic", &k));
+        assert!(names_any("the \u{212A}afka topic → done", &k));
+        assert!(!names_any("the Kafkaesque → topic", &k));
+        assert!(lowers_to_ascii("İ") && lowers_to_ascii("a \u{212A}") && !lowers_to_ascii("a → é"));
     }
 }

@@ -14,7 +14,7 @@ pub use outline::{
     Located, Outline, Outlined, close_open_blocks, demote_headings, list_item_starts, outline, unwrap_fence,
 };
 pub(crate) use scan::{Scan, TableInfo};
-pub use words::{HeadingMatch, Matcher, WordSet, join_tokens, stem, tokens, words};
+pub use words::{HeadingMatch, Joinable, Matcher, WordSet, stem, tokens, words};
 
 pub fn options() -> Options {
     Options::ENABLE_TABLES

@@ -13,13 +13,25 @@ impl WordSet {
         self.0.binary_search_by(|x| x.as_str().cmp(w)).is_ok()
     }
 
-    /// Both lists are sorted: one walk through each.
-    pub fn is_subset(&self, other: &WordSet) -> bool {
-        if self.0.len() > other.0.len() {
+    /// Whether every word is in `other`, a sorted list without repeats: one walk through each.
+    pub fn is_subset(&self, other: &[&str]) -> bool {
+        if self.0.len() > other.len() {
             return false;
         }
-        let mut theirs = other.0.iter();
+        let mut theirs = other.iter();
         self.0.iter().all(|w| theirs.any(|o| o == w))
+    }
+
+    /// The set's own copy of `w`.
+    fn get(&self, w: &str) -> Option<&str> {
+        let i = self.0.binary_search_by(|x| x.as_str().cmp(w)).ok()?;
+        Some(&self.0[i])
+    }
+
+    /// Whether a word of the set starts with `p`.
+    fn has_prefix(&self, p: &str) -> bool {
+        let i = self.0.partition_point(|x| x.as_str() < p);
+        self.0.get(i).is_some_and(|x| x.starts_with(p))
     }
 
     pub fn len(&self) -> usize {
@@ -68,8 +80,8 @@ const MAX_EXTRA_WORDS: usize = 3;
 
 /// Matches heading text against the section titles and aliases of a spec.
 pub struct Matcher {
-    /// (section index, the words of one of its names)
-    names: Vec<(usize, WordSet)>,
+    /// (section index, the words of one of its names, their `bloom`)
+    names: Vec<(usize, WordSet, u64)>,
     vocab: WordSet,
 }
 
@@ -96,7 +108,8 @@ impl Matcher {
             for name in std::iter::once(&s.title).chain(&s.aliases) {
                 let w: WordSet = words(name, &vocab).into_iter().collect();
                 if !w.is_empty() {
-                    names.push((i, w));
+                    let b = bloom(w.0.iter().map(String::as_str));
+                    names.push((i, w, b));
                 }
             }
         }
@@ -105,7 +118,7 @@ impl Matcher {
 
     /// How many sections the names belong to.
     pub fn sections(&self) -> usize {
-        self.names.iter().map(|(i, _)| i + 1).max().unwrap_or(0)
+        self.names.iter().map(|(i, ..)| i + 1).max().unwrap_or(0)
     }
 
     /// Which section a heading names, if any. Questions ("What if …?") never name a section.
@@ -113,18 +126,35 @@ impl Matcher {
         if text.trim_end().ends_with('?') {
             return None;
         }
-        let heading: WordSet = words(text, &self.vocab).into_iter().collect();
+        let tokens = Joinable::new(stripped_tokens(text, &self.vocab, false));
+        let mut heading = tokens.join(&self.vocab);
+        heading.sort_unstable();
+        heading.dedup();
         // The longest name the heading holds wins; of two as long, the one with fewer
         // extra words.
+        let has = bloom(heading.iter().copied());
         self.names
             .iter()
-            .filter(|(_, name)| name.is_subset(&heading) && heading.len() - name.len() <= MAX_EXTRA_WORDS)
-            .min_by_key(|(i, name)| (std::cmp::Reverse(name.len()), heading.len() - name.len(), *i))
-            .map(|(section, name)| HeadingMatch {
+            .filter(|(_, name, b)| {
+                b & !has == 0 && name.is_subset(&heading) && heading.len() - name.len() <= MAX_EXTRA_WORDS
+            })
+            .min_by_key(|(i, name, _)| (std::cmp::Reverse(name.len()), heading.len() - name.len(), *i))
+            .map(|(section, name, _)| HeadingMatch {
                 section: *section,
                 extra: heading.len() - name.len(),
             })
     }
+}
+
+/// One bit per word, from its length and first and last bytes: a set's bits are not all
+/// in another's only when it has a word the other lacks.
+fn bloom<'a>(words: impl Iterator<Item = &'a str>) -> u64 {
+    words.fold(0, |acc, w| {
+        let b = w.as_bytes();
+        let (first, last) = (b.first().copied().unwrap_or(0), b.last().copied().unwrap_or(0));
+        let k = (usize::from(first) * 31 + usize::from(last) * 7 + b.len()) % 64;
+        acc | 1 << k
+    })
 }
 
 /// Normalised words of a heading: lower case, numbering and stop words dropped, plurals
@@ -136,31 +166,12 @@ pub fn words(text: &str, vocab: &WordSet) -> Vec<String> {
 
 /// `words`, with every hyphenated word kept whole when `join_hyphens` (to build a vocabulary).
 fn words_in(text: &str, vocab: &WordSet, join_hyphens: bool) -> Vec<String> {
-    join_tokens(&stripped_tokens(text, vocab, join_hyphens), vocab)
+    join_tokens(stripped_tokens(text, vocab, join_hyphens), vocab)
 }
 
 /// The tokens of `words` before joining.
 fn stripped_tokens(text: &str, vocab: &WordSet, join_hyphens: bool) -> Vec<String> {
-    let mut lowered = text.to_lowercase();
-    if lowered.contains('&') {
-        lowered = lowered.replace('&', " and ");
-    }
-    // Apostrophes inside words join; hyphens inside words are decided below; other
-    // punctuation separates.
-    let mut cleaned = String::with_capacity(lowered.len());
-    let mut chars = lowered.chars().peekable();
-    let mut prev: Option<char> = None;
-    while let Some(c) = chars.next() {
-        let between_letters =
-            prev.is_some_and(char::is_alphanumeric) && chars.peek().is_some_and(|n| n.is_alphanumeric());
-        prev = Some(c);
-        match c {
-            '\'' | '’' if between_letters => {}
-            '-' if between_letters => cleaned.push('-'),
-            c if c.is_alphanumeric() => cleaned.push(c),
-            _ => cleaned.push(' '),
-        }
-    }
+    let cleaned = cleaned(text);
     let mut toks: Vec<String> = Vec::new();
     for t in cleaned.split_whitespace() {
         if !t.contains('-') {
@@ -192,6 +203,45 @@ fn stripped_tokens(text: &str, vocab: &WordSet, join_hyphens: bool) -> Vec<Strin
         .collect()
 }
 
+/// `text` in lower case with apostrophes inside words dropped, hyphens inside words kept
+/// (`stripped_tokens` decides them), and other punctuation a space.
+fn cleaned(text: &str) -> String {
+    if text.is_ascii() && !text.contains('&') {
+        let b = text.as_bytes();
+        let between =
+            |i: usize| i > 0 && b[i - 1].is_ascii_alphanumeric() && b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric);
+        let mut out = String::with_capacity(b.len());
+        for (i, &c) in b.iter().enumerate() {
+            match c {
+                b'\'' if between(i) => {}
+                b'-' if between(i) => out.push('-'),
+                c if c.is_ascii_alphanumeric() => out.push(char::from(c.to_ascii_lowercase())),
+                _ => out.push(' '),
+            }
+        }
+        return out;
+    }
+    let mut lowered = text.to_lowercase();
+    if lowered.contains('&') {
+        lowered = lowered.replace('&', " and ");
+    }
+    let mut cleaned = String::with_capacity(lowered.len());
+    let mut chars = lowered.chars().peekable();
+    let mut prev: Option<char> = None;
+    while let Some(c) = chars.next() {
+        let between_letters =
+            prev.is_some_and(char::is_alphanumeric) && chars.peek().is_some_and(|n| n.is_alphanumeric());
+        prev = Some(c);
+        match c {
+            '\'' | '’' if between_letters => {}
+            '-' if between_letters => cleaned.push('-'),
+            c if c.is_alphanumeric() => cleaned.push(c),
+            _ => cleaned.push(' '),
+        }
+    }
+    cleaned
+}
+
 /// Words of a text without hyphens, up to the joining step, which is the only part that
 /// depends on a vocabulary: for matching one text against many vocabularies.
 pub fn tokens(text: &str) -> Vec<String> {
@@ -200,25 +250,75 @@ pub fn tokens(text: &str) -> Vec<String> {
 }
 
 /// `words` from `tokens`: neighbours joined where the vocabulary knows the joined word.
-pub fn join_tokens(stripped: &[String], vocab: &WordSet) -> Vec<String> {
+fn join_tokens(stripped: Vec<String>, vocab: &WordSet) -> Vec<String> {
     // Join neighbours whose concatenation is a known word: "roll back" → "rollback",
     // "cutting over" → "cutover".
     let mut out: Vec<String> = Vec::with_capacity(stripped.len());
     let mut joined = String::new();
-    let mut i = 0;
-    while i < stripped.len() {
+    let mut rest = stripped.into_iter().peekable();
+    while let Some(mut w) = rest.next() {
         // With no vocabulary nothing can join (the common case for plain word lists).
-        if i + 1 < stripped.len() && !vocab.is_empty() && joins(&stripped[i], &stripped[i + 1], vocab, &mut joined) {
-            out.push(joined.clone());
-            i += 2;
+        if !vocab.is_empty() && rest.peek().is_some_and(|b| joins(&w, b, vocab, &mut joined)) {
+            out.push(std::mem::take(&mut joined));
+            rest.next();
             continue;
         }
-        let mut w = stripped[i].clone();
         finish(&mut w);
         out.push(w);
-        i += 1;
     }
     out
+}
+
+/// Tokens made ready for joining against many vocabularies without allocating: each
+/// token, and how much of it `finish` leaves (it only drops final letters).
+pub struct Joinable {
+    tokens: Vec<String>,
+    finished: Vec<usize>,
+}
+
+impl Joinable {
+    pub fn new(tokens: Vec<String>) -> Joinable {
+        let finished = tokens.iter().map(|t| finished_len(t)).collect();
+        Joinable { tokens, finished }
+    }
+
+    /// `join_tokens` of the tokens; every word is borrowed, a joined one from `vocab`.
+    pub fn join<'a>(&'a self, vocab: &'a WordSet) -> Vec<&'a str> {
+        let mut out = Vec::with_capacity(self.tokens.len());
+        let mut buf = String::new();
+        let mut i = 0;
+        while i < self.tokens.len() {
+            let joined = match self.tokens.get(i + 1) {
+                Some(b) if !vocab.is_empty() && vocab.has_prefix(join_prefix(&self.tokens[i], b)) => {
+                    joins(&self.tokens[i], b, vocab, &mut buf)
+                        .then(|| vocab.get(&buf))
+                        .flatten()
+                }
+                _ => None,
+            };
+            match joined {
+                Some(j) => {
+                    out.push(j);
+                    i += 2;
+                }
+                None => {
+                    out.push(&self.tokens[i][..self.finished[i]]);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What both forms `joins` tries for `a` and `b` start with: the second drops one of `a`'s
+/// final bytes, and stemming then drops at most five.
+fn join_prefix<'a>(a: &'a str, b: &str) -> &'a str {
+    let mut k = a.len().saturating_sub(1).min((a.len() + b.len()).saturating_sub(6));
+    while !a.is_char_boundary(k) {
+        k -= 1;
+    }
+    &a[..k]
 }
 
 /// Whether `a` and `b` written as one word ("cutover"; "cutt" + "over" as "cutover") is a
@@ -277,17 +377,26 @@ fn strip_suffix(w: &mut String) {
 /// Make the forms `strip_suffix` leaves agree with the bare word: a final "e" goes
 /// ("write" / "writ(ing)") and a final doubled consonant is single ("cutt(ing)" / "cut").
 fn finish(w: &mut String) {
-    if w.ends_with('e') && (if w.is_ascii() { w.len() } else { w.chars().count() }) > 3 {
-        w.pop();
+    w.truncate(finished_len(w));
+}
+
+/// How much of `w` `finish` keeps.
+fn finished_len(w: &str) -> usize {
+    let mut n = w.len();
+    if w.ends_with('e') && (if w.is_ascii() { n } else { w.chars().count() }) > 3 {
+        n -= 1;
     }
-    single_final(w);
+    n - single_final_cut(&w.as_bytes()[..n])
 }
 
 fn single_final(w: &mut String) {
-    let b = w.as_bytes();
-    if b.len() > 2 && b[b.len() - 1] == b[b.len() - 2] && b"bcdfgklmnprstvz".contains(&b[b.len() - 1]) {
-        w.pop();
-    }
+    w.truncate(w.len() - single_final_cut(w.as_bytes()));
+}
+
+/// 1 when `b` ends in a doubled consonant, else 0.
+fn single_final_cut(b: &[u8]) -> usize {
+    let n = b.len();
+    usize::from(n > 2 && b[n - 1] == b[n - 2] && b"bcdfgklmnprstvz".contains(&b[n - 1]))
 }
 
 #[cfg(test)]
@@ -351,6 +460,45 @@ mod tests {
             "Scenario 4: rollback procedures by stage fail under load at peak",
         ] {
             assert_eq!(id_of(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn ascii_text_is_cleaned_as_any_text_is() {
+        let pool = [
+            "Roll", "back", "-", "'", " ", "s", "3.", "(x)", "--", "a-b", "O'Neil", "&", "Z", "é",
+        ];
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..20_000 {
+            let text: String = (0..rng.usize(0..8)).map(|_| pool[rng.usize(..pool.len())]).collect();
+            // The same text with one non-ASCII letter after it takes the general path.
+            let general = cleaned(&format!("{text} é"));
+            assert_eq!(cleaned(&text), general.strip_suffix(" é").unwrap(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn joinable_joins_as_join_tokens_does() {
+        let pool = [
+            "roll", "back", "cut", "cutt", "over", "stage", "read", "writ", "s", "post", "mortem", "ing", "ies", "e",
+            "é", "dés", "ed", "pp", "cop", "copied",
+        ];
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..20_000 {
+            let toks: Vec<String> = (0..rng.usize(0..6))
+                .map(|_| pool[rng.usize(..pool.len())].to_string())
+                .collect();
+            let vocab: WordSet = (0..rng.usize(0..4))
+                .map(|_| {
+                    stem(&format!(
+                        "{}{}",
+                        pool[rng.usize(..pool.len())],
+                        pool[rng.usize(..pool.len())]
+                    ))
+                })
+                .collect();
+            let want = join_tokens(toks.clone(), &vocab);
+            assert_eq!(Joinable::new(toks).join(&vocab), want, "{vocab:?}");
         }
     }
 

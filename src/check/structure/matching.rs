@@ -3,7 +3,7 @@
 //! joined, "Stage 3:" and the like dropped).
 
 use super::quoted;
-use crate::markdown::{self, Scan, TableInfo, WordSet};
+use crate::markdown::{self, Joinable, Scan, TableInfo, WordSet};
 
 /// The index of the table's column whose header matches one of `column`'s alternatives.
 pub(crate) fn column_of(t: &TableInfo, column: &str) -> Option<usize> {
@@ -76,28 +76,38 @@ const STAGE_WORDS: &[&str] = &["stage", "phase", "step"];
 
 /// A stage name or title as tokens, made once. Every non-alphanumeric character splits
 /// words, so no hyphen is left whose reading depends on a vocabulary.
-fn phrase(s: &str) -> Vec<String> {
+fn phrase(s: &str) -> Joinable {
     let split: String = s.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
-    markdown::tokens(&split)
+    Joinable::new(markdown::tokens(&split))
 }
 
 /// Significant words of a phrase: forms folded, neighbours joined when `vocab` knows them
 /// as one word ("cut over" → "cutover"), generic words ("stage", "phase") and numbers dropped.
-fn stage_words_from(tokens: &[String], vocab: &WordSet) -> Vec<String> {
+fn stage_words<'a>(phrase: &'a Joinable, vocab: &'a WordSet) -> Vec<&'a str> {
     // The stems of the generic words, made once.
     static GENERIC: std::sync::LazyLock<Vec<String>> =
         std::sync::LazyLock::new(|| STAGE_WORDS.iter().map(|s| markdown::stem(s)).collect());
-    markdown::join_tokens(tokens, vocab)
-        .into_iter()
-        .filter(|w| !GENERIC.contains(w) && !w.chars().all(|c| c.is_ascii_digit()))
-        .collect()
+    let mut words = phrase.join(vocab);
+    words.retain(|w| !GENERIC.iter().any(|g| g == w) && !w.chars().all(|c| c.is_ascii_digit()));
+    words
 }
 
 /// A subsection title's tokens and its own words, worked out once per section rather than
 /// once per stage.
 pub(crate) struct Title {
-    tokens: Vec<String>,
+    words: Joinable,
     vocab: WordSet,
+}
+
+impl Title {
+    fn new(text: &str) -> Title {
+        let words = phrase(text);
+        let vocab = stage_words(&words, &WordSet::default())
+            .into_iter()
+            .map(String::from)
+            .collect();
+        Title { words, vocab }
+    }
 }
 
 /// The name in a stage subsection's title: "Stage 3: Read cutover" → "Read cutover".
@@ -114,28 +124,12 @@ pub(crate) fn stage_title(h: &str) -> Option<&str> {
 
 /// Titles made from plain names.
 pub(crate) fn titles_from(names: &[String]) -> Vec<Title> {
-    let none = WordSet::default();
-    names
-        .iter()
-        .map(|n| {
-            let tokens = phrase(n);
-            let vocab = stage_words_from(&tokens, &none).into_iter().collect();
-            Title { tokens, vocab }
-        })
-        .collect()
+    names.iter().map(|n| Title::new(n)).collect()
 }
 
 pub(crate) fn titles_of(scan: &Scan) -> Vec<Title> {
-    let none = WordSet::default();
     let subheadings = scan.subheadings.iter().map(|(_, h)| h);
-    subheadings
-        .chain(&scan.bold_leads)
-        .map(|t| {
-            let tokens = phrase(t);
-            let vocab = stage_words_from(&tokens, &none).into_iter().collect();
-            Title { tokens, vocab }
-        })
-        .collect()
+    subheadings.chain(&scan.bold_leads).map(|t| Title::new(t)).collect()
 }
 
 /// A stage is covered by a subsection (a subheading or a bold lead) that carries more than
@@ -143,15 +137,13 @@ pub(crate) fn titles_of(scan: &Scan) -> Vec<Title> {
 /// forms fold ("Backfilling new columns" covers "Backfill the new column"), and a word one
 /// side writes as two is joined ("Cutting over reads" covers "Read cutover").
 pub(crate) fn stage_covered(titles: &[Title], stage: &str) -> bool {
-    let tokens = phrase(stage);
-    let alone = stage_words_from(&tokens, &WordSet::default());
-    if alone.is_empty() {
+    let stage = Title::new(stage);
+    if stage.vocab.is_empty() {
         return true;
     }
-    let stage_vocab: WordSet = alone.into_iter().collect();
     titles.iter().any(|t| {
-        let want = stage_words_from(&tokens, &t.vocab);
-        let have = stage_words_from(&t.tokens, &stage_vocab);
+        let want = stage_words(&stage.words, &t.vocab);
+        let have = stage_words(&t.words, &stage.vocab);
         let need = want.len() / 2 + 1;
         want.iter().filter(|w| have.contains(w)).count() >= need
     })
